@@ -1,0 +1,131 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// ErrTaskNotFound is returned when a driver has no task with the given
+// ID, e.g. when re-attaching after the machine rebooted.
+var ErrTaskNotFound = errors.New("task not found")
+
+// TaskConfig is everything a driver needs to start a task. The client
+// builds it from the allocation and persists it inside the TaskHandle.
+type TaskConfig struct {
+	// ID identifies the task in the driver (for containerd, the
+	// container ID): "<allocID>-<taskName>".
+	ID       string
+	AllocID  string
+	TaskName string
+	JobID    string
+
+	Image   string
+	Command string
+	Args    []string
+	// Env is the complete environment the client computed (task env plus
+	// DROVER_* variables); the driver adds the image's own env under it.
+	Env map[string]string
+
+	// MemoryMB is the hard memory limit; CPUShares the relative CPU
+	// weight (Drover uses the task's MHz).
+	MemoryMB  int64
+	CPUShares int64
+
+	// StdoutPath and StderrPath are files the task's output is appended
+	// to. They must keep receiving output while the client is down.
+	StdoutPath string
+	StderrPath string
+	// AllocDir, when set, is mounted read-write at /alloc in the task.
+	AllocDir string
+}
+
+// TaskHandle is what the client persists to re-attach to a task after a
+// restart.
+type TaskHandle struct {
+	Driver    string
+	ID        string
+	PID       int
+	StartedAt time.Time
+	Config    *TaskConfig
+}
+
+// ExitResult is how a task ended.
+type ExitResult struct {
+	ExitCode int
+	// Signal is the signal that killed the task, 0 if it exited.
+	Signal    int
+	OOMKilled bool
+	// Err is set when the exit could not be observed (e.g. the driver
+	// lost its connection); ExitCode is then meaningless.
+	Err error
+}
+
+// Successful reports whether the task exited 0 on its own.
+func (r *ExitResult) Successful() bool {
+	return r.Err == nil && r.ExitCode == 0 && r.Signal == 0
+}
+
+// Task states reported by InspectTask.
+const (
+	TaskStateRunning = "running"
+	TaskStateExited  = "exited"
+	TaskStateUnknown = "unknown"
+)
+
+// TaskStatus is a driver's view of one task.
+type TaskStatus struct {
+	ID        string
+	State     string
+	PID       int
+	ExitCode  int
+	StartedAt time.Time
+	ExitedAt  time.Time
+}
+
+// Driver runs tasks. All methods may be called from any goroutine and
+// concurrently for different tasks; the client's task runner calls the
+// methods for one task from one goroutine at a time.
+type Driver interface {
+	// Name is the value of a task's `driver` field this driver serves.
+	Name() string
+
+	// Fingerprint reports whether the driver is usable on this node. It
+	// never returns nil; an unusable driver is Detected but not
+	// Healthy, with the reason in HealthDescription.
+	Fingerprint(ctx context.Context) *structs.DriverInfo
+
+	// StartTask creates and starts the task and returns once it runs.
+	// The returned handle is owned by the caller.
+	StartTask(ctx context.Context, cfg *TaskConfig) (*TaskHandle, error)
+
+	// RecoverTask re-attaches to a task started by an earlier client
+	// process, without restarting it. It returns ErrTaskNotFound
+	// (wrapped) if the task no longer exists in the driver.
+	RecoverTask(ctx context.Context, h *TaskHandle) error
+
+	// WaitTask returns a channel that receives one ExitResult when the
+	// task exits (immediately, if it has already exited), then is
+	// closed. Cancelling ctx stops the wait without a result.
+	WaitTask(ctx context.Context, id string) (<-chan *ExitResult, error)
+
+	// StopTask sends the task SIGTERM (or signal, if set), waits up to
+	// timeout for it to exit, then kills it with SIGKILL. It returns
+	// once the task has exited. Stopping an exited task is not an error.
+	StopTask(ctx context.Context, id string, timeout time.Duration, signal string) error
+
+	// DestroyTask removes the task and everything the driver created for
+	// it (container, snapshot). With force it kills a running task
+	// first; without, destroying a running task is an error.
+	// Destroying an unknown task is not an error.
+	DestroyTask(ctx context.Context, id string, force bool) error
+
+	// InspectTask returns the task's current status, or ErrTaskNotFound.
+	InspectTask(ctx context.Context, id string) (*TaskStatus, error)
+
+	// Close releases the driver's connections. Running tasks keep
+	// running.
+	Close() error
+}

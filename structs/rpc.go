@@ -1,0 +1,259 @@
+package structs
+
+import "time"
+
+// QueryOptions are carried by every read request.
+type QueryOptions struct {
+	// MinQueryIndex makes the query block until the state index is
+	// greater than this (a blocking query), or MaxQueryTime passes.
+	MinQueryIndex uint64
+	MaxQueryTime  time.Duration
+	// AllowStale lets a follower answer from its own state without
+	// confirming leadership.
+	AllowStale bool
+	// Prefix filters list results by ID prefix.
+	Prefix string
+}
+
+// QueryMeta is returned by every read.
+type QueryMeta struct {
+	// Index is the state index the answer reflects; pass it as
+	// MinQueryIndex to wait for the next change.
+	Index       uint64
+	KnownLeader bool
+	LastContact time.Duration
+}
+
+// WriteMeta is returned by every write.
+type WriteMeta struct {
+	// Index is the Raft index of the write.
+	Index uint64
+}
+
+// GenericResponse is the reply of writes that return nothing else.
+type GenericResponse struct {
+	WriteMeta
+}
+
+// JobRegisterRequest registers (or updates) a job.
+type JobRegisterRequest struct {
+	Job *Job
+	// EnforceIndex makes the registration fail unless the job's
+	// JobModifyIndex equals JobModifyIndex (0: the job must not exist).
+	EnforceIndex   bool
+	JobModifyIndex uint64
+
+	// Eval and SubmitTime are stamped by the leader.
+	Eval       *Evaluation
+	SubmitTime int64
+}
+
+// JobRegisterResponse answers a registration.
+type JobRegisterResponse struct {
+	EvalID          string
+	EvalCreateIndex uint64
+	JobModifyIndex  uint64
+	Warnings        string
+	WriteMeta
+}
+
+// JobDeregisterRequest stops (or purges) a job.
+type JobDeregisterRequest struct {
+	JobID string
+	// Purge removes the job from the state store instead of marking it
+	// stopped.
+	Purge bool
+
+	// Eval and SubmitTime are stamped by the leader.
+	Eval       *Evaluation
+	SubmitTime int64
+}
+
+// JobDeregisterResponse answers a deregistration.
+type JobDeregisterResponse struct {
+	EvalID          string
+	EvalCreateIndex uint64
+	JobModifyIndex  uint64
+	WriteMeta
+}
+
+// JobSpecificRequest reads one job.
+type JobSpecificRequest struct {
+	JobID string
+	QueryOptions
+}
+
+// SingleJobResponse carries one job, nil if unknown.
+type SingleJobResponse struct {
+	Job *Job
+	QueryMeta
+}
+
+// JobListRequest lists jobs.
+type JobListRequest struct {
+	QueryOptions
+}
+
+// JobListResponse carries job stubs.
+type JobListResponse struct {
+	Jobs []*JobListStub
+	QueryMeta
+}
+
+// JobVersionsResponse carries every kept version of a job, newest first.
+type JobVersionsResponse struct {
+	Versions []*Job
+	QueryMeta
+}
+
+// JobAllocationsResponse carries a job's allocations.
+type JobAllocationsResponse struct {
+	Allocations []*AllocListStub
+	QueryMeta
+}
+
+// JobEvaluationsResponse carries a job's evaluations.
+type JobEvaluationsResponse struct {
+	Evaluations []*Evaluation
+	QueryMeta
+}
+
+// NodeRegisterRequest registers a node or updates its fingerprint.
+type NodeRegisterRequest struct {
+	Node *Node
+	// Evals and UpdatedAt are stamped by the leader.
+	Evals     []*Evaluation
+	UpdatedAt int64
+}
+
+// NodeUpdateResponse answers node writes and heartbeats.
+type NodeUpdateResponse struct {
+	// HeartbeatTTL is how long the server waits for the next heartbeat
+	// before marking the node down.
+	HeartbeatTTL time.Duration
+	EvalIDs      []string
+	// LeaderRPCAddr and Servers tell the client where the servers are.
+	LeaderRPCAddr string
+	Servers       []string
+	WriteMeta
+}
+
+// NodeUpdateStatusRequest changes a node's status (heartbeats carry it
+// too).
+type NodeUpdateStatusRequest struct {
+	NodeID   string
+	SecretID string
+	Status   string
+	// Evals and UpdatedAt are stamped by the leader.
+	Evals     []*Evaluation
+	UpdatedAt int64
+}
+
+// NodeSpecificRequest reads one node, or its allocations.
+type NodeSpecificRequest struct {
+	NodeID   string
+	SecretID string
+	QueryOptions
+}
+
+// SingleNodeResponse carries one node, nil if unknown.
+type SingleNodeResponse struct {
+	Node *Node
+	QueryMeta
+}
+
+// NodeListRequest lists nodes.
+type NodeListRequest struct {
+	QueryOptions
+}
+
+// NodeListResponse carries node stubs.
+type NodeListResponse struct {
+	Nodes []*NodeListStub
+	QueryMeta
+}
+
+// NodeClientAllocsResponse maps a node's allocation IDs to their
+// AllocModifyIndex, so the client fetches only what changed.
+type NodeClientAllocsResponse struct {
+	Allocs map[string]uint64
+	QueryMeta
+}
+
+// NodeAllocsResponse carries a node's allocations.
+type NodeAllocsResponse struct {
+	Allocs []*AllocListStub
+	QueryMeta
+}
+
+// AllocUpdateRequest carries client status updates for allocations.
+type AllocUpdateRequest struct {
+	// Alloc holds ID, NodeID, ClientStatus, ClientDescription and
+	// TaskStates of each updated allocation.
+	Alloc []*Allocation
+	// Evals are created by the leader for allocations that failed (to
+	// reschedule them); UpdatedAt is stamped by the leader.
+	Evals     []*Evaluation
+	UpdatedAt int64
+}
+
+// AllocSpecificRequest reads one allocation.
+type AllocSpecificRequest struct {
+	AllocID string
+	QueryOptions
+}
+
+// SingleAllocResponse carries one allocation, nil if unknown.
+type SingleAllocResponse struct {
+	Alloc *Allocation
+	QueryMeta
+}
+
+// AllocsGetRequest reads several allocations by ID.
+type AllocsGetRequest struct {
+	AllocIDs []string
+	QueryOptions
+}
+
+// AllocsGetResponse carries the allocations found.
+type AllocsGetResponse struct {
+	Allocs []*Allocation
+	QueryMeta
+}
+
+// AllocListRequest lists allocations.
+type AllocListRequest struct {
+	QueryOptions
+}
+
+// AllocListResponse carries allocation stubs.
+type AllocListResponse struct {
+	Allocations []*AllocListStub
+	QueryMeta
+}
+
+// EvalSpecificRequest reads one evaluation.
+type EvalSpecificRequest struct {
+	EvalID string
+	QueryOptions
+}
+
+// SingleEvalResponse carries one evaluation, nil if unknown.
+type SingleEvalResponse struct {
+	Eval *Evaluation
+	QueryMeta
+}
+
+// EvalUpdateRequest writes evaluations (scheduler workers report the
+// outcome of an evaluation and create follow-ups).
+type EvalUpdateRequest struct {
+	Evals     []*Evaluation
+	EvalToken string
+	// UpdatedAt is stamped by the leader.
+	UpdatedAt int64
+}
+
+// GenericRequest is a request with no arguments beyond its options.
+type GenericRequest struct {
+	QueryOptions
+}

@@ -1,0 +1,284 @@
+package structs
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// FieldError is one problem found by Validate, at a field path such as
+// "TaskGroups[0].Tasks[1].Resources.MemoryMB" (the JSON field names).
+type FieldError struct {
+	Path    string
+	Message string
+}
+
+func (e FieldError) Error() string {
+	if e.Path == "" {
+		return e.Message
+	}
+	return e.Path + ": " + e.Message
+}
+
+// ValidationError holds every problem Validate found, not just the first.
+type ValidationError struct {
+	Problems []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	if len(msgs) == 1 {
+		return "invalid job: " + msgs[0]
+	}
+	return fmt.Sprintf("invalid job: %d problems:\n  * %s", len(msgs), strings.Join(msgs, "\n  * "))
+}
+
+type problems struct {
+	list []FieldError
+}
+
+func (p *problems) add(path, format string, args ...interface{}) {
+	p.list = append(p.list, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: p.list}
+}
+
+// KnownDrivers are the task drivers Drover ships.
+var KnownDrivers = []string{"containerd"}
+
+var (
+	// jobIDPattern keeps job IDs safe in URLs, file names and logs.
+	jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]*$`)
+	// namePattern is for group and task names; task names end up in
+	// containerd container IDs, which allow only these characters.
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.\-]*[A-Za-z0-9])?$`)
+	// labelPattern is for port labels, which become environment variable
+	// names (DROVER_PORT_<label>).
+	labelPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envPattern   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
+)
+
+const (
+	maxJobIDLength = 128
+	maxNameLength  = 38
+)
+
+// Validate checks the job after Canonicalize and returns a
+// *ValidationError listing every problem with its field path, or nil.
+func (j *Job) Validate() error {
+	var p problems
+	if j == nil {
+		p.add("Job", "missing")
+		return p.err()
+	}
+	switch {
+	case j.ID == "":
+		p.add("ID", "must be set")
+	case len(j.ID) > maxJobIDLength:
+		p.add("ID", "is %d characters long; the limit is %d", len(j.ID), maxJobIDLength)
+	case !jobIDPattern.MatchString(j.ID):
+		p.add("ID", "%q has characters that are not allowed; use letters, digits, '_', '-' and '.', starting with a letter or digit", j.ID)
+	}
+	switch j.Type {
+	case JobTypeService, JobTypeBatch:
+	case "":
+		p.add("Type", "must be set; accepted: %q, %q", JobTypeService, JobTypeBatch)
+	default:
+		p.add("Type", "unknown job type %q; accepted: %q, %q", j.Type, JobTypeService, JobTypeBatch)
+	}
+	if j.Priority < MinJobPriority || j.Priority > MaxJobPriority {
+		p.add("Priority", "%d is out of range; accepted: %d to %d", j.Priority, MinJobPriority, MaxJobPriority)
+	}
+	if len(j.Datacenters) == 0 {
+		p.add("Datacenters", "must list at least one datacenter")
+	}
+	for i, dc := range j.Datacenters {
+		if strings.TrimSpace(dc) == "" {
+			p.add(fmt.Sprintf("Datacenters[%d]", i), "must not be empty")
+		}
+	}
+	if len(j.TaskGroups) == 0 {
+		p.add("TaskGroups", "the job has no groups; it needs at least one group with one task")
+	}
+	seen := make(map[string]int)
+	for i, tg := range j.TaskGroups {
+		path := fmt.Sprintf("TaskGroups[%d]", i)
+		if tg == nil {
+			p.add(path, "must not be null")
+			continue
+		}
+		if prev, dup := seen[tg.Name]; dup && tg.Name != "" {
+			p.add(path+".Name", "group %q is defined twice (also TaskGroups[%d])", tg.Name, prev)
+		}
+		seen[tg.Name] = i
+		tg.validate(&p, path, j.Type)
+	}
+	return p.err()
+}
+
+func (tg *TaskGroup) validate(p *problems, path, jobType string) {
+	validateName(p, path+".Name", tg.Name, "group")
+	if tg.Count < 0 {
+		p.add(path+".Count", "%d is negative; use 0 or more", tg.Count)
+	}
+	if len(tg.Networks) > 1 {
+		p.add(path+".Networks", "only one network block is supported per group, found %d", len(tg.Networks))
+	}
+	labels := make(map[string]bool)
+	for i, n := range tg.Networks {
+		npath := fmt.Sprintf("%s.Networks[%d]", path, i)
+		if n == nil {
+			p.add(npath, "must not be null")
+			continue
+		}
+		if n.Mode != "" && n.Mode != "host" {
+			p.add(npath+".Mode", "unsupported network mode %q; accepted: \"host\"", n.Mode)
+		}
+		check := func(kind string, ports []Port, static bool) {
+			for k, port := range ports {
+				ppath := fmt.Sprintf("%s.%s[%d]", npath, kind, k)
+				switch {
+				case port.Label == "":
+					p.add(ppath+".Label", "must be set")
+				case !labelPattern.MatchString(port.Label):
+					p.add(ppath+".Label", "%q is not a valid port label; use letters, digits and '_' (it becomes DROVER_PORT_<label>)", port.Label)
+				case labels[port.Label]:
+					p.add(ppath+".Label", "port %q is defined twice in the group", port.Label)
+				}
+				labels[port.Label] = true
+				if static && (port.Value < 1 || port.Value > 65535) {
+					p.add(ppath+".Value", "static port %d is out of range; accepted: 1 to 65535", port.Value)
+				}
+				if !static && port.Value != 0 {
+					p.add(ppath+".Value", "a dynamic port's value is chosen by the scheduler; leave it unset or use a static port")
+				}
+				if port.To < 0 || port.To > 65535 {
+					p.add(ppath+".To", "%d is out of range; accepted: 0 to 65535", port.To)
+				}
+			}
+		}
+		check("ReservedPorts", n.ReservedPorts, true)
+		check("DynamicPorts", n.DynamicPorts, false)
+	}
+	if rp := tg.RestartPolicy; rp != nil {
+		rpath := path + ".RestartPolicy"
+		if rp.Attempts < 0 {
+			p.add(rpath+".Attempts", "%d is negative", rp.Attempts)
+		}
+		if rp.Interval < 0 {
+			p.add(rpath+".Interval", "must not be negative")
+		}
+		if rp.Delay < 0 {
+			p.add(rpath+".Delay", "must not be negative")
+		}
+		if rp.Mode != RestartPolicyModeFail && rp.Mode != RestartPolicyModeDelay {
+			p.add(rpath+".Mode", "unknown mode %q; accepted: %q, %q", rp.Mode, RestartPolicyModeFail, RestartPolicyModeDelay)
+		}
+	}
+	if rp := tg.ReschedulePolicy; rp != nil {
+		rpath := path + ".ReschedulePolicy"
+		if rp.Attempts < 0 {
+			p.add(rpath+".Attempts", "%d is negative", rp.Attempts)
+		}
+		if rp.Interval < 0 || rp.Delay < 0 || rp.MaxDelay < 0 {
+			p.add(rpath, "intervals and delays must not be negative")
+		}
+		switch rp.DelayFunction {
+		case DelayFunctionConstant, DelayFunctionExponential, DelayFunctionFibonacci:
+		default:
+			p.add(rpath+".DelayFunction", "unknown delay function %q; accepted: %q, %q, %q", rp.DelayFunction,
+				DelayFunctionConstant, DelayFunctionExponential, DelayFunctionFibonacci)
+		}
+		if !rp.Unlimited && rp.Attempts > 0 && rp.Interval == 0 {
+			p.add(rpath+".Interval", "must be set when attempts are limited")
+		}
+	}
+	if len(tg.Tasks) == 0 {
+		p.add(path+".Tasks", "group %q has no tasks; it needs at least one", tg.Name)
+	}
+	seen := make(map[string]int)
+	for i, t := range tg.Tasks {
+		tpath := fmt.Sprintf("%s.Tasks[%d]", path, i)
+		if t == nil {
+			p.add(tpath, "must not be null")
+			continue
+		}
+		if prev, dup := seen[t.Name]; dup && t.Name != "" {
+			p.add(tpath+".Name", "task %q is defined twice in the group (also Tasks[%d])", t.Name, prev)
+		}
+		seen[t.Name] = i
+		t.validate(p, tpath)
+	}
+}
+
+func (t *Task) validate(p *problems, path string) {
+	validateName(p, path+".Name", t.Name, "task")
+	switch {
+	case t.Driver == "":
+		p.add(path+".Driver", "must be set; accepted: %s", quoteAll(KnownDrivers))
+	case !contains(KnownDrivers, t.Driver):
+		p.add(path+".Driver", "unknown driver %q; accepted: %s", t.Driver, quoteAll(KnownDrivers))
+	}
+	if t.Driver == "containerd" {
+		switch {
+		case t.Config == nil:
+			p.add(path+".Config", "the containerd driver needs a config with an image")
+		case strings.TrimSpace(t.Config.Image) == "":
+			p.add(path+".Config.image", "must be set to an image reference, e.g. \"docker.io/library/busybox:1.36\"")
+		}
+	}
+	if t.Resources == nil {
+		p.add(path+".Resources", "must be set")
+	} else {
+		if t.Resources.CPU <= 0 {
+			p.add(path+".Resources.CPU", "%d MHz is not allowed; cpu must be greater than 0", t.Resources.CPU)
+		}
+		if t.Resources.MemoryMB <= 0 {
+			p.add(path+".Resources.MemoryMB", "%d MB is not allowed; memory must be greater than 0", t.Resources.MemoryMB)
+		}
+	}
+	if t.KillTimeout < 0 {
+		p.add(path+".KillTimeout", "must not be negative")
+	}
+	for k := range t.Env {
+		if !envPattern.MatchString(k) {
+			p.add(path+".Env", "%q is not a valid environment variable name", k)
+		}
+	}
+}
+
+func validateName(p *problems, path, name, what string) {
+	switch {
+	case name == "":
+		p.add(path, "every %s needs a name", what)
+	case len(name) > maxNameLength:
+		p.add(path, "%s name %q is %d characters long; the limit is %d", what, name, len(name), maxNameLength)
+	case !namePattern.MatchString(name):
+		p.add(path, "%s name %q has characters that are not allowed; use letters, digits, '_', '-' and '.', starting and ending with a letter or digit", what, name)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteAll(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
