@@ -1,0 +1,282 @@
+package fsm
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	metrics "github.com/hashicorp/go-metrics"
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// EvalBroker receives evaluations that should be scheduled. The FSM
+// calls it on the Raft apply goroutine after the evaluation is committed;
+// implementations must not block and must ignore the call when they are
+// not enabled (on followers).
+type EvalBroker interface {
+	Enqueue(eval *structs.Evaluation)
+}
+
+// BlockedEvals tracks evaluations waiting for capacity. Same calling
+// rules as EvalBroker.
+type BlockedEvals interface {
+	// Block starts tracking a blocked evaluation.
+	Block(eval *structs.Evaluation)
+	// Untrack forgets a job's blocked evaluations, once a newer
+	// evaluation placed everything the job needs.
+	Untrack(jobID string)
+	// Unblock re-enqueues blocked evaluations because capacity may have
+	// freed up at index.
+	Unblock(index uint64)
+}
+
+// Config configures an FSM.
+type Config struct {
+	Logger       hclog.Logger
+	EvalBroker   EvalBroker
+	BlockedEvals BlockedEvals
+}
+
+// FSM applies the Raft log to the state store.
+type FSM struct {
+	logger  hclog.Logger
+	broker  EvalBroker
+	blocked BlockedEvals
+
+	// stateLock guards state, which Restore swaps for a new store.
+	stateLock sync.RWMutex
+	state     *state.StateStore
+}
+
+// New returns an FSM over an empty state store.
+func New(cfg Config) *FSM {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	broker, blocked := cfg.EvalBroker, cfg.BlockedEvals
+	if broker == nil {
+		broker = nopBroker{}
+	}
+	if blocked == nil {
+		blocked = nopBlocked{}
+	}
+	return &FSM{
+		logger:  logger.Named("fsm"),
+		broker:  broker,
+		blocked: blocked,
+		state:   state.NewStateStore(),
+	}
+}
+
+// State returns the current state store. Hold on to it only briefly: a
+// restore replaces it (and closes its AbandonCh).
+func (f *FSM) State() *state.StateStore {
+	f.stateLock.RLock()
+	defer f.stateLock.RUnlock()
+	return f.state
+}
+
+// Apply applies one committed log entry. Its return value is the
+// response of raft's ApplyFuture: nil, or an error for a request the
+// state rejected. A log entry that cannot be decoded panics: the log is
+// corrupt and continuing would diverge from the other servers.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand || len(l.Data) == 0 {
+		return nil
+	}
+	msgType := structs.MessageType(l.Data[0])
+	buf := l.Data[1:]
+	defer metrics.MeasureSince([]string{"drover", "fsm", msgType.String()}, time.Now())
+
+	switch msgType &^ structs.IgnoreUnknownTypeFlag {
+	case structs.NodeRegisterRequestType:
+		return f.applyNodeRegister(buf, l.Index)
+	case structs.NodeDeregisterRequestType:
+		return f.applyNodeDeregister(buf, l.Index)
+	case structs.NodeUpdateStatusRequestType:
+		return f.applyNodeUpdateStatus(buf, l.Index)
+	case structs.JobRegisterRequestType:
+		return f.applyJobRegister(buf, l.Index)
+	case structs.JobDeregisterRequestType:
+		return f.applyJobDeregister(buf, l.Index)
+	case structs.EvalUpdateRequestType:
+		return f.applyEvalUpdate(buf, l.Index)
+	case structs.ApplyPlanResultsRequestType:
+		return f.applyPlanResults(buf, l.Index)
+	case structs.AllocClientUpdateRequestType:
+		return f.applyAllocClientUpdate(buf, l.Index)
+	}
+	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
+		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))
+		return nil
+	}
+	panic(fmt.Errorf("fsm: unknown message type %d at index %d", uint8(msgType), l.Index))
+}
+
+// decode decodes buf into out or panics: an entry that cannot be decoded
+// means a corrupt log.
+func decode(buf []byte, out interface{}, index uint64) {
+	if err := structs.Decode(buf, out); err != nil {
+		panic(fmt.Errorf("fsm: decode %T at index %d: %w", out, index, err))
+	}
+}
+
+// handleEvals passes committed evaluations to the leader's broker or
+// blocked tracker. It reads them back from the state so they carry their
+// Raft indexes.
+func (f *FSM) handleEvals(st *state.StateStore, evals []*structs.Evaluation) {
+	for _, e := range evals {
+		stored, err := st.EvalByID(nil, e.ID)
+		if err != nil || stored == nil {
+			continue
+		}
+		switch {
+		case stored.ShouldEnqueue():
+			f.broker.Enqueue(stored)
+		case stored.ShouldBlock():
+			f.blocked.Block(stored)
+		case stored.Status == structs.EvalStatusComplete && len(stored.FailedTGAllocs) == 0:
+			f.blocked.Untrack(stored.JobID)
+		}
+	}
+}
+
+func (f *FSM) applyNodeRegister(buf []byte, index uint64) interface{} {
+	var req structs.NodeRegisterRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpsertNode(index, req.Node, req.UpdatedAt, req.Evals); err != nil {
+		f.logger.Error("node register failed", "error", err)
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	if req.Node.Status == structs.NodeStatusReady {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+func (f *FSM) applyNodeDeregister(buf []byte, index uint64) interface{} {
+	var req structs.NodeSpecificRequest
+	decode(buf, &req, index)
+	if err := f.State().DeleteNode(index, req.NodeID); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *FSM) applyNodeUpdateStatus(buf []byte, index uint64) interface{} {
+	var req structs.NodeUpdateStatusRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpdateNodeStatus(index, req.NodeID, req.Status, req.UpdatedAt, req.Evals); err != nil {
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	if req.Status == structs.NodeStatusReady {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
+	var req structs.JobRegisterRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpsertJob(index, req.Job, req.SubmitTime, req.Eval); err != nil {
+		f.logger.Error("job register failed", "job", req.Job.ID, "error", err)
+		return err
+	}
+	if req.Eval != nil {
+		f.handleEvals(st, []*structs.Evaluation{req.Eval})
+	}
+	return nil
+}
+
+func (f *FSM) applyJobDeregister(buf []byte, index uint64) interface{} {
+	var req structs.JobDeregisterRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if req.Purge {
+		if err := st.DeleteJob(index, req.JobID, req.Eval); err != nil {
+			return err
+		}
+	} else {
+		job, err := st.JobByID(nil, req.JobID)
+		if err != nil {
+			return err
+		}
+		if job == nil {
+			return fmt.Errorf("job %q: %w", req.JobID, state.ErrNotFound)
+		}
+		stopped := job.Copy()
+		stopped.Stop = true
+		if err := st.UpsertJob(index, stopped, req.SubmitTime, req.Eval); err != nil {
+			return err
+		}
+	}
+	if req.Eval != nil {
+		f.handleEvals(st, []*structs.Evaluation{req.Eval})
+	}
+	return nil
+}
+
+func (f *FSM) applyEvalUpdate(buf []byte, index uint64) interface{} {
+	var req structs.EvalUpdateRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpsertEvals(index, req.Evals); err != nil {
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	return nil
+}
+
+func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
+	var req structs.ApplyPlanResultsRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpsertPlanResults(index, &req); err != nil {
+		f.logger.Error("apply plan results failed", "error", err)
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	if len(req.AllocsStopped) > 0 {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
+	var req structs.AllocUpdateRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpdateAllocsFromClient(index, req.Alloc, req.UpdatedAt, req.Evals); err != nil {
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	for _, a := range req.Alloc {
+		if a.ClientTerminalStatus() {
+			f.blocked.Unblock(index)
+			break
+		}
+	}
+	return nil
+}
+
+type nopBroker struct{}
+
+func (nopBroker) Enqueue(*structs.Evaluation) {}
+
+type nopBlocked struct{}
+
+func (nopBlocked) Block(*structs.Evaluation) {}
+func (nopBlocked) Untrack(string)            {}
+func (nopBlocked) Unblock(uint64)            {}
+
+var _ raft.FSM = (*FSM)(nil)

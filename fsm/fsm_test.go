@@ -1,0 +1,309 @@
+package fsm
+
+import (
+	"bytes"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/testutil/mock"
+)
+
+// recorder is an EvalBroker and BlockedEvals that records calls.
+type recorder struct {
+	mu        sync.Mutex
+	enqueued  []string
+	blocked   []string
+	untracked []string
+	unblocked []uint64
+}
+
+func (r *recorder) Enqueue(e *structs.Evaluation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.enqueued = append(r.enqueued, e.ID)
+}
+func (r *recorder) Block(e *structs.Evaluation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked = append(r.blocked, e.ID)
+}
+func (r *recorder) Untrack(jobID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.untracked = append(r.untracked, jobID)
+}
+func (r *recorder) Unblock(index uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unblocked = append(r.unblocked, index)
+}
+
+type harness struct {
+	t     *testing.T
+	fsm   *FSM
+	rec   *recorder
+	index uint64
+}
+
+func newHarness(t *testing.T) *harness {
+	rec := &recorder{}
+	return &harness{t: t, rec: rec, fsm: New(Config{EvalBroker: rec, BlockedEvals: rec})}
+}
+
+func (h *harness) apply(mt structs.MessageType, msg interface{}) interface{} {
+	h.t.Helper()
+	buf, err := structs.Encode(mt, msg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.index++
+	return h.fsm.Apply(&raft.Log{Index: h.index, Term: 1, Type: raft.LogCommand, Data: buf})
+}
+
+func (h *harness) mustApply(mt structs.MessageType, msg interface{}) {
+	h.t.Helper()
+	if resp := h.apply(mt, msg); resp != nil {
+		h.t.Fatalf("apply %s: %v", mt, resp)
+	}
+}
+
+func TestFSM_JobRegisterEnqueuesEval(t *testing.T) {
+	h := newHarness(t)
+	job := mock.Job()
+	eval := mock.Eval(job)
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: 42})
+
+	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	if got == nil || got.SubmitTime != 42 || got.CreateIndex != 1 {
+		t.Fatalf("job not registered as sent: %+v", got)
+	}
+	e, _ := h.fsm.State().EvalByID(nil, eval.ID)
+	if e == nil || e.CreateIndex != 1 {
+		t.Fatalf("eval not written with the job: %+v", e)
+	}
+	if len(h.rec.enqueued) != 1 || h.rec.enqueued[0] != eval.ID {
+		t.Fatalf("enqueued = %v, want the job's eval", h.rec.enqueued)
+	}
+}
+
+func TestFSM_JobDeregister(t *testing.T) {
+	h := newHarness(t)
+	job := mock.Job()
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job})
+
+	stopEval := mock.Eval(job)
+	h.mustApply(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: job.ID, Eval: stopEval})
+	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	if got == nil || !got.Stop || got.Version != 1 {
+		t.Fatalf("stopped job: %+v", got)
+	}
+
+	h.mustApply(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: job.ID, Purge: true, Eval: mock.Eval(job)})
+	if got, _ := h.fsm.State().JobByID(nil, job.ID); got != nil {
+		t.Fatal("purged job still present")
+	}
+	// Deregistering an unknown job is an error response, not a panic.
+	if resp := h.apply(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: "missing"}); resp == nil {
+		t.Fatal("deregistering an unknown job returned no error")
+	}
+}
+
+func TestFSM_EvalUpdateRoutesByStatus(t *testing.T) {
+	h := newHarness(t)
+	job := mock.Job()
+	pending := mock.Eval(job)
+	blocked := mock.Eval(job)
+	blocked.Status = structs.EvalStatusBlocked
+	complete := mock.Eval(job)
+	complete.Status = structs.EvalStatusComplete
+	h.mustApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{pending, blocked, complete}})
+
+	if !reflect.DeepEqual(h.rec.enqueued, []string{pending.ID}) {
+		t.Fatalf("enqueued %v", h.rec.enqueued)
+	}
+	if !reflect.DeepEqual(h.rec.blocked, []string{blocked.ID}) {
+		t.Fatalf("blocked %v", h.rec.blocked)
+	}
+	if !reflect.DeepEqual(h.rec.untracked, []string{job.ID}) {
+		t.Fatalf("untracked %v", h.rec.untracked)
+	}
+}
+
+func TestFSM_NodeAndAllocUpdatesUnblock(t *testing.T) {
+	h := newHarness(t)
+	node := mock.Node()
+	h.mustApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: node, UpdatedAt: 5})
+	if len(h.rec.unblocked) != 1 {
+		t.Fatalf("a ready node must unblock evals; unblocked %v", h.rec.unblocked)
+	}
+	h.mustApply(structs.NodeUpdateStatusRequestType, &structs.NodeUpdateStatusRequest{NodeID: node.ID, Status: structs.NodeStatusDown, UpdatedAt: 6})
+	if len(h.rec.unblocked) != 1 {
+		t.Fatalf("a down node must not unblock evals; unblocked %v", h.rec.unblocked)
+	}
+	n, _ := h.fsm.State().NodeByID(nil, node.ID)
+	if n.Status != structs.NodeStatusDown || n.StatusUpdatedAt != 6 {
+		t.Fatalf("node status: %+v", n)
+	}
+
+	job := mock.Job()
+	alloc := mock.Alloc(job, node, 0)
+	h.mustApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{alloc}})
+	update := alloc.Copy()
+	update.ClientStatus = structs.AllocClientStatusFailed
+	h.mustApply(structs.AllocClientUpdateRequestType, &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{update}, UpdatedAt: 7})
+	if len(h.rec.unblocked) != 2 {
+		t.Fatalf("a terminal alloc must unblock evals; unblocked %v", h.rec.unblocked)
+	}
+	a, _ := h.fsm.State().AllocByID(nil, alloc.ID)
+	if a.ClientStatus != structs.AllocClientStatusFailed || a.ModifyTime != 7 {
+		t.Fatalf("alloc after client update: %+v", a)
+	}
+}
+
+func TestFSM_UnknownMessageType(t *testing.T) {
+	h := newHarness(t)
+	ignorable := structs.MessageType(99) | structs.IgnoreUnknownTypeFlag
+	if resp := h.fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(ignorable)}}); resp != nil {
+		t.Fatalf("ignorable unknown type: %v", resp)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an unknown type without the ignore flag must panic")
+		}
+	}()
+	h.fsm.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{99}})
+}
+
+func TestFSM_CorruptEntryPanics(t *testing.T) {
+	h := newHarness(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an undecodable entry must panic")
+		}
+	}()
+	h.fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(structs.JobRegisterRequestType), 0xc1}})
+}
+
+// memSink is a raft.SnapshotSink writing to memory.
+type memSink struct {
+	bytes.Buffer
+	canceled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.canceled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+// populate fills every table through the FSM, as the log would.
+func populate(h *harness) {
+	node := mock.Node()
+	node.Attributes["extra"] = "x"
+	h.mustApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: node, UpdatedAt: 1})
+	node2 := mock.Node()
+	h.mustApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: node2, UpdatedAt: 2})
+
+	job := mock.Job()
+	eval := mock.Eval(job)
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: 3})
+	v2 := job.Copy()
+	v2.TaskGroups[0].Count = 4
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: v2, Eval: mock.Eval(v2), SubmitTime: 4})
+
+	var allocs []*structs.Allocation
+	for i := 0; i < 4; i++ {
+		a := mock.Alloc(v2, node, i)
+		a.Job = nil
+		a.EvalID = eval.ID
+		a.TaskStates["server"].Events = []*structs.TaskEvent{{Type: structs.TaskEventStarted, Time: 99}}
+		allocs = append(allocs, a)
+	}
+	blocked := eval.CreateBlockedEval(map[string]*structs.AllocMetric{"web": {NodesEvaluated: 2, DimensionExhausted: map[string]int{"memory": 2}}})
+	h.mustApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: v2, AllocsPlaced: allocs, Evals: []*structs.Evaluation{blocked}, UpdatedAt: 5})
+	done := eval.Copy()
+	done.Status = structs.EvalStatusComplete
+	h.mustApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{done}})
+	h.mustApply(structs.NodeUpdateStatusRequestType, &structs.NodeUpdateStatusRequest{NodeID: node2.ID, Status: structs.NodeStatusDown, UpdatedAt: 6})
+}
+
+// tableDump reads every table of a store, for comparison.
+func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
+	t.Helper()
+	jobs, err := s.Jobs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, _ := s.JobVersions(nil)
+	nodes, _ := s.Nodes(nil)
+	allocs, _ := s.Allocs(nil)
+	evals, _ := s.Evals(nil)
+	indexes, _ := s.Indexes()
+	return map[string]interface{}{
+		state.TableIndex:      indexes,
+		state.TableJobs:       jobs,
+		state.TableJobVersion: versions,
+		state.TableNodes:      nodes,
+		state.TableAllocs:     allocs,
+		state.TableEvals:      evals,
+	}
+}
+
+func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	populate(h)
+	before := tableDump(t, h.fsm.State())
+
+	snap, err := h.fsm.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	restored := New(Config{})
+	oldState := restored.State()
+	if err := restored.Restore(ioNopCloser{&sink.Buffer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-oldState.AbandonCh():
+	case <-time.After(time.Second):
+		t.Fatal("restore did not abandon the old store")
+	}
+	after := tableDump(t, restored.State())
+
+	for _, table := range state.Tables {
+		t.Run(table, func(t *testing.T) {
+			b, a := before[table], after[table]
+			if reflect.ValueOf(b).Len() == 0 {
+				t.Fatalf("table %s is empty before the snapshot; populate must fill it", table)
+			}
+			if !reflect.DeepEqual(normalize(t, b), normalize(t, a)) {
+				t.Fatalf("table %s differs after restore:\nbefore %#v\nafter  %#v", table, b, a)
+			}
+		})
+	}
+}
+
+// normalize re-encodes a value so that the comparison ignores pointer
+// identity (allocations share one *Job before a restore and each carry
+// their own after).
+func normalize(t *testing.T, v interface{}) []byte {
+	buf, err := structs.Encode(0, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+type ioNopCloser struct{ *bytes.Buffer }
+
+func (ioNopCloser) Close() error { return nil }

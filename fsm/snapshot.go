@@ -1,0 +1,224 @@
+package fsm
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	metrics "github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// SnapshotType tags each record of an FSM snapshot. Append-only, like
+// structs.MessageType.
+type SnapshotType uint8
+
+const (
+	IndexSnapshot      SnapshotType = 0
+	JobSnapshot        SnapshotType = 1
+	JobVersionSnapshot SnapshotType = 2
+	NodeSnapshot       SnapshotType = 3
+	AllocSnapshot      SnapshotType = 4
+	EvalSnapshot       SnapshotType = 5
+)
+
+// snapshotHeader opens every snapshot; Version lets a future format
+// change be detected.
+type snapshotHeader struct {
+	Version   int
+	LastIndex uint64
+}
+
+const snapshotVersion = 1
+
+// Snapshot captures the state store. It is called on raft's FSM
+// goroutine and must be fast: it only takes a memdb snapshot; the
+// encoding happens in Persist on another goroutine.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.State().Snapshot()}, nil
+}
+
+type fsmSnapshot struct {
+	snap *state.Snapshot
+}
+
+// Persist writes the snapshot: a header, then one record per object, each
+// a SnapshotType byte followed by the msgpack object.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	defer metrics.MeasureSince([]string{"drover", "fsm", "persist"}, time.Now())
+	if err := s.persist(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) persist(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256*1024)
+	enc := codec.NewEncoder(bw, structs.MsgpackHandle)
+	latest, err := s.snap.LatestIndex()
+	if err != nil {
+		return err
+	}
+	if err := enc.Encode(&snapshotHeader{Version: snapshotVersion, LastIndex: latest}); err != nil {
+		return err
+	}
+	write := func(t SnapshotType, obj interface{}) error {
+		if err := bw.WriteByte(byte(t)); err != nil {
+			return err
+		}
+		return enc.Encode(obj)
+	}
+
+	indexes, err := s.snap.IndexEntries()
+	if err != nil {
+		return err
+	}
+	for _, e := range indexes {
+		if err := write(IndexSnapshot, e); err != nil {
+			return err
+		}
+	}
+	jobs, err := s.snap.Jobs(nil)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if err := write(JobSnapshot, j); err != nil {
+			return err
+		}
+	}
+	versions, err := s.snap.JobVersions(nil)
+	if err != nil {
+		return err
+	}
+	for _, j := range versions {
+		if err := write(JobVersionSnapshot, j); err != nil {
+			return err
+		}
+	}
+	nodes, err := s.snap.Nodes(nil)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := write(NodeSnapshot, n); err != nil {
+			return err
+		}
+	}
+	allocs, err := s.snap.Allocs(nil)
+	if err != nil {
+		return err
+	}
+	for _, a := range allocs {
+		if err := write(AllocSnapshot, a); err != nil {
+			return err
+		}
+	}
+	evals, err := s.snap.Evals(nil)
+	if err != nil {
+		return err
+	}
+	for _, e := range evals {
+		if err := write(EvalSnapshot, e); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// Release is a no-op: a memdb snapshot holds no resources.
+func (s *fsmSnapshot) Release() {}
+
+// Restore replaces the state store with the snapshot's contents. Raft
+// calls it with no concurrent Apply; readers holding the old store see
+// its AbandonCh close and re-read.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	fresh := state.NewStateStore()
+	if err := restoreInto(fresh, rc); err != nil {
+		return err
+	}
+	f.stateLock.Lock()
+	old := f.state
+	f.state = fresh
+	f.stateLock.Unlock()
+	old.Abandon()
+	return nil
+}
+
+func restoreInto(st *state.StateStore, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 256*1024)
+	dec := codec.NewDecoder(br, structs.MsgpackHandle)
+	var header snapshotHeader
+	if err := dec.Decode(&header); err != nil {
+		return fmt.Errorf("restore: read header: %w", err)
+	}
+	if header.Version != snapshotVersion {
+		return fmt.Errorf("restore: unsupported snapshot version %d (this server reads %d)", header.Version, snapshotVersion)
+	}
+	restore := st.Restore()
+	defer restore.Abort()
+	for {
+		b, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if err := restoreRecord(restore, dec, SnapshotType(b)); err != nil {
+			return err
+		}
+	}
+	restore.Commit()
+	return nil
+}
+
+func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
+	switch t {
+	case IndexSnapshot:
+		e := new(state.IndexEntry)
+		if err := dec.Decode(e); err != nil {
+			return fmt.Errorf("restore index: %w", err)
+		}
+		return r.IndexRestore(e)
+	case JobSnapshot:
+		j := new(structs.Job)
+		if err := dec.Decode(j); err != nil {
+			return fmt.Errorf("restore job: %w", err)
+		}
+		return r.JobRestore(j)
+	case JobVersionSnapshot:
+		j := new(structs.Job)
+		if err := dec.Decode(j); err != nil {
+			return fmt.Errorf("restore job version: %w", err)
+		}
+		return r.JobVersionRestore(j)
+	case NodeSnapshot:
+		n := new(structs.Node)
+		if err := dec.Decode(n); err != nil {
+			return fmt.Errorf("restore node: %w", err)
+		}
+		return r.NodeRestore(n)
+	case AllocSnapshot:
+		a := new(structs.Allocation)
+		if err := dec.Decode(a); err != nil {
+			return fmt.Errorf("restore alloc: %w", err)
+		}
+		return r.AllocRestore(a)
+	case EvalSnapshot:
+		e := new(structs.Evaluation)
+		if err := dec.Decode(e); err != nil {
+			return fmt.Errorf("restore eval: %w", err)
+		}
+		return r.EvalRestore(e)
+	}
+	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
+}

@@ -1,0 +1,148 @@
+package jobspec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/droverhq/drover/structs"
+	"github.com/hashicorp/hcl/v2"
+)
+
+// validationDiag places one validation problem in the source: at the
+// range recorded for its exact field path or, when the field was not
+// written (a missing driver, say), at the closest enclosing thing that
+// was, such as the task block.
+func (c *converter) validationDiag(job *structs.Job, p structs.FieldError) Diagnostic {
+	r, ok := c.locate(p.Path)
+	var rp *hcl.Range
+	if ok {
+		rp = &r
+	}
+	d := diagAt(c.filename, rp, hclName(job, p.Path), p.Message)
+	d.Path = p.Path
+	return d
+}
+
+// locate returns the range recorded for path or for its longest
+// recorded prefix, cutting one segment at a time:
+// "TaskGroups[0].Tasks[1].Driver" -> "TaskGroups[0].Tasks[1]" ->
+// "TaskGroups[0].Tasks" -> "TaskGroups[0]" -> "TaskGroups" -> "".
+func (c *converter) locate(path string) (hcl.Range, bool) {
+	for {
+		if r, ok := c.ranges[path]; ok {
+			return r, true
+		}
+		if path == "" {
+			return hcl.Range{}, false
+		}
+		cut := strings.LastIndexAny(path, ".[")
+		if cut < 0 {
+			path = ""
+		} else {
+			path = path[:cut]
+		}
+	}
+}
+
+// hclFieldNames maps structs field names to the names a job file uses.
+// Names not listed are lower-cased.
+var hclFieldNames = map[string]string{
+	"ID":               "name",
+	"TaskGroups":       "group",
+	"Networks":         "network",
+	"Tasks":            "task",
+	"RestartPolicy":    "restart",
+	"ReschedulePolicy": "reschedule",
+	"Value":            "static",
+	"DelayFunction":    "delay_function",
+	"MaxDelay":         "max_delay",
+	"MemoryMB":         "memory",
+	"KillTimeout":      "kill_timeout",
+}
+
+// hclName renders a structs field path the way the job file spells it:
+// the enclosing labelled blocks, then the dotted attribute, e.g.
+// "TaskGroups[0].Tasks[1].Resources.MemoryMB" becomes
+// `group "web" task "server": resources.memory`.
+func hclName(job *structs.Job, path string) string {
+	var blocks, attrs []string
+	var tg *structs.TaskGroup
+	var nw *structs.NetworkResource
+	for _, seg := range strings.Split(path, ".") {
+		field, idx := splitIndex(seg)
+		switch {
+		case field == "TaskGroups" && idx >= 0 && len(attrs) == 0:
+			tg = nil
+			if idx < len(job.TaskGroups) {
+				tg = job.TaskGroups[idx]
+			}
+			blocks = append(blocks, labelled("group", tg != nil, func() string { return tg.Name }, idx))
+			continue
+		case field == "Tasks" && idx >= 0 && len(attrs) == 0 && tg != nil:
+			var t *structs.Task
+			if idx < len(tg.Tasks) {
+				t = tg.Tasks[idx]
+			}
+			blocks = append(blocks, labelled("task", t != nil, func() string { return t.Name }, idx))
+			continue
+		case field == "Networks" && idx >= 0 && len(attrs) == 0 && tg != nil:
+			nw = nil
+			if idx < len(tg.Networks) {
+				nw = tg.Networks[idx]
+			}
+			blocks = append(blocks, "network")
+			continue
+		case (field == "ReservedPorts" || field == "DynamicPorts") && idx >= 0 && len(attrs) == 0 && nw != nil:
+			ports := nw.DynamicPorts
+			if field == "ReservedPorts" {
+				ports = nw.ReservedPorts
+			}
+			ok := idx < len(ports)
+			blocks = append(blocks, labelled("port", ok, func() string { return ports[idx].Label }, idx))
+			continue
+		}
+		name, known := hclFieldNames[field]
+		if !known {
+			name = strings.ToLower(field)
+		}
+		if idx >= 0 {
+			name += "[" + strconv.Itoa(idx) + "]"
+		}
+		attrs = append(attrs, name)
+	}
+	if len(blocks) == 0 && job != nil {
+		blocks = append(blocks, fmt.Sprintf("job %q", job.ID))
+	}
+	out := strings.Join(blocks, " ")
+	if len(attrs) > 0 && path != "" {
+		if out != "" {
+			out += ": "
+		}
+		out += strings.Join(attrs, ".")
+	}
+	return out
+}
+
+// labelled names a labelled block, falling back to its position when
+// it cannot be found in the job.
+func labelled(typ string, ok bool, label func() string, idx int) string {
+	if !ok {
+		return fmt.Sprintf("%s #%d", typ, idx+1)
+	}
+	return fmt.Sprintf("%s %q", typ, label())
+}
+
+// splitIndex splits "Tasks[1]" into ("Tasks", 1); idx is -1 without an
+// index.
+func splitIndex(seg string) (field string, idx int) {
+	open := strings.IndexByte(seg, '[')
+	if open < 0 || !strings.HasSuffix(seg, "]") {
+		return seg, -1
+	}
+	n, err := strconv.Atoi(seg[open+1 : len(seg)-1])
+	if err != nil {
+		return seg, -1
+	}
+	return seg[:open], n
+}

@@ -1,0 +1,13 @@
+// Package state is Drover's in-memory indexed state store, built on
+// go-memdb: jobs (with their versions), nodes, allocations and
+// evaluations, plus the latest Raft index per table.
+//
+// Only the FSM writes to it, from the Raft apply goroutine; everything
+// else reads, either directly (with a memdb.WatchSet for blocking
+// queries) or through an immutable Snapshot (the scheduler).
+//
+// Objects returned by reads are shared with the store and must not be
+// modified; write paths copy before changing anything.
+//
+// state imports only structs.
+package state

@@ -1,0 +1,78 @@
+package state
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// UpsertEvals writes evaluations and refreshes their jobs' statuses.
+func (s *StateStore) UpsertEvals(index uint64, evals []*structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if err := upsertEvalsTxn(txn, index, evals); err != nil {
+		return err
+	}
+	jobs := make(map[string]struct{})
+	for _, e := range evals {
+		jobs[e.JobID] = struct{}{}
+	}
+	if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+func upsertEvalsTxn(txn *memdb.Txn, index uint64, evals []*structs.Evaluation) error {
+	if len(evals) == 0 {
+		return nil
+	}
+	for _, e := range evals {
+		raw, err := txn.First(TableEvals, "id", e.ID)
+		if err != nil {
+			return fmt.Errorf("eval lookup: %w", err)
+		}
+		n := e.Copy()
+		if raw != nil {
+			existing := raw.(*structs.Evaluation)
+			n.CreateIndex = existing.CreateIndex
+			if n.CreateTime == 0 {
+				n.CreateTime = existing.CreateTime
+			}
+		} else {
+			n.CreateIndex = index
+		}
+		n.ModifyIndex = index
+		if err := txn.Insert(TableEvals, n); err != nil {
+			return fmt.Errorf("insert eval: %w", err)
+		}
+	}
+	return setIndex(txn, index, TableEvals)
+}
+
+// EvalByID returns the evaluation, or nil.
+func (s *StateStore) EvalByID(ws memdb.WatchSet, id string) (*structs.Evaluation, error) {
+	raw, err := first(s.db.Txn(false), ws, TableEvals, "id", id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*structs.Evaluation), nil
+}
+
+// EvalsByIDPrefix returns the evaluations whose ID starts with prefix.
+func (s *StateStore) EvalsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Evaluation, error) {
+	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "id_prefix", prefix)
+}
+
+// EvalsByJob returns a job's evaluations.
+func (s *StateStore) EvalsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Evaluation, error) {
+	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "job", jobID)
+}
+
+// Evals returns every evaluation.
+func (s *StateStore) Evals(ws memdb.WatchSet) ([]*structs.Evaluation, error) {
+	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "id")
+}

@@ -1,0 +1,246 @@
+package state
+
+import (
+	"fmt"
+	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// JobVersionsKept is how many versions of a job the store keeps.
+const JobVersionsKept = 6
+
+// UpsertJob registers or updates a job at index. An unchanged spec keeps
+// its version and JobModifyIndex; a changed one gets the next version.
+// submitTime (Unix nanos, stamped by the leader) is recorded on new
+// versions. eval, when not nil, is written in the same transaction.
+func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if eval != nil {
+		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{eval}); err != nil {
+			return err
+		}
+	}
+	if err := upsertJobTxn(txn, index, job, submitTime); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64) error {
+	raw, err := txn.First(TableJobs, "id", job.ID)
+	if err != nil {
+		return fmt.Errorf("job lookup: %w", err)
+	}
+	job = job.Copy()
+	if raw != nil {
+		existing := raw.(*structs.Job)
+		job.CreateIndex = existing.CreateIndex
+		job.ModifyIndex = index
+		if existing.SpecChanged(job) {
+			job.Version = existing.Version + 1
+			job.JobModifyIndex = index
+			job.SubmitTime = submitTime
+		} else {
+			job.Version = existing.Version
+			job.JobModifyIndex = existing.JobModifyIndex
+			job.SubmitTime = existing.SubmitTime
+		}
+		job.Status = existing.Status
+	} else {
+		job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = index, index, index
+		job.Version = 0
+		job.SubmitTime = submitTime
+	}
+	if job.Status == "" {
+		job.Status = structs.JobStatusPending
+	}
+	job.Status = jobStatusTxn(txn, job)
+	if err := txn.Insert(TableJobs, job); err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	if err := upsertJobVersionTxn(txn, job); err != nil {
+		return err
+	}
+	return setIndex(txn, index, TableJobs, TableJobVersion)
+}
+
+// upsertJobVersionTxn records job as its version and trims old versions.
+func upsertJobVersionTxn(txn *memdb.Txn, job *structs.Job) error {
+	if err := txn.Insert(TableJobVersion, job); err != nil {
+		return fmt.Errorf("insert job version: %w", err)
+	}
+	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", job.ID)
+	if err != nil {
+		return err
+	}
+	// id_prefix matches other jobs whose ID starts with this one's.
+	mine := versions[:0]
+	for _, v := range versions {
+		if v.ID == job.ID {
+			mine = append(mine, v)
+		}
+	}
+	if len(mine) <= JobVersionsKept {
+		return nil
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Version > mine[j].Version })
+	for _, old := range mine[JobVersionsKept:] {
+		if err := txn.Delete(TableJobVersion, old); err != nil {
+			return fmt.Errorf("trim job version: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteJob purges a job and its versions. eval, when not nil, is
+// written in the same transaction.
+func (s *StateStore) DeleteJob(index uint64, jobID string, eval *structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if eval != nil {
+		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{eval}); err != nil {
+			return err
+		}
+	}
+	raw, err := txn.First(TableJobs, "id", jobID)
+	if err != nil {
+		return fmt.Errorf("job lookup: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("job %q: %w", jobID, ErrNotFound)
+	}
+	if err := txn.Delete(TableJobs, raw); err != nil {
+		return fmt.Errorf("delete job: %w", err)
+	}
+	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", jobID)
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		if v.ID != jobID {
+			continue
+		}
+		if err := txn.Delete(TableJobVersion, v); err != nil {
+			return fmt.Errorf("delete job version: %w", err)
+		}
+	}
+	if err := setIndex(txn, index, TableJobs, TableJobVersion); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// JobByID returns the job, or nil.
+func (s *StateStore) JobByID(ws memdb.WatchSet, id string) (*structs.Job, error) {
+	raw, err := first(s.db.Txn(false), ws, TableJobs, "id", id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*structs.Job), nil
+}
+
+// Jobs returns every job, sorted by ID.
+func (s *StateStore) Jobs(ws memdb.WatchSet) ([]*structs.Job, error) {
+	return collect[*structs.Job](s.db.Txn(false), ws, TableJobs, "id")
+}
+
+// JobsByIDPrefix returns the jobs whose ID starts with prefix.
+func (s *StateStore) JobsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Job, error) {
+	return collect[*structs.Job](s.db.Txn(false), ws, TableJobs, "id_prefix", prefix)
+}
+
+// JobVersionsByID returns the kept versions of a job, newest first.
+func (s *StateStore) JobVersionsByID(ws memdb.WatchSet, id string) ([]*structs.Job, error) {
+	all, err := collect[*structs.Job](s.db.Txn(false), ws, TableJobVersion, "id_prefix", id)
+	if err != nil {
+		return nil, err
+	}
+	var out []*structs.Job
+	for _, j := range all {
+		if j.ID == id {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
+	return out, nil
+}
+
+// JobByIDAndVersion returns one kept version of a job, or nil.
+func (s *StateStore) JobByIDAndVersion(ws memdb.WatchSet, id string, version uint64) (*structs.Job, error) {
+	raw, err := first(s.db.Txn(false), ws, TableJobVersion, "id", id, version)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*structs.Job), nil
+}
+
+// jobStatusTxn derives a job's status from its allocations and
+// evaluations:
+//   - running: some allocation is not terminal;
+//   - dead: the job is stopped, or everything it had has finished;
+//   - pending: it waits for an evaluation or has never had anything.
+func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
+	allocs, _ := collect[*structs.Allocation](txn, nil, TableAllocs, "job", job.ID)
+	for _, a := range allocs {
+		if !a.TerminalStatus() {
+			return structs.JobStatusRunning
+		}
+	}
+	if job.Stop {
+		return structs.JobStatusDead
+	}
+	evals, _ := collect[*structs.Evaluation](txn, nil, TableEvals, "job", job.ID)
+	for _, e := range evals {
+		if !e.TerminalStatus() {
+			return structs.JobStatusPending
+		}
+	}
+	if len(allocs) > 0 || len(evals) > 0 {
+		return structs.JobStatusDead
+	}
+	return structs.JobStatusPending
+}
+
+// refreshJobStatusTxn recomputes the status of each job and writes the
+// jobs whose status changed.
+func refreshJobStatusTxn(txn *memdb.Txn, index uint64, jobIDs map[string]struct{}) error {
+	ids := make([]string, 0, len(jobIDs))
+	for id := range jobIDs {
+		ids = append(ids, id)
+	}
+	// Sorted so that the write order, and so the resulting state, does
+	// not depend on map iteration order.
+	sort.Strings(ids)
+	changed := false
+	for _, id := range ids {
+		raw, err := txn.First(TableJobs, "id", id)
+		if err != nil {
+			return fmt.Errorf("job lookup: %w", err)
+		}
+		if raw == nil {
+			continue
+		}
+		job := raw.(*structs.Job)
+		status := jobStatusTxn(txn, job)
+		if status == job.Status {
+			continue
+		}
+		n := job.Copy()
+		n.Status = status
+		n.ModifyIndex = index
+		if err := txn.Insert(TableJobs, n); err != nil {
+			return fmt.Errorf("update job status: %w", err)
+		}
+		changed = true
+	}
+	if changed {
+		return setIndex(txn, index, TableJobs)
+	}
+	return nil
+}

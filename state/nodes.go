@@ -1,0 +1,123 @@
+package state
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// UpsertNode registers a node or updates its fingerprint. The node's
+// scheduling eligibility is kept from the existing record when the
+// update does not set one. evals are written in the same transaction.
+func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int64, evals []*structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableNodes, "id", node.ID)
+	if err != nil {
+		return fmt.Errorf("node lookup: %w", err)
+	}
+	n := node.Copy()
+	if raw != nil {
+		existing := raw.(*structs.Node)
+		n.CreateIndex = existing.CreateIndex
+		if n.SchedulingEligibility == "" {
+			n.SchedulingEligibility = existing.SchedulingEligibility
+		}
+		if n.Status != existing.Status {
+			n.StatusUpdatedAt = updatedAt
+		} else {
+			n.StatusUpdatedAt = existing.StatusUpdatedAt
+		}
+	} else {
+		n.CreateIndex = index
+		n.StatusUpdatedAt = updatedAt
+	}
+	if n.SchedulingEligibility == "" {
+		n.SchedulingEligibility = structs.NodeSchedulingEligible
+	}
+	n.ModifyIndex = index
+	if err := txn.Insert(TableNodes, n); err != nil {
+		return fmt.Errorf("insert node: %w", err)
+	}
+	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	if err := upsertEvalsTxn(txn, index, evals); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// UpdateNodeStatus changes a node's status. evals are written in the same
+// transaction.
+func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64, evals []*structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableNodes, "id", nodeID)
+	if err != nil {
+		return fmt.Errorf("node lookup: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
+	}
+	n := raw.(*structs.Node).Copy()
+	if n.Status != status {
+		n.StatusUpdatedAt = updatedAt
+	}
+	n.Status = status
+	n.ModifyIndex = index
+	if err := txn.Insert(TableNodes, n); err != nil {
+		return fmt.Errorf("update node: %w", err)
+	}
+	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	if err := upsertEvalsTxn(txn, index, evals); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// DeleteNode removes a node.
+func (s *StateStore) DeleteNode(index uint64, nodeID string) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableNodes, "id", nodeID)
+	if err != nil {
+		return fmt.Errorf("node lookup: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
+	}
+	if err := txn.Delete(TableNodes, raw); err != nil {
+		return fmt.Errorf("delete node: %w", err)
+	}
+	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// NodeByID returns the node, or nil.
+func (s *StateStore) NodeByID(ws memdb.WatchSet, id string) (*structs.Node, error) {
+	raw, err := first(s.db.Txn(false), ws, TableNodes, "id", id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*structs.Node), nil
+}
+
+// NodesByIDPrefix returns the nodes whose ID starts with prefix.
+func (s *StateStore) NodesByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Node, error) {
+	return collect[*structs.Node](s.db.Txn(false), ws, TableNodes, "id_prefix", prefix)
+}
+
+// Nodes returns every node, sorted by ID.
+func (s *StateStore) Nodes(ws memdb.WatchSet) ([]*structs.Node, error) {
+	return collect[*structs.Node](s.db.Txn(false), ws, TableNodes, "id")
+}

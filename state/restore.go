@@ -1,0 +1,61 @@
+package state
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// Restore bulk-loads a fresh store from an FSM snapshot. Objects are
+// inserted as they are, indexes included; nothing is recomputed.
+type Restore struct {
+	txn *memdb.Txn
+}
+
+// Restore starts a restore into s, which must be a new, empty store.
+func (s *StateStore) Restore() *Restore {
+	return &Restore{txn: s.db.Txn(true)}
+}
+
+// Abort discards the restore.
+func (r *Restore) Abort() { r.txn.Abort() }
+
+// Commit makes the restored data visible.
+func (r *Restore) Commit() { r.txn.Commit() }
+
+// IndexRestore loads one table index entry.
+func (r *Restore) IndexRestore(e *IndexEntry) error { return r.insert(TableIndex, e) }
+
+// JobRestore loads one job.
+func (r *Restore) JobRestore(j *structs.Job) error { return r.insert(TableJobs, j) }
+
+// JobVersionRestore loads one job version.
+func (r *Restore) JobVersionRestore(j *structs.Job) error { return r.insert(TableJobVersion, j) }
+
+// NodeRestore loads one node.
+func (r *Restore) NodeRestore(n *structs.Node) error { return r.insert(TableNodes, n) }
+
+// AllocRestore loads one allocation.
+func (r *Restore) AllocRestore(a *structs.Allocation) error { return r.insert(TableAllocs, a) }
+
+// EvalRestore loads one evaluation.
+func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.insert(TableEvals, e) }
+
+func (r *Restore) insert(table string, obj interface{}) error {
+	if err := r.txn.Insert(table, obj); err != nil {
+		return fmt.Errorf("restore %s: %w", table, err)
+	}
+	return nil
+}
+
+// JobVersions returns every kept job version, for snapshots.
+func (s *StateStore) JobVersions(ws memdb.WatchSet) ([]*structs.Job, error) {
+	return collect[*structs.Job](s.db.Txn(false), ws, TableJobVersion, "id")
+}
+
+// IndexEntries returns every table index entry, for snapshots.
+func (s *StateStore) IndexEntries() ([]*IndexEntry, error) {
+	return collect[*IndexEntry](s.db.Txn(false), nil, TableIndex, "id")
+}

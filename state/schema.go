@@ -1,0 +1,83 @@
+package state
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Table names.
+const (
+	TableIndex      = "index"
+	TableJobs       = "jobs"
+	TableJobVersion = "job_version"
+	TableNodes      = "nodes"
+	TableAllocs     = "allocs"
+	TableEvals      = "evals"
+)
+
+// Tables lists every table, in the order snapshots write them.
+var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals}
+
+// IndexEntry records the Raft index at which a table last changed.
+type IndexEntry struct {
+	Key   string
+	Value uint64
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TableIndex: {
+			Name: TableIndex,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			},
+		},
+		TableJobs: {
+			Name: TableJobs,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		TableJobVersion: {
+			Name: TableJobVersion,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+					&memdb.StringFieldIndex{Field: "ID"},
+					&memdb.UintFieldIndex{Field: "Version"},
+				}}},
+			},
+		},
+		TableNodes: {
+			Name: TableNodes,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		TableAllocs: {
+			Name: TableAllocs,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"node": {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
+				"job":  {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+				"eval": {Name: "eval", Indexer: &memdb.StringFieldIndex{Field: "EvalID"}},
+			},
+		},
+		TableEvals: {
+			Name: TableEvals,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+			},
+		},
+	}}
+}
+
+func mustNewDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		// The schema is a constant; failing here is a programming error.
+		panic(fmt.Sprintf("state: invalid schema: %v", err))
+	}
+	return db
+}

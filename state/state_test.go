@@ -1,0 +1,244 @@
+package state
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/testutil/mock"
+)
+
+func TestStateStore_UpsertJobVersions(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	if err := s.UpsertJob(10, job, 111, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.JobByID(nil, job.ID)
+	if got.Version != 0 || got.CreateIndex != 10 || got.JobModifyIndex != 10 || got.SubmitTime != 111 {
+		t.Fatalf("first registration: version %d create %d jmi %d submit %d", got.Version, got.CreateIndex, got.JobModifyIndex, got.SubmitTime)
+	}
+
+	// Same spec again: no new version, JobModifyIndex kept.
+	if err := s.UpsertJob(11, job, 222, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.JobByID(nil, job.ID)
+	if got.Version != 0 || got.JobModifyIndex != 10 || got.ModifyIndex != 11 || got.SubmitTime != 111 {
+		t.Fatalf("unchanged spec: version %d jmi %d mi %d submit %d", got.Version, got.JobModifyIndex, got.ModifyIndex, got.SubmitTime)
+	}
+
+	// Changed spec: next version.
+	changed := job.Copy()
+	changed.TaskGroups[0].Count = 5
+	if err := s.UpsertJob(12, changed, 333, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.JobByID(nil, job.ID)
+	if got.Version != 1 || got.JobModifyIndex != 12 || got.CreateIndex != 10 {
+		t.Fatalf("changed spec: version %d jmi %d create %d", got.Version, got.JobModifyIndex, got.CreateIndex)
+	}
+	versions, _ := s.JobVersionsByID(nil, job.ID)
+	if len(versions) != 2 || versions[0].Version != 1 || versions[1].Version != 0 {
+		t.Fatalf("versions: %d", len(versions))
+	}
+	if idx, _ := s.Index(TableJobs); idx != 12 {
+		t.Fatalf("jobs index = %d, want 12", idx)
+	}
+}
+
+func TestStateStore_JobVersionsTrimmed(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	// A second job whose ID has the first as a prefix must not be
+	// counted or trimmed with it.
+	other := mock.Job()
+	other.ID = job.ID + "-other"
+	if err := s.UpsertJob(1, other, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < JobVersionsKept+3; i++ {
+		j := job.Copy()
+		j.TaskGroups[0].Count = i + 1
+		if err := s.UpsertJob(uint64(i+2), j, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions, _ := s.JobVersionsByID(nil, job.ID)
+	if len(versions) != JobVersionsKept {
+		t.Fatalf("kept %d versions, want %d", len(versions), JobVersionsKept)
+	}
+	if versions[0].Version != uint64(JobVersionsKept+2) {
+		t.Fatalf("newest kept version = %d", versions[0].Version)
+	}
+	if ov, _ := s.JobVersionsByID(nil, other.ID); len(ov) != 1 {
+		t.Fatalf("other job lost its version: %d", len(ov))
+	}
+}
+
+func TestStateStore_JobStatus(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	eval := mock.Eval(job)
+	if err := s.UpsertJob(1, job, 0, eval); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		j, _ := s.JobByID(nil, job.ID)
+		return j.Status
+	}
+	if st := status(); st != structs.JobStatusPending {
+		t.Fatalf("with a pending eval: %s", st)
+	}
+
+	node := mock.Node()
+	alloc := mock.Alloc(job, node, 0)
+	alloc.ClientStatus = structs.AllocClientStatusPending
+	if err := s.UpsertPlanResults(2, &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{alloc}, UpdatedAt: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != structs.JobStatusRunning {
+		t.Fatalf("with a live alloc: %s", st)
+	}
+
+	done := eval.Copy()
+	done.Status = structs.EvalStatusComplete
+	if err := s.UpsertEvals(3, []*structs.Evaluation{done}); err != nil {
+		t.Fatal(err)
+	}
+	update := alloc.Copy()
+	update.ClientStatus = structs.AllocClientStatusComplete
+	if err := s.UpdateAllocsFromClient(4, []*structs.Allocation{update}, 60, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != structs.JobStatusDead {
+		t.Fatalf("everything finished: %s", st)
+	}
+}
+
+func TestStateStore_PlanResultsKeepClientState(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	node := mock.Node()
+	alloc := mock.Alloc(job, node, 0)
+	alloc.Job = nil // travels in the request
+	req := &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{alloc}, UpdatedAt: 100}
+	if err := s.UpsertPlanResults(5, req); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.AllocByID(nil, alloc.ID)
+	if got.Job != job || got.CreateIndex != 5 || got.AllocModifyIndex != 5 || got.CreateTime != 100 {
+		t.Fatalf("placed alloc: job linked %v, create %d, ami %d, ctime %d", got.Job == job, got.CreateIndex, got.AllocModifyIndex, got.CreateTime)
+	}
+
+	// The client reports; AllocModifyIndex must not move.
+	report := got.Copy()
+	report.ClientStatus = structs.AllocClientStatusRunning
+	report.TaskStates = map[string]*structs.TaskState{"server": {State: structs.TaskStateRunning}}
+	if err := s.UpdateAllocsFromClient(6, []*structs.Allocation{report}, 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.AllocByID(nil, alloc.ID)
+	if got.ModifyIndex != 6 || got.AllocModifyIndex != 5 || got.ModifyTime != 200 || got.ClientStatus != structs.AllocClientStatusRunning {
+		t.Fatalf("after client update: mi %d ami %d status %s", got.ModifyIndex, got.AllocModifyIndex, got.ClientStatus)
+	}
+
+	// An in-place update from the scheduler keeps the client's view.
+	inplace := got.Copy()
+	inplace.ClientStatus = ""
+	inplace.TaskStates = nil
+	if err := s.UpsertPlanResults(7, &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{inplace}, UpdatedAt: 300}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.AllocByID(nil, alloc.ID)
+	if got.ClientStatus != structs.AllocClientStatusRunning || got.TaskStates["server"] == nil || got.CreateTime != 100 || got.AllocModifyIndex != 7 {
+		t.Fatalf("in-place update lost client state: %+v", got)
+	}
+
+	// Stopping it, and a replacement linked to it.
+	stop := &structs.Allocation{ID: alloc.ID, DesiredStatus: structs.AllocDesiredStatusStop, DesiredDescription: "replaced"}
+	repl := mock.Alloc(job, node, 0)
+	repl.PreviousAllocation = alloc.ID
+	if err := s.UpsertPlanResults(8, &structs.ApplyPlanResultsRequest{Job: job, AllocsStopped: []*structs.Allocation{stop}, AllocsPlaced: []*structs.Allocation{repl}, UpdatedAt: 400}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.AllocByID(nil, alloc.ID)
+	if got.DesiredStatus != structs.AllocDesiredStatusStop || got.NextAllocation != repl.ID || got.DesiredDescription != "replaced" {
+		t.Fatalf("stopped alloc: %+v", got)
+	}
+	onNode, _ := s.AllocsByNode(nil, node.ID)
+	if len(onNode) != 2 {
+		t.Fatalf("allocs on node = %d, want 2", len(onNode))
+	}
+}
+
+func TestStateStore_NodeStatusAndEligibility(t *testing.T) {
+	s := NewStateStore()
+	node := mock.Node()
+	node.SchedulingEligibility = ""
+	if err := s.UpsertNode(1, node, 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.NodeByID(nil, node.ID)
+	if got.SchedulingEligibility != structs.NodeSchedulingEligible || got.StatusUpdatedAt != 10 {
+		t.Fatalf("registered node: %+v", got)
+	}
+	if err := s.UpdateNodeStatus(2, node.ID, structs.NodeStatusDown, 20, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.NodeByID(nil, node.ID)
+	if got.Status != structs.NodeStatusDown || got.StatusUpdatedAt != 20 || got.ModifyIndex != 2 {
+		t.Fatalf("down node: %+v", got)
+	}
+	err := s.UpdateNodeStatus(3, "nope", structs.NodeStatusDown, 30, nil)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown node: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStateStore_WatchFiresOnChange(t *testing.T) {
+	s := NewStateStore()
+	node := mock.Node()
+	if err := s.UpsertNode(1, node, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws := memdb.NewWatchSet()
+	if _, err := s.AllocsByNode(ws, node.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing changed: the watch times out.
+	if timedOut := ws.Watch(time.After(20 * time.Millisecond)); !timedOut {
+		t.Fatal("watch fired without a change")
+	}
+	job := mock.Job()
+	go func() {
+		_ = s.UpsertPlanResults(2, &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{mock.Alloc(job, node, 0)}})
+	}()
+	if timedOut := ws.Watch(time.After(5 * time.Second)); timedOut {
+		t.Fatal("watch did not fire when an alloc was placed on the node")
+	}
+}
+
+func TestStateStore_SnapshotIsImmutable(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	if err := s.UpsertJob(1, job, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Snapshot()
+	if err := s.DeleteJob(2, job.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := snap.JobByID(nil, job.ID); j == nil {
+		t.Fatal("snapshot saw a later delete")
+	}
+	if j, _ := s.JobByID(nil, job.ID); j != nil {
+		t.Fatal("store still has the deleted job")
+	}
+	if idx, _ := snap.LatestIndex(); idx != 1 {
+		t.Fatalf("snapshot latest index = %d, want 1", idx)
+	}
+}
