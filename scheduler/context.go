@@ -59,28 +59,5 @@ func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, erro
 		}
 		c.nodeAllocs[nodeID] = existing
 	}
-	stopped := c.plan.NodeUpdate[nodeID]
-	placed := c.plan.NodeAllocation[nodeID]
-	if len(stopped) == 0 && len(placed) == 0 {
-		return existing, nil
-	}
-	remove := make(map[string]struct{}, len(stopped)+len(placed))
-	for _, a := range stopped {
-		remove[a.ID] = struct{}{}
-	}
-	for _, a := range placed {
-		remove[a.ID] = struct{}{}
-	}
-	out := make([]*structs.Allocation, 0, len(existing)+len(placed))
-	for _, a := range existing {
-		if _, gone := remove[a.ID]; !gone {
-			out = append(out, a)
-		}
-	}
-	for _, a := range placed {
-		if !a.TerminalStatus() {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return structs.ProposedAllocs(existing, c.plan.NodeUpdate[nodeID], c.plan.NodeAllocation[nodeID]), nil
 }

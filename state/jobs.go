@@ -19,22 +19,29 @@ const JobVersionsKept = 6
 func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
+	stored, err := upsertJobTxn(txn, index, job, submitTime)
+	if err != nil {
+		return err
+	}
 	if eval != nil {
-		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{eval}); err != nil {
+		// The evaluation is for the version just written.
+		e := eval.Copy()
+		e.JobModifyIndex = stored.JobModifyIndex
+		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{e}); err != nil {
 			return err
 		}
-	}
-	if err := upsertJobTxn(txn, index, job, submitTime); err != nil {
-		return err
+		if err := refreshJobStatusTxn(txn, index, map[string]struct{}{job.ID: {}}); err != nil {
+			return err
+		}
 	}
 	txn.Commit()
 	return nil
 }
 
-func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64) error {
+func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64) (*structs.Job, error) {
 	raw, err := txn.First(TableJobs, "id", job.ID)
 	if err != nil {
-		return fmt.Errorf("job lookup: %w", err)
+		return nil, fmt.Errorf("job lookup: %w", err)
 	}
 	job = job.Copy()
 	if raw != nil {
@@ -61,12 +68,12 @@ func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int
 	}
 	job.Status = jobStatusTxn(txn, job)
 	if err := txn.Insert(TableJobs, job); err != nil {
-		return fmt.Errorf("insert job: %w", err)
+		return nil, fmt.Errorf("insert job: %w", err)
 	}
 	if err := upsertJobVersionTxn(txn, job); err != nil {
-		return err
+		return nil, err
 	}
-	return setIndex(txn, index, TableJobs, TableJobVersion)
+	return job, setIndex(txn, index, TableJobs, TableJobVersion)
 }
 
 // upsertJobVersionTxn records job as its version and trims old versions.

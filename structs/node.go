@@ -29,7 +29,7 @@ type Node struct {
 	ID string
 	// SecretID authenticates the node's own RPCs; never served over the
 	// HTTP API.
-	SecretID   string `json:"-"`
+	SecretID   string `json:"-" codec:"SecretID"`
 	Name       string
 	Datacenter string
 	NodeClass  string

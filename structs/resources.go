@@ -61,3 +61,33 @@ func AllocsFit(node *Node, allocs []*Allocation) (fit bool, dimension string, us
 	}
 	return true, "", used
 }
+
+// ProposedAllocs returns what would run on a node if a plan committed:
+// the node's non-terminal allocations (existing), less those the plan
+// stops or updates, plus the plan's non-terminal placements. The
+// scheduler ranks nodes with it and the plan applier re-checks plans
+// with it, so the two always agree on what a node holds.
+func ProposedAllocs(existing, stopped, placed []*Allocation) []*Allocation {
+	if len(stopped) == 0 && len(placed) == 0 {
+		return existing
+	}
+	remove := make(map[string]struct{}, len(stopped)+len(placed))
+	for _, a := range stopped {
+		remove[a.ID] = struct{}{}
+	}
+	for _, a := range placed {
+		remove[a.ID] = struct{}{}
+	}
+	out := make([]*Allocation, 0, len(existing)+len(placed))
+	for _, a := range existing {
+		if _, gone := remove[a.ID]; !gone && !a.TerminalStatus() {
+			out = append(out, a)
+		}
+	}
+	for _, a := range placed {
+		if !a.TerminalStatus() {
+			out = append(out, a)
+		}
+	}
+	return out
+}

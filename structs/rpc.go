@@ -257,3 +257,11 @@ type EvalUpdateRequest struct {
 type GenericRequest struct {
 	QueryOptions
 }
+
+// RPCTimeout tells the RPC pool how long a blocking query may take.
+func (q QueryOptions) RPCTimeout() time.Duration {
+	if q.MinQueryIndex > 0 {
+		return q.MaxQueryTime
+	}
+	return 0
+}

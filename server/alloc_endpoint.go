@@ -1,0 +1,78 @@
+package server
+
+import (
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// Alloc is the RPC endpoint for allocations.
+type Alloc struct {
+	srv *Server
+}
+
+// GetAlloc reads one allocation.
+func (a *Alloc) GetAlloc(args *structs.AllocSpecificRequest, reply *structs.SingleAllocResponse) error {
+	if done, err := a.srv.forward("Alloc.GetAlloc", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		alloc, err := st.AllocByID(ws, args.AllocID)
+		if err != nil {
+			return err
+		}
+		reply.Alloc = alloc
+		if alloc != nil {
+			reply.Index = alloc.ModifyIndex
+			return nil
+		}
+		reply.Index, err = st.Index(state.TableAllocs)
+		return err
+	})
+}
+
+// GetAllocs reads several allocations by ID; unknown IDs are skipped.
+func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsGetResponse) error {
+	if done, err := a.srv.forward("Alloc.GetAllocs", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		reply.Allocs = make([]*structs.Allocation, 0, len(args.AllocIDs))
+		var max uint64
+		for _, id := range args.AllocIDs {
+			alloc, err := st.AllocByID(ws, id)
+			if err != nil {
+				return err
+			}
+			if alloc == nil {
+				continue
+			}
+			reply.Allocs = append(reply.Allocs, alloc)
+			if alloc.ModifyIndex > max {
+				max = alloc.ModifyIndex
+			}
+		}
+		reply.Index = max
+		return nil
+	})
+}
+
+// List lists allocations, optionally by ID prefix.
+func (a *Alloc) List(args *structs.AllocListRequest, reply *structs.AllocListResponse) error {
+	if done, err := a.srv.forward("Alloc.List", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		allocs, err := st.AllocsByIDPrefix(ws, args.Prefix)
+		if err != nil {
+			return err
+		}
+		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
+		for _, al := range allocs {
+			reply.Allocations = append(reply.Allocations, al.Stub())
+		}
+		reply.Index, err = st.Index(state.TableAllocs)
+		return err
+	})
+}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// BlockedEvals holds evaluations that could not place everything for
+// lack of capacity, one per job, and re-enqueues them into the eval
+// broker when capacity may have freed up: a node became ready, or
+// allocations stopped or finished (the FSM calls Unblock after such
+// writes).
+//
+// A job has at most one blocked evaluation. When a newer one arrives, or
+// a later evaluation of the job placed everything (Untrack), the old one
+// is superseded and handed to the leader to be marked canceled, so it
+// does not linger as "blocked" in the state store.
+//
+// Like the broker, it is enabled only on the leader.
+type BlockedEvals struct {
+	broker *EvalBroker
+
+	// l guards every field below.
+	l       sync.Mutex
+	enabled bool
+	byJob   map[string]*structs.Evaluation
+	// superseded evaluations waiting to be canceled.
+	superseded []*structs.Evaluation
+}
+
+// NewBlockedEvals returns a disabled tracker feeding broker.
+func NewBlockedEvals(broker *EvalBroker) *BlockedEvals {
+	return &BlockedEvals{broker: broker, byJob: make(map[string]*structs.Evaluation)}
+}
+
+// SetEnabled turns tracking on or off; off drops everything.
+func (b *BlockedEvals) SetEnabled(enabled bool) {
+	b.l.Lock()
+	defer b.l.Unlock()
+	b.enabled = enabled
+	if !enabled {
+		b.byJob = make(map[string]*structs.Evaluation)
+		b.superseded = nil
+	}
+}
+
+// Block tracks a blocked evaluation.
+func (b *BlockedEvals) Block(eval *structs.Evaluation) {
+	b.l.Lock()
+	defer b.l.Unlock()
+	if !b.enabled {
+		return
+	}
+	if old, ok := b.byJob[eval.JobID]; ok && old.ID != eval.ID {
+		if old.CreateIndex > eval.CreateIndex {
+			// eval is the older one.
+			b.superseded = append(b.superseded, eval)
+			return
+		}
+		b.superseded = append(b.superseded, old)
+	}
+	b.byJob[eval.JobID] = eval
+}
+
+// Untrack drops a job's blocked evaluation: a newer evaluation placed
+// everything the job needs.
+func (b *BlockedEvals) Untrack(jobID string) {
+	b.l.Lock()
+	defer b.l.Unlock()
+	if !b.enabled {
+		return
+	}
+	if old, ok := b.byJob[jobID]; ok {
+		delete(b.byJob, jobID)
+		b.superseded = append(b.superseded, old)
+	}
+}
+
+// Unblock re-enqueues every blocked evaluation. index is the Raft index
+// of the change that may have freed capacity.
+func (b *BlockedEvals) Unblock(index uint64) {
+	b.l.Lock()
+	if !b.enabled || len(b.byJob) == 0 {
+		b.l.Unlock()
+		return
+	}
+	evals := make([]*structs.Evaluation, 0, len(b.byJob))
+	for _, e := range b.byJob {
+		evals = append(evals, e)
+	}
+	b.byJob = make(map[string]*structs.Evaluation)
+	b.l.Unlock()
+	for _, e := range evals {
+		b.broker.Enqueue(e)
+	}
+}
+
+// Superseded returns and forgets up to max superseded evaluations.
+func (b *BlockedEvals) Superseded(max int) []*structs.Evaluation {
+	b.l.Lock()
+	defer b.l.Unlock()
+	n := len(b.superseded)
+	if n > max {
+		n = max
+	}
+	out := b.superseded[:n:n]
+	b.superseded = b.superseded[n:]
+	return out
+}
+
+// Len returns how many evaluations are blocked.
+func (b *BlockedEvals) Len() int {
+	b.l.Lock()
+	defer b.l.Unlock()
+	return len(b.byJob)
+}

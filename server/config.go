@@ -1,0 +1,118 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+)
+
+// Config configures a Server.
+type Config struct {
+	// NodeName names this server (its Raft ID unless NodeID is set).
+	NodeName string
+	// NodeID is the server's stable Raft ID; generated and persisted in
+	// the data dir when empty.
+	NodeID string
+	// DataDir holds the Raft log, stable store and snapshots.
+	DataDir string
+
+	// RPCAddr is the address the RPC listener binds (Raft shares it).
+	RPCAddr *net.TCPAddr
+	// RPCAdvertise is the address other servers and clients reach this
+	// server at; defaults to RPCAddr.
+	RPCAdvertise *net.TCPAddr
+
+	// BootstrapExpect is the number of servers that bootstrap the cluster
+	// together. 1 bootstraps a single-server cluster (dev mode).
+	BootstrapExpect int
+
+	// Raft timing. Defaults are tuned for fast failover on a LAN; see
+	// DefaultConfig.
+	RaftHeartbeatTimeout   time.Duration
+	RaftElectionTimeout    time.Duration
+	RaftLeaderLeaseTimeout time.Duration
+	RaftCommitTimeout      time.Duration
+	// RaftSnapshotThreshold is how many log entries between snapshots.
+	RaftSnapshotThreshold uint64
+	RaftSnapshotInterval  time.Duration
+	RaftTrailingLogs      uint64
+
+	// NumSchedulers is how many scheduler workers run on the leader.
+	NumSchedulers int
+
+	// EvalNackTimeout is how long a worker may hold an evaluation
+	// without progress before it is redelivered; EvalDeliveryLimit is
+	// how many deliveries an evaluation gets before it is failed.
+	EvalNackTimeout   time.Duration
+	EvalDeliveryLimit int
+
+	// MinHeartbeatTTL is the shortest TTL given to clients;
+	// HeartbeatGrace is added to every TTL before a node is marked down,
+	// and to the first TTL after a leader election.
+	MinHeartbeatTTL time.Duration
+	HeartbeatGrace  time.Duration
+	// MaxHeartbeatsPerSecond stretches TTLs in big clusters so the
+	// leader handles at most this many heartbeats per second.
+	MaxHeartbeatsPerSecond float64
+
+	// RPCHoldTimeout is how long a request waits for a leader before
+	// failing with ErrNoLeader.
+	RPCHoldTimeout time.Duration
+
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults.
+//
+// Raft timing: hashicorp/raft's defaults (1s heartbeat and election
+// timeouts) are built for WANs and make a leader change take 2-3s. On a
+// LAN, round trips are well under a millisecond, so Drover uses 500ms
+// heartbeat and election timeouts and a 250ms leader lease: a follower
+// notices a dead leader after 500-1000ms (the timeout is randomised
+// between 1x and 2x) and an election takes one more round. A leader that
+// cannot reach a quorum for 250ms steps down, which bounds how long a
+// partitioned ex-leader believes it leads.
+func DefaultConfig() *Config {
+	return &Config{
+		BootstrapExpect:        1,
+		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftElectionTimeout:    500 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftCommitTimeout:      10 * time.Millisecond,
+		RaftSnapshotThreshold:  8192,
+		RaftSnapshotInterval:   2 * time.Minute,
+		RaftTrailingLogs:       10240,
+		NumSchedulers:          runtime.NumCPU(),
+		EvalNackTimeout:        60 * time.Second,
+		EvalDeliveryLimit:      3,
+		MinHeartbeatTTL:        10 * time.Second,
+		HeartbeatGrace:         10 * time.Second,
+		MaxHeartbeatsPerSecond: 50,
+		RPCHoldTimeout:         5 * time.Second,
+	}
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("server: data dir is required")
+	}
+	if c.RPCAddr == nil {
+		return fmt.Errorf("server: RPC address is required")
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("server: bootstrap_expect must not be negative")
+	}
+	if c.NumSchedulers < 1 {
+		c.NumSchedulers = 1
+	}
+	if c.RPCAdvertise == nil {
+		c.RPCAdvertise = c.RPCAddr
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}

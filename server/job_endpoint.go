@@ -1,0 +1,206 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// Job is the RPC endpoint for jobs.
+type Job struct {
+	srv *Server
+}
+
+// Register registers or updates a job and creates its evaluation.
+func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegisterResponse) error {
+	if done, err := j.srv.forward("Job.Register", nil, args, reply); done {
+		return err
+	}
+	if args.Job == nil {
+		return structs.NewError(structs.CodeInvalid, "missing job")
+	}
+	job := args.Job.Copy()
+	job.Canonicalize()
+	if err := job.Validate(); err != nil {
+		return structs.NewError(structs.CodeInvalid, err.Error())
+	}
+	existing, err := j.srv.State().JobByID(nil, job.ID)
+	if err != nil {
+		return err
+	}
+	if args.EnforceIndex {
+		var current uint64
+		if existing != nil {
+			current = existing.JobModifyIndex
+		}
+		if current != args.JobModifyIndex {
+			if args.JobModifyIndex == 0 {
+				return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q already exists (job modify index %d); the check index expected a new job", job.ID, current))
+			}
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q changed since it was planned: expected job modify index %d, found %d", job.ID, args.JobModifyIndex, current))
+		}
+	}
+	// Fields the server owns are set by the state store.
+	job.Status, job.StatusDescription = "", ""
+	job.Version, job.SubmitTime = 0, 0
+	job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = 0, 0, 0
+
+	now := time.Now()
+	eval := &structs.Evaluation{
+		ID:          structs.GenerateUUID(),
+		Priority:    job.Priority,
+		Type:        job.Type,
+		TriggeredBy: structs.EvalTriggerJobRegister,
+		JobID:       job.ID,
+		Status:      structs.EvalStatusPending,
+		CreateTime:  now.UnixNano(),
+		ModifyTime:  now.UnixNano(),
+	}
+	req := &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: now.UnixNano()}
+	_, index, err := j.srv.raftApply(structs.JobRegisterRequestType, req)
+	if err != nil {
+		return err
+	}
+	stored, err := j.srv.State().JobByID(nil, job.ID)
+	if err != nil {
+		return err
+	}
+	reply.EvalID = eval.ID
+	reply.EvalCreateIndex = index
+	if stored != nil {
+		reply.JobModifyIndex = stored.JobModifyIndex
+	}
+	reply.Index = index
+	return nil
+}
+
+// Deregister stops a job, or purges it.
+func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobDeregisterResponse) error {
+	if done, err := j.srv.forward("Job.Deregister", nil, args, reply); done {
+		return err
+	}
+	job, err := j.srv.State().JobByID(nil, args.JobID)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found", args.JobID))
+	}
+	now := time.Now()
+	eval := &structs.Evaluation{
+		ID:          structs.GenerateUUID(),
+		Priority:    job.Priority,
+		Type:        job.Type,
+		TriggeredBy: structs.EvalTriggerJobDeregister,
+		JobID:       job.ID,
+		Status:      structs.EvalStatusPending,
+		CreateTime:  now.UnixNano(),
+		ModifyTime:  now.UnixNano(),
+	}
+	req := &structs.JobDeregisterRequest{JobID: args.JobID, Purge: args.Purge, Eval: eval, SubmitTime: now.UnixNano()}
+	_, index, err := j.srv.raftApply(structs.JobDeregisterRequestType, req)
+	if err != nil {
+		return err
+	}
+	reply.EvalID = eval.ID
+	reply.EvalCreateIndex = index
+	reply.Index = index
+	if stored, _ := j.srv.State().JobByID(nil, args.JobID); stored != nil {
+		reply.JobModifyIndex = stored.JobModifyIndex
+	}
+	return nil
+}
+
+// GetJob reads one job.
+func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobResponse) error {
+	if done, err := j.srv.forward("Job.GetJob", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		job, err := st.JobByID(ws, args.JobID)
+		if err != nil {
+			return err
+		}
+		reply.Job = job
+		if job != nil {
+			reply.Index = job.ModifyIndex
+			return nil
+		}
+		reply.Index, err = st.Index(state.TableJobs)
+		return err
+	})
+}
+
+// List lists jobs, optionally by ID prefix.
+func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse) error {
+	if done, err := j.srv.forward("Job.List", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		jobs, err := st.JobsByIDPrefix(ws, args.Prefix)
+		if err != nil {
+			return err
+		}
+		reply.Jobs = make([]*structs.JobListStub, 0, len(jobs))
+		for _, job := range jobs {
+			reply.Jobs = append(reply.Jobs, job.Stub())
+		}
+		reply.Index, err = st.Index(state.TableJobs)
+		return err
+	})
+}
+
+// Versions lists the kept versions of a job, newest first.
+func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersionsResponse) error {
+	if done, err := j.srv.forward("Job.Versions", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		versions, err := st.JobVersionsByID(ws, args.JobID)
+		if err != nil {
+			return err
+		}
+		reply.Versions = versions
+		reply.Index, err = st.Index(state.TableJobVersion)
+		return err
+	})
+}
+
+// Allocations lists a job's allocations.
+func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAllocationsResponse) error {
+	if done, err := j.srv.forward("Job.Allocations", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		allocs, err := st.AllocsByJob(ws, args.JobID)
+		if err != nil {
+			return err
+		}
+		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
+		for _, a := range allocs {
+			reply.Allocations = append(reply.Allocations, a.Stub())
+		}
+		reply.Index, err = maxIndex(st, state.TableAllocs, state.TableJobs)
+		return err
+	})
+}
+
+// Evaluations lists a job's evaluations.
+func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEvaluationsResponse) error {
+	if done, err := j.srv.forward("Job.Evaluations", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		evals, err := st.EvalsByJob(ws, args.JobID)
+		if err != nil {
+			return err
+		}
+		reply.Evaluations = evals
+		reply.Index, err = st.Index(state.TableEvals)
+		return err
+	})
+}

@@ -1,0 +1,319 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// Node is the RPC endpoint for client nodes: registration, heartbeats,
+// allocation watching and allocation status updates.
+type Node struct {
+	srv *Server
+}
+
+// Register registers a node or updates its fingerprint, and starts its
+// heartbeat timer.
+func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUpdateResponse) error {
+	if done, err := n.srv.forward("Node.Register", nil, args, reply); done {
+		return err
+	}
+	node := args.Node
+	switch {
+	case node == nil:
+		return structs.NewError(structs.CodeInvalid, "missing node")
+	case node.ID == "":
+		return structs.NewError(structs.CodeInvalid, "node ID must be set")
+	case node.SecretID == "":
+		return structs.NewError(structs.CodeInvalid, "node secret ID must be set")
+	case node.Name == "":
+		return structs.NewError(structs.CodeInvalid, "node name must be set")
+	case node.NodeResources == nil:
+		return structs.NewError(structs.CodeInvalid, "node resources must be fingerprinted")
+	}
+	existing, err := n.srv.State().NodeByID(nil, node.ID)
+	if err != nil {
+		return err
+	}
+	if existing != nil && existing.SecretID != node.SecretID {
+		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s is registered with a different secret ID", node.ID))
+	}
+	node = node.Copy()
+	if node.Datacenter == "" {
+		node.Datacenter = structs.DefaultDatacenter
+	}
+	if node.Status == "" {
+		node.Status = structs.NodeStatusReady
+	}
+	node.CreateIndex, node.ModifyIndex = 0, 0
+
+	req := &structs.NodeRegisterRequest{Node: node, UpdatedAt: time.Now().UnixNano()}
+	_, index, err := n.srv.raftApply(structs.NodeRegisterRequestType, req)
+	if err != nil {
+		return err
+	}
+	if node.TerminalStatus() {
+		n.srv.heartbeats.clear(node.ID)
+	} else {
+		reply.HeartbeatTTL = n.srv.heartbeats.reset(node.ID)
+	}
+	n.srv.fillServerInfo(reply)
+	reply.Index = index
+	return nil
+}
+
+// UpdateStatus is the heartbeat: it resets the node's TTL and, only when
+// the status changes, writes the new status through Raft.
+func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *structs.NodeUpdateResponse) error {
+	if done, err := n.srv.forward("Node.UpdateStatus", nil, args, reply); done {
+		return err
+	}
+	switch args.Status {
+	case structs.NodeStatusInit, structs.NodeStatusReady, structs.NodeStatusDown:
+	default:
+		return structs.NewError(structs.CodeInvalid, fmt.Sprintf("unknown node status %q", args.Status))
+	}
+	node, err := n.srv.State().NodeByID(nil, args.NodeID)
+	if err != nil {
+		return err
+	}
+	if node == nil {
+		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("node %s is not registered", args.NodeID))
+	}
+	if node.SecretID != args.SecretID {
+		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
+	}
+	if node.Status != args.Status {
+		if err := n.srv.updateNodeStatus(args.NodeID, args.Status); err != nil {
+			return err
+		}
+	}
+	if args.Status == structs.NodeStatusDown {
+		n.srv.heartbeats.clear(args.NodeID)
+	} else {
+		reply.HeartbeatTTL = n.srv.heartbeats.reset(args.NodeID)
+	}
+	n.srv.fillServerInfo(reply)
+	reply.Index, _ = n.srv.State().Index(state.TableNodes)
+	return nil
+}
+
+// updateNodeStatus writes a node status change. A node going down gets
+// an evaluation for every job with live allocations on it, so they are
+// replaced elsewhere.
+func (s *Server) updateNodeStatus(nodeID, status string) error {
+	req := &structs.NodeUpdateStatusRequest{NodeID: nodeID, Status: status, UpdatedAt: time.Now().UnixNano()}
+	if status == structs.NodeStatusDown {
+		evals, err := s.evalsForNodeAllocs(nodeID, structs.EvalTriggerNodeDown)
+		if err != nil {
+			return err
+		}
+		req.Evals = evals
+	}
+	_, _, err := s.raftApply(structs.NodeUpdateStatusRequestType, req)
+	return err
+}
+
+// evalsForNodeAllocs returns one evaluation per job with live
+// allocations on the node.
+func (s *Server) evalsForNodeAllocs(nodeID, trigger string) ([]*structs.Evaluation, error) {
+	st := s.State()
+	allocs, err := st.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	seen := make(map[string]bool)
+	var evals []*structs.Evaluation
+	for _, a := range allocs {
+		if a.TerminalStatus() || seen[a.JobID] {
+			continue
+		}
+		seen[a.JobID] = true
+		evals = append(evals, s.newJobEval(a.Job, a.JobID, trigger, nodeID, now))
+	}
+	sort.Slice(evals, func(i, j int) bool { return evals[i].JobID < evals[j].JobID })
+	return evals, nil
+}
+
+// newJobEval returns a pending evaluation for a job; job may be nil (the
+// allocation's job pointer), then defaults are used.
+func (s *Server) newJobEval(job *structs.Job, jobID, trigger, nodeID string, now int64) *structs.Evaluation {
+	e := &structs.Evaluation{
+		ID:          structs.GenerateUUID(),
+		Priority:    structs.DefaultJobPriority,
+		Type:        structs.JobTypeService,
+		TriggeredBy: trigger,
+		JobID:       jobID,
+		NodeID:      nodeID,
+		Status:      structs.EvalStatusPending,
+		CreateTime:  now,
+		ModifyTime:  now,
+	}
+	if current, _ := s.State().JobByID(nil, jobID); current != nil {
+		job = current
+	}
+	if job != nil {
+		e.Priority, e.Type = job.Priority, job.Type
+	}
+	return e
+}
+
+// fillServerInfo tells a client where the leader and servers are.
+func (s *Server) fillServerInfo(reply *structs.NodeUpdateResponse) {
+	reply.LeaderRPCAddr = s.LeaderAddr()
+	reply.Servers = s.serverAddrs()
+}
+
+// serverAddrs lists the RPC addresses of the Raft voters.
+func (s *Server) serverAddrs() []string {
+	future := s.raft.GetConfiguration()
+	if future.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, srv := range future.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			out = append(out, string(srv.Address))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// GetNode reads one node.
+func (n *Node) GetNode(args *structs.NodeSpecificRequest, reply *structs.SingleNodeResponse) error {
+	if done, err := n.srv.forward("Node.GetNode", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		node, err := st.NodeByID(ws, args.NodeID)
+		if err != nil {
+			return err
+		}
+		reply.Node = node
+		if node != nil {
+			reply.Index = node.ModifyIndex
+			return nil
+		}
+		reply.Index, err = st.Index(state.TableNodes)
+		return err
+	})
+}
+
+// List lists nodes, optionally by ID prefix.
+func (n *Node) List(args *structs.NodeListRequest, reply *structs.NodeListResponse) error {
+	if done, err := n.srv.forward("Node.List", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		nodes, err := st.NodesByIDPrefix(ws, args.Prefix)
+		if err != nil {
+			return err
+		}
+		reply.Nodes = make([]*structs.NodeListStub, 0, len(nodes))
+		for _, node := range nodes {
+			reply.Nodes = append(reply.Nodes, node.Stub())
+		}
+		reply.Index, err = st.Index(state.TableNodes)
+		return err
+	})
+}
+
+// GetAllocs lists a node's allocations.
+func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeAllocsResponse) error {
+	if done, err := n.srv.forward("Node.GetAllocs", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		allocs, err := st.AllocsByNode(ws, args.NodeID)
+		if err != nil {
+			return err
+		}
+		reply.Allocs = make([]*structs.AllocListStub, 0, len(allocs))
+		for _, a := range allocs {
+			reply.Allocs = append(reply.Allocs, a.Stub())
+		}
+		reply.Index, err = st.Index(state.TableAllocs)
+		return err
+	})
+}
+
+// GetClientAllocs is the client's blocking watch: it maps each of the
+// node's allocation IDs to its AllocModifyIndex, and returns when any of
+// the node's allocations changes.
+func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeClientAllocsResponse) error {
+	if done, err := n.srv.forward("Node.GetClientAllocs", &args.QueryOptions, args, reply); done {
+		return err
+	}
+	node, err := n.srv.State().NodeByID(nil, args.NodeID)
+	if err != nil {
+		return err
+	}
+	if node == nil {
+		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("node %s is not registered", args.NodeID))
+	}
+	if node.SecretID != args.SecretID {
+		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
+	}
+	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		allocs, err := st.AllocsByNode(ws, args.NodeID)
+		if err != nil {
+			return err
+		}
+		reply.Allocs = make(map[string]uint64, len(allocs))
+		var max uint64
+		for _, a := range allocs {
+			reply.Allocs[a.ID] = a.AllocModifyIndex
+			if a.ModifyIndex > max {
+				max = a.ModifyIndex
+			}
+		}
+		reply.Index = max
+		return nil
+	})
+}
+
+// UpdateAlloc records allocation status reported by a client. A
+// transition to failed or complete of an allocation the scheduler still
+// wants running creates an evaluation for its job, so the scheduler can
+// replace or reschedule it.
+func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.GenericResponse) error {
+	if done, err := n.srv.forward("Node.UpdateAlloc", nil, args, reply); done {
+		return err
+	}
+	if len(args.Alloc) == 0 {
+		return structs.NewError(structs.CodeInvalid, "no allocations to update")
+	}
+	st := n.srv.State()
+	now := time.Now().UnixNano()
+	seen := make(map[string]bool)
+	var evals []*structs.Evaluation
+	for _, update := range args.Alloc {
+		existing, err := st.AllocByID(nil, update.ID)
+		if err != nil {
+			return err
+		}
+		if existing == nil || seen[existing.JobID] {
+			continue
+		}
+		becameTerminal := update.ClientTerminalStatus() && existing.ClientStatus != update.ClientStatus
+		if becameTerminal && existing.DesiredStatus == structs.AllocDesiredStatusRun {
+			seen[existing.JobID] = true
+			evals = append(evals, n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerRetryFailed, "", now))
+		}
+	}
+	req := &structs.AllocUpdateRequest{Alloc: args.Alloc, Evals: evals, UpdatedAt: now}
+	_, index, err := n.srv.raftApply(structs.AllocClientUpdateRequestType, req)
+	if err != nil {
+		return err
+	}
+	reply.Index = index
+	return nil
+}

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	metrics "github.com/hashicorp/go-metrics"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// The plan applier is the only writer of allocations placed by the
+// scheduler, and it runs as one goroutine on the leader. Schedulers plan
+// concurrently against snapshots that may be stale by the time their
+// plan arrives: another worker may have filled a node in between. So
+// every plan is re-checked here against the newest state (optimistic
+// concurrency): for each node the plan touches, what would run there
+// after the plan must fit the node's capacity and ports, and a node that
+// receives new allocations must be ready. Nodes that fail the check are
+// left out of the commit, and the result carries a RefreshIndex telling
+// the worker to refresh its snapshot and re-plan what was rejected. What
+// passes is committed in one Raft entry.
+//
+// Because the check uses the same structs.ProposedAllocs and
+// structs.AllocsFit as the scheduler, a plan made from current state
+// always passes; only genuine races are rejected. Committed allocations
+// therefore never exceed a node's capacity.
+
+// planApply runs the plan applier until stopCh closes.
+func (s *Server) planApply(stopCh <-chan struct{}) {
+	for {
+		f, err := s.planQueue.Dequeue(stopCh)
+		if err != nil {
+			return
+		}
+		result, err := s.applyPlan(f.plan)
+		f.respond(result, err)
+	}
+}
+
+// applyPlan checks and commits one plan.
+func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
+	defer metrics.MeasureSince([]string{"drover", "plan", "apply"}, time.Now())
+	// The submitting worker must still own the evaluation; a worker whose
+	// delivery timed out must not commit.
+	if err := s.evalBroker.Outstanding(plan.EvalID, plan.EvalToken); err != nil {
+		return nil, err
+	}
+	snap := s.State().Snapshot()
+	result, reasons, err := evaluatePlan(snap, plan)
+	if err != nil {
+		return nil, err
+	}
+	for node, reason := range reasons {
+		s.logger.Debug("plan rejected for node, the worker will re-plan", "eval_id", plan.EvalID, "node_id", node, "reason", reason)
+	}
+	if len(result.NodeUpdate) == 0 && len(result.NodeAllocation) == 0 {
+		return result, nil
+	}
+
+	req := &structs.ApplyPlanResultsRequest{
+		Job:       plan.Job,
+		EvalID:    plan.EvalID,
+		UpdatedAt: time.Now().UnixNano(),
+	}
+	for _, node := range sortedKeys(result.NodeUpdate) {
+		req.AllocsStopped = append(req.AllocsStopped, result.NodeUpdate[node]...)
+	}
+	for _, node := range sortedKeys(result.NodeAllocation) {
+		for _, a := range result.NodeAllocation[node] {
+			// The job travels once, in the request.
+			if a.Job != nil && plan.Job != nil && a.Job.JobModifyIndex == plan.Job.JobModifyIndex {
+				a = a.Copy()
+				a.Job = nil
+			}
+			req.AllocsPlaced = append(req.AllocsPlaced, a)
+		}
+	}
+	_, index, err := s.raftApply(structs.ApplyPlanResultsRequestType, req)
+	if err != nil {
+		return nil, fmt.Errorf("commit plan: %w", err)
+	}
+	result.AllocIndex = index
+	return result, nil
+}
+
+// evaluatePlan re-checks plan against snap and returns what may commit,
+// and why each rejected node was rejected.
+func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult, map[string]string, error) {
+	rejectReasons := make(map[string]string)
+	result := &structs.PlanResult{
+		NodeUpdate:     make(map[string][]*structs.Allocation),
+		NodeAllocation: make(map[string][]*structs.Allocation),
+	}
+	nodes := make(map[string]struct{})
+	for n := range plan.NodeUpdate {
+		nodes[n] = struct{}{}
+	}
+	for n := range plan.NodeAllocation {
+		nodes[n] = struct{}{}
+	}
+	ids := make([]string, 0, len(nodes))
+	for n := range nodes {
+		ids = append(ids, n)
+	}
+	sort.Strings(ids)
+
+	for _, nodeID := range ids {
+		fit, reason, err := evaluateNodePlan(snap, plan, nodeID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !fit {
+			result.RejectedNodes = append(result.RejectedNodes, nodeID)
+			rejectReasons[nodeID] = reason
+			continue
+		}
+		if u := plan.NodeUpdate[nodeID]; len(u) > 0 {
+			result.NodeUpdate[nodeID] = u
+		}
+		if a := plan.NodeAllocation[nodeID]; len(a) > 0 {
+			result.NodeAllocation[nodeID] = a
+		}
+	}
+	if len(result.RejectedNodes) > 0 {
+		idx, err := snap.LatestIndex()
+		if err != nil {
+			return nil, nil, err
+		}
+		result.RefreshIndex = idx
+	}
+	return result, rejectReasons, nil
+}
+
+// evaluateNodePlan checks the plan's part for one node. It returns the
+// reason when it does not fit.
+func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, string, error) {
+	placed := plan.NodeAllocation[nodeID]
+	if len(placed) == 0 {
+		// Stopping allocations always fits.
+		return true, "", nil
+	}
+	node, err := snap.NodeByID(nil, nodeID)
+	if err != nil {
+		return false, "", err
+	}
+	if node == nil {
+		return false, "node does not exist", nil
+	}
+	existingAll, err := snap.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return false, "", err
+	}
+	existing := make([]*structs.Allocation, 0, len(existingAll))
+	known := make(map[string]bool, len(existingAll))
+	for _, a := range existingAll {
+		known[a.ID] = true
+		if !a.TerminalStatus() {
+			existing = append(existing, a)
+		}
+	}
+	// New allocations need a ready, eligible node; updates to allocations
+	// already there only need the node not to be down.
+	for _, a := range placed {
+		if !known[a.ID] && !node.Ready() {
+			return false, fmt.Sprintf("node is %s/%s", node.Status, node.SchedulingEligibility), nil
+		}
+	}
+	if node.TerminalStatus() {
+		return false, "node is down", nil
+	}
+	proposed := structs.ProposedAllocs(existing, plan.NodeUpdate[nodeID], placed)
+	if fit, dim, _ := structs.AllocsFit(node, proposed); !fit {
+		return false, "node exhausted: " + dim, nil
+	}
+	return true, "", nil
+}
+
+func sortedKeys(m map[string][]*structs.Allocation) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

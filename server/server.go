@@ -1,0 +1,336 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	uuid "github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/droverhq/drover/fsm"
+	"github.com/droverhq/drover/rpcpool"
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+// Server is one Drover server.
+type Server struct {
+	config *Config
+	logger hclog.Logger
+
+	fsm           *fsm.FSM
+	raft          *raft.Raft
+	raftStore     *raftboltdb.BoltStore
+	raftLayer     *raftLayer
+	raftTransport *raft.NetworkTransport
+
+	rpcServer   *rpc.Server
+	rpcListener net.Listener
+	// connPool carries calls this server forwards to the leader.
+	connPool *rpcpool.Pool
+
+	evalBroker   *EvalBroker
+	blockedEvals *BlockedEvals
+	planQueue    *PlanQueue
+	heartbeats   *heartbeater
+	workers      []*Worker
+
+	// leaderNotifyCh receives Raft leadership changes.
+	leaderNotifyCh chan bool
+	// leaderLock guards leaderStopCh, which is non-nil and open while the
+	// leader loops run.
+	leaderLock   sync.Mutex
+	leaderStopCh chan struct{}
+
+	shutdownLock sync.Mutex
+	shutdown     bool
+	shutdownCh   chan struct{}
+	wg           sync.WaitGroup
+}
+
+// NewServer starts a server: it opens the Raft stores in the data dir,
+// binds the RPC port, starts Raft (bootstrapping a new single-server
+// cluster when BootstrapExpect is 1) and the leadership monitor.
+func NewServer(config *Config) (*Server, error) {
+	if err := config.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		config:     config,
+		logger:     config.Logger.Named("server"),
+		rpcServer:  rpc.NewServer(),
+		connPool:   rpcpool.New(),
+		shutdownCh: make(chan struct{}),
+	}
+	s.evalBroker = NewEvalBroker(config.EvalNackTimeout, config.EvalDeliveryLimit)
+	s.blockedEvals = NewBlockedEvals(s.evalBroker)
+	s.planQueue = NewPlanQueue()
+	s.heartbeats = newHeartbeater(s)
+	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
+
+	if err := s.registerEndpoints(); err != nil {
+		return nil, err
+	}
+	if err := s.setupRPC(); err != nil {
+		return nil, err
+	}
+	if err := s.setupRaft(); err != nil {
+		s.rpcListener.Close()
+		return nil, err
+	}
+	for i := 0; i < config.NumSchedulers; i++ {
+		w := newWorker(s, i)
+		s.workers = append(s.workers, w)
+		s.goFunc(w.run)
+	}
+	s.goFunc(s.monitorLeadership)
+	s.logger.Info("server started", "rpc", config.RPCAdvertise.String(), "data_dir", config.DataDir)
+	return s, nil
+}
+
+// goFunc runs f in a goroutine tracked for Shutdown.
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) setupRPC() error {
+	l, err := net.ListenTCP("tcp", s.config.RPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen on RPC address %s: %w", s.config.RPCAddr, err)
+	}
+	s.rpcListener = l
+	// If port 0 was asked for, advertise the port we got.
+	if s.config.RPCAdvertise.Port == 0 {
+		adv := *s.config.RPCAdvertise
+		adv.Port = l.Addr().(*net.TCPAddr).Port
+		s.config.RPCAdvertise = &adv
+	}
+	s.raftLayer = newRaftLayer(s.config.RPCAdvertise)
+	s.goFunc(s.listen)
+	return nil
+}
+
+func (s *Server) setupRaft() error {
+	dir := filepath.Join(s.config.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create raft dir: %w", err)
+	}
+	id, err := s.serverID()
+	if err != nil {
+		return err
+	}
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(id)
+	conf.HeartbeatTimeout = s.config.RaftHeartbeatTimeout
+	conf.ElectionTimeout = s.config.RaftElectionTimeout
+	conf.LeaderLeaseTimeout = s.config.RaftLeaderLeaseTimeout
+	conf.CommitTimeout = s.config.RaftCommitTimeout
+	conf.SnapshotThreshold = s.config.RaftSnapshotThreshold
+	conf.SnapshotInterval = s.config.RaftSnapshotInterval
+	conf.TrailingLogs = s.config.RaftTrailingLogs
+	conf.Logger = s.config.Logger.Named("raft")
+	// Apply many log entries to the FSM per call when they queue up.
+	conf.BatchApplyCh = true
+	s.leaderNotifyCh = make(chan bool, 10)
+	conf.NotifyCh = s.leaderNotifyCh
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft store: %w", err)
+	}
+	s.raftStore = store
+	cache, err := raft.NewLogCache(512, store)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, s.config.Logger.Named("raft-snapshot"))
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	s.raftTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  s.raftLayer,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  s.config.Logger.Named("raft-net"),
+	})
+
+	hasState, err := raft.HasExistingState(cache, store, snaps)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("check raft state: %w", err)
+	}
+	if !hasState && s.config.BootstrapExpect == 1 {
+		cfg := raft.Configuration{Servers: []raft.Server{{
+			ID: conf.LocalID, Address: s.raftTransport.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+		if err := raft.BootstrapCluster(conf, cache, store, snaps, s.raftTransport, cfg); err != nil {
+			store.Close()
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+		s.logger.Info("bootstrapped a new single-server cluster", "id", id)
+	}
+
+	r, err := raft.NewRaft(conf, s.fsm, cache, store, snaps, s.raftTransport)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.raft = r
+	return nil
+}
+
+// serverID returns the server's Raft ID: the configured one, or one
+// generated once and kept in the data dir so a restart keeps it.
+func (s *Server) serverID() (string, error) {
+	if s.config.NodeID != "" {
+		return s.config.NodeID, nil
+	}
+	path := filepath.Join(s.config.DataDir, "server-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read server id: %w", err)
+	}
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("write server id: %w", err)
+	}
+	return id, nil
+}
+
+// writeFileAtomic writes data to path through a synced temp file and a
+// rename, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Shutdown stops the server: leader loops, workers, Raft and the RPC
+// listener, and waits for its goroutines.
+func (s *Server) Shutdown() error {
+	s.shutdownLock.Lock()
+	if s.shutdown {
+		s.shutdownLock.Unlock()
+		return nil
+	}
+	s.shutdown = true
+	close(s.shutdownCh)
+	s.shutdownLock.Unlock()
+
+	s.logger.Info("shutting down server")
+	s.revokeLeadership()
+	var errs []error
+	if s.raft != nil {
+		if err := s.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+	}
+	if s.raftLayer != nil {
+		s.raftLayer.Close()
+	}
+	if s.raftTransport != nil {
+		s.raftTransport.Close()
+	}
+	if s.rpcListener != nil {
+		s.rpcListener.Close()
+	}
+	s.connPool.Shutdown()
+	s.wg.Wait()
+	if s.raftStore != nil {
+		if err := s.raftStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) isShutdown() bool {
+	select {
+	case <-s.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// State returns the current state store.
+func (s *Server) State() *state.StateStore { return s.fsm.State() }
+
+// IsLeader reports whether this server is the Raft leader.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderAddr returns the leader's RPC address, or "" when there is none.
+func (s *Server) LeaderAddr() string {
+	addr, _ := s.raft.LeaderWithID()
+	return string(addr)
+}
+
+// RPCAddr returns the address this server advertises for RPC.
+func (s *Server) RPCAddr() *net.TCPAddr { return s.config.RPCAdvertise }
+
+// Stats returns Raft's statistics, for the operator API.
+func (s *Server) Stats() map[string]string { return s.raft.Stats() }
+
+// raftApplyTimeout bounds how long a write waits for Raft.
+const raftApplyTimeout = 30 * time.Second
+
+// raftApply encodes msg as a log entry of type t, commits it through
+// Raft and returns the FSM's response and the entry's index. A response
+// that is an error (the state rejected the write) is returned as err.
+func (s *Server) raftApply(t structs.MessageType, msg interface{}) (interface{}, uint64, error) {
+	buf, err := structs.Encode(t, msg)
+	if err != nil {
+		return nil, 0, err
+	}
+	future := s.raft.Apply(buf, raftApplyTimeout)
+	if err := future.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return nil, 0, structs.NewError(structs.CodeNoLeader, fmt.Sprintf("no cluster leader: %v", err))
+		}
+		return nil, 0, fmt.Errorf("raft apply %s: %w", t, err)
+	}
+	resp := future.Response()
+	if rerr, ok := resp.(error); ok && rerr != nil {
+		if errors.Is(rerr, state.ErrNotFound) {
+			rerr = structs.NewError(structs.CodeNotFound, rerr.Error())
+		}
+		return nil, future.Index(), rerr
+	}
+	return resp, future.Index(), nil
+}

@@ -1,0 +1,394 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/rpcpool"
+	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/testutil/mock"
+)
+
+func TestServer_RegisterJobPlacesAllocations(t *testing.T) {
+	s := testServer(t, nil)
+	registerNode(t, s, mock.Node())
+	registerNode(t, s, mock.Node())
+
+	job := mock.Job()
+	resp := registerJob(t, s, job)
+	if resp.EvalID == "" || resp.JobModifyIndex == 0 || resp.Index == 0 {
+		t.Fatalf("register response %+v", resp)
+	}
+	eval := waitForEval(t, s, resp.EvalID)
+	if eval.Status != structs.EvalStatusComplete || len(eval.FailedTGAllocs) != 0 {
+		t.Fatalf("eval %s failures %v", eval.Status, eval.FailedTGAllocs)
+	}
+	if n := len(liveAllocs(t, s, job.ID)); n != 3 {
+		t.Fatalf("live allocs = %d, want 3", n)
+	}
+	stored, _ := s.State().JobByID(nil, job.ID)
+	if stored.Status != structs.JobStatusRunning {
+		t.Fatalf("job status %s, want running", stored.Status)
+	}
+}
+
+func TestServer_RegisterRejectsInvalidJob(t *testing.T) {
+	s := testServer(t, nil)
+	job := mock.Job()
+	job.TaskGroups[0].Tasks[0].Resources.MemoryMB = -1
+	job.TaskGroups[0].Count = -2
+	var resp structs.JobRegisterResponse
+	err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &resp)
+	ce := structs.ParseCodedError(err)
+	if ce == nil || ce.Code != structs.CodeInvalid || ce.Status != 400 {
+		t.Fatalf("err = %v, want an invalid_request error", err)
+	}
+	for _, want := range []string{"TaskGroups[0].Count", "TaskGroups[0].Tasks[0].Resources.MemoryMB"} {
+		if !contains(ce.Message, want) {
+			t.Errorf("error %q does not name %s", ce.Message, want)
+		}
+	}
+}
+
+func TestServer_EnforceIndex(t *testing.T) {
+	s := testServer(t, nil)
+	job := mock.Job()
+	first := registerJob(t, s, job)
+
+	var resp structs.JobRegisterResponse
+	err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job, EnforceIndex: true, JobModifyIndex: first.JobModifyIndex + 99}, &resp)
+	if ce := structs.ParseCodedError(err); ce == nil || ce.Code != structs.CodeConflict {
+		t.Fatalf("stale check index: %v", err)
+	}
+	changed := job.Copy()
+	changed.TaskGroups[0].Count = 1
+	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: changed, EnforceIndex: true, JobModifyIndex: first.JobModifyIndex}, &resp); err != nil {
+		t.Fatalf("current check index rejected: %v", err)
+	}
+}
+
+func TestServer_NoCapacityBlocksThenUnblocks(t *testing.T) {
+	s := testServer(t, nil)
+	small := mock.Node()
+	small.NodeResources.Memory.MemoryMB = 600 // fits two 256 MB allocs
+	registerNode(t, s, small)
+
+	job := mock.Job()
+	resp := registerJob(t, s, job)
+	eval := waitForEval(t, s, resp.EvalID)
+	m := eval.FailedTGAllocs["web"]
+	if m == nil || m.DimensionExhausted["memory"] == 0 || eval.BlockedEval == "" {
+		t.Fatalf("eval should explain memory exhaustion and block: %+v", eval)
+	}
+	if n := len(liveAllocs(t, s, job.ID)); n != 2 {
+		t.Fatalf("placed %d allocs on a node that fits 2", n)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		return s.blockedEvals.Len() == 1, fmt.Errorf("blocked evals: %d", s.blockedEvals.Len())
+	})
+
+	// A new node frees capacity: the blocked eval places the third.
+	registerNode(t, s, mock.Node())
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		n := len(liveAllocs(t, s, job.ID))
+		return n == 3, fmt.Errorf("%d live allocs", n)
+	})
+	blocked := waitForEval(t, s, eval.BlockedEval)
+	if blocked.Status != structs.EvalStatusComplete {
+		t.Fatalf("blocked eval status %s", blocked.Status)
+	}
+}
+
+func TestServer_PlanApplierRejectsStalePlan(t *testing.T) {
+	s := testServer(t, nil)
+	node := mock.Node()
+	node.NodeResources.Memory.MemoryMB = 1000
+	registerNode(t, s, node)
+	job := mock.Job()
+	job.TaskGroups[0].Count = 0
+	registerJob(t, s, job)
+	stored, _ := s.State().JobByID(nil, job.ID)
+
+	// A plan made against the current snapshot: 3 x 256 MB fits 1000 MB.
+	stale := s.State().Snapshot()
+	plan := &structs.Plan{Job: stored, NodeAllocation: map[string][]*structs.Allocation{}}
+	for i := 0; i < 3; i++ {
+		a := mock.Alloc(stored, node, i)
+		a.ClientStatus = structs.AllocClientStatusPending
+		plan.AppendAlloc(a)
+	}
+	if res, _, err := evaluatePlan(stale, plan); err != nil || len(res.RejectedNodes) != 0 {
+		t.Fatalf("plan should fit the snapshot it was made from: %v %v", res, err)
+	}
+
+	// Meanwhile another plan fills the node.
+	filler := &structs.Plan{Job: stored}
+	big := mock.Alloc(stored, node, 9)
+	big.AllocatedResources.Tasks["server"].Memory.MemoryMB = 600
+	filler.AppendAlloc(big)
+	fillRes, _, err := evaluatePlan(s.State().Snapshot(), filler)
+	if err != nil || len(fillRes.RejectedNodes) != 0 {
+		t.Fatalf("filler rejected: %v", err)
+	}
+	if _, _, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, AllocsPlaced: []*structs.Allocation{big}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Re-checked against the newest state, the stale plan no longer fits.
+	res, reasons, err := evaluatePlan(s.State().Snapshot(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.RejectedNodes) != 1 || res.RejectedNodes[0] != node.ID || res.RefreshIndex == 0 {
+		t.Fatalf("stale plan not rejected: %+v", res)
+	}
+	if reasons[node.ID] != "node exhausted: memory" {
+		t.Fatalf("reason %q", reasons[node.ID])
+	}
+	if len(res.NodeAllocation) != 0 {
+		t.Fatalf("rejected node's allocations still in the result")
+	}
+}
+
+func TestServer_ConcurrentJobsNeverOvercommit(t *testing.T) {
+	// Many jobs scheduled concurrently by several workers race for the
+	// same small nodes; the plan applier must keep every node within
+	// its capacity.
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 4 })
+	var nodes []*structs.Node
+	for i := 0; i < 3; i++ {
+		n := mock.Node()
+		n.NodeResources.Cpu.CpuShares = 2000
+		n.NodeResources.Memory.MemoryMB = 2048
+		registerNode(t, s, n)
+		nodes = append(nodes, n)
+	}
+	var wg sync.WaitGroup
+	var evalIDs sync.Map
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job := mock.Job()
+			job.TaskGroups[0].Count = 2
+			var resp structs.JobRegisterResponse
+			if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &resp); err != nil {
+				t.Error(err)
+				return
+			}
+			evalIDs.Store(resp.EvalID, true)
+		}()
+	}
+	wg.Wait()
+	evalIDs.Range(func(k, _ interface{}) bool {
+		waitForEval(t, s, k.(string))
+		return true
+	})
+	total := 0
+	for _, n := range nodes {
+		allocs, _ := s.State().AllocsByNode(nil, n.ID)
+		var live []*structs.Allocation
+		for _, a := range allocs {
+			if !a.TerminalStatus() {
+				live = append(live, a)
+			}
+		}
+		total += len(live)
+		if fit, dim, used := structs.AllocsFit(n, live); !fit {
+			t.Fatalf("node %s over capacity in %s: %+v", n.ID, dim, used)
+		}
+	}
+	// 2000 MHz / 500 MHz = 4 per node, 12 in all.
+	if total != 12 {
+		t.Fatalf("placed %d allocations, want the 12 that fit", total)
+	}
+}
+
+func TestServer_HeartbeatExpiryMarksNodeDownAndReplaces(t *testing.T) {
+	s := testServer(t, func(c *Config) {
+		c.MinHeartbeatTTL = 200 * time.Millisecond
+		c.HeartbeatGrace = 200 * time.Millisecond
+	})
+	a, b := mock.Node(), mock.Node()
+	registerNode(t, s, a)
+	job := mock.Job()
+	job.TaskGroups[0].Count = 2
+	waitForEval(t, s, registerJob(t, s, job).EvalID)
+	registerNode(t, s, b)
+
+	// Keep b alive with heartbeats; a stops heartbeating.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			var resp structs.NodeUpdateResponse
+			_ = s.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{NodeID: b.ID, SecretID: b.SecretID, Status: structs.NodeStatusReady}, &resp)
+		}
+	}()
+
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		n, _ := s.State().NodeByID(nil, a.ID)
+		return n.Status == structs.NodeStatusDown, fmt.Errorf("node a is %s", n.Status)
+	})
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		live := liveAllocs(t, s, job.ID)
+		for _, al := range live {
+			if al.NodeID != b.ID {
+				return false, fmt.Errorf("alloc %s still on node a", al.Name)
+			}
+		}
+		return len(live) == 2, fmt.Errorf("%d live allocs", len(live))
+	})
+	all, _ := s.State().AllocsByNode(nil, a.ID)
+	for _, al := range all {
+		if al.ClientStatus != structs.AllocClientStatusLost || al.DesiredStatus != structs.AllocDesiredStatusStop {
+			t.Fatalf("alloc on the down node: %s/%s, want stop/lost", al.DesiredStatus, al.ClientStatus)
+		}
+	}
+	if bNode, _ := s.State().NodeByID(nil, b.ID); bNode.Status != structs.NodeStatusReady {
+		t.Fatalf("heartbeating node went %s", bNode.Status)
+	}
+}
+
+func TestServer_RestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *Config) { c.DataDir = dir }
+	s := testServer(t, cfg)
+	registerNode(t, s, mock.Node())
+	job := mock.Job()
+	waitForEval(t, s, registerJob(t, s, job).EvalID)
+	before := len(liveAllocs(t, s, job.ID))
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := testServer(t, cfg)
+	stored, _ := s2.State().JobByID(nil, job.ID)
+	if stored == nil {
+		t.Fatal("job lost across a restart")
+	}
+	if after := len(liveAllocs(t, s2, job.ID)); after != before || after != 3 {
+		t.Fatalf("allocs before %d, after %d", before, after)
+	}
+}
+
+func TestServer_SnapshotAndRestartFromSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *Config) { c.DataDir = dir; c.RaftTrailingLogs = 2 }
+	s := testServer(t, cfg)
+	registerNode(t, s, mock.Node())
+	job := mock.Job()
+	waitForEval(t, s, registerJob(t, s, job).EvalID)
+	if err := s.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := testServer(t, cfg)
+	if n := len(liveAllocs(t, s2, job.ID)); n != 3 {
+		t.Fatalf("after restoring from a snapshot: %d allocs", n)
+	}
+}
+
+func TestServer_NetworkRPC(t *testing.T) {
+	s := testServer(t, nil)
+	pool := rpcpool.New()
+	defer pool.Shutdown()
+	addr := s.RPCAddr().String()
+
+	var leader string
+	if err := pool.RPC(addr, "Status.Leader", &structs.GenericRequest{}, &leader); err != nil {
+		t.Fatal(err)
+	}
+	if leader != addr {
+		t.Fatalf("leader %q, want %q", leader, addr)
+	}
+	var resp structs.JobRegisterResponse
+	if err := pool.RPC(addr, "Job.Register", &structs.JobRegisterRequest{Job: mock.Job()}, &resp); err != nil || resp.EvalID == "" {
+		t.Fatalf("register over the network: %v %+v", err, resp)
+	}
+	// An endpoint error keeps its code across the wire.
+	var dresp structs.JobDeregisterResponse
+	err := pool.RPC(addr, "Job.Deregister", &structs.JobDeregisterRequest{JobID: "nope"}, &dresp)
+	var ce *structs.CodedError
+	if !errors.As(err, &ce) || ce.Code != structs.CodeNotFound || ce.Status != 404 {
+		t.Fatalf("err = %#v, want a not_found CodedError", err)
+	}
+}
+
+func TestServer_BlockingQueryWakesOnChange(t *testing.T) {
+	s := testServer(t, nil)
+	node := mock.Node()
+	registerNode(t, s, node)
+	var first structs.NodeClientAllocsResponse
+	req := &structs.NodeSpecificRequest{NodeID: node.ID, SecretID: node.SecretID}
+	if err := s.RPC("Node.GetClientAllocs", req, &first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan structs.NodeClientAllocsResponse, 1)
+	go func() {
+		var resp structs.NodeClientAllocsResponse
+		blocking := &structs.NodeSpecificRequest{NodeID: node.ID, SecretID: node.SecretID,
+			QueryOptions: structs.QueryOptions{MinQueryIndex: first.Index, MaxQueryTime: 10 * time.Second}}
+		_ = s.RPC("Node.GetClientAllocs", blocking, &resp)
+		done <- resp
+	}()
+	select {
+	case <-done:
+		t.Fatal("blocking query returned before anything changed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	registerJob(t, s, mock.Job())
+	select {
+	case resp := <-done:
+		if len(resp.Allocs) != 3 || resp.Index <= first.Index {
+			t.Fatalf("woke with %d allocs at index %d", len(resp.Allocs), resp.Index)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking query did not wake when allocations were placed")
+	}
+}
+
+func TestServer_ForwardWaitsForLeaderThenFails(t *testing.T) {
+	// A server that never bootstraps has no leader: writes wait
+	// RPCHoldTimeout and fail with no_leader.
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.RPCAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}
+	cfg.BootstrapExpect = 3
+	cfg.RPCHoldTimeout = 200 * time.Millisecond
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	start := time.Now()
+	var resp structs.JobRegisterResponse
+	err = s.RPC("Job.Register", &structs.JobRegisterRequest{Job: mock.Job()}, &resp)
+	if !errors.Is(err, structs.ErrNoLeader) {
+		t.Fatalf("err = %v, want no_leader", err)
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Fatalf("failed after %s, before the hold timeout", waited)
+	}
+	// Stale reads are served locally even without a leader.
+	var list structs.JobListResponse
+	if err := s.RPC("Job.List", &structs.JobListRequest{QueryOptions: structs.QueryOptions{AllowStale: true}}, &list); err != nil {
+		t.Fatalf("stale read without a leader: %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+

@@ -1,0 +1,27 @@
+package server
+
+import (
+	"github.com/droverhq/drover/structs"
+)
+
+// Status is the RPC endpoint for cluster status.
+type Status struct {
+	srv *Server
+}
+
+// Ping answers, to check that a server is reachable.
+func (s *Status) Ping(args *structs.GenericRequest, reply *struct{}) error {
+	return nil
+}
+
+// Leader returns the leader's RPC address, "" when there is none.
+func (s *Status) Leader(args *structs.GenericRequest, reply *string) error {
+	*reply = s.srv.LeaderAddr()
+	return nil
+}
+
+// Peers returns the RPC addresses of the Raft voters.
+func (s *Status) Peers(args *structs.GenericRequest, reply *[]string) error {
+	*reply = s.srv.serverAddrs()
+	return nil
+}
