@@ -391,4 +391,3 @@ func TestServer_ForwardWaitsForLeaderThenFails(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -90,7 +90,7 @@ type ApplyPlanResultsRequest struct {
 	// allocations to stop.
 	AllocsStopped []*Allocation
 	// Evals created with the plan (e.g. blocked or follow-up evals).
-	Evals []*Evaluation
+	Evals  []*Evaluation
 	EvalID string
 	// UpdatedAt is stamped by the leader, Unix nanos.
 	UpdatedAt int64
