@@ -95,6 +95,7 @@ func (s *Server) blockingRPC(opts *structs.QueryOptions, meta *structs.QueryMeta
 		st := s.State()
 		ws := memdb.NewWatchSet()
 		ws.Add(st.AbandonCh())
+		ws.Add(s.shutdownCh)
 		err := fn(ws, st)
 		s.setQueryMeta(meta)
 		if meta.Index < 1 {

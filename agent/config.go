@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsimple"
+
+	"github.com/droverhq/drover/server"
+)
+
+// Default ports.
+const (
+	DefaultHTTPPort   = 4646
+	DefaultRPCPort    = 4647
+	DefaultGossipPort = 4648
+)
+
+// DefaultMaxRequestBytes is the largest HTTP request body accepted; a
+// bigger one gets 413. A job file is a few kilobytes; 1 MiB leaves room
+// for very large jobs while keeping a careless or hostile client from
+// making the agent buffer gigabytes.
+const DefaultMaxRequestBytes = 1 << 20
+
+// Config is the agent's configuration. Its HCL form is documented in the
+// README.
+type Config struct {
+	// Dev runs a server and a client in one process with a single-server
+	// Raft cluster.
+	Dev bool `hcl:"dev,optional"`
+
+	// BindAddr is the address every listener binds.
+	BindAddr string `hcl:"bind_addr,optional"`
+	// AdvertiseAddr is the address other agents reach this one at;
+	// defaults to BindAddr, or the first private address when BindAddr
+	// is 0.0.0.0.
+	AdvertiseAddr string `hcl:"advertise_addr,optional"`
+	Ports         *Ports `hcl:"ports,block"`
+
+	DataDir    string `hcl:"data_dir,optional"`
+	NodeName   string `hcl:"name,optional"`
+	Datacenter string `hcl:"datacenter,optional"`
+
+	LogLevel string `hcl:"log_level,optional"`
+	LogJSON  bool   `hcl:"log_json,optional"`
+
+	// MaxRequestBytes limits HTTP request bodies.
+	MaxRequestBytes int64 `hcl:"http_max_request_bytes,optional"`
+
+	Server     *ServerConfig     `hcl:"server,block"`
+	Client     *ClientConfig     `hcl:"client,block"`
+	Containerd *ContainerdConfig `hcl:"containerd,block"`
+}
+
+// Ports are the agent's listening ports.
+type Ports struct {
+	HTTP   int `hcl:"http,optional"`
+	RPC    int `hcl:"rpc,optional"`
+	Gossip int `hcl:"gossip,optional"`
+}
+
+// ServerConfig is the server part of the agent.
+type ServerConfig struct {
+	Enabled         bool `hcl:"enabled,optional"`
+	BootstrapExpect int  `hcl:"bootstrap_expect,optional"`
+	NumSchedulers   int  `hcl:"num_schedulers,optional"`
+
+	// Raft timing and heartbeat settings, as duration strings.
+	RaftHeartbeatTimeout   string `hcl:"raft_heartbeat_timeout,optional"`
+	RaftElectionTimeout    string `hcl:"raft_election_timeout,optional"`
+	RaftLeaderLeaseTimeout string `hcl:"raft_leader_lease_timeout,optional"`
+	MinHeartbeatTTL        string `hcl:"min_heartbeat_ttl,optional"`
+	HeartbeatGrace         string `hcl:"heartbeat_grace,optional"`
+}
+
+// ClientConfig is the client part of the agent.
+type ClientConfig struct {
+	Enabled bool `hcl:"enabled,optional"`
+	// Servers are RPC addresses (host:port) of servers to register with.
+	Servers   []string          `hcl:"servers,optional"`
+	NodeClass string            `hcl:"node_class,optional"`
+	Meta      map[string]string `hcl:"meta,optional"`
+
+	// CPUTotalMHz and MemoryTotalMB override the fingerprint.
+	CPUTotalMHz   int64 `hcl:"cpu_total_compute,optional"`
+	MemoryTotalMB int64 `hcl:"memory_total_mb,optional"`
+
+	Reserved *ReservedConfig `hcl:"reserved,block"`
+
+	MinDynamicPort int `hcl:"min_dynamic_port,optional"`
+	MaxDynamicPort int `hcl:"max_dynamic_port,optional"`
+}
+
+// ReservedConfig is held back from scheduling.
+type ReservedConfig struct {
+	CPU      int64 `hcl:"cpu,optional"`
+	MemoryMB int64 `hcl:"memory,optional"`
+	Ports    []int `hcl:"ports,optional"`
+}
+
+// ContainerdConfig configures the containerd task driver.
+type ContainerdConfig struct {
+	Address   string `hcl:"address,optional"`
+	Namespace string `hcl:"namespace,optional"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() *Config {
+	return &Config{
+		BindAddr:        "0.0.0.0",
+		Ports:           &Ports{HTTP: DefaultHTTPPort, RPC: DefaultRPCPort, Gossip: DefaultGossipPort},
+		Datacenter:      "dc1",
+		LogLevel:        "info",
+		MaxRequestBytes: DefaultMaxRequestBytes,
+		Server:          &ServerConfig{BootstrapExpect: 1},
+		Client:          &ClientConfig{Reserved: &ReservedConfig{}},
+		Containerd:      &ContainerdConfig{Address: "/run/containerd/containerd.sock", Namespace: "drover"},
+	}
+}
+
+// DevConfig returns the defaults for `agent -dev`: server and client in
+// one process, bound to loopback.
+func DevConfig() *Config {
+	c := DefaultConfig()
+	c.Dev = true
+	c.BindAddr = "127.0.0.1"
+	c.Server.Enabled = true
+	c.Server.BootstrapExpect = 1
+	c.Client.Enabled = true
+	return c
+}
+
+// LoadConfigFile parses an HCL agent config file. Errors carry
+// file:line:col.
+func LoadConfigFile(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read agent config: %w", err)
+	}
+	var c Config
+	if err := hclsimple.Decode(path, src, nil, &c); err != nil {
+		if diags, ok := err.(hcl.Diagnostics); ok {
+			return nil, fmt.Errorf("agent config: %s", diags.Error())
+		}
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	return &c, nil
+}
+
+// Merge overlays the fields set in o onto c.
+func (c *Config) Merge(o *Config) {
+	if o == nil {
+		return
+	}
+	if o.Dev {
+		c.Dev = true
+	}
+	setString(&c.BindAddr, o.BindAddr)
+	setString(&c.AdvertiseAddr, o.AdvertiseAddr)
+	setString(&c.DataDir, o.DataDir)
+	setString(&c.NodeName, o.NodeName)
+	setString(&c.Datacenter, o.Datacenter)
+	setString(&c.LogLevel, o.LogLevel)
+	if o.LogJSON {
+		c.LogJSON = true
+	}
+	if o.MaxRequestBytes != 0 {
+		c.MaxRequestBytes = o.MaxRequestBytes
+	}
+	if p := o.Ports; p != nil {
+		setInt(&c.Ports.HTTP, p.HTTP)
+		setInt(&c.Ports.RPC, p.RPC)
+		setInt(&c.Ports.Gossip, p.Gossip)
+	}
+	if s := o.Server; s != nil {
+		if s.Enabled {
+			c.Server.Enabled = true
+		}
+		setInt(&c.Server.BootstrapExpect, s.BootstrapExpect)
+		setInt(&c.Server.NumSchedulers, s.NumSchedulers)
+		setString(&c.Server.RaftHeartbeatTimeout, s.RaftHeartbeatTimeout)
+		setString(&c.Server.RaftElectionTimeout, s.RaftElectionTimeout)
+		setString(&c.Server.RaftLeaderLeaseTimeout, s.RaftLeaderLeaseTimeout)
+		setString(&c.Server.MinHeartbeatTTL, s.MinHeartbeatTTL)
+		setString(&c.Server.HeartbeatGrace, s.HeartbeatGrace)
+	}
+	if cl := o.Client; cl != nil {
+		if cl.Enabled {
+			c.Client.Enabled = true
+		}
+		if len(cl.Servers) > 0 {
+			c.Client.Servers = cl.Servers
+		}
+		setString(&c.Client.NodeClass, cl.NodeClass)
+		if len(cl.Meta) > 0 {
+			if c.Client.Meta == nil {
+				c.Client.Meta = make(map[string]string)
+			}
+			for k, v := range cl.Meta {
+				c.Client.Meta[k] = v
+			}
+		}
+		if cl.CPUTotalMHz != 0 {
+			c.Client.CPUTotalMHz = cl.CPUTotalMHz
+		}
+		if cl.MemoryTotalMB != 0 {
+			c.Client.MemoryTotalMB = cl.MemoryTotalMB
+		}
+		if r := cl.Reserved; r != nil {
+			if r.CPU != 0 {
+				c.Client.Reserved.CPU = r.CPU
+			}
+			if r.MemoryMB != 0 {
+				c.Client.Reserved.MemoryMB = r.MemoryMB
+			}
+			if len(r.Ports) > 0 {
+				c.Client.Reserved.Ports = r.Ports
+			}
+		}
+		setInt(&c.Client.MinDynamicPort, cl.MinDynamicPort)
+		setInt(&c.Client.MaxDynamicPort, cl.MaxDynamicPort)
+	}
+	if ct := o.Containerd; ct != nil {
+		setString(&c.Containerd.Address, ct.Address)
+		setString(&c.Containerd.Namespace, ct.Namespace)
+	}
+}
+
+func setString(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+func setInt(dst *int, v int) {
+	if v != 0 {
+		*dst = v
+	}
+}
+
+// Validate checks the merged configuration.
+func (c *Config) Validate() error {
+	if !c.Server.Enabled && !c.Client.Enabled {
+		return fmt.Errorf("the agent runs neither a server nor a client: use -dev, -server, -client or the config file's server/client blocks")
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		return fmt.Errorf("bind address %q is not an IP address", c.BindAddr)
+	}
+	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
+		return fmt.Errorf("advertise address %q is not an IP address", c.AdvertiseAddr)
+	}
+	for name, p := range map[string]int{"http": c.Ports.HTTP, "rpc": c.Ports.RPC, "gossip": c.Ports.Gossip} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("%s port %d is out of range", name, p)
+		}
+	}
+	if c.Client.Enabled && !c.Server.Enabled && len(c.Client.Servers) == 0 {
+		return fmt.Errorf("a client without a local server needs server addresses: -servers host:port or client { servers = [...] }")
+	}
+	if c.Server.Enabled && c.Server.BootstrapExpect < 1 {
+		return fmt.Errorf("bootstrap_expect must be at least 1")
+	}
+	if c.Server.Enabled && c.Server.BootstrapExpect > 1 {
+		return fmt.Errorf("bootstrap_expect %d: multi-server clusters are not supported yet in this version; use 1", c.Server.BootstrapExpect)
+	}
+	if _, err := c.serverConfig(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// advertise returns the address other agents reach this one at.
+func (c *Config) advertise() string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return c.BindAddr
+	}
+	if ip := firstPrivateIP(); ip != "" {
+		return ip
+	}
+	return "127.0.0.1"
+}
+
+// firstPrivateIP returns the first non-loopback IPv4 address.
+func firstPrivateIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}
+
+// serverConfig builds the server's configuration.
+func (c *Config) serverConfig() (*server.Config, error) {
+	sc := server.DefaultConfig()
+	sc.NodeName = c.NodeName
+	sc.DataDir = c.DataDir
+	sc.BootstrapExpect = c.Server.BootstrapExpect
+	if c.Server.NumSchedulers > 0 {
+		sc.NumSchedulers = c.Server.NumSchedulers
+	}
+	durations := []struct {
+		name string
+		val  string
+		dst  *time.Duration
+	}{
+		{"raft_heartbeat_timeout", c.Server.RaftHeartbeatTimeout, &sc.RaftHeartbeatTimeout},
+		{"raft_election_timeout", c.Server.RaftElectionTimeout, &sc.RaftElectionTimeout},
+		{"raft_leader_lease_timeout", c.Server.RaftLeaderLeaseTimeout, &sc.RaftLeaderLeaseTimeout},
+		{"min_heartbeat_ttl", c.Server.MinHeartbeatTTL, &sc.MinHeartbeatTTL},
+		{"heartbeat_grace", c.Server.HeartbeatGrace, &sc.HeartbeatGrace},
+	}
+	for _, d := range durations {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("server %s = %q: want a positive duration like \"500ms\" or \"10s\"", d.name, d.val)
+		}
+		*d.dst = v
+	}
+	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
+	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}
+	return sc, nil
+}
+
+// HTTPAddr is the address the HTTP API listens on.
+func (c *Config) HTTPAddr() string {
+	return net.JoinHostPort(c.BindAddr, strconv.Itoa(c.Ports.HTTP))
+}

@@ -1,0 +1,309 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// routes builds the HTTP API. Paths and JSON shapes follow Nomad's API.
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(w http.ResponseWriter, r *http.Request) (interface{}, error)) {
+		mux.HandleFunc(pattern, a.wrap(h))
+	}
+	handle("GET /v1/jobs", a.jobList)
+	handle("PUT /v1/jobs", a.jobRegister)
+	handle("POST /v1/jobs", a.jobRegister)
+	handle("PUT /v1/validate/job", a.jobValidate)
+	handle("POST /v1/validate/job", a.jobValidate)
+	handle("GET /v1/job/{id}", a.jobGet)
+	handle("PUT /v1/job/{id}", a.jobRegister)
+	handle("POST /v1/job/{id}", a.jobRegister)
+	handle("DELETE /v1/job/{id}", a.jobDeregister)
+	handle("GET /v1/job/{id}/allocations", a.jobAllocations)
+	handle("GET /v1/job/{id}/evaluations", a.jobEvaluations)
+	handle("GET /v1/job/{id}/versions", a.jobVersions)
+
+	handle("GET /v1/allocations", a.allocList)
+	handle("GET /v1/allocation/{id}", a.allocGet)
+
+	handle("GET /v1/nodes", a.nodeList)
+	handle("GET /v1/node/{id}", a.nodeGet)
+	handle("GET /v1/node/{id}/allocations", a.nodeAllocations)
+
+	handle("GET /v1/evaluation/{id}", a.evalGet)
+	handle("GET /v1/evaluation/{id}/allocations", a.evalAllocations)
+
+	handle("GET /v1/status/leader", a.statusLeader)
+	handle("GET /v1/status/peers", a.statusPeers)
+	handle("GET /v1/agent/self", a.agentSelf)
+	handle("GET /v1/agent/health", a.agentHealth)
+
+	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)))
+	})
+	return mux
+}
+
+// wrap turns a handler returning (body, error) into an http.HandlerFunc:
+// bodies are JSON; errors are JSON with a fitting status.
+func (a *Agent) wrap(h func(w http.ResponseWriter, r *http.Request) (interface{}, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		body, err := h(w, r)
+		if err != nil {
+			status := writeError(w, err)
+			a.logger.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err, "duration", time.Since(start))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		if _, pretty := r.URL.Query()["pretty"]; pretty {
+			enc.SetIndent("", "    ")
+		}
+		if err := enc.Encode(body); err != nil {
+			a.logger.Warn("failed to write response", "path", r.URL.Path, "error", err)
+		}
+	}
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	// Code is stable and machine-readable; Error is for people.
+	Code  string
+	Error string
+	// Problems lists every field that failed validation.
+	Problems []structs.FieldError `json:",omitempty"`
+}
+
+// writeError writes err as JSON with its status and returns the status.
+func writeError(w http.ResponseWriter, err error) int {
+	body := errorBody{Code: structs.CodeInternal, Error: err.Error()}
+	status := http.StatusInternalServerError
+	var verr *structs.ValidationError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &verr):
+		body.Code, status, body.Problems = structs.CodeInvalid, http.StatusBadRequest, verr.Problems
+	case errors.As(err, &tooBig):
+		body.Code, status = structs.CodeTooLarge, http.StatusRequestEntityTooLarge
+		body.Error = fmt.Sprintf("request body is larger than the limit of %d bytes", tooBig.Limit)
+	default:
+		if ce := structs.ParseCodedError(err); ce != nil {
+			body.Code, status, body.Error = ce.Code, ce.Status, ce.Message
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+	return status
+}
+
+func badRequest(format string, args ...interface{}) error {
+	return structs.NewError(structs.CodeInvalid, fmt.Sprintf(format, args...))
+}
+
+// decodeBody reads a JSON body of at most the configured size into out,
+// rejecting unknown fields with their path. A body over the limit gives
+// an *http.MaxBytesError (413).
+func (a *Agent) decodeBody(w http.ResponseWriter, r *http.Request, out interface{}) error {
+	r.Body = http.MaxBytesReader(w, r.Body, a.config.MaxRequestBytes)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return badRequest("request body is empty; send a JSON object")
+	}
+	var generic interface{}
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return badRequest("request body is not valid JSON: %v", err)
+	}
+	var problems []structs.FieldError
+	checkFields(generic, reflect.TypeOf(out), "", &problems)
+	if len(problems) > 0 {
+		return &structs.ValidationError{Problems: problems}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return &structs.ValidationError{Problems: []structs.FieldError{{
+				Path:    typeErr.Field,
+				Message: fmt.Sprintf("expected %s, got a JSON %s", typeErr.Type, typeErr.Value),
+			}}}
+		}
+		return badRequest("cannot decode request body: %v", err)
+	}
+	return nil
+}
+
+var jsonUnmarshaler = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+
+// checkFields walks decoded JSON against the Go type it will be decoded
+// into and records every object key that matches no field (case-
+// insensitively, as encoding/json matches), with its path.
+func checkFields(v interface{}, t reflect.Type, path string, problems *[]structs.FieldError) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil || reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]interface{})
+		if !ok {
+			return // a type error; json.Unmarshal reports it
+		}
+		fields := jsonFields(t)
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			f, ok := lookupField(fields, k)
+			p := joinPath(path, k)
+			if !ok {
+				*problems = append(*problems, structs.FieldError{Path: p, Message: fmt.Sprintf("unknown field; accepted fields here: %s", fieldNames(fields))})
+				continue
+			}
+			checkFields(obj[k], f.Type, joinPath(path, f.name), problems)
+		}
+	case reflect.Slice, reflect.Array:
+		if list, ok := v.([]interface{}); ok {
+			for i, item := range list {
+				checkFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), problems)
+			}
+		}
+	case reflect.Map:
+		if obj, ok := v.(map[string]interface{}); ok {
+			for k, item := range obj {
+				checkFields(item, t.Elem(), fmt.Sprintf("%s[%q]", path, k), problems)
+			}
+		}
+	}
+}
+
+type jsonField struct {
+	reflect.StructField
+	name string
+}
+
+// jsonFields lists a struct's JSON fields, flattening embedded structs.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Name
+		if tag, ok := f.Tag.Lookup("json"); ok {
+			tagName, _, _ := strings.Cut(tag, ",")
+			if tagName == "-" {
+				continue
+			}
+			if tagName != "" {
+				name = tagName
+			}
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		out = append(out, jsonField{StructField: f, name: name})
+	}
+	return out
+}
+
+func lookupField(fields []jsonField, key string) (jsonField, bool) {
+	for _, f := range fields {
+		if f.name == key {
+			return f, true
+		}
+	}
+	for _, f := range fields {
+		if strings.EqualFold(f.name, key) {
+			return f, true
+		}
+	}
+	return jsonField{}, false
+}
+
+func fieldNames(fields []jsonField) string {
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// parseQueryOptions reads ?index=, ?wait=, ?stale and ?prefix=.
+func parseQueryOptions(r *http.Request, q *structs.QueryOptions) error {
+	values := r.URL.Query()
+	if s := values.Get("index"); s != "" {
+		idx, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return badRequest("index=%q is not a non-negative integer", s)
+		}
+		q.MinQueryIndex = idx
+	}
+	if s := values.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			secs, ierr := strconv.Atoi(s)
+			if ierr != nil {
+				return badRequest("wait=%q is not a duration; use e.g. 30s or 5m", s)
+			}
+			d = time.Duration(secs) * time.Second
+		}
+		q.MaxQueryTime = d
+	}
+	if _, ok := values["stale"]; ok && values.Get("stale") != "false" {
+		q.AllowStale = true
+	}
+	q.Prefix = values.Get("prefix")
+	return nil
+}
+
+// setMeta writes the query metadata headers (Nomad's names, for
+// tooling, and Drover's).
+func setMeta(w http.ResponseWriter, m structs.QueryMeta) {
+	idx := strconv.FormatUint(m.Index, 10)
+	h := w.Header()
+	h.Set("X-Drover-Index", idx)
+	h.Set("X-Nomad-Index", idx)
+	h.Set("X-Drover-KnownLeader", strconv.FormatBool(m.KnownLeader))
+	h.Set("X-Nomad-KnownLeader", strconv.FormatBool(m.KnownLeader))
+	h.Set("X-Drover-LastContact", strconv.FormatInt(m.LastContact.Milliseconds(), 10))
+}
+
+func setIndex(w http.ResponseWriter, index uint64) {
+	idx := strconv.FormatUint(index, 10)
+	w.Header().Set("X-Drover-Index", idx)
+	w.Header().Set("X-Nomad-Index", idx)
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

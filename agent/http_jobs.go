@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// JobRegisterBody is the body of PUT /v1/jobs, as in Nomad: the job in
+// "Job", with optional optimistic concurrency.
+type JobRegisterBody struct {
+	Job *structs.Job
+	// EnforceIndex makes the registration fail unless the job's current
+	// JobModifyIndex equals JobModifyIndex (0: the job must not exist).
+	EnforceIndex   bool
+	JobModifyIndex uint64
+}
+
+// decodeJobBody reads a JobRegisterBody, canonicalizes and validates the
+// job. Validation problems come back as a *structs.ValidationError with
+// paths under "Job.".
+func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegisterBody, error) {
+	var body JobRegisterBody
+	if err := a.decodeBody(w, r, &body); err != nil {
+		return nil, err
+	}
+	if body.Job == nil {
+		return nil, &structs.ValidationError{Problems: []structs.FieldError{{Path: "Job", Message: `missing; send {"Job": {...}}`}}}
+	}
+	body.Job.Canonicalize()
+	if err := body.Job.Validate(); err != nil {
+		var verr *structs.ValidationError
+		if errors.As(err, &verr) {
+			for i := range verr.Problems {
+				verr.Problems[i].Path = joinPath("Job", verr.Problems[i].Path)
+			}
+		}
+		return nil, err
+	}
+	if id := r.PathValue("id"); id != "" && id != body.Job.ID {
+		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, id)
+	}
+	return &body, nil
+}
+
+func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	body, err := a.decodeJobBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	var resp structs.JobRegisterResponse
+	err = a.RPC("Job.Register", &structs.JobRegisterRequest{
+		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, resp.Index)
+	return resp, nil
+}
+
+// jobValidate checks a job without registering it.
+func (a *Agent) jobValidate(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	if _, err := a.decodeJobBody(w, r); err != nil {
+		var verr *structs.ValidationError
+		if errors.As(err, &verr) {
+			msgs := make([]string, len(verr.Problems))
+			for i, p := range verr.Problems {
+				msgs[i] = p.Error()
+			}
+			return map[string]interface{}{"ValidationErrors": msgs, "Problems": verr.Problems, "Error": err.Error()}, nil
+		}
+		return nil, err
+	}
+	return map[string]interface{}{"ValidationErrors": []string{}, "Error": ""}, nil
+}
+
+func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var args structs.JobListRequest
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.JobListResponse
+	if err := a.RPC("Job.List", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	return resp.Jobs, nil
+}
+
+func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.SingleJobResponse
+	if err := a.RPC("Job.GetJob", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	if resp.Job == nil {
+		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found", args.JobID))
+	}
+	return resp.Job, nil
+}
+
+func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobDeregisterRequest{JobID: r.PathValue("id")}
+	if s := r.URL.Query().Get("purge"); s != "" {
+		purge, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, badRequest("purge=%q is not a boolean", s)
+		}
+		args.Purge = purge
+	}
+	var resp structs.JobDeregisterResponse
+	if err := a.RPC("Job.Deregister", &args, &resp); err != nil {
+		return nil, err
+	}
+	setIndex(w, resp.Index)
+	return resp, nil
+}
+
+func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.JobAllocationsResponse
+	if err := a.RPC("Job.Allocations", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	return resp.Allocations, nil
+}
+
+func (a *Agent) jobEvaluations(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.JobEvaluationsResponse
+	if err := a.RPC("Job.Evaluations", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	return resp.Evaluations, nil
+}
+
+func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.JobVersionsResponse
+	if err := a.RPC("Job.Versions", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	return map[string]interface{}{"Versions": resp.Versions}, nil
+}

@@ -1,0 +1,275 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/droverhq/drover/driver"
+	"github.com/droverhq/drover/structs"
+)
+
+// taskRunner runs one task of an allocation through its driver: start,
+// wait, restart per policy, stop on request. Its state changes are
+// persisted and reported to the alloc runner.
+type taskRunner struct {
+	allocID string
+	task    *structs.Task
+	cfg     *driver.TaskConfig
+	drv     driver.Driver
+	restart *restartTracker
+	db      *stateDB
+	logger  hclog.Logger
+	// onChange is called (without locks held) after every state change.
+	onChange func()
+
+	// mu guards state and handle.
+	mu     sync.Mutex
+	state  *structs.TaskState
+	handle *driver.TaskHandle
+
+	// shutdownCh is the client's: when it closes the runner detaches,
+	// leaving the task running for the next client process.
+	shutdownCh <-chan struct{}
+
+	// killCh is closed to stop the task; killOnce guards it.
+	killCh   chan struct{}
+	killOnce sync.Once
+	// doneCh is closed when run returns.
+	doneCh chan struct{}
+}
+
+// TaskState returns a copy of the task's state.
+func (tr *taskRunner) TaskState() *structs.TaskState {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.state.Copy()
+}
+
+// setState applies fn to the state, persists it and notifies.
+func (tr *taskRunner) setState(fn func(s *structs.TaskState)) {
+	tr.mu.Lock()
+	fn(tr.state)
+	pt := &persistedTask{Handle: tr.handle, State: tr.state.Copy()}
+	tr.mu.Unlock()
+	if err := tr.db.putTask(tr.allocID, tr.task.Name, pt); err != nil {
+		tr.logger.Error("failed to persist task state", "error", err)
+	}
+	tr.onChange()
+}
+
+func (tr *taskRunner) event(typ, msg string, exit *driver.ExitResult) *structs.TaskEvent {
+	e := &structs.TaskEvent{Type: typ, Time: time.Now().UnixNano(), Message: msg}
+	if exit != nil {
+		e.ExitCode, e.Signal = exit.ExitCode, exit.Signal
+	}
+	return e
+}
+
+// kill asks the task to stop; run returns once it has.
+func (tr *taskRunner) kill() {
+	tr.killOnce.Do(func() { close(tr.killCh) })
+}
+
+func (tr *taskRunner) detached() bool {
+	select {
+	case <-tr.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (tr *taskRunner) killed() bool {
+	select {
+	case <-tr.killCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is the task's life: re-attach or start, wait, restart or finish.
+func (tr *taskRunner) run() {
+	defer close(tr.doneCh)
+	ctx := context.Background()
+
+	tr.mu.Lock()
+	restored := tr.handle
+	dead := tr.state.State == structs.TaskStateDead
+	tr.mu.Unlock()
+	if dead {
+		return
+	}
+
+	if restored != nil {
+		if err := tr.drv.RecoverTask(ctx, restored); err == nil {
+			tr.logger.Info("re-attached to running task", "pid", restored.PID)
+			tr.setState(func(s *structs.TaskState) {
+				s.State = structs.TaskStateRunning
+				s.AddEvent(tr.event(structs.TaskEventReattached, fmt.Sprintf("re-attached to task (pid %d) after a client restart", restored.PID), nil))
+			})
+			if tr.waitAndDecide(ctx) {
+				return
+			}
+		} else {
+			tr.logger.Warn("could not re-attach to task; starting it again", "error", err)
+			tr.mu.Lock()
+			tr.handle = nil
+			tr.mu.Unlock()
+			// Clear whatever remains of it (an exited container).
+			_ = tr.drv.DestroyTask(ctx, tr.cfg.ID, true)
+		}
+	}
+
+	for !tr.killed() {
+		if tr.detached() {
+			return
+		}
+		handle, err := tr.drv.StartTask(ctx, tr.cfg)
+		if err != nil {
+			tr.logger.Error("failed to start task", "error", err)
+			tr.setState(func(s *structs.TaskState) {
+				s.AddEvent(tr.event(structs.TaskEventDriverError, err.Error(), nil))
+			})
+			_ = tr.drv.DestroyTask(ctx, tr.cfg.ID, true)
+			if tr.afterExit(false, true) {
+				return
+			}
+			continue
+		}
+		tr.mu.Lock()
+		tr.handle = handle
+		tr.mu.Unlock()
+		tr.setState(func(s *structs.TaskState) {
+			s.State = structs.TaskStateRunning
+			s.StartedAt = handle.StartedAt
+			s.FinishedAt = time.Time{}
+			s.AddEvent(tr.event(structs.TaskEventStarted, fmt.Sprintf("task started (pid %d)", handle.PID), nil))
+		})
+		if tr.waitAndDecide(ctx) {
+			return
+		}
+	}
+	if !tr.detached() {
+		tr.finish(false)
+	}
+}
+
+// waitAndDecide waits for the running task to exit (or be killed) and
+// applies the restart policy. It returns true when the task is finished.
+func (tr *taskRunner) waitAndDecide(ctx context.Context) bool {
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resultCh, err := tr.drv.WaitTask(waitCtx, tr.cfg.ID)
+	if err != nil {
+		tr.logger.Error("failed to wait on task", "error", err)
+		resultCh = nil
+	}
+	var result *driver.ExitResult
+	select {
+	case r, ok := <-resultCh:
+		if ok {
+			result = r
+		} else {
+			result = &driver.ExitResult{Err: errors.New("lost track of the task")}
+		}
+	case <-tr.killCh:
+		tr.stopTask(ctx)
+		tr.finish(false)
+		return true
+	case <-tr.shutdownCh:
+		// Detach: the task keeps running; the next client re-attaches.
+		return true
+	}
+	if tr.killed() {
+		tr.destroy(ctx)
+		tr.finish(false)
+		return true
+	}
+	msg := fmt.Sprintf("exit code %d", result.ExitCode)
+	if result.Signal != 0 {
+		msg += fmt.Sprintf(", signal %d", result.Signal)
+	}
+	if result.OOMKilled {
+		msg += ", killed by the kernel for exceeding its memory limit"
+	}
+	if result.Err != nil {
+		msg = result.Err.Error()
+	}
+	tr.setState(func(s *structs.TaskState) {
+		s.AddEvent(tr.event(structs.TaskEventTerminated, msg, result))
+	})
+	tr.destroy(ctx)
+	return tr.afterExit(result.Successful(), false)
+}
+
+// afterExit applies the restart policy; it returns true when the task is
+// finished (or the runner detached).
+func (tr *taskRunner) afterExit(success, startErr bool) bool {
+	decision, delay := tr.restart.next(success, startErr)
+	switch decision {
+	case noRestart:
+		tr.finish(false)
+		return true
+	case failTask:
+		tr.setState(func(s *structs.TaskState) {
+			s.AddEvent(tr.event(structs.TaskEventNotRestart, "restart attempts exhausted; the task failed", nil))
+		})
+		tr.finish(true)
+		return true
+	}
+	tr.setState(func(s *structs.TaskState) {
+		s.State = structs.TaskStatePending
+		s.Restarts++
+		s.LastRestart = time.Now()
+		s.AddEvent(tr.event(structs.TaskEventRestarting, fmt.Sprintf("restarting in %s", delay), nil))
+	})
+	select {
+	case <-time.After(delay):
+		return false
+	case <-tr.killCh:
+		tr.finish(false)
+		return true
+	case <-tr.shutdownCh:
+		return true
+	}
+}
+
+// stopTask stops the running task (SIGTERM, then SIGKILL after the kill
+// timeout) and removes its container.
+func (tr *taskRunner) stopTask(ctx context.Context) {
+	tr.setState(func(s *structs.TaskState) {
+		s.AddEvent(tr.event(structs.TaskEventKilling, fmt.Sprintf("sent SIGTERM, SIGKILL after %s", tr.task.KillTimeout), nil))
+	})
+	if err := tr.drv.StopTask(ctx, tr.cfg.ID, tr.task.KillTimeout, ""); err != nil {
+		tr.logger.Warn("failed to stop task", "error", err)
+	}
+	tr.destroy(ctx)
+	tr.setState(func(s *structs.TaskState) {
+		s.AddEvent(tr.event(structs.TaskEventKilled, "task killed", nil))
+	})
+}
+
+// destroy removes the task's container; a restart creates a new one.
+func (tr *taskRunner) destroy(ctx context.Context) {
+	if err := tr.drv.DestroyTask(ctx, tr.cfg.ID, true); err != nil {
+		tr.logger.Warn("failed to remove task", "error", err)
+	}
+	tr.mu.Lock()
+	tr.handle = nil
+	tr.mu.Unlock()
+}
+
+// finish marks the task dead.
+func (tr *taskRunner) finish(failed bool) {
+	tr.setState(func(s *structs.TaskState) {
+		s.State = structs.TaskStateDead
+		s.Failed = failed
+		s.FinishedAt = time.Now()
+	})
+}

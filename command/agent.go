@@ -1,0 +1,168 @@
+package command
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/agent"
+)
+
+// agentFlags are the agent's command-line settings; set ones override
+// the config file.
+type agentFlags struct {
+	dev               bool
+	server            bool
+	client            bool
+	configFiles       []string
+	bind              string
+	advertise         string
+	httpPort          int
+	rpcPort           int
+	gossipPort        int
+	dataDir           string
+	nodeName          string
+	datacenter        string
+	nodeClass         string
+	meta              []string
+	servers           []string
+	bootstrapExpect   int
+	containerdAddress string
+	containerdNS      string
+	logLevel          string
+	logJSON           bool
+}
+
+func newAgentCommand(g *globals) *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a Drover agent (server, client, or both with -dev)",
+		Long: `Run a Drover agent in the foreground.
+
+  drover agent -dev                     server and client in one process,
+                                        bound to 127.0.0.1
+  drover agent -server -data-dir DIR    a server
+  drover agent -client -servers ADDR    a client registering with servers
+
+Listeners: HTTP API on 4646, RPC (and Raft) on 4647, gossip on 4648, all
+on -bind. Settings come from defaults, then -config files (HCL), then
+flags. SIGINT or SIGTERM shuts the agent down; running containers are
+left running and re-attached at the next start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.config(cmd)
+			if err != nil {
+				return err
+			}
+			return runAgent(g, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.dev, "dev", false, "run a server and a client in one process (single-server cluster)")
+	fl.BoolVar(&f.server, "server", false, "run a server")
+	fl.BoolVar(&f.client, "client", false, "run a client")
+	fl.StringArrayVar(&f.configFiles, "config", nil, "HCL agent config file (repeatable; later files win)")
+	fl.StringVar(&f.bind, "bind", "", "address every listener binds (default 0.0.0.0, 127.0.0.1 with -dev)")
+	fl.StringVar(&f.advertise, "advertise", "", "address other agents reach this one at (default: the bind address)")
+	fl.IntVar(&f.httpPort, "http-port", 0, fmt.Sprintf("HTTP API port (default %d)", agent.DefaultHTTPPort))
+	fl.IntVar(&f.rpcPort, "rpc-port", 0, fmt.Sprintf("RPC and Raft port (default %d)", agent.DefaultRPCPort))
+	fl.IntVar(&f.gossipPort, "gossip-port", 0, fmt.Sprintf("gossip port (default %d)", agent.DefaultGossipPort))
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for Raft data and client state (a temporary dir with -dev if unset)")
+	fl.StringVar(&f.nodeName, "node-name", "", "name of this node (default: the hostname)")
+	fl.StringVar(&f.datacenter, "datacenter", "", "datacenter of this agent (default dc1)")
+	fl.StringVar(&f.nodeClass, "node-class", "", "node class of this client")
+	fl.StringArrayVar(&f.meta, "meta", nil, "client metadata KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&f.servers, "servers", nil, "RPC address of a server, host:port (repeatable; clients without a local server)")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of servers that bootstrap the cluster")
+	fl.StringVar(&f.containerdAddress, "containerd-address", "", "containerd socket (default /run/containerd/containerd.sock)")
+	fl.StringVar(&f.containerdNS, "containerd-namespace", "", "containerd namespace for tasks (default drover)")
+	fl.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default info)")
+	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
+	return cmd
+}
+
+// config merges defaults, config files and flags.
+func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	if f.dev {
+		cfg = agent.DevConfig()
+	}
+	for _, path := range f.configFiles {
+		fileCfg, err := agent.LoadConfigFile(path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Merge(fileCfg)
+	}
+	if cfg.Dev && !f.dev {
+		// dev = true in a config file.
+		dev := agent.DevConfig()
+		dev.Merge(cfg)
+		cfg = dev
+	}
+	over := &agent.Config{
+		BindAddr:      f.bind,
+		AdvertiseAddr: f.advertise,
+		DataDir:       f.dataDir,
+		NodeName:      f.nodeName,
+		Datacenter:    f.datacenter,
+		LogLevel:      f.logLevel,
+		LogJSON:       f.logJSON,
+		Ports:         &agent.Ports{HTTP: f.httpPort, RPC: f.rpcPort, Gossip: f.gossipPort},
+		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect},
+		Client:        &agent.ClientConfig{Enabled: f.client, Servers: f.servers, NodeClass: f.nodeClass},
+		Containerd:    &agent.ContainerdConfig{Address: f.containerdAddress, Namespace: f.containerdNS},
+	}
+	if len(f.meta) > 0 {
+		over.Client.Meta = make(map[string]string)
+		for _, kv := range f.meta {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("-meta %q: want KEY=VALUE", kv)
+			}
+			over.Client.Meta[k] = v
+		}
+	}
+	cfg.Merge(over)
+	return cfg, cfg.Validate()
+}
+
+// runAgent starts the agent and waits for a signal.
+func runAgent(g *globals, cfg *agent.Config) error {
+	logger := agent.NewLogger(cfg, g.ui.err)
+	a, err := agent.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	g.ui.Printf("==> Drover agent started\n")
+	g.ui.Printf("    HTTP API: http://%s\n", a.HTTPAddr())
+	if s := a.Server(); s != nil {
+		g.ui.Printf("    Server:   RPC %s\n", s.RPCAddr())
+	}
+	if c := a.Client(); c != nil {
+		g.ui.Printf("    Client:   node %s\n", c.NodeID())
+	}
+	g.ui.Printf("    Data dir: %s\n", cfg.DataDir)
+
+	sigCh := make(chan os.Signal, 2)
+	signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-sigCh
+	logger.Info("caught signal, shutting down", "signal", sig.String())
+	done := make(chan struct{})
+	go func() {
+		a.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case sig = <-sigCh:
+		logger.Warn("second signal, exiting without a clean shutdown", "signal", sig.String())
+		return withCode(ExitError, fmt.Errorf("interrupted during shutdown"))
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package command
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/jobspec"
+)
+
+func newJobCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "Run, inspect and stop jobs",
+	}
+	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g))
+	return cmd
+}
+
+func newJobValidateCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a job file for errors without running it",
+		Long: `Parse and validate an HCL job file. Problems are reported as
+file:line:col with what was wrong and what is accepted; the exit code is 1
+when there are any.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			job, err := jobspec.ParseAndValidate(args[0], src)
+			if err != nil {
+				return err
+			}
+			g.ui.Printf("Job validation successful: job %q, %d group(s)\n", job.ID, len(job.TaskGroups))
+			return nil
+		},
+	}
+}
+
+func newJobRunCommand(g *globals) *cobra.Command {
+	var detach bool
+	var checkIndex int64
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "run [-detach] FILE",
+		Short: "Submit a job and follow it until its allocations run",
+		Long: `Submit the job in FILE (HCL) and follow its evaluation and allocations
+until every allocation is running (batch jobs: running or complete).
+
+Exit codes: 0 when the allocations run; 2 when some could not be placed
+(the reasons are printed: constraints that filtered nodes, resources
+exhausted); 1 on any other error, including an allocation that failed.
+With -detach, the job is submitted and the command returns at once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			job, err := jobspec.ParseAndValidate(args[0], src)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var opts *api.RegisterOptions
+			if cmd.Flags().Changed("check-index") {
+				if checkIndex < 0 {
+					return fmt.Errorf("-check-index must not be negative")
+				}
+				opts = &api.RegisterOptions{EnforceIndex: true, JobModifyIndex: uint64(checkIndex)}
+			}
+			resp, _, err := c.Jobs().Register(job, opts)
+			if err != nil {
+				return explainAPIError(err)
+			}
+			if detach {
+				g.ui.Printf("Job registration successful\nEvaluation ID: %s\n", resp.EvalID)
+				return nil
+			}
+			m := &monitor{ui: g.ui, client: c, jobID: job.ID, deadline: time.Now().Add(timeout)}
+			return m.run(resp.EvalID)
+		},
+	}
+	cmd.Flags().BoolVar(&detach, "detach", false, "submit the job and return without following it")
+	cmd.Flags().Int64Var(&checkIndex, "check-index", 0, "only register if the job's modify index is this (0: the job must not exist)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the allocations to run")
+	return cmd
+}
+
+// explainAPIError adds the field problems of a validation error.
+func explainAPIError(err error) error {
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && len(apiErr.Problems) > 0 {
+		lines := make([]string, len(apiErr.Problems))
+		for i, p := range apiErr.Problems {
+			lines[i] = fmt.Sprintf("  * %s: %s", p.Path, p.Message)
+		}
+		return fmt.Errorf("the job was rejected:\n%s", strings.Join(lines, "\n"))
+	}
+	return err
+}
+
+func newJobStopCommand(g *globals) *cobra.Command {
+	var purge, detach bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop [-purge] [-detach] JOB",
+		Short: "Stop a job's allocations (and with -purge, remove the job)",
+		Long: `Stop every allocation of JOB. The job stays visible as "dead" unless
+-purge removes it. Without -detach, the command waits until the
+allocations have stopped.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			jobID, err := resolveJobID(c, args[0])
+			if err != nil {
+				return err
+			}
+			resp, _, err := c.Jobs().Deregister(jobID, purge)
+			if err != nil {
+				return err
+			}
+			if detach {
+				g.ui.Printf("Job %q stopped\nEvaluation ID: %s\n", jobID, resp.EvalID)
+				return nil
+			}
+			m := &monitor{ui: g.ui, client: c, jobID: jobID, deadline: time.Now().Add(timeout)}
+			if _, err := m.waitEval(resp.EvalID); err != nil {
+				return err
+			}
+			return m.waitStopped()
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "remove the job from the cluster state, not just stop it")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return without waiting for the allocations to stop")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the allocations to stop")
+	return cmd
+}
+
+// resolveJobID returns the job ID matching id exactly or by unique
+// prefix.
+func resolveJobID(c *api.Client, id string) (string, error) {
+	jobs, _, err := c.Jobs().List(&api.QueryOptions{Prefix: id})
+	if err != nil {
+		return "", err
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return resolvePrefix("job", id, ids)
+}
+
+func newJobStatusCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [JOB]",
+		Short: "List jobs, or show one job with its allocations",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				jobs, _, err := c.Jobs().List(nil)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.ui, jobs)
+				}
+				if len(jobs) == 0 {
+					g.ui.Printf("No running jobs\n")
+					return nil
+				}
+				rows := [][]string{{"ID", "Type", "Priority", "Status", "Version", "Submit Date"}}
+				for _, j := range jobs {
+					rows = append(rows, []string{j.ID, j.Type, fmt.Sprint(j.Priority), j.Status, fmt.Sprint(j.Version), formatUnixNano(j.SubmitTime)})
+				}
+				printTable(g.ui, rows)
+				return nil
+			}
+			jobID, err := resolveJobID(c, args[0])
+			if err != nil {
+				return err
+			}
+			job, _, err := c.Jobs().Info(jobID, nil)
+			if err != nil {
+				return err
+			}
+			allocs, _, err := c.Jobs().Allocations(jobID, nil)
+			if err != nil {
+				return err
+			}
+			evals, _, err := c.Jobs().Evaluations(jobID, nil)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.ui, map[string]interface{}{"Job": job, "Allocations": allocs, "Evaluations": evals})
+			}
+			printJobStatus(g.ui, job, allocs, evals)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJobStatus(u *ui, job *api.Job, allocs []*api.AllocationListStub, evals []*api.Evaluation) {
+	var dcs string
+	if len(job.Datacenters) > 0 {
+		dcs = strings.Join(job.Datacenters, ",")
+	}
+	printKV(u, [][2]string{
+		{"ID", job.ID},
+		{"Name", job.Name},
+		{"Type", job.Type},
+		{"Priority", fmt.Sprint(job.Priority)},
+		{"Datacenters", dcs},
+		{"Status", job.Status},
+		{"Stopped", fmt.Sprint(job.Stop)},
+		{"Version", fmt.Sprint(job.Version)},
+		{"Submit Date", formatUnixNano(job.SubmitTime)},
+	})
+
+	u.Printf("\nSummary\n")
+	type counts struct{ queued, starting, running, failed, complete, lost int }
+	summary := map[string]*counts{}
+	var groups []string
+	for _, tg := range job.TaskGroups {
+		summary[tg.Name] = &counts{}
+		groups = append(groups, tg.Name)
+	}
+	for _, a := range allocs {
+		c := summary[a.TaskGroup]
+		if c == nil {
+			c = &counts{}
+			summary[a.TaskGroup] = c
+			groups = append(groups, a.TaskGroup)
+		}
+		switch a.ClientStatus {
+		case "pending":
+			c.starting++
+		case "running":
+			c.running++
+		case "failed":
+			c.failed++
+		case "complete":
+			c.complete++
+		case "lost":
+			c.lost++
+		}
+	}
+	for _, e := range latestEvals(evals) {
+		for tg, n := range e.QueuedAllocations {
+			if c := summary[tg]; c != nil && e.Status == "blocked" {
+				c.queued += n
+			}
+		}
+	}
+	rows := [][]string{{"Task Group", "Queued", "Starting", "Running", "Failed", "Complete", "Lost"}}
+	for _, tg := range groups {
+		c := summary[tg]
+		rows = append(rows, []string{tg, fmt.Sprint(c.queued), fmt.Sprint(c.starting), fmt.Sprint(c.running), fmt.Sprint(c.failed), fmt.Sprint(c.complete), fmt.Sprint(c.lost)})
+	}
+	printTable(u, rows)
+
+	for _, e := range latestEvals(evals) {
+		if e.Status == "blocked" && len(e.FailedTGAllocs) > 0 {
+			u.Printf("\nPlacement Failure\n")
+			printPlacementFailures(u, e.FailedTGAllocs)
+			break
+		}
+	}
+
+	u.Printf("\nAllocations\n")
+	if len(allocs) == 0 {
+		u.Printf("No allocations placed\n")
+		return
+	}
+	sort.Slice(allocs, func(i, j int) bool { return allocs[i].CreateIndex > allocs[j].CreateIndex })
+	rows = [][]string{{"ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created", "Modified"}}
+	for _, a := range allocs {
+		rows = append(rows, []string{short(a.ID), short(a.NodeID), a.TaskGroup, fmt.Sprint(a.JobVersion), a.DesiredStatus, a.ClientStatus, formatAge(a.CreateTime), formatAge(a.ModifyTime)})
+	}
+	printTable(u, rows)
+}
+
+// latestEvals returns evaluations newest first.
+func latestEvals(evals []*api.Evaluation) []*api.Evaluation {
+	out := append([]*api.Evaluation(nil), evals...)
+	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex > out[j].CreateIndex })
+	return out
+}
+
+func printJSON(u *ui, v interface{}) error {
+	buf, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	u.Printf("%s\n", buf)
+	return nil
+}

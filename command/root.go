@@ -1,0 +1,158 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/api"
+)
+
+// Version is the drover version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	ExitOK = 0
+	// ExitError is any failure.
+	ExitError = 1
+	// ExitPlacementFailed is `job run` whose allocations could not all be
+	// placed.
+	ExitPlacementFailed = 2
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// ui holds the streams commands write to.
+type ui struct {
+	out, err io.Writer
+}
+
+func (u *ui) Printf(format string, args ...interface{})  { fmt.Fprintf(u.out, format, args...) }
+func (u *ui) Eprintf(format string, args ...interface{}) { fmt.Fprintf(u.err, format, args...) }
+
+// globals are the flags every API command takes.
+type globals struct {
+	address string
+	ui      *ui
+}
+
+func (g *globals) client() (*api.Client, error) {
+	return api.NewClient(&api.Config{Address: g.address})
+}
+
+// Run runs the CLI with args (without the program name) and returns the
+// exit code.
+func Run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{ui: &ui{out: stdout, err: stderr}}
+	root := newRoot(g)
+	root.SetArgs(normalizeArgs(root, args))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "Error: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitError
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "drover",
+		Short: "Drover runs containers on a cluster of machines",
+		Long: `Drover is a container orchestrator: servers agree on the cluster state
+through Raft, a bin-packing scheduler places jobs, and client agents run
+them as containerd containers.
+
+Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.PersistentFlags().StringVar(&g.address, "address", "",
+		"address of the agent's HTTP API (default $DROVER_ADDR or "+api.DefaultAddress+")")
+	root.AddCommand(
+		newAgentCommand(g),
+		newJobCommand(g),
+		newAllocCommand(g),
+		newNodeCommand(g),
+		newVersionCommand(g),
+	)
+	return root
+}
+
+func newVersionCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the drover version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g.ui.Printf("Drover v%s\n", Version)
+			return nil
+		},
+	}
+}
+
+var singleDashLong = regexp.MustCompile(`^-([A-Za-z][A-Za-z0-9-]+)(=.*)?$`)
+
+// normalizeArgs rewrites single-dash long flags (-detach, -data-dir=x,
+// -help) to the double-dash form cobra parses. One-letter flags (-f)
+// and everything after "--" are left alone.
+func normalizeArgs(root *cobra.Command, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if singleDashLong.MatchString(a) && !strings.HasPrefix(a, "--") {
+			out = append(out, "-"+a)
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// resolvePrefix finds the one ID among ids that starts with prefix.
+func resolvePrefix(kind, prefix string, ids []string) (string, error) {
+	var matches []string
+	for _, id := range ids {
+		if id == prefix {
+			return id, nil
+		}
+		if strings.HasPrefix(id, prefix) {
+			matches = append(matches, id)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("no %s with ID prefix %q", kind, prefix)
+	case 1:
+		return matches[0], nil
+	}
+	return "", fmt.Errorf("%d %ss match the prefix %q; give more characters:\n  %s", len(matches), kind, prefix, strings.Join(matches, "\n  "))
+}
+
+// Main is the program's entry point after the task-logger check.
+func Main() {
+	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
+}
