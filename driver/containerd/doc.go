@@ -1,0 +1,25 @@
+// Package containerd is Drover's task driver for containerd: it runs
+// each task as a containerd container (runc v2 shim, host networking,
+// memory and CPU limits from the task's resources) in its own containerd
+// namespace, and re-attaches to running tasks after the client agent
+// restarts.
+//
+// The driver keeps no per-task state: every call looks the container up
+// by ID in containerd, so an agent that restarts needs only the task IDs
+// from its persisted handles, and containerd itself may restart too (the
+// gRPC connection reconnects; tasks live on under their shims).
+//
+// Task output never passes through the agent. The runc shim starts the
+// drover binary itself as a containerd "binary logger" (see
+// IsLoggerInvocation and RunLogger), which appends the task's stdout and
+// stderr to the files named in the task config and keeps doing so while
+// the agent is down.
+//
+// Tasks run without an init process, as with `docker run` without
+// --init: the task's command is PID 1 of its PID namespace, and the
+// kernel delivers it only signals it installed a handler for. StopTask's
+// SIGTERM therefore stops only programs that handle it; others are
+// killed with SIGKILL when the stop timeout expires.
+//
+// The package imports structs and driver only; client is its caller.
+package containerd

@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	ctrd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/testutil"
+)
+
+// droverBin is the binary under test, built once by TestMain.
+var droverBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drover-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	droverBin = filepath.Join(dir, "drover")
+	build := exec.Command("go", "build", "-o", droverBin, "..")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build drover:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// nextHost hands each agent its own loopback address, so default ports
+// never clash between agents.
+var nextHost atomic.Int32
+
+func newHost() string {
+	return fmt.Sprintf("127.0.0.%d", 20+nextHost.Add(1))
+}
+
+// cluster is one test's world: a private containerd with the busybox
+// image imported, and the agents started in it.
+type cluster struct {
+	t     *testing.T
+	ctrd  *testutil.Containerd
+	ns    string
+	image string
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := testutil.StartContainerd(t)
+	ns := c.Namespace + "-drover"
+	testutil.ImportBusybox(t, c.Address, ns, testutil.BusyboxRef)
+	return &cluster{t: t, ctrd: c, ns: ns, image: testutil.BusyboxRef}
+}
+
+// containerd returns a containerd client and a context in the agents'
+// namespace: the witness of what runs.
+func (c *cluster) containerd() (*ctrd.Client, context.Context) {
+	c.t.Helper()
+	cl, err := c.ctrd.Client(c.ns)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl, namespaces.WithNamespace(context.Background(), c.ns)
+}
+
+// agent is a drover agent process.
+type agent struct {
+	t       *testing.T
+	host    string
+	dataDir string
+	args    []string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	api     *api.Client
+}
+
+// startDevAgent starts `drover agent -dev` on a fresh address and data
+// dir, and waits until its node is registered.
+func (c *cluster) startDevAgent(extra ...string) *agent {
+	c.t.Helper()
+	host := newHost()
+	a := &agent{t: c.t, host: host, dataDir: c.t.TempDir()}
+	a.args = append([]string{"agent", "-dev", "-bind", host, "-data-dir", a.dataDir,
+		"-containerd-address", c.ctrd.Address, "-containerd-namespace", c.ns, "-log-level", "debug"}, extra...)
+	a.logPath = filepath.Join(a.dataDir, "agent.log")
+	cl, err := api.NewClient(&api.Config{Address: "http://" + host + ":4646"})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	a.api = cl
+	a.start()
+	c.t.Cleanup(func() {
+		a.stop(syscall.SIGTERM)
+		if c.t.Failed() {
+			c.t.Logf("agent %s log:\n%s", host, tail(a.logPath, 80))
+		}
+	})
+	return a
+}
+
+func (a *agent) start() {
+	a.t.Helper()
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.cmd = exec.Command(droverBin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}(a.cmd, a.exited)
+	a.waitReady()
+}
+
+// waitReady waits until the agent's node is registered and ready.
+func (a *agent) waitReady() {
+	a.t.Helper()
+	testutil.WaitFor(a.t, 30*time.Second, func() (bool, error) {
+		select {
+		case <-a.exited:
+			a.t.Fatalf("agent exited during start:\n%s", tail(a.logPath, 40))
+		default:
+		}
+		if err := a.api.Agent().Health(); err != nil {
+			return false, err
+		}
+		nodes, _, err := a.api.Nodes().List(nil)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range nodes {
+			if n.Status == "ready" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("no ready node yet")
+	})
+}
+
+// kill SIGKILLs the agent and waits for it to die.
+func (a *agent) kill() { a.stop(syscall.SIGKILL) }
+
+func (a *agent) stop(sig syscall.Signal) {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Signal(sig)
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+	}
+}
+
+// result is a finished CLI invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// cli runs the drover CLI against this agent.
+func (a *agent) cli(args ...string) result {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, droverBin, args...)
+	cmd.Env = append(os.Environ(), "DROVER_ADDR=http://"+a.host+":4646")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if exit, ok := err.(*exec.ExitError); ok {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		a.t.Fatalf("run drover %v: %v", args, err)
+	}
+	return r
+}
+
+// writeFile writes content to a new file in a temp dir and returns its
+// path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// httpGet fetches a URL with a short timeout.
+func httpGet(url string) (string, error) {
+	cl := &http.Client{Timeout: 3 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 {
+		return b.String(), fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return b.String(), err
+}
+
+// webJob is a count-N service whose tasks serve their allocation ID over
+// HTTP on their dynamic port and log to stdout and stderr.
+func webJob(id, image string, count, memoryMB int) string {
+	return fmt.Sprintf(`job %q {
+  datacenters = ["dc1"]
+  group "web" {
+    count = %d
+    network {
+      port "http" {}
+    }
+    restart {
+      attempts = 2
+      delay    = "1s"
+    }
+    task "server" {
+      driver = "containerd"
+      config {
+        image   = %q
+        command = "/bin/sh"
+        args = ["-c", "mkdir -p /tmp/www && echo \"alloc $DROVER_ALLOC_ID\" > /tmp/www/index.html && echo \"serving on $DROVER_PORT_http\" && echo \"to stderr\" >&2 && exec httpd -f -p $DROVER_PORT_http -h /tmp/www"]
+      }
+      resources {
+        cpu    = 100
+        memory = %d
+      }
+      kill_timeout = "3s"
+    }
+  }
+}
+`, id, count, image, memoryMB)
+}
