@@ -65,7 +65,9 @@ func (a *Agent) wrap(h func(w http.ResponseWriter, r *http.Request) (interface{}
 		body, err := h(w, r)
 		if err != nil {
 			status := writeError(w, err)
-			a.logger.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err, "duration", time.Since(start))
+			if r.URL.Path != "/v1/agent/health" {
+				a.logger.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err, "duration", time.Since(start))
+			}
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

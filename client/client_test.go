@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -281,6 +282,41 @@ func TestClient_RestartReattachesWithoutRestartingTasks(t *testing.T) {
 		starts, _, _, _, live := drv.counts()
 		return starts == startsBefore+1 && live == 3, fmt.Errorf("starts %d live %d", starts, live)
 	})
+}
+
+func TestTaskRunner_WaitErrorIsNotAnExit(t *testing.T) {
+	drv := newFakeDriver()
+	cfg := &driver.TaskConfig{ID: "a-t", TaskName: "t", Command: "run"}
+	if _, err := drv.StartTask(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	drv.waitErrs = 2
+	tr := &taskRunner{
+		task: &structs.Task{Name: "t"}, cfg: cfg, drv: drv,
+		logger: hclog.NewNullLogger(), killCh: make(chan struct{}), shutdownCh: make(chan struct{}),
+	}
+	done := make(chan *driver.ExitResult, 1)
+	go func() {
+		r, _ := tr.waitExit(context.Background())
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("waitExit returned %+v while the task still runs", r)
+	case <-time.After(time.Second):
+	}
+	drv.exitTask("a-t", &driver.ExitResult{ExitCode: 7})
+	select {
+	case r := <-done:
+		if r.ExitCode != 7 || r.Err != nil {
+			t.Fatalf("result %+v, want exit code 7", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitExit did not see the real exit")
+	}
+	if drv.waits < 3 {
+		t.Fatalf("waited %d times, want the failed waits retried", drv.waits)
+	}
 }
 
 func TestInterpolator(t *testing.T) {

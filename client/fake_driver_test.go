@@ -24,6 +24,10 @@ type fakeDriver struct {
 	destroy int
 	// failStart makes StartTask fail for these task names.
 	failStart map[string]bool
+	// waitErrs makes this many WaitTask calls end at once with an error,
+	// as when containerd restarts under a waiting client.
+	waitErrs int
+	waits    int
 }
 
 type fakeTask struct {
@@ -95,6 +99,16 @@ func (d *fakeDriver) WaitTask(ctx context.Context, id string) (<-chan *driver.Ex
 		return nil, driver.ErrTaskNotFound
 	}
 	ch := make(chan *driver.ExitResult, 1)
+	d.mu.Lock()
+	d.waits++
+	if d.waitErrs > 0 {
+		d.waitErrs--
+		d.mu.Unlock()
+		ch <- &driver.ExitResult{Err: fmt.Errorf("connection to containerd lost")}
+		close(ch)
+		return ch, nil
+	}
+	d.mu.Unlock()
 	go func() {
 		defer close(ch)
 		select {

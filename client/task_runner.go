@@ -161,29 +161,11 @@ func (tr *taskRunner) run() {
 }
 
 // waitAndDecide waits for the running task to exit (or be killed) and
-// applies the restart policy. It returns true when the task is finished.
+// applies the restart policy. It returns true when the task is finished
+// (or the runner detached).
 func (tr *taskRunner) waitAndDecide(ctx context.Context) bool {
-	waitCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resultCh, err := tr.drv.WaitTask(waitCtx, tr.cfg.ID)
-	if err != nil {
-		tr.logger.Error("failed to wait on task", "error", err)
-		resultCh = nil
-	}
-	var result *driver.ExitResult
-	select {
-	case r, ok := <-resultCh:
-		if ok {
-			result = r
-		} else {
-			result = &driver.ExitResult{Err: errors.New("lost track of the task")}
-		}
-	case <-tr.killCh:
-		tr.stopTask(ctx)
-		tr.finish(false)
-		return true
-	case <-tr.shutdownCh:
-		// Detach: the task keeps running; the next client re-attaches.
+	result, done := tr.waitExit(ctx)
+	if done {
 		return true
 	}
 	if tr.killed() {
@@ -206,6 +188,73 @@ func (tr *taskRunner) waitAndDecide(ctx context.Context) bool {
 	})
 	tr.destroy(ctx)
 	return tr.afterExit(result.Successful(), false)
+}
+
+// Backoff while the driver cannot say how the task is doing (e.g.
+// containerd restarting).
+const (
+	waitRetryMin = 250 * time.Millisecond
+	waitRetryMax = 5 * time.Second
+)
+
+// waitExit waits until the task exits and returns how. Losing sight of
+// the task is not an exit: if the driver's wait fails (containerd
+// restarted, connection lost) it asks the driver whether the task still
+// runs and waits again, so a healthy container is never replaced because
+// the runtime blinked. done is true when the runner must return at once:
+// the task was killed (and stopped here) or the runner detached.
+func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, done bool) {
+	backoff := waitRetryMin
+	for {
+		waitCtx, cancel := context.WithCancel(ctx)
+		resultCh, err := tr.drv.WaitTask(waitCtx, tr.cfg.ID)
+		if err == nil {
+			select {
+			case r, ok := <-resultCh:
+				cancel()
+				if ok && r.Err == nil {
+					return r, false
+				}
+				if ok {
+					err = r.Err
+				} else {
+					err = errors.New("wait ended without an exit status")
+				}
+			case <-tr.killCh:
+				cancel()
+				tr.stopTask(ctx)
+				tr.finish(false)
+				return nil, true
+			case <-tr.shutdownCh:
+				cancel()
+				// Detach: the task keeps running; the next client re-attaches.
+				return nil, true
+			}
+		} else {
+			cancel()
+		}
+		// The wait failed: look at the task before concluding anything.
+		st, ierr := tr.drv.InspectTask(ctx, tr.cfg.ID)
+		switch {
+		case ierr == nil && st.State == driver.TaskStateExited:
+			return &driver.ExitResult{ExitCode: st.ExitCode}, false
+		case errors.Is(ierr, driver.ErrTaskNotFound):
+			return &driver.ExitResult{Err: fmt.Errorf("the task disappeared from the driver: %v", err)}, false
+		}
+		tr.logger.Warn("lost track of the task; checking again", "error", err, "inspect_error", ierr, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-tr.killCh:
+			tr.stopTask(ctx)
+			tr.finish(false)
+			return nil, true
+		case <-tr.shutdownCh:
+			return nil, true
+		}
+		if backoff *= 2; backoff > waitRetryMax {
+			backoff = waitRetryMax
+		}
+	}
 }
 
 // afterExit applies the restart policy; it returns true when the task is
