@@ -1,0 +1,36 @@
+# Three instances of a tiny web server, each on its own dynamic port.
+# The image is the busybox image `make demo` imports into containerd.
+job "web" {
+  datacenters = ["dc1"]
+
+  group "web" {
+    count = 3
+
+    network {
+      port "http" {}
+    }
+
+    restart {
+      attempts = 3
+      delay    = "2s"
+    }
+
+    task "server" {
+      driver = "containerd"
+
+      config {
+        image   = "localhost/drover/busybox:latest"
+        command = "/bin/sh"
+        # $DROVER_* variables are expanded by the task's shell.
+        args = ["-c", "mkdir -p /tmp/www && echo \"Hello from allocation $DROVER_ALLOC_ID on port $DROVER_PORT_http\" > /tmp/www/index.html && echo \"serving on :$DROVER_PORT_http\" && exec httpd -f -p $DROVER_PORT_http -h /tmp/www"]
+      }
+
+      resources {
+        cpu    = 100 # MHz
+        memory = 32  # MB
+      }
+
+      kill_timeout = "5s"
+    }
+  }
+}

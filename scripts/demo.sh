@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# make demo: a dev agent running a real 3-instance web job.
+#
+# Uses the system containerd if one answers on
+# /run/containerd/containerd.sock; otherwise starts a private one under
+# demo-data/ (its own root, state and socket). Imports a busybox image,
+# starts `drover agent -dev`, runs examples/web.hcl and shows its status
+# and answers. Everything keeps running; `make demo-stop` tears it down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA="$PWD/demo-data"
+BIN="$PWD/bin/drover"
+SYS_SOCK=/run/containerd/containerd.sock
+export DROVER_ADDR=http://127.0.0.1:4646
+
+stop() {
+  if [ -f "$DATA/agent.pid" ]; then
+    "$BIN" job stop -purge web >/dev/null 2>&1 || true
+    kill "$(cat "$DATA/agent.pid")" 2>/dev/null || true
+    rm -f "$DATA/agent.pid"
+    echo "demo agent stopped"
+  fi
+  if [ -f "$DATA/containerd.pid" ]; then
+    kill "$(cat "$DATA/containerd.pid")" 2>/dev/null || true
+    sleep 1
+    # Kill the shims and tasks the private containerd left, then unmount.
+    pkill -f "containerd-shim.*-address $DATA/containerd/containerd.sock" 2>/dev/null || true
+    grep " $DATA/containerd" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -f "$DATA/containerd.pid"
+    echo "demo containerd stopped"
+  fi
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop
+  exit 0
+fi
+
+mkdir -p "$DATA"
+if [ -f "$DATA/agent.pid" ] && kill -0 "$(cat "$DATA/agent.pid")" 2>/dev/null; then
+  echo "a demo agent is already running (pid $(cat "$DATA/agent.pid")); run 'make demo-stop' first" >&2
+  exit 1
+fi
+
+# 1. containerd: the system's if it answers, else a private one.
+if ctr -a "$SYS_SOCK" version >/dev/null 2>&1; then
+  SOCK="$SYS_SOCK"
+  echo "==> Using the running containerd at $SOCK"
+else
+  SOCK="$DATA/containerd/containerd.sock"
+  mkdir -p "$DATA/containerd"
+  cat > "$DATA/containerd/config.toml" <<TOML
+version = 2
+root = "$DATA/containerd/root"
+state = "$DATA/containerd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$SOCK"
+TOML
+  echo "==> Starting a private containerd (socket $SOCK)"
+  nohup containerd --config "$DATA/containerd/config.toml" >"$DATA/containerd/containerd.log" 2>&1 &
+  echo $! > "$DATA/containerd.pid"
+  for _ in $(seq 50); do ctr -a "$SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
+  ctr -a "$SOCK" version >/dev/null || { echo "containerd did not start; see $DATA/containerd/containerd.log" >&2; exit 1; }
+fi
+
+# 2. The busybox image, built from the host's static busybox.
+echo "==> Importing the busybox image"
+go run ./testutil/cmd/busybox-image -address "$SOCK" -namespace drover
+
+# 3. The dev agent.
+echo "==> Starting drover agent -dev (log: $DATA/agent.log)"
+nohup "$BIN" agent -dev -data-dir "$DATA/agent" -containerd-address "$SOCK" >"$DATA/agent.log" 2>&1 &
+echo $! > "$DATA/agent.pid"
+for _ in $(seq 100); do curl -sf "$DROVER_ADDR/v1/agent/health" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$DROVER_ADDR/v1/agent/health" >/dev/null || { echo "the agent did not become healthy; see $DATA/agent.log" >&2; exit 1; }
+
+# 4. The job.
+echo "==> drover job run examples/web.hcl"
+"$BIN" job run examples/web.hcl
+echo
+echo "==> drover job status web"
+"$BIN" job status web
+echo
+echo "==> Each instance answers on its own port"
+curl -s "$DROVER_ADDR/v1/job/web/allocations" |
+  python3 -c 'import json,sys
+for a in json.load(sys.stdin):
+    if a["DesiredStatus"] == "run":
+        for p in a["AllocatedResources"]["Shared"]["Ports"]:
+            print("%s:%d" % (p["HostIP"], p["Value"]))' |
+  while read -r addr; do echo "curl http://$addr/  ->  $(curl -s "http://$addr/")"; done
+echo
+echo "The demo keeps running. Try:"
+echo "  export DROVER_ADDR=$DROVER_ADDR"
+echo "  bin/drover node status"
+echo "  bin/drover alloc logs <alloc-id-prefix>"
+echo "  ctr -a $SOCK -n drover task ls"
+echo "Stop it with: make demo-stop"
