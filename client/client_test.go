@@ -2,295 +2,28 @@ package client
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/driver"
-	"github.com/droverhq/drover/server"
 	"github.com/droverhq/drover/structs"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/testutil/fakedriver"
 	"github.com/droverhq/drover/testutil/mock"
 )
 
-// testServer starts a single in-process server.
-func testServer(t *testing.T) *server.Server {
-	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.RPCAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn})
-	s, err := server.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown() })
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) { return s.IsLeader(), nil })
-	return s
-}
-
-func testClient(t *testing.T, s *server.Server, drv *fakeDriver, dataDir string) *Client {
-	t.Helper()
-	c, err := New(&Config{
-		DataDir:       dataDir,
-		NodeName:      "test-node",
-		RPC:           s,
-		Drivers:       map[string]driver.Driver{"containerd": drv},
-		CPUTotalMHz:   4000,
-		MemoryTotalMB: 4096,
-		Logger:        hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// registerJob registers job and returns its eval ID.
-func registerJob(t *testing.T, s *server.Server, job *structs.Job) string {
-	t.Helper()
-	var resp structs.JobRegisterResponse
-	if err := s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &resp); err != nil {
-		t.Fatal(err)
-	}
-	return resp.EvalID
-}
-
-// waitAllocs waits until the job's non-stopped allocations all have the
-// client status want, and there are n of them.
-func waitAllocs(t *testing.T, s *server.Server, jobID string, n int, want string) []*structs.Allocation {
-	t.Helper()
-	var out []*structs.Allocation
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, err := s.State().AllocsByJob(nil, jobID)
-		if err != nil {
-			return false, err
-		}
-		out = out[:0]
-		for _, a := range all {
-			if a.DesiredStatus == structs.AllocDesiredStatusRun {
-				out = append(out, a)
-			}
-		}
-		if len(out) != n {
-			return false, fmt.Errorf("%d allocs, want %d", len(out), n)
-		}
-		for _, a := range out {
-			if a.ClientStatus != want {
-				return false, fmt.Errorf("alloc %s is %s, want %s", a.Name, a.ClientStatus, want)
-			}
-		}
-		return true, nil
-	})
-	return out
-}
-
-func TestClient_RegistersAndFingerprints(t *testing.T) {
-	s := testServer(t)
-	c := testClient(t, s, newFakeDriver(), t.TempDir())
-	defer c.Shutdown()
-	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
-		n, _ := s.State().NodeByID(nil, c.NodeID())
-		return n != nil && n.Status == structs.NodeStatusReady, nil
-	})
-	n, _ := s.State().NodeByID(nil, c.NodeID())
-	if n.NodeResources.Cpu.CpuShares != 4000 || n.NodeResources.Memory.MemoryMB != 4096 {
-		t.Fatalf("resources %+v", n.NodeResources)
-	}
-	if !n.HasHealthyDriver("containerd") || n.Attributes["driver.fake"] != "1" || n.Attributes["kernel.name"] != "linux" {
-		t.Fatalf("fingerprint: drivers %v attrs %v", n.Drivers, n.Attributes)
-	}
-}
-
-func TestClient_RunsAllocationsAndStopsThem(t *testing.T) {
-	s := testServer(t)
-	drv := newFakeDriver()
-	c := testClient(t, s, drv, t.TempDir())
-	defer c.Shutdown()
-	<-c.Registered()
-
-	job := mock.Job()
-	job.TaskGroups[0].Tasks[0].Config.Args = []string{"-p", "${DROVER_PORT_http}"}
-	job.TaskGroups[0].Tasks[0].Env["NODE"] = "${node.unique.name}"
-	registerJob(t, s, job)
-	allocs := waitAllocs(t, s, job.ID, 3, structs.AllocClientStatusRunning)
-
-	// The driver got the environment and interpolated args.
-	drv.mu.Lock()
-	for _, a := range allocs {
-		task := drv.tasks[a.ID+"-server"]
-		if task == nil {
-			t.Fatalf("no task for %s", a.Name)
-		}
-		port := a.AllocatedResources.Shared.Ports[0].Value
-		env := task.cfg.Env
-		if env["DROVER_ALLOC_ID"] != a.ID || env["DROVER_TASK_NAME"] != "server" || env["DROVER_PORT_http"] != fmt.Sprint(port) || env["NODE"] != "test-node" {
-			t.Fatalf("env %v", env)
-		}
-		if task.cfg.Args[1] != fmt.Sprint(port) || task.cfg.MemoryMB != 256 || task.cfg.CPUShares != 500 {
-			t.Fatalf("config %+v", task.cfg)
-		}
-	}
-	drv.mu.Unlock()
-
-	// Stopping the job stops the tasks and removes them.
-	var resp structs.JobDeregisterResponse
-	if err := s.RPC("Job.Deregister", &structs.JobDeregisterRequest{JobID: job.ID}, &resp); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		_, _, stops, _, live := drv.counts()
-		return live == 0 && stops == 3, fmt.Errorf("live %d stops %d", live, stops)
-	})
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, _ := s.State().AllocsByJob(nil, job.ID)
-		for _, a := range all {
-			if a.ClientStatus != structs.AllocClientStatusComplete {
-				return false, fmt.Errorf("%s is %s", a.Name, a.ClientStatus)
-			}
-		}
-		return true, nil
-	})
-}
-
-func TestClient_RestartPolicyThenFailed(t *testing.T) {
-	s := testServer(t)
-	drv := newFakeDriver()
-	c := testClient(t, s, drv, t.TempDir())
-	defer c.Shutdown()
-	<-c.Registered()
-
-	job := mock.Job()
-	job.TaskGroups[0].Count = 1
-	job.TaskGroups[0].Tasks[0].Config.Command = "exit:3"
-	job.TaskGroups[0].RestartPolicy = &structs.RestartPolicy{Attempts: 2, Interval: time.Hour, Delay: 10 * time.Millisecond, Mode: structs.RestartPolicyModeFail}
-	job.TaskGroups[0].ReschedulePolicy = &structs.ReschedulePolicy{Attempts: 0, Interval: time.Hour, DelayFunction: structs.DelayFunctionConstant}
-	registerJob(t, s, job)
-
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, _ := s.State().AllocsByJob(nil, job.ID)
-		if len(all) != 1 {
-			return false, fmt.Errorf("%d allocs", len(all))
-		}
-		a := all[0]
-		ts := a.TaskStates["server"]
-		if a.ClientStatus != structs.AllocClientStatusFailed || ts == nil {
-			return false, fmt.Errorf("alloc is %s", a.ClientStatus)
-		}
-		if ts.Restarts != 2 || !ts.Failed || ts.State != structs.TaskStateDead {
-			return false, fmt.Errorf("task state %+v", ts)
-		}
-		return true, nil
-	})
-	starts, _, _, _, _ := drv.counts()
-	if starts != 3 {
-		t.Fatalf("started %d times, want 1 + 2 restarts", starts)
-	}
-}
-
-func TestClient_BatchCompletes(t *testing.T) {
-	s := testServer(t)
-	drv := newFakeDriver()
-	c := testClient(t, s, drv, t.TempDir())
-	defer c.Shutdown()
-	<-c.Registered()
-
-	job := mock.BatchJob()
-	job.TaskGroups[0].Tasks[0].Config.Command = "exit:0"
-	registerJob(t, s, job)
-	waitAllocs(t, s, job.ID, 2, structs.AllocClientStatusComplete)
-	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
-		j, _ := s.State().JobByID(nil, job.ID)
-		return j.Status == structs.JobStatusDead, fmt.Errorf("job is %s", j.Status)
-	})
-	if starts, _, _, _, _ := drv.counts(); starts != 2 {
-		t.Fatalf("batch tasks started %d times, want 2", starts)
-	}
-}
-
-func TestClient_StartFailureReported(t *testing.T) {
-	s := testServer(t)
-	drv := newFakeDriver()
-	drv.failStart["server"] = true
-	c := testClient(t, s, drv, t.TempDir())
-	defer c.Shutdown()
-	<-c.Registered()
-
-	job := mock.Job()
-	job.TaskGroups[0].Count = 1
-	job.TaskGroups[0].RestartPolicy = &structs.RestartPolicy{Attempts: 1, Interval: time.Hour, Delay: 10 * time.Millisecond, Mode: structs.RestartPolicyModeFail}
-	job.TaskGroups[0].ReschedulePolicy = &structs.ReschedulePolicy{Interval: time.Hour, DelayFunction: structs.DelayFunctionConstant}
-	registerJob(t, s, job)
-	allocs := waitAllocs(t, s, job.ID, 1, structs.AllocClientStatusFailed)
-	events := allocs[0].TaskStates["server"].Events
-	found := false
-	for _, e := range events {
-		if e.Type == structs.TaskEventDriverError && e.Message == `image "localhost/drover/busybox:latest" not found` {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("driver failure not reported in task events: %+v", events)
-	}
-}
-
-func TestClient_RestartReattachesWithoutRestartingTasks(t *testing.T) {
-	s := testServer(t)
-	drv := newFakeDriver()
-	dir := t.TempDir()
-	c := testClient(t, s, drv, dir)
-	<-c.Registered()
-	job := mock.Job()
-	registerJob(t, s, job)
-	waitAllocs(t, s, job.ID, 3, structs.AllocClientStatusRunning)
-	nodeID := c.NodeID()
-	if err := c.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	startsBefore, _, _, _, live := drv.counts()
-	if live != 3 {
-		t.Fatalf("tasks stopped when the client shut down: %d live", live)
-	}
-
-	c2 := testClient(t, s, drv, dir)
-	defer c2.Shutdown()
-	if c2.NodeID() != nodeID {
-		t.Fatalf("node ID changed across a restart")
-	}
-	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
-		_, recovers, _, _, _ := drv.counts()
-		return recovers == 3, fmt.Errorf("%d recovered", recovers)
-	})
-	starts, _, stops, _, live := drv.counts()
-	if starts != startsBefore || stops != 0 || live != 3 {
-		t.Fatalf("after restart: starts %d (before %d), stops %d, live %d", starts, startsBefore, stops, live)
-	}
-	// The restarted client still follows its tasks: one exits and is
-	// restarted per policy.
-	drv.mu.Lock()
-	var victim string
-	for id := range drv.tasks {
-		victim = id
-		break
-	}
-	drv.mu.Unlock()
-	drv.exitTask(victim, &driver.ExitResult{ExitCode: 1})
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		starts, _, _, _, live := drv.counts()
-		return starts == startsBefore+1 && live == 3, fmt.Errorf("starts %d live %d", starts, live)
-	})
-}
+// The client's behaviour against a real server (registration, running,
+// restarting and re-attaching allocations) is tested in package agent,
+// which may import both client and server.
 
 func TestTaskRunner_WaitErrorIsNotAnExit(t *testing.T) {
-	drv := newFakeDriver()
+	drv := fakedriver.New()
 	cfg := &driver.TaskConfig{ID: "a-t", TaskName: "t", Command: "run"}
 	if _, err := drv.StartTask(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	drv.waitErrs = 2
+	drv.FailWaits(2)
 	tr := &taskRunner{
 		task: &structs.Task{Name: "t"}, cfg: cfg, drv: drv,
 		logger: hclog.NewNullLogger(), killCh: make(chan struct{}), shutdownCh: make(chan struct{}),
@@ -305,7 +38,7 @@ func TestTaskRunner_WaitErrorIsNotAnExit(t *testing.T) {
 		t.Fatalf("waitExit returned %+v while the task still runs", r)
 	case <-time.After(time.Second):
 	}
-	drv.exitTask("a-t", &driver.ExitResult{ExitCode: 7})
+	drv.Exit("a-t", &driver.ExitResult{ExitCode: 7})
 	select {
 	case r := <-done:
 		if r.ExitCode != 7 || r.Err != nil {
@@ -314,8 +47,8 @@ func TestTaskRunner_WaitErrorIsNotAnExit(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("waitExit did not see the real exit")
 	}
-	if drv.waits < 3 {
-		t.Fatalf("waited %d times, want the failed waits retried", drv.waits)
+	if w := drv.Waits(); w < 3 {
+		t.Fatalf("waited %d times, want the failed waits retried", w)
 	}
 }
 

@@ -9,6 +9,6 @@
 // instead of starting new ones. Shutting a client down leaves its tasks
 // running.
 //
-// client imports structs, driver and rpcpool. It must not import server:
+// client imports structs and driver. It must not import server:
 // it reaches the servers only through the RPCer interface.
 package client
