@@ -41,6 +41,12 @@ const (
 // ErrShutdown is returned by calls on a closed pool.
 var ErrShutdown = errors.New("rpc pool is shut down")
 
+// ErrUnreachable wraps every failure to reach a server or to get an
+// answer from it (dial, session, stream, connection loss): callers fail
+// over to another server on it. Errors the endpoint itself returned do
+// not wrap it.
+var ErrUnreachable = errors.New("server unreachable")
+
 // Timeouter is implemented by requests that know how long a call may
 // take (blocking queries: their MaxQueryTime).
 type Timeouter interface {
@@ -81,7 +87,7 @@ func (p *Pool) RPC(addr, method string, args, reply interface{}) error {
 	client, err := sess.client()
 	if err != nil {
 		p.drop(sess)
-		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+		return fmt.Errorf("rpc %s to %s: %w: %v", method, addr, ErrUnreachable, err)
 	}
 	timeout := DefaultCallTimeout
 	if t, ok := args.(Timeouter); ok {
@@ -113,7 +119,7 @@ func (p *Pool) RPC(addr, method string, args, reply interface{}) error {
 	}
 	client.Close()
 	p.drop(sess)
-	return fmt.Errorf("rpc %s to %s: %w", method, addr, call.Error)
+	return fmt.Errorf("rpc %s to %s: %w: %v", method, addr, ErrUnreachable, call.Error)
 }
 
 // session returns the pooled session to addr, dialing one if needed.
@@ -131,7 +137,7 @@ func (p *Pool) session(addr string) (*session, error) {
 
 	conn, err := net.DialTimeout("tcp", addr, DialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("connect to server %s: %w", addr, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
 	}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
@@ -139,7 +145,7 @@ func (p *Pool) session(addr string) (*session, error) {
 	}
 	if _, err := conn.Write([]byte{ProtoMultiplex}); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect to server %s: %w", addr, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
 	}
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
@@ -149,7 +155,7 @@ func (p *Pool) session(addr string) (*session, error) {
 	mux, err := yamux.Client(conn, cfg)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect to server %s: %w", addr, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
 	}
 	s := &session{addr: addr, mux: mux}
 

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	memdb "github.com/hashicorp/go-memdb"
 	hclog "github.com/hashicorp/go-hclog"
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/droverhq/drover/structs"
 )
