@@ -14,6 +14,15 @@ BIN="$PWD/bin/drover"
 SYS_SOCK=/run/containerd/containerd.sock
 export DROVER_ADDR=http://127.0.0.1:4646
 
+# fetch HOST PORT PATH prints the body of an HTTP GET, with nothing but
+# bash (/dev/tcp), so the demo needs neither curl nor python.
+fetch() {
+  exec 3<>"/dev/tcp/$1/$2" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+
 stop() {
   if [ -f "$DATA/agent.pid" ]; then
     "$BIN" job stop -purge web >/dev/null 2>&1 || true
@@ -73,8 +82,8 @@ go run ./testutil/cmd/busybox-image -address "$SOCK" -namespace drover
 echo "==> Starting drover agent -dev (log: $DATA/agent.log)"
 nohup "$BIN" agent -dev -data-dir "$DATA/agent" -containerd-address "$SOCK" >"$DATA/agent.log" 2>&1 &
 echo $! > "$DATA/agent.pid"
-for _ in $(seq 100); do curl -sf "$DROVER_ADDR/v1/agent/health" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "$DROVER_ADDR/v1/agent/health" >/dev/null || { echo "the agent did not become healthy; see $DATA/agent.log" >&2; exit 1; }
+for _ in $(seq 100); do "$BIN" node status 2>/dev/null | grep -q ready && break; sleep 0.1; done
+"$BIN" node status 2>/dev/null | grep -q ready || { echo "the agent did not become ready; see $DATA/agent.log" >&2; exit 1; }
 
 # 4. The job.
 echo "==> drover job run examples/web.hcl"
@@ -84,13 +93,11 @@ echo "==> drover job status web"
 "$BIN" job status web
 echo
 echo "==> Each instance answers on its own port"
-curl -s "$DROVER_ADDR/v1/job/web/allocations" |
-  python3 -c 'import json,sys
-for a in json.load(sys.stdin):
-    if a["DesiredStatus"] == "run":
-        for p in a["AllocatedResources"]["Shared"]["Ports"]:
-            print("%s:%d" % (p["HostIP"], p["Value"]))' |
-  while read -r addr; do echo "curl http://$addr/  ->  $(curl -s "http://$addr/")"; done
+# Ports are encoded Label, Value, To, HostIP (the Go field order).
+fetch 127.0.0.1 4646 /v1/job/web/allocations |
+  grep -o '"Value":[0-9]*,"To":[0-9]*,"HostIP":"[^"]*"' |
+  sed 's/"Value":\([0-9]*\),"To":[0-9]*,"HostIP":"\([^"]*\)"/\2:\1/' |
+  while read -r addr; do echo "GET http://$addr/  ->  $(fetch "${addr%:*}" "${addr##*:}" /)"; done
 echo
 echo "The demo keeps running. Try:"
 echo "  export DROVER_ADDR=$DROVER_ADDR"
