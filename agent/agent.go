@@ -17,6 +17,7 @@ import (
 	"github.com/droverhq/drover/client"
 	"github.com/droverhq/drover/driver"
 	ctrdriver "github.com/droverhq/drover/driver/containerd"
+	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/server"
 	"github.com/droverhq/drover/structs"
@@ -34,6 +35,14 @@ type Agent struct {
 	rpc client.RPCer
 	// pool carries calls to remote servers.
 	pool *rpcpool.Pool
+	// gossip is this agent's membership in the pool.
+	gossip *gossip.Pool
+	// leaveCh is closed when the agent was asked to leave the cluster
+	// (PUT /v1/agent/leave); the command then shuts it down.
+	leaveCh   chan struct{}
+	leaveOnce sync.Once
+	// shutdownCh stops the agent's own loops.
+	shutdownCh chan struct{}
 
 	httpServer   *http.Server
 	httpListener net.Listener
@@ -59,7 +68,8 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{config: c, logger: logger, drivers: make(map[string]driver.Driver)}
+	a := &Agent{config: c, logger: logger, drivers: make(map[string]driver.Driver),
+		leaveCh: make(chan struct{}), shutdownCh: make(chan struct{})}
 	if c.DataDir == "" {
 		if !c.Dev {
 			return nil, errors.New("a data dir is required: -data-dir PATH or data_dir in the config file")
@@ -83,6 +93,11 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 	}
 	a.httpListener = l
 
+	if err := a.setupGossip(); err != nil {
+		a.Shutdown()
+		return nil, err
+	}
+
 	if c.Server.Enabled {
 		sc, err := c.serverConfig()
 		if err != nil {
@@ -90,6 +105,7 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 			return nil, err
 		}
 		sc.Logger = logger
+		sc.Membership = a.gossip
 		srv, err := server.NewServer(sc)
 		if err != nil {
 			a.Shutdown()
@@ -99,7 +115,7 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		a.rpc = srv
 	} else {
 		a.pool = rpcpool.New()
-		a.rpc = newServerProxy(a.pool, c.Client.Servers)
+		a.rpc = newServerProxy(a.pool, c.Client.Servers, a.gossip)
 	}
 
 	if c.Client.Enabled {
@@ -159,6 +175,102 @@ func (a *Agent) setupClient() error {
 	return nil
 }
 
+// setupGossip starts this agent's gossip membership and, when join
+// addresses are configured, a loop that joins the pool.
+func (a *Agent) setupGossip() error {
+	c := a.config
+	name := c.NodeName
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	meta := gossip.Meta{
+		Server:     c.Server.Enabled,
+		Client:     c.Client.Enabled,
+		Datacenter: c.Datacenter,
+		HTTPAddr:   net.JoinHostPort(c.advertise(), strconv.Itoa(a.httpListener.Addr().(*net.TCPAddr).Port)),
+	}
+	if c.Server.Enabled {
+		id, err := server.LoadOrCreateServerID(c.DataDir)
+		if err != nil {
+			return err
+		}
+		meta.RaftID = id
+		meta.RPCAddr = net.JoinHostPort(c.advertise(), strconv.Itoa(c.Ports.RPC))
+		meta.BootstrapExpect = c.Server.BootstrapExpect
+	}
+	pool, err := gossip.New(gossip.Config{
+		Name:          name,
+		BindAddr:      c.BindAddr,
+		BindPort:      c.Ports.Gossip,
+		AdvertiseAddr: c.advertise(),
+		Meta:          meta,
+		Logger:        a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.gossip = pool
+	if len(c.Join) > 0 {
+		go a.joinLoop(c.Join)
+	}
+	return nil
+}
+
+// Join retry backoff.
+const (
+	joinRetryMin = 500 * time.Millisecond
+	joinRetryMax = 10 * time.Second
+)
+
+// joinLoop joins the gossip pool, retrying until a member answers.
+func (a *Agent) joinLoop(addrs []string) {
+	wait := joinRetryMin
+	for {
+		n, err := a.gossip.Join(addrs)
+		if n > 0 {
+			a.logger.Info("joined the cluster", "contacted", n, "of", len(addrs))
+			return
+		}
+		a.logger.Warn("cannot join the cluster yet; retrying", "addresses", addrs, "error", err, "retry_in", wait)
+		select {
+		case <-a.shutdownCh:
+			return
+		case <-time.After(wait):
+		}
+		if wait *= 2; wait > joinRetryMax {
+			wait = joinRetryMax
+		}
+	}
+}
+
+// Members returns the gossip members this agent knows.
+func (a *Agent) Members() []gossip.Member { return a.gossip.Members() }
+
+// LeaveCh is closed when the agent was asked to leave the cluster.
+func (a *Agent) LeaveCh() <-chan struct{} { return a.leaveCh }
+
+// Leave takes the agent out of the cluster gracefully: a leading server
+// hands leadership on, and gossip announces the departure so the leader
+// removes this server from Raft. The agent should be shut down after.
+func (a *Agent) Leave() error {
+	var err error
+	a.leaveOnce.Do(func() {
+		a.logger.Info("leaving the cluster")
+		if a.server != nil {
+			if lerr := a.server.Leave(5 * time.Second); lerr != nil {
+				err = fmt.Errorf("leave Raft: %w", lerr)
+			}
+		}
+		if a.gossip != nil {
+			if gerr := a.gossip.Leave(5 * time.Second); gerr != nil && err == nil {
+				err = fmt.Errorf("leave gossip: %w", gerr)
+			}
+		}
+		close(a.leaveCh)
+	})
+	return err
+}
+
 // HTTPAddr returns the address the HTTP API listens on.
 func (a *Agent) HTTPAddr() string { return a.httpListener.Addr().String() }
 
@@ -177,6 +289,7 @@ func (a *Agent) RPC(method string, args, reply interface{}) error {
 func (a *Agent) Shutdown() {
 	a.shutdownOnce.Do(func() {
 		a.logger.Info("shutting down agent")
+		close(a.shutdownCh)
 		if a.httpServer != nil {
 			ctx, cancel := contextWithTimeout(5 * time.Second)
 			_ = a.httpServer.Shutdown(ctx)
@@ -197,6 +310,9 @@ func (a *Agent) Shutdown() {
 		if a.pool != nil {
 			a.pool.Shutdown()
 		}
+		if a.gossip != nil {
+			_ = a.gossip.Shutdown()
+		}
 		for _, d := range a.drivers {
 			_ = d.Close()
 		}
@@ -206,39 +322,68 @@ func (a *Agent) Shutdown() {
 	})
 }
 
-// serverProxy sends RPCs to a list of servers, moving to the next one
+// serverProxy sends RPCs to the servers a client-only agent knows:
+// those configured with -servers and the alive servers gossip reports.
+// It sticks to the server that last answered and moves to the next one
 // when a server cannot be reached.
 type serverProxy struct {
-	pool *rpcpool.Pool
+	pool       *rpcpool.Pool
+	configured []string
+	gossip     *gossip.Pool
 
-	// l guards servers and current.
+	// l guards current.
 	l       sync.Mutex
-	servers []string
-	current int
+	current string
 }
 
-func newServerProxy(pool *rpcpool.Pool, servers []string) *serverProxy {
-	return &serverProxy{pool: pool, servers: servers}
+func newServerProxy(pool *rpcpool.Pool, configured []string, g *gossip.Pool) *serverProxy {
+	return &serverProxy{pool: pool, configured: configured, gossip: g}
+}
+
+// servers lists the candidate servers, the last good one first.
+func (p *serverProxy) servers() []string {
+	seen := make(map[string]bool)
+	var out []string
+	p.l.Lock()
+	if p.current != "" {
+		out = append(out, p.current)
+		seen[p.current] = true
+	}
+	p.l.Unlock()
+	var candidates []string
+	if p.gossip != nil {
+		candidates = append(candidates, p.gossip.AliveServerAddrs()...)
+	}
+	candidates = append(candidates, p.configured...)
+	for _, s := range candidates {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // RPC implements client.RPCer.
 func (p *serverProxy) RPC(method string, args, reply interface{}) error {
-	p.l.Lock()
-	servers := append([]string(nil), p.servers...)
-	start := p.current
-	p.l.Unlock()
+	servers := p.servers()
+	if len(servers) == 0 {
+		return structs.NewError(structs.CodeNoLeader, "no servers known yet: waiting for gossip to find one (check -join)")
+	}
 	var lastErr error
-	for i := range servers {
-		idx := (start + i) % len(servers)
-		err := p.pool.RPC(servers[idx], method, args, reply)
+	for _, addr := range servers {
+		err := p.pool.RPC(addr, method, args, reply)
 		if err == nil || !isNetworkError(err) {
 			p.l.Lock()
-			p.current = idx
+			p.current = addr
 			p.l.Unlock()
 			return err
 		}
 		lastErr = err
 	}
+	p.l.Lock()
+	p.current = ""
+	p.l.Unlock()
 	return fmt.Errorf("no server reachable (tried %s): %w", strings.Join(servers, ", "), lastErr)
 }
 

@@ -281,3 +281,30 @@ func TestClientIntegration_RestartReattachesWithoutRestartingTasks(t *testing.T)
 		return starts == startsBefore+1 && live == 3, fmt.Errorf("starts %d live %d", starts, live)
 	})
 }
+
+func TestClientIntegration_FailedTaskStopsItsSiblings(t *testing.T) {
+	s := testServer(t)
+	drv := fakedriver.New()
+	c := testClient(t, s, drv, t.TempDir())
+	defer c.Shutdown()
+	<-c.Registered()
+
+	job := mock.Job()
+	tg := job.TaskGroups[0]
+	tg.Count = 1
+	tg.RestartPolicy = &structs.RestartPolicy{Attempts: 0, Interval: time.Hour, Delay: 10 * time.Millisecond, Mode: structs.RestartPolicyModeFail}
+	tg.ReschedulePolicy = &structs.ReschedulePolicy{Interval: time.Hour, DelayFunction: structs.DelayFunctionConstant}
+	sidecar := tg.Tasks[0].Copy()
+	sidecar.Name = "sidecar"
+	tg.Tasks[0].Config.Command = "exit:1"
+	tg.Tasks = append(tg.Tasks, sidecar)
+	registerJob(t, s, job)
+
+	allocs := waitAllocs(t, s, job.ID, 1, structs.AllocClientStatusFailed)
+	// The allocation is failed, so the server counts its resources as
+	// free: its other task must be gone too.
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		_, _, ok := drv.Task(allocs[0].ID + "-sidecar")
+		return !ok, fmt.Errorf("the sidecar of a failed allocation still runs")
+	})
+}

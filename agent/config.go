@@ -45,6 +45,13 @@ type Config struct {
 	NodeName   string `hcl:"name,optional"`
 	Datacenter string `hcl:"datacenter,optional"`
 
+	// Join lists gossip addresses (host or host:port) of agents to join;
+	// the agent retries until it reaches one.
+	Join []string `hcl:"join,optional"`
+	// LeaveOnTerminate makes SIGTERM leave the cluster gracefully (a
+	// server is then removed from Raft) instead of just stopping.
+	LeaveOnTerminate bool `hcl:"leave_on_terminate,optional"`
+
 	LogLevel string `hcl:"log_level,optional"`
 	LogJSON  bool   `hcl:"log_json,optional"`
 
@@ -168,6 +175,12 @@ func (c *Config) Merge(o *Config) {
 	if o.LogJSON {
 		c.LogJSON = true
 	}
+	if len(o.Join) > 0 {
+		c.Join = append(c.Join, o.Join...)
+	}
+	if o.LeaveOnTerminate {
+		c.LeaveOnTerminate = true
+	}
 	if o.MaxRequestBytes != 0 {
 		c.MaxRequestBytes = o.MaxRequestBytes
 	}
@@ -258,14 +271,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s port %d is out of range", name, p)
 		}
 	}
-	if c.Client.Enabled && !c.Server.Enabled && len(c.Client.Servers) == 0 {
-		return fmt.Errorf("a client without a local server needs server addresses: -servers host:port or client { servers = [...] }")
+	if c.Client.Enabled && !c.Server.Enabled && len(c.Client.Servers) == 0 && len(c.Join) == 0 {
+		return fmt.Errorf("a client without a local server must find servers: -join a gossip address, or -servers host:port")
 	}
 	if c.Server.Enabled && c.Server.BootstrapExpect < 1 {
 		return fmt.Errorf("bootstrap_expect must be at least 1")
 	}
-	if c.Server.Enabled && c.Server.BootstrapExpect > 1 {
-		return fmt.Errorf("bootstrap_expect %d: multi-server clusters are not supported yet in this version; use 1", c.Server.BootstrapExpect)
+	if c.Dev && c.Server.BootstrapExpect > 1 {
+		return fmt.Errorf("-dev runs a single-server cluster; bootstrap_expect must be 1")
+	}
+	if c.Ports.Gossip == 0 || c.Ports.RPC == 0 {
+		return fmt.Errorf("the RPC and gossip ports must be set: other agents find this one at them")
 	}
 	if _, err := c.serverConfig(); err != nil {
 		return err

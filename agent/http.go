@@ -49,6 +49,12 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/status/peers", a.statusPeers)
 	handle("GET /v1/agent/self", a.agentSelf)
 	handle("GET /v1/agent/health", a.agentHealth)
+	handle("GET /v1/agent/members", a.agentMembers)
+	handle("PUT /v1/agent/leave", a.agentLeave)
+	handle("POST /v1/agent/leave", a.agentLeave)
+	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
+	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
+	handle("GET /v1/operator/state-hash", a.stateHash)
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -259,3 +259,88 @@ func (a *Agent) Health() error {
 	}
 	return nil
 }
+
+// Member is a gossip member as an agent sees it.
+type Member struct {
+	Name   string
+	Addr   string
+	Port   int
+	Status string
+	Tags   map[string]string
+	Leader bool
+}
+
+// Members lists the gossip members the agent knows.
+func (a *Agent) Members() ([]*Member, error) {
+	var out struct {
+		ServerName string
+		Members    []*Member
+	}
+	_, err := a.c.query("/v1/agent/members", &out, nil)
+	return out.Members, err
+}
+
+// Leave makes the agent leave the cluster gracefully and shut down.
+func (a *Agent) Leave() error {
+	_, err := a.c.write(http.MethodPut, "/v1/agent/leave", nil, nil, nil)
+	return err
+}
+
+// Operator returns the operator endpoints.
+func (c *Client) Operator() *Operator { return &Operator{c: c} }
+
+// Operator is /v1/operator.
+type Operator struct{ c *Client }
+
+// RaftServer is a server of the Raft configuration.
+type RaftServer struct {
+	ID      string
+	Node    string
+	Address string
+	Leader  bool
+	Voter   bool
+}
+
+// RaftConfiguration is the Raft configuration.
+type RaftConfiguration struct {
+	Servers []*RaftServer
+	Index   uint64
+}
+
+// RaftGetConfiguration returns the Raft configuration, from the leader
+// (or, with AllowStale, from the agent's server).
+func (o *Operator) RaftGetConfiguration(q *QueryOptions) (*RaftConfiguration, error) {
+	var out RaftConfiguration
+	if _, err := o.c.query("/v1/operator/raft/configuration", &out, q); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RaftRemovePeerByAddress removes a server from Raft by its address.
+func (o *Operator) RaftRemovePeerByAddress(addr string) error {
+	_, err := o.c.write(http.MethodDelete, "/v1/operator/raft/peer", url.Values{"address": {addr}}, nil, nil)
+	return err
+}
+
+// RaftRemovePeerByID removes a server from Raft by its ID.
+func (o *Operator) RaftRemovePeerByID(id string) error {
+	_, err := o.c.write(http.MethodDelete, "/v1/operator/raft/peer", url.Values{"id": {id}}, nil, nil)
+	return err
+}
+
+// StateHash fingerprints the agent's own server state.
+type StateHash struct {
+	Server string
+	Index  uint64
+	Tables map[string]string
+}
+
+// StateHash returns the agent's server's state fingerprint.
+func (o *Operator) StateHash() (*StateHash, error) {
+	var out StateHash
+	if _, err := o.c.query("/v1/operator/state-hash", &out, nil); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -28,7 +28,8 @@ type allocRunner struct {
 	alloc *structs.Allocation
 	tasks map[string]*taskRunner
 
-	// stopOnce guards stopping the tasks for a desired stop.
+	// stopOnce guards stopping the tasks (desired stop, or a failed
+	// task taking its siblings down).
 	stopOnce sync.Once
 	// doneCh is closed once every task runner has returned.
 	doneCh chan struct{}
@@ -276,7 +277,18 @@ func clientStatus(states map[string]*structs.TaskState, names []string) (string,
 	}
 }
 
-// taskChanged queues a status update for the server.
+// taskChanged queues a status update for the server. When a task has
+// failed for good, the allocation is failed: the server treats its
+// resources as free and may reschedule it, so its other tasks must not
+// keep running. They are stopped here, as with a desired stop.
 func (ar *allocRunner) taskChanged() {
-	ar.client.queueAllocUpdate(ar.Alloc())
+	alloc := ar.Alloc()
+	for _, ts := range alloc.TaskStates {
+		if ts.State == structs.TaskStateDead && ts.Failed {
+			ar.logger.Warn("a task failed; stopping the allocation's other tasks")
+			ar.stop()
+			break
+		}
+	}
+	ar.client.queueAllocUpdate(alloc)
 }

@@ -350,9 +350,19 @@ func (c *Client) reconcileAllocs(server map[string]uint64, index uint64) error {
 			pull = append(pull, id)
 		}
 	}
+	// An allocation missing from the answer is gone only if the server
+	// that answered has applied the write that gave us our version of it:
+	// a lagging follower (AllowStale) simply does not have it yet, and
+	// destroying its containers would restart them.
 	var gone []string
-	for id := range c.allocs {
-		if _, ok := server[id]; !ok {
+	for id, ar := range c.allocs {
+		if _, ok := server[id]; ok {
+			continue
+		}
+		ar.mu.Lock()
+		known := ar.alloc.AllocModifyIndex
+		ar.mu.Unlock()
+		if index >= known {
 			gone = append(gone, id)
 		}
 	}

@@ -30,6 +30,7 @@ type agentFlags struct {
 	nodeClass         string
 	meta              []string
 	servers           []string
+	join              []string
 	bootstrapExpect   int
 	containerdAddress string
 	containerdNS      string
@@ -78,7 +79,8 @@ left running and re-attached at the next start.`,
 	fl.StringVar(&f.nodeClass, "node-class", "", "node class of this client")
 	fl.StringArrayVar(&f.meta, "meta", nil, "client metadata KEY=VALUE (repeatable)")
 	fl.StringArrayVar(&f.servers, "servers", nil, "RPC address of a server, host:port (repeatable; clients without a local server)")
-	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of servers that bootstrap the cluster")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "number of servers that bootstrap the cluster together (they find each other by gossip)")
+	fl.StringArrayVar(&f.join, "join", nil, "gossip address (host or host:port) of an agent to join; repeatable; retried until one answers")
 	fl.StringVar(&f.containerdAddress, "containerd-address", "", "containerd socket (default /run/containerd/containerd.sock)")
 	fl.StringVar(&f.containerdNS, "containerd-namespace", "", "containerd namespace for tasks (default drover)")
 	fl.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default info)")
@@ -109,6 +111,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		BindAddr:      f.bind,
 		AdvertiseAddr: f.advertise,
 		DataDir:       f.dataDir,
+		Join:          f.join,
 		NodeName:      f.nodeName,
 		Datacenter:    f.datacenter,
 		LogLevel:      f.logLevel,
@@ -151,8 +154,18 @@ func runAgent(g *globals, cfg *agent.Config) error {
 
 	sigCh := make(chan os.Signal, 2)
 	signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
-	sig := <-sigCh
-	logger.Info("caught signal, shutting down", "signal", sig.String())
+	var sig os.Signal
+	select {
+	case sig = <-sigCh:
+		logger.Info("caught signal, shutting down", "signal", sig.String())
+		if sig == syscall.SIGTERM && cfg.LeaveOnTerminate {
+			if err := a.Leave(); err != nil {
+				logger.Warn("graceful leave failed", "error", err)
+			}
+		}
+	case <-a.LeaveCh():
+		logger.Info("left the cluster, shutting down")
+	}
 	done := make(chan struct{})
 	go func() {
 		a.Shutdown()

@@ -95,6 +95,8 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newJobCommand(g),
 		newAllocCommand(g),
 		newNodeCommand(g),
+		newServerCommand(g),
+		newOperatorCommand(g),
 		newVersionCommand(g),
 	)
 	return root

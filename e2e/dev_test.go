@@ -190,6 +190,7 @@ func TestDev_KillRestartKeepsContainers(t *testing.T) {
 	}
 
 	a.start()
+	a.waitReady()
 	after := liveAllocs(t, a, "keep")
 	if len(after) != 3 {
 		t.Fatalf("%d live allocations after restart, want 3", len(after))

@@ -82,9 +82,12 @@ func (c *cluster) containerd() (*ctrd.Client, context.Context) {
 // agent is a drover agent process.
 type agent struct {
 	t       *testing.T
+	name    string
 	host    string
 	dataDir string
 	args    []string
+	// netns, when set, runs the agent inside that network namespace.
+	netns   string
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -96,20 +99,30 @@ type agent struct {
 func (c *cluster) startDevAgent(extra ...string) *agent {
 	c.t.Helper()
 	host := newHost()
-	a := &agent{t: c.t, host: host, dataDir: c.t.TempDir()}
-	a.args = append([]string{"agent", "-dev", "-bind", host, "-data-dir", a.dataDir,
-		"-containerd-address", c.ctrd.Address, "-containerd-namespace", c.ns, "-log-level", "debug"}, extra...)
+	a := newAgent(c.t, "dev", host, "", append([]string{"agent", "-dev", "-bind", host,
+		"-containerd-address", c.ctrd.Address, "-containerd-namespace", c.ns, "-log-level", "debug"}, extra...))
+	a.start()
+	a.waitReady()
+	return a
+}
+
+// newAgent prepares (but does not start) an agent process: args get
+// -data-dir appended; the agent is stopped when the test ends, and its
+// log printed if the test failed.
+func newAgent(t *testing.T, name, host, netns string, args []string) *agent {
+	t.Helper()
+	a := &agent{t: t, name: name, host: host, netns: netns, dataDir: t.TempDir()}
+	a.args = append(args, "-data-dir", a.dataDir)
 	a.logPath = filepath.Join(a.dataDir, "agent.log")
 	cl, err := api.NewClient(&api.Config{Address: "http://" + host + ":4646"})
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	a.api = cl
-	a.start()
-	c.t.Cleanup(func() {
+	t.Cleanup(func() {
 		a.stop(syscall.SIGTERM)
-		if c.t.Failed() {
-			c.t.Logf("agent %s log:\n%s", host, tail(a.logPath, 80))
+		if t.Failed() {
+			t.Logf("agent %s (%s) log:\n%s", name, host, tail(a.logPath, 60))
 		}
 	})
 	return a
@@ -121,7 +134,11 @@ func (a *agent) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	a.cmd = exec.Command(droverBin, a.args...)
+	if a.netns != "" {
+		a.cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, droverBin}, a.args...)...)
+	} else {
+		a.cmd = exec.Command(droverBin, a.args...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
@@ -133,7 +150,19 @@ func (a *agent) start() {
 		logf.Close()
 		close(done)
 	}(a.cmd, a.exited)
-	a.waitReady()
+}
+
+// alive reports whether the agent process runs.
+func (a *agent) alive() bool {
+	if a.exited == nil {
+		return false
+	}
+	select {
+	case <-a.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // waitReady waits until the agent's node is registered and ready.
@@ -163,6 +192,13 @@ func (a *agent) waitReady() {
 
 // kill SIGKILLs the agent and waits for it to die.
 func (a *agent) kill() { a.stop(syscall.SIGKILL) }
+
+// restart starts the agent again on the same data dir after kill or
+// stop.
+func (a *agent) restart() {
+	a.t.Helper()
+	a.start()
+}
 
 func (a *agent) stop(sig syscall.Signal) {
 	if a.cmd == nil || a.cmd.Process == nil {

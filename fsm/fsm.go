@@ -188,6 +188,22 @@ func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 	var req structs.JobRegisterRequest
 	decode(buf, &req, index)
 	st := f.State()
+	if req.EnforceIndex {
+		// Checked here, in log order, so two registrations racing with
+		// the same check index cannot both pass (the endpoint's check is
+		// only a fast path).
+		existing, err := st.JobByID(nil, req.Job.ID)
+		if err != nil {
+			return err
+		}
+		var current uint64
+		if existing != nil {
+			current = existing.JobModifyIndex
+		}
+		if current != req.JobModifyIndex {
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q changed since the check index: expected job modify index %d, found %d", req.Job.ID, req.JobModifyIndex, current))
+		}
+	}
 	if err := st.UpsertJob(index, req.Job, req.SubmitTime, req.Eval); err != nil {
 		f.logger.Error("job register failed", "job", req.Job.ID, "error", err)
 		return err

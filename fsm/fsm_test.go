@@ -92,6 +92,30 @@ func TestFSM_JobRegisterEnqueuesEval(t *testing.T) {
 	}
 }
 
+func TestFSM_EnforceIndexInLogOrder(t *testing.T) {
+	h := newHarness(t)
+	job := mock.Job()
+	// Two registrations both expecting a new job: the first wins, the
+	// second is rejected when applied.
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job, EnforceIndex: true, JobModifyIndex: 0})
+	again := job.Copy()
+	again.TaskGroups[0].Count = 9
+	resp := h.apply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: again, EnforceIndex: true, JobModifyIndex: 0})
+	if ce := structs.ParseCodedError(asError(resp)); ce == nil || ce.Code != structs.CodeConflict {
+		t.Fatalf("second registration with a stale check index: %v", resp)
+	}
+	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	if got.TaskGroups[0].Count != job.TaskGroups[0].Count {
+		t.Fatal("the rejected registration changed the job")
+	}
+	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: again, EnforceIndex: true, JobModifyIndex: got.JobModifyIndex})
+}
+
+func asError(v interface{}) error {
+	err, _ := v.(error)
+	return err
+}
+
 func TestFSM_JobDeregister(t *testing.T) {
 	h := newHarness(t)
 	job := mock.Job()

@@ -267,6 +267,8 @@ func (s *GenericScheduler) finish() error {
 			return s.planner.ReblockEval(eval)
 		}
 		blocked := s.eval.CreateBlockedEval(s.failedTGAllocs)
+		// The blocked tracker compares this with later capacity changes.
+		blocked.SnapshotIndex = s.plan.SnapshotIndex
 		if err := s.planner.CreateEval(blocked); err != nil {
 			return err
 		}

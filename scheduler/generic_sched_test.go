@@ -317,7 +317,9 @@ func TestServiceSched_RescheduleLaterCreatesFollowup(t *testing.T) {
 	alloc := Placed(h.LastPlan())[0].Copy()
 	alloc.ClientStatus = structs.AllocClientStatusFailed
 	failedAt := h.Now.Add(-10 * time.Second)
-	if err := h.State.UpdateAllocsFromClient(h.NextIndex(), []*structs.Allocation{alloc}, failedAt.UnixNano(), nil); err != nil {
+	alloc.TaskStates = map[string]*structs.TaskState{"server": {State: structs.TaskStateDead, Failed: true, FinishedAt: failedAt}}
+	// The server stamps the update later than the failure itself.
+	if err := h.State.UpdateAllocsFromClient(h.NextIndex(), []*structs.Allocation{alloc}, h.Now.UnixNano(), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -333,8 +335,16 @@ func TestServiceSched_RescheduleLaterCreatesFollowup(t *testing.T) {
 		t.Fatalf("failed alloc should be annotated with its follow-up eval: %+v", p)
 	}
 
-	// When the follow-up runs after the delay, the alloc is replaced.
-	h.Now = h.Now.Add(time.Minute)
+	// Processing another evaluation before the delay neither replaces
+	// the alloc nor creates a second follow-up.
+	h.Process(reeval(t, h, job.ID))
+	if len(h.CreateEvals) != 1 || len(Placed(h.LastPlan())) != 1 || Placed(h.LastPlan())[0].PreviousAllocation != "" {
+		t.Fatalf("early evaluation acted on the failed alloc: %d follow-ups", len(h.CreateEvals))
+	}
+	// When the follow-up runs at exactly its WaitUntil, the alloc is
+	// replaced, even though the plan that annotated the alloc committed
+	// after the failure.
+	h.Now = time.Unix(0, follow.WaitUntil)
 	h.Process(follow)
 	repl := Placed(h.LastPlan())
 	if len(repl) != 1 || repl[0].PreviousAllocation != alloc.ID {

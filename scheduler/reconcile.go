@@ -214,6 +214,12 @@ func (r *reconciler) placeAt(tg *structs.TaskGroup, idx int, prev *structs.Alloc
 // handleFailed applies the reschedule policy to a failed allocation.
 func (r *reconciler) handleFailed(tg *structs.TaskGroup, a *structs.Allocation, idx int) {
 	decision, at, delay := decideReschedule(a, tg.ReschedulePolicy, r.now)
+	if decision == rescheduleLater && a.FollowupEvalID == r.eval.ID {
+		// This is the follow-up evaluation created for this allocation:
+		// its WaitUntil was the reschedule time, so the delay is served
+		// even if clocks or rounding say a moment remains.
+		decision = rescheduleNow
+	}
 	switch decision {
 	case rescheduleNow:
 		r.result.stop = append(r.result.stop, stop{alloc: a, desc: descRescheduled})

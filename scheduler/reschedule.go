@@ -21,9 +21,9 @@ const (
 )
 
 // decideReschedule applies a reschedule policy to a failed allocation.
-// The failure time is the allocation's ModifyTime, which the leader
-// stamped when the client reported the failure, so the decision does not
-// depend on when the scheduler happens to run, only on now.
+// The delay counts from the failure (Allocation.FailedAt), so the
+// decision depends only on the allocation and now, not on when the
+// scheduler happens to run.
 func decideReschedule(alloc *structs.Allocation, policy *structs.ReschedulePolicy, now time.Time) (rescheduleDecision, time.Time, time.Duration) {
 	if policy == nil {
 		return rescheduleNever, time.Time{}, 0
@@ -48,8 +48,7 @@ func decideReschedule(alloc *structs.Allocation, policy *structs.ReschedulePolic
 		}
 	}
 	delay := rescheduleDelay(policy, events)
-	failedAt := time.Unix(0, alloc.ModifyTime)
-	at := failedAt.Add(delay)
+	at := alloc.FailedAt().Add(delay)
 	if !at.After(now) {
 		return rescheduleNow, at, delay
 	}

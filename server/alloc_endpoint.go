@@ -14,7 +14,7 @@ type Alloc struct {
 
 // GetAlloc reads one allocation.
 func (a *Alloc) GetAlloc(args *structs.AllocSpecificRequest, reply *structs.SingleAllocResponse) error {
-	if done, err := a.srv.forward("Alloc.GetAlloc", &args.QueryOptions, args, reply); done {
+	if done, err := a.srv.forward("Alloc.GetAlloc", args, args, reply); done {
 		return err
 	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -34,33 +34,33 @@ func (a *Alloc) GetAlloc(args *structs.AllocSpecificRequest, reply *structs.Sing
 
 // GetAllocs reads several allocations by ID; unknown IDs are skipped.
 func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsGetResponse) error {
-	if done, err := a.srv.forward("Alloc.GetAllocs", &args.QueryOptions, args, reply); done {
+	if done, err := a.srv.forward("Alloc.GetAllocs", args, args, reply); done {
 		return err
 	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		reply.Allocs = make([]*structs.Allocation, 0, len(args.AllocIDs))
-		var max uint64
 		for _, id := range args.AllocIDs {
 			alloc, err := st.AllocByID(ws, id)
 			if err != nil {
 				return err
 			}
-			if alloc == nil {
-				continue
-			}
-			reply.Allocs = append(reply.Allocs, alloc)
-			if alloc.ModifyIndex > max {
-				max = alloc.ModifyIndex
+			if alloc != nil {
+				reply.Allocs = append(reply.Allocs, alloc)
 			}
 		}
-		reply.Index = max
-		return nil
+		// The table's index, not the allocations': a client passes the
+		// index of its watch as MinQueryIndex to mean "a server that has
+		// applied at least this", and must not wait for these particular
+		// allocations to change.
+		var err error
+		reply.Index, err = st.Index(state.TableAllocs)
+		return err
 	})
 }
 
 // List lists allocations, optionally by ID prefix.
 func (a *Alloc) List(args *structs.AllocListRequest, reply *structs.AllocListResponse) error {
-	if done, err := a.srv.forward("Alloc.List", &args.QueryOptions, args, reply); done {
+	if done, err := a.srv.forward("Alloc.List", args, args, reply); done {
 		return err
 	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {

@@ -27,6 +27,10 @@ type BlockedEvals struct {
 	byJob   map[string]*structs.Evaluation
 	// superseded evaluations waiting to be canceled.
 	superseded []*structs.Evaluation
+	// unblockIndex is the Raft index of the latest change that may have
+	// freed capacity. An evaluation that planned against an older
+	// snapshot missed it and is enqueued at once instead of blocked.
+	unblockIndex uint64
 }
 
 // NewBlockedEvals returns a disabled tracker feeding broker.
@@ -42,6 +46,7 @@ func (b *BlockedEvals) SetEnabled(enabled bool) {
 	if !enabled {
 		b.byJob = make(map[string]*structs.Evaluation)
 		b.superseded = nil
+		b.unblockIndex = 0
 	}
 }
 
@@ -50,6 +55,11 @@ func (b *BlockedEvals) Block(eval *structs.Evaluation) {
 	b.l.Lock()
 	defer b.l.Unlock()
 	if !b.enabled {
+		return
+	}
+	if eval.SnapshotIndex < b.unblockIndex {
+		// Capacity changed after the scheduler looked: try again now.
+		b.broker.Enqueue(eval)
 		return
 	}
 	if old, ok := b.byJob[eval.JobID]; ok && old.ID != eval.ID {
@@ -81,6 +91,9 @@ func (b *BlockedEvals) Untrack(jobID string) {
 // of the change that may have freed capacity.
 func (b *BlockedEvals) Unblock(index uint64) {
 	b.l.Lock()
+	if index > b.unblockIndex {
+		b.unblockIndex = index
+	}
 	if !b.enabled || len(b.byJob) == 0 {
 		b.l.Unlock()
 		return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"time"
@@ -9,38 +10,55 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
+	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
 
-// Blocking query limits.
-const (
-	defaultQueryTime = 5 * time.Minute
-	maxQueryTime     = 10 * time.Minute
-	// leaderPollInterval is how often a request waiting for a leader
-	// looks again.
-	leaderPollInterval = 20 * time.Millisecond
-)
+// leaderPollInterval is how often a request waiting for a leader looks
+// again.
+const leaderPollInterval = 20 * time.Millisecond
 
 // forward decides where a request is served. Writes, and reads without
 // AllowStale, must be served by the leader: if this server leads it
-// returns false (serve here); otherwise it waits up to RPCHoldTimeout
-// for a leader to be known, forwards the call to it and returns true
-// with the result. opts is nil for writes.
-func (s *Server) forward(method string, opts *structs.QueryOptions, args, reply interface{}) (bool, error) {
-	if opts != nil && opts.AllowStale {
+// returns false (serve here). Otherwise it forwards the call to the
+// leader and returns true with the result, waiting up to RPCHoldTimeout
+// for a leader to be known and reachable: while the cluster elects a new
+// leader, or the known leader turns out to be dead, the request waits
+// and retries rather than failing. A request another server already
+// forwarded is never forwarded again (two servers with stale views
+// would bounce it); the first server retries instead.
+//
+// A retried write may have been applied by a leader that died before
+// answering; Drover's writes are idempotent for the same request
+// (registering the same job spec again changes nothing but adds an
+// evaluation).
+func (s *Server) forward(method string, info structs.RPCInfo, args, reply interface{}) (bool, error) {
+	if info.IsRead() && info.AllowStaleRead() {
 		return false, nil
 	}
+	if info.IsForwarded() && !s.IsLeader() {
+		return true, structs.NewError(structs.CodeNoLeader, "no cluster leader: the server this request was forwarded to no longer leads")
+	}
 	deadline := time.Now().Add(s.config.RPCHoldTimeout)
+	var lastErr error = structs.ErrNoLeader
 	for {
 		if s.IsLeader() {
 			return false, nil
 		}
 		leader := s.LeaderAddr()
 		if leader != "" && leader != s.config.RPCAdvertise.String() {
-			return true, s.connPool.RPC(leader, method, args, reply)
+			info.SetForwarded()
+			err := s.connPool.RPC(leader, method, args, reply)
+			if !retryableForward(err) {
+				return true, err
+			}
+			lastErr = err
 		}
 		if time.Now().After(deadline) {
+			if errors.Is(lastErr, rpcpool.ErrUnreachable) {
+				return true, structs.NewError(structs.CodeNoLeader, fmt.Sprintf("no cluster leader reachable: %v", lastErr))
+			}
 			return true, structs.ErrNoLeader
 		}
 		select {
@@ -49,6 +67,21 @@ func (s *Server) forward(method string, opts *structs.QueryOptions, args, reply 
 		case <-time.After(leaderPollInterval):
 		}
 	}
+}
+
+// retryableForward reports whether a forwarded call failed because the
+// leader is gone or changing, rather than with the endpoint's answer.
+func retryableForward(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, rpcpool.ErrUnreachable) {
+		return true
+	}
+	if ce := structs.ParseCodedError(err); ce != nil {
+		return ce.Code == structs.CodeNoLeader || ce.Code == structs.CodeTimeout
+	}
+	return false
 }
 
 // verifyLeader confirms with a quorum that this server still leads, so a
@@ -69,8 +102,9 @@ type queryFn func(ws memdb.WatchSet, st *state.StateStore) error
 
 // blockingRPC serves a read. Consistent reads confirm leadership first.
 // With MinQueryIndex set, it re-runs fn each time something fn read
-// changes, until meta.Index passes MinQueryIndex or MaxQueryTime
-// (default 5m, at most 10m, plus up to 1/16 jitter) elapses.
+// changes, until meta.Index passes MinQueryIndex or the query's wait
+// (QueryOptions.QueryWait, plus up to 1/QueryJitterFraction jitter)
+// elapses.
 func (s *Server) blockingRPC(opts *structs.QueryOptions, meta *structs.QueryMeta, fn queryFn) error {
 	if !opts.AllowStale {
 		if err := s.verifyLeader(); err != nil {
@@ -79,14 +113,8 @@ func (s *Server) blockingRPC(opts *structs.QueryOptions, meta *structs.QueryMeta
 	}
 	var ctx context.Context = context.Background()
 	if opts.MinQueryIndex > 0 {
-		wait := opts.MaxQueryTime
-		if wait <= 0 {
-			wait = defaultQueryTime
-		}
-		if wait > maxQueryTime {
-			wait = maxQueryTime
-		}
-		wait += time.Duration(rand.Int63n(int64(wait)/16 + 1))
+		wait := opts.QueryWait()
+		wait += time.Duration(rand.Int63n(int64(wait)/structs.QueryJitterFraction + 1))
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()

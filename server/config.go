@@ -62,6 +62,11 @@ type Config struct {
 	// failing with ErrNoLeader.
 	RPCHoldTimeout time.Duration
 
+	// Membership is the gossip pool; it is needed to bootstrap with
+	// BootstrapExpect > 1 and to add and remove servers. Nil for a
+	// single server without gossip.
+	Membership Membership
+
 	Logger hclog.Logger
 }
 
@@ -104,6 +109,9 @@ func (c *Config) validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("server: bootstrap_expect must not be negative")
+	}
+	if c.BootstrapExpect > 1 && c.Membership == nil {
+		return fmt.Errorf("server: bootstrap_expect %d needs gossip membership to find the other servers", c.BootstrapExpect)
 	}
 	if c.NumSchedulers < 1 {
 		c.NumSchedulers = 1

@@ -14,7 +14,7 @@ type Eval struct {
 
 // GetEval reads one evaluation.
 func (e *Eval) GetEval(args *structs.EvalSpecificRequest, reply *structs.SingleEvalResponse) error {
-	if done, err := e.srv.forward("Eval.GetEval", &args.QueryOptions, args, reply); done {
+	if done, err := e.srv.forward("Eval.GetEval", args, args, reply); done {
 		return err
 	}
 	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -34,7 +34,7 @@ func (e *Eval) GetEval(args *structs.EvalSpecificRequest, reply *structs.SingleE
 
 // Allocations lists the allocations an evaluation placed.
 func (e *Eval) Allocations(args *structs.EvalSpecificRequest, reply *structs.JobAllocationsResponse) error {
-	if done, err := e.srv.forward("Eval.Allocations", &args.QueryOptions, args, reply); done {
+	if done, err := e.srv.forward("Eval.Allocations", args, args, reply); done {
 		return err
 	}
 	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {

@@ -19,13 +19,16 @@ import (
 type heartbeater struct {
 	srv *Server
 
-	// l guards timers.
-	l      sync.Mutex
-	timers map[string]*time.Timer
+	// l guards timers and deadlines. A timer may fire while a heartbeat
+	// resets it; expire then finds the deadline moved and re-arms instead
+	// of marking a live node down.
+	l         sync.Mutex
+	timers    map[string]*time.Timer
+	deadlines map[string]time.Time
 }
 
 func newHeartbeater(s *Server) *heartbeater {
-	return &heartbeater{srv: s, timers: make(map[string]*time.Timer)}
+	return &heartbeater{srv: s, timers: make(map[string]*time.Timer), deadlines: make(map[string]time.Time)}
 }
 
 // ttl returns the TTL to give a client: MinHeartbeatTTL, stretched in
@@ -54,6 +57,7 @@ func (h *heartbeater) reset(nodeID string) time.Duration {
 }
 
 func (h *heartbeater) resetLocked(nodeID string, after time.Duration) {
+	h.deadlines[nodeID] = time.Now().Add(after)
 	if t, ok := h.timers[nodeID]; ok {
 		t.Reset(after)
 		return
@@ -88,6 +92,7 @@ func (h *heartbeater) clear(nodeID string) {
 		t.Stop()
 		delete(h.timers, nodeID)
 	}
+	delete(h.deadlines, nodeID)
 }
 
 // clearAll stops every timer, on losing leadership.
@@ -98,26 +103,55 @@ func (h *heartbeater) clearAll() {
 		t.Stop()
 		delete(h.timers, id)
 	}
+	h.deadlines = make(map[string]time.Time)
 }
 
 // count returns how many nodes are tracked.
 func (h *heartbeater) count() int {
 	h.l.Lock()
 	defer h.l.Unlock()
-	return len(h.timers)
+	return len(h.deadlines)
 }
 
-// expire marks a node down after its timer fired.
+// expireRetry is how soon a failed attempt to mark a node down is
+// retried.
+const expireRetry = time.Second
+
+// expire marks a node down after its timer fired, unless a heartbeat
+// moved its deadline meanwhile.
 func (h *heartbeater) expire(nodeID string) {
 	h.l.Lock()
-	_, tracked := h.timers[nodeID]
-	delete(h.timers, nodeID)
+	deadline, tracked := h.deadlines[nodeID]
+	if !tracked {
+		h.l.Unlock()
+		return
+	}
+	if left := time.Until(deadline); left > 0 {
+		// A heartbeat raced the timer: keep waiting.
+		h.timers[nodeID].Reset(left)
+		h.l.Unlock()
+		return
+	}
 	h.l.Unlock()
-	if !tracked || !h.srv.IsLeader() {
+	if !h.srv.IsLeader() {
 		return
 	}
 	h.srv.logger.Warn("node missed its heartbeat TTL, marking it down", "node_id", nodeID)
 	if err := h.srv.updateNodeStatus(nodeID, structs.NodeStatusDown); err != nil {
-		h.srv.logger.Error("failed to mark node down", "node_id", nodeID, "error", err)
+		h.srv.logger.Error("failed to mark node down; retrying", "node_id", nodeID, "error", err)
+		h.l.Lock()
+		if _, still := h.timers[nodeID]; still {
+			h.deadlines[nodeID] = time.Now()
+			h.timers[nodeID].Reset(expireRetry)
+		}
+		h.l.Unlock()
+		return
 	}
+	h.l.Lock()
+	// Stop tracking unless a heartbeat came back meanwhile.
+	if d, ok := h.deadlines[nodeID]; ok && !d.After(time.Now()) {
+		delete(h.timers, nodeID)
+		delete(h.deadlines, nodeID)
+	}
+	h.l.Unlock()
 }

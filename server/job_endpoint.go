@@ -17,7 +17,7 @@ type Job struct {
 
 // Register registers or updates a job and creates its evaluation.
 func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegisterResponse) error {
-	if done, err := j.srv.forward("Job.Register", nil, args, reply); done {
+	if done, err := j.srv.forward("Job.Register", args, args, reply); done {
 		return err
 	}
 	if args.Job == nil {
@@ -60,7 +60,8 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		CreateTime:  now.UnixNano(),
 		ModifyTime:  now.UnixNano(),
 	}
-	req := &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: now.UnixNano()}
+	req := &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: now.UnixNano(),
+		EnforceIndex: args.EnforceIndex, JobModifyIndex: args.JobModifyIndex}
 	_, index, err := j.srv.raftApply(structs.JobRegisterRequestType, req)
 	if err != nil {
 		return err
@@ -80,7 +81,7 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 
 // Deregister stops a job, or purges it.
 func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobDeregisterResponse) error {
-	if done, err := j.srv.forward("Job.Deregister", nil, args, reply); done {
+	if done, err := j.srv.forward("Job.Deregister", args, args, reply); done {
 		return err
 	}
 	job, err := j.srv.State().JobByID(nil, args.JobID)
@@ -117,7 +118,7 @@ func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 
 // GetJob reads one job.
 func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobResponse) error {
-	if done, err := j.srv.forward("Job.GetJob", &args.QueryOptions, args, reply); done {
+	if done, err := j.srv.forward("Job.GetJob", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -137,7 +138,7 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 
 // List lists jobs, optionally by ID prefix.
 func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse) error {
-	if done, err := j.srv.forward("Job.List", &args.QueryOptions, args, reply); done {
+	if done, err := j.srv.forward("Job.List", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -156,7 +157,7 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 
 // Versions lists the kept versions of a job, newest first.
 func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersionsResponse) error {
-	if done, err := j.srv.forward("Job.Versions", &args.QueryOptions, args, reply); done {
+	if done, err := j.srv.forward("Job.Versions", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -172,7 +173,7 @@ func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersi
 
 // Allocations lists a job's allocations.
 func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAllocationsResponse) error {
-	if done, err := j.srv.forward("Job.Allocations", &args.QueryOptions, args, reply); done {
+	if done, err := j.srv.forward("Job.Allocations", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -191,7 +192,7 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 
 // Evaluations lists a job's evaluations.
 func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEvaluationsResponse) error {
-	if done, err := j.srv.forward("Job.Evaluations", &args.QueryOptions, args, reply); done {
+	if done, err := j.srv.forward("Job.Evaluations", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {

@@ -60,9 +60,14 @@ func (s *Server) establishLeadership() {
 	if err := s.heartbeats.initialize(); err != nil {
 		s.logger.Error("failed to start heartbeat timers", "error", err)
 	}
-	s.goFunc(func() { s.planApply(stopCh) })
-	s.goFunc(func() { s.reapFailedEvals(stopCh) })
-	s.goFunc(func() { s.reapCanceledEvals(stopCh) })
+	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers} {
+		loop := loop
+		s.leaderWG.Add(1)
+		s.goFunc(func() {
+			defer s.leaderWG.Done()
+			loop(stopCh)
+		})
+	}
 	s.logger.Info("established leadership", "nodes", s.heartbeats.count(), "evals", s.evalBroker.Stats().String())
 }
 
@@ -79,6 +84,18 @@ func (s *Server) revokeLeadership() {
 	s.blockedEvals.SetEnabled(false)
 	s.planQueue.SetEnabled(false)
 	s.heartbeats.clearAll()
+	// Wait for the loops: Raft fails their in-flight writes once this
+	// server no longer leads, so they end promptly.
+	done := make(chan struct{})
+	go func() {
+		s.leaderWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(raftApplyTimeout):
+		s.logger.Error("leader loops did not stop in time")
+	}
 	s.logger.Info("revoked leadership")
 }
 

@@ -21,7 +21,7 @@ type Node struct {
 // Register registers a node or updates its fingerprint, and starts its
 // heartbeat timer.
 func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUpdateResponse) error {
-	if done, err := n.srv.forward("Node.Register", nil, args, reply); done {
+	if done, err := n.srv.forward("Node.Register", args, args, reply); done {
 		return err
 	}
 	node := args.Node
@@ -71,7 +71,7 @@ func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 // UpdateStatus is the heartbeat: it resets the node's TTL and, only when
 // the status changes, writes the new status through Raft.
 func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *structs.NodeUpdateResponse) error {
-	if done, err := n.srv.forward("Node.UpdateStatus", nil, args, reply); done {
+	if done, err := n.srv.forward("Node.UpdateStatus", args, args, reply); done {
 		return err
 	}
 	switch args.Status {
@@ -189,7 +189,7 @@ func (s *Server) serverAddrs() []string {
 
 // GetNode reads one node.
 func (n *Node) GetNode(args *structs.NodeSpecificRequest, reply *structs.SingleNodeResponse) error {
-	if done, err := n.srv.forward("Node.GetNode", &args.QueryOptions, args, reply); done {
+	if done, err := n.srv.forward("Node.GetNode", args, args, reply); done {
 		return err
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -209,7 +209,7 @@ func (n *Node) GetNode(args *structs.NodeSpecificRequest, reply *structs.SingleN
 
 // List lists nodes, optionally by ID prefix.
 func (n *Node) List(args *structs.NodeListRequest, reply *structs.NodeListResponse) error {
-	if done, err := n.srv.forward("Node.List", &args.QueryOptions, args, reply); done {
+	if done, err := n.srv.forward("Node.List", args, args, reply); done {
 		return err
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -228,7 +228,7 @@ func (n *Node) List(args *structs.NodeListRequest, reply *structs.NodeListRespon
 
 // GetAllocs lists a node's allocations.
 func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeAllocsResponse) error {
-	if done, err := n.srv.forward("Node.GetAllocs", &args.QueryOptions, args, reply); done {
+	if done, err := n.srv.forward("Node.GetAllocs", args, args, reply); done {
 		return err
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -249,7 +249,7 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 // node's allocation IDs to its AllocModifyIndex, and returns when any of
 // the node's allocations changes.
 func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeClientAllocsResponse) error {
-	if done, err := n.srv.forward("Node.GetClientAllocs", &args.QueryOptions, args, reply); done {
+	if done, err := n.srv.forward("Node.GetClientAllocs", args, args, reply); done {
 		return err
 	}
 	node, err := n.srv.State().NodeByID(nil, args.NodeID)
@@ -285,7 +285,7 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 // wants running creates an evaluation for its job, so the scheduler can
 // replace or reschedule it.
 func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.GenericResponse) error {
-	if done, err := n.srv.forward("Node.UpdateAlloc", nil, args, reply); done {
+	if done, err := n.srv.forward("Node.UpdateAlloc", args, args, reply); done {
 		return err
 	}
 	if len(args.Alloc) == 0 {

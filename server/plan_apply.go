@@ -138,8 +138,16 @@ func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult
 // reason when it does not fit.
 func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, string, error) {
 	placed := plan.NodeAllocation[nodeID]
-	if len(placed) == 0 {
-		// Stopping allocations always fits.
+	needsRoom := false
+	for _, a := range placed {
+		if !a.TerminalStatus() {
+			needsRoom = true
+		}
+	}
+	if !needsRoom {
+		// Stopping allocations, or annotating finished ones (a failed
+		// allocation's follow-up evaluation), takes no room and fits even
+		// on a down node.
 		return true, "", nil
 	}
 	node, err := snap.NodeByID(nil, nodeID)
@@ -164,7 +172,7 @@ func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (
 	// New allocations need a ready, eligible node; updates to allocations
 	// already there only need the node not to be down.
 	for _, a := range placed {
-		if !known[a.ID] && !node.Ready() {
+		if !known[a.ID] && !a.TerminalStatus() && !node.Ready() {
 			return false, fmt.Sprintf("node is %s/%s", node.Status, node.SchedulingEligibility), nil
 		}
 	}

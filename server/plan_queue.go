@@ -89,6 +89,12 @@ func (q *PlanQueue) Enqueue(plan *structs.Plan) (*PlanFuture, error) {
 // Dequeue waits for the next plan until stopCh closes.
 func (q *PlanQueue) Dequeue(stopCh <-chan struct{}) (*PlanFuture, error) {
 	for {
+		// An applier of an earlier term must not take plans of the next.
+		select {
+		case <-stopCh:
+			return nil, errors.New("plan applier stopped")
+		default:
+		}
 		q.l.Lock()
 		if !q.enabled {
 			q.l.Unlock()

@@ -38,6 +38,19 @@ func (s *Server) listen() {
 	}
 }
 
+// closeOnShutdown closes c when the server shuts down or done closes,
+// so that goroutines serving long-lived connections (pooled sessions of
+// clients and other servers) end and Shutdown can wait for them.
+func (s *Server) closeOnShutdown(c io.Closer, done <-chan struct{}) {
+	go func() {
+		select {
+		case <-s.shutdownCh:
+			c.Close()
+		case <-done:
+		}
+	}()
+}
+
 // handleConn reads the protocol byte and dispatches the connection.
 func (s *Server) handleConn(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(connHandshakeTimeout))
@@ -52,6 +65,9 @@ func (s *Server) handleConn(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Time{})
 	switch buf[0] {
 	case rpcpool.ProtoRPC:
+		done := make(chan struct{})
+		defer close(done)
+		s.closeOnShutdown(conn, done)
 		s.serveRPC(conn)
 	case rpcpool.ProtoRaft:
 		if err := s.raftLayer.Handoff(conn); err != nil {
@@ -94,6 +110,9 @@ func (s *Server) serveMultiplex(conn net.Conn) {
 		return
 	}
 	defer session.Close()
+	done := make(chan struct{})
+	defer close(done)
+	s.closeOnShutdown(session, done)
 	for {
 		stream, err := session.Accept()
 		if err != nil {

@@ -26,6 +26,8 @@ import (
 type Server struct {
 	config *Config
 	logger hclog.Logger
+	// raftID is this server's stable Raft ID.
+	raftID string
 
 	fsm           *fsm.FSM
 	raft          *raft.Raft
@@ -47,9 +49,11 @@ type Server struct {
 	// leaderNotifyCh receives Raft leadership changes.
 	leaderNotifyCh chan bool
 	// leaderLock guards leaderStopCh, which is non-nil and open while the
-	// leader loops run.
+	// leader loops run. leaderWG tracks the leader loops, so that a new
+	// term's loops never run beside the previous term's.
 	leaderLock   sync.Mutex
 	leaderStopCh chan struct{}
+	leaderWG     sync.WaitGroup
 
 	shutdownLock sync.Mutex
 	shutdown     bool
@@ -87,12 +91,18 @@ func NewServer(config *Config) (*Server, error) {
 		s.rpcListener.Close()
 		return nil, err
 	}
+	// Accept connections only now: every endpoint needs Raft. Peers that
+	// connected meanwhile wait in the listen backlog.
+	s.goFunc(s.listen)
 	for i := 0; i < config.NumSchedulers; i++ {
 		w := newWorker(s, i)
 		s.workers = append(s.workers, w)
 		s.goFunc(w.run)
 	}
 	s.goFunc(s.monitorLeadership)
+	if config.BootstrapExpect > 1 {
+		s.goFunc(s.bootstrapLoop)
+	}
 	s.logger.Info("server started", "rpc", config.RPCAdvertise.String(), "data_dir", config.DataDir)
 	return s, nil
 }
@@ -119,7 +129,6 @@ func (s *Server) setupRPC() error {
 		s.config.RPCAdvertise = &adv
 	}
 	s.raftLayer = newRaftLayer(s.config.RPCAdvertise)
-	s.goFunc(s.listen)
 	return nil
 }
 
@@ -128,10 +137,14 @@ func (s *Server) setupRaft() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create raft dir: %w", err)
 	}
-	id, err := s.serverID()
-	if err != nil {
-		return err
+	id := s.config.NodeID
+	if id == "" {
+		var err error
+		if id, err = LoadOrCreateServerID(s.config.DataDir); err != nil {
+			return err
+		}
 	}
+	s.raftID = id
 
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(id)
@@ -195,13 +208,14 @@ func (s *Server) setupRaft() error {
 	return nil
 }
 
-// serverID returns the server's Raft ID: the configured one, or one
-// generated once and kept in the data dir so a restart keeps it.
-func (s *Server) serverID() (string, error) {
-	if s.config.NodeID != "" {
-		return s.config.NodeID, nil
+// LoadOrCreateServerID returns the server's Raft ID kept in the data
+// dir, generating and saving one on first start so a restart keeps it.
+// The agent advertises it in gossip before the server starts.
+func LoadOrCreateServerID(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
 	}
-	path := filepath.Join(s.config.DataDir, "server-id")
+	path := filepath.Join(dataDir, "server-id")
 	if b, err := os.ReadFile(path); err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {
 			return id, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/structs"
 	"github.com/droverhq/drover/testutil"
@@ -368,6 +369,7 @@ func TestServer_ForwardWaitsForLeaderThenFails(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.RPCAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}
 	cfg.BootstrapExpect = 3
+	cfg.Membership = emptyMembership{}
 	cfg.RPCHoldTimeout = 200 * time.Millisecond
 	s, err := NewServer(cfg)
 	if err != nil {
@@ -391,3 +393,114 @@ func TestServer_ForwardWaitsForLeaderThenFails(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// emptyMembership is a gossip pool with nobody in it.
+type emptyMembership struct{}
+
+func (emptyMembership) Servers() []gossip.Member   { return nil }
+func (emptyMembership) Subscribe() <-chan struct{} { return make(chan struct{}) }
+
+func TestServer_ShutdownWithOpenConnections(t *testing.T) {
+	s := testServer(t, nil)
+	pool := rpcpool.New()
+	defer pool.Shutdown()
+	// A pooled session stays open after the call, as clients' do.
+	var leader string
+	if err := pool.RPC(s.RPCAddr().String(), "Status.Leader", &structs.GenericRequest{}, &leader); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown hangs while a peer holds a pooled connection")
+	}
+}
+
+func TestBlockedEvals_MissedUnblockEnqueuesAtOnce(t *testing.T) {
+	b := NewEvalBroker(time.Minute, 3)
+	b.SetEnabled(true)
+	defer b.SetEnabled(false)
+	blocked := NewBlockedEvals(b)
+	blocked.SetEnabled(true)
+
+	// Capacity freed at index 50, before the eval planned at 40 blocked.
+	blocked.Unblock(50)
+	late := mock.Eval(mock.Job())
+	late.Status, late.SnapshotIndex = structs.EvalStatusBlocked, 40
+	blocked.Block(late)
+	if blocked.Len() != 0 {
+		t.Fatal("an eval that missed a capacity change was blocked")
+	}
+	if e, _, _ := b.Dequeue(schedulerTypes, time.Second, nil); e == nil || e.ID != late.ID {
+		t.Fatal("the eval was not enqueued")
+	}
+	// One planned after the change waits for the next.
+	current := mock.Eval(mock.Job())
+	current.Status, current.SnapshotIndex = structs.EvalStatusBlocked, 60
+	blocked.Block(current)
+	if blocked.Len() != 1 {
+		t.Fatal("an up-to-date blocked eval was not tracked")
+	}
+}
+
+func TestServer_GetAllocsAnswersCatchUpReadsAtOnce(t *testing.T) {
+	s := testServer(t, nil)
+	node := mock.Node()
+	registerNode(t, s, node)
+	job := mock.Job()
+	waitForEval(t, s, registerJob(t, s, job).EvalID)
+	allocs := liveAllocs(t, s, job.ID)
+	// The client reports on one allocation: its ModifyIndex moves past
+	// the others'.
+	update := allocs[0].Copy()
+	update.ClientStatus = structs.AllocClientStatusRunning
+	var gr structs.GenericResponse
+	if err := s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{update}}, &gr); err != nil {
+		t.Fatal(err)
+	}
+	var watch structs.NodeClientAllocsResponse
+	if err := s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, SecretID: node.SecretID}, &watch); err != nil {
+		t.Fatal(err)
+	}
+
+	// The client pulls another allocation with the watch's index, as
+	// "a server that has applied this": it must not wait for that
+	// allocation to change.
+	start := time.Now()
+	var resp structs.AllocsGetResponse
+	err := s.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
+		AllocIDs:     []string{allocs[1].ID},
+		QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index - 1, AllowStale: true, MaxQueryTime: 5 * time.Second},
+	}, &resp)
+	if err != nil || len(resp.Allocs) != 1 {
+		t.Fatalf("%v %+v", err, resp)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Fatalf("a read for a server that is caught up waited %s", waited)
+	}
+}
+
+func TestHeartbeater_RacingHeartbeatKeepsNodeUp(t *testing.T) {
+	s := testServer(t, func(c *Config) {
+		c.MinHeartbeatTTL = time.Hour
+		c.HeartbeatGrace = time.Hour
+	})
+	node := mock.Node()
+	registerNode(t, s, node)
+	// The timer fires just as a heartbeat moves the deadline: expire must
+	// see the new deadline and keep the node up.
+	s.heartbeats.reset(node.ID)
+	s.heartbeats.expire(node.ID)
+	n, _ := s.State().NodeByID(nil, node.ID)
+	if n.Status != structs.NodeStatusReady {
+		t.Fatalf("node marked %s although its deadline had moved", n.Status)
+	}
+	if s.heartbeats.count() != 1 {
+		t.Fatal("the node is no longer tracked")
+	}
+}

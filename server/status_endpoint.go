@@ -25,3 +25,15 @@ func (s *Status) Peers(args *structs.GenericRequest, reply *[]string) error {
 	*reply = s.srv.serverAddrs()
 	return nil
 }
+
+// RaftConfiguration returns this server's own view of the Raft
+// configuration (empty before it joined a cluster). Servers waiting to
+// bootstrap ask each other with it; it is never forwarded.
+func (s *Status) RaftConfiguration(args *structs.GenericRequest, reply *structs.RaftConfigurationResponse) error {
+	resp, err := s.srv.raftServers()
+	if err != nil {
+		return err
+	}
+	*reply = *resp
+	return nil
+}

@@ -242,3 +242,37 @@ func TestStateStore_SnapshotIsImmutable(t *testing.T) {
 		t.Fatalf("snapshot latest index = %d, want 1", idx)
 	}
 }
+
+func TestStateStore_HashFollowsContent(t *testing.T) {
+	a, b := NewStateStore(), NewStateStore()
+	job := mock.Job()
+	node := mock.Node()
+	for _, s := range []*StateStore{a, b} {
+		if err := s.UpsertNode(1, node, 5, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpsertJob(2, job, 6, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ia, ha, err := a.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, hb, _ := b.Hash()
+	if ia != 2 || ib != 2 || len(ha) != len(Tables) {
+		t.Fatalf("indexes %d %d, %d tables", ia, ib, len(ha))
+	}
+	for table := range ha {
+		if ha[table] != hb[table] {
+			t.Fatalf("table %s hashes differ for identical stores", table)
+		}
+	}
+	if err := b.UpdateNodeStatus(3, node.ID, structs.NodeStatusDown, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, hb, _ = b.Hash()
+	if hb[TableNodes] == ha[TableNodes] || hb[TableJobs] != ha[TableJobs] {
+		t.Fatal("only the changed table's hash must change")
+	}
+}

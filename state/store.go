@@ -136,10 +136,3 @@ func collect[T any](txn *memdb.Txn, ws memdb.WatchSet, table, index string, args
 	}
 	return out, nil
 }
-
-// TableWatch adds the watch channel of table's index entry to ws, so a
-// blocking query wakes on any change to the table.
-func (s *StateStore) TableWatch(ws memdb.WatchSet, table string) error {
-	_, err := first(s.db.Txn(false), ws, TableIndex, "id", table)
-	return err
-}

@@ -200,6 +200,24 @@ func (a *Allocation) TerminalStatus() bool {
 	return a.ServerTerminalStatus() || a.ClientTerminalStatus()
 }
 
+// FailedAt returns when the allocation failed: the latest FinishedAt of
+// its failed tasks, as the client reported them. It does not move when
+// the allocation is later annotated (FollowupEvalID) or updated, so
+// reschedule delays count from the failure itself. Allocations without
+// a failed task report their ModifyTime.
+func (a *Allocation) FailedAt() time.Time {
+	var at time.Time
+	for _, ts := range a.TaskStates {
+		if ts != nil && ts.Failed && ts.FinishedAt.After(at) {
+			at = ts.FinishedAt
+		}
+	}
+	if at.IsZero() {
+		return time.Unix(0, a.ModifyTime)
+	}
+	return at
+}
+
 // ComparableResources sums what the allocation holds.
 func (a *Allocation) ComparableResources() ComparableResources {
 	var c ComparableResources

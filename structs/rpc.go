@@ -13,6 +13,49 @@ type QueryOptions struct {
 	AllowStale bool
 	// Prefix filters list results by ID prefix.
 	Prefix string
+	// Forwarded is set by the server that forwards the request to the
+	// leader; a server receiving a forwarded request never forwards it
+	// again, so two servers with stale views cannot bounce it forever.
+	Forwarded bool
+}
+
+// IsRead reports that the request only reads.
+func (q *QueryOptions) IsRead() bool { return true }
+
+// AllowStaleRead reports whether any server may answer.
+func (q *QueryOptions) AllowStaleRead() bool { return q.AllowStale }
+
+// IsForwarded reports whether a server already forwarded the request.
+func (q *QueryOptions) IsForwarded() bool { return q.Forwarded }
+
+// SetForwarded marks the request as forwarded.
+func (q *QueryOptions) SetForwarded() { q.Forwarded = true }
+
+// WriteRequest is embedded in every write request.
+type WriteRequest struct {
+	// Forwarded: see QueryOptions.Forwarded.
+	Forwarded bool
+}
+
+// IsRead reports that the request writes.
+func (w *WriteRequest) IsRead() bool { return false }
+
+// AllowStaleRead is false for writes.
+func (w *WriteRequest) AllowStaleRead() bool { return false }
+
+// IsForwarded reports whether a server already forwarded the request.
+func (w *WriteRequest) IsForwarded() bool { return w.Forwarded }
+
+// SetForwarded marks the request as forwarded.
+func (w *WriteRequest) SetForwarded() { w.Forwarded = true }
+
+// RPCInfo is implemented by every request (through QueryOptions or
+// WriteRequest); servers use it to decide where a request is served.
+type RPCInfo interface {
+	IsRead() bool
+	AllowStaleRead() bool
+	IsForwarded() bool
+	SetForwarded()
 }
 
 // QueryMeta is returned by every read.
@@ -46,6 +89,7 @@ type JobRegisterRequest struct {
 	// Eval and SubmitTime are stamped by the leader.
 	Eval       *Evaluation
 	SubmitTime int64
+	WriteRequest
 }
 
 // JobRegisterResponse answers a registration.
@@ -67,6 +111,7 @@ type JobDeregisterRequest struct {
 	// Eval and SubmitTime are stamped by the leader.
 	Eval       *Evaluation
 	SubmitTime int64
+	WriteRequest
 }
 
 // JobDeregisterResponse answers a deregistration.
@@ -124,6 +169,7 @@ type NodeRegisterRequest struct {
 	// Evals and UpdatedAt are stamped by the leader.
 	Evals     []*Evaluation
 	UpdatedAt int64
+	WriteRequest
 }
 
 // NodeUpdateResponse answers node writes and heartbeats.
@@ -147,6 +193,7 @@ type NodeUpdateStatusRequest struct {
 	// Evals and UpdatedAt are stamped by the leader.
 	Evals     []*Evaluation
 	UpdatedAt int64
+	WriteRequest
 }
 
 // NodeSpecificRequest reads one node, or its allocations.
@@ -195,6 +242,7 @@ type AllocUpdateRequest struct {
 	// reschedule them); UpdatedAt is stamped by the leader.
 	Evals     []*Evaluation
 	UpdatedAt int64
+	WriteRequest
 }
 
 // AllocSpecificRequest reads one allocation.
@@ -251,6 +299,7 @@ type EvalUpdateRequest struct {
 	EvalToken string
 	// UpdatedAt is stamped by the leader.
 	UpdatedAt int64
+	WriteRequest
 }
 
 // GenericRequest is a request with no arguments beyond its options.
@@ -258,10 +307,69 @@ type GenericRequest struct {
 	QueryOptions
 }
 
-// RPCTimeout tells the RPC pool how long a blocking query may take.
-func (q QueryOptions) RPCTimeout() time.Duration {
-	if q.MinQueryIndex > 0 {
-		return q.MaxQueryTime
+// Blocking query limits, shared by the servers (which wait) and the RPC
+// pool (which must wait longer).
+const (
+	// DefaultQueryTime is a blocking query's wait when none is given.
+	DefaultQueryTime = 5 * time.Minute
+	// MaxQueryTime caps a blocking query's wait.
+	MaxQueryTime = 10 * time.Minute
+	// QueryJitterFraction: a server adds up to wait/QueryJitterFraction
+	// at random, so that many watchers do not all return at once.
+	QueryJitterFraction = 16
+)
+
+// QueryWait returns how long a blocking query may block on the server,
+// jitter not included.
+func (q QueryOptions) QueryWait() time.Duration {
+	wait := q.MaxQueryTime
+	if wait <= 0 {
+		wait = DefaultQueryTime
 	}
-	return 0
+	if wait > MaxQueryTime {
+		wait = MaxQueryTime
+	}
+	return wait
+}
+
+// RPCTimeout tells the RPC pool how long a call may take: for a blocking
+// query, the longest the server may block, jitter included.
+func (q QueryOptions) RPCTimeout() time.Duration {
+	if q.MinQueryIndex == 0 {
+		return 0
+	}
+	wait := q.QueryWait()
+	return wait + wait/QueryJitterFraction
+}
+
+// RaftServer is one server of the Raft configuration.
+type RaftServer struct {
+	ID      string
+	Node    string
+	Address string
+	Leader  bool
+	Voter   bool
+}
+
+// RaftConfigurationResponse is the Raft configuration.
+type RaftConfigurationResponse struct {
+	Servers []*RaftServer
+	// Index is the Raft index of the configuration.
+	Index uint64
+}
+
+// RaftPeerRequest names a Raft peer to remove, by ID or address.
+type RaftPeerRequest struct {
+	ID      string
+	Address string
+	WriteRequest
+}
+
+// StateHashResponse fingerprints one server's state store: a SHA-256
+// per table over its objects in canonical msgpack, at Index. Servers
+// that applied the same log to the same index have the same hashes.
+type StateHashResponse struct {
+	Server string
+	Index  uint64
+	Tables map[string]string
 }
