@@ -14,7 +14,7 @@ import (
 // client agents (each with its own containerd namespace), every agent on
 // its own address, found by gossip.
 type haCluster struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*agent
 	clients []*agent
 	// ctrd is the containerd the clients share, when there are clients.
@@ -26,7 +26,7 @@ type haCluster struct {
 // startServers starts n servers with -bootstrap-expect n, each joining
 // all the others, and waits for a leader. hosts may name the addresses
 // (and netns the namespaces) to use; nil means fresh loopback addresses.
-func startServers(t *testing.T, n int, hosts, netns []string, extra ...string) *haCluster {
+func startServers(t testing.TB, n int, hosts, netns []string, extra ...string) *haCluster {
 	t.Helper()
 	h := &haCluster{t: t}
 	if hosts == nil {

@@ -107,8 +107,9 @@ func TestHA_ClusterFormsFromGossip(t *testing.T) {
 	}
 	waitPeers(t, via, 3)
 	t.Logf("%s: s4 removed after leaving", time.Since(start))
+	_, exited := s4.proc()
 	select {
-	case <-s4.exited:
+	case <-exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("a server that left did not shut down")
 	}

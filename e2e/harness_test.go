@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -53,13 +54,13 @@ func newHost() string {
 // cluster is one test's world: a private containerd with the busybox
 // image imported, and the agents started in it.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	ctrd  *testutil.Containerd
 	ns    string
 	image string
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	c := testutil.StartContainerd(t)
 	ns := c.Namespace + "-drover"
@@ -81,7 +82,7 @@ func (c *cluster) containerd() (*ctrd.Client, context.Context) {
 
 // agent is a drover agent process.
 type agent struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	host    string
 	dataDir string
@@ -89,9 +90,20 @@ type agent struct {
 	// netns, when set, runs the agent inside that network namespace.
 	netns   string
 	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
 	api     *api.Client
+
+	// mu guards cmd and exited, which start replaces while other
+	// goroutines (a test's writers) ask whether the agent runs.
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// proc returns the current process and its exit channel.
+func (a *agent) proc() (*exec.Cmd, chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cmd, a.exited
 }
 
 // startDevAgent starts `drover agent -dev` on a fresh address and data
@@ -109,7 +121,7 @@ func (c *cluster) startDevAgent(extra ...string) *agent {
 // newAgent prepares (but does not start) an agent process: args get
 // -data-dir appended; the agent is stopped when the test ends, and its
 // log printed if the test failed.
-func newAgent(t *testing.T, name, host, netns string, args []string) *agent {
+func newAgent(t testing.TB, name, host, netns string, args []string) *agent {
 	t.Helper()
 	a := &agent{t: t, name: name, host: host, netns: netns, dataDir: t.TempDir()}
 	a.args = append(args, "-data-dir", a.dataDir)
@@ -134,31 +146,36 @@ func (a *agent) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	var cmd *exec.Cmd
 	if a.netns != "" {
-		a.cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, droverBin}, a.args...)...)
+		cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, droverBin}, a.args...)...)
 	} else {
-		a.cmd = exec.Command(droverBin, a.args...)
+		cmd = exec.Command(droverBin, a.args...)
 	}
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		a.t.Fatal(err)
 	}
-	a.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
 		logf.Close()
-		close(done)
-	}(a.cmd, a.exited)
+		close(exited)
+	}()
+	a.mu.Lock()
+	a.cmd, a.exited = cmd, exited
+	a.mu.Unlock()
 }
 
 // alive reports whether the agent process runs.
 func (a *agent) alive() bool {
-	if a.exited == nil {
+	_, exited := a.proc()
+	if exited == nil {
 		return false
 	}
 	select {
-	case <-a.exited:
+	case <-exited:
 		return false
 	default:
 		return true
@@ -169,10 +186,8 @@ func (a *agent) alive() bool {
 func (a *agent) waitReady() {
 	a.t.Helper()
 	testutil.WaitFor(a.t, 30*time.Second, func() (bool, error) {
-		select {
-		case <-a.exited:
+		if !a.alive() {
 			a.t.Fatalf("agent exited during start:\n%s", tail(a.logPath, 40))
-		default:
 		}
 		if err := a.api.Agent().Health(); err != nil {
 			return false, err
@@ -201,20 +216,21 @@ func (a *agent) restart() {
 }
 
 func (a *agent) stop(sig syscall.Signal) {
-	if a.cmd == nil || a.cmd.Process == nil {
+	cmd, exited := a.proc()
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
-	case <-a.exited:
+	case <-exited:
 		return
 	default:
 	}
-	_ = a.cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(sig)
 	select {
-	case <-a.exited:
+	case <-exited:
 	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.exited
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 }
 
@@ -249,7 +265,7 @@ func (a *agent) cli(args ...string) result {
 
 // writeFile writes content to a new file in a temp dir and returns its
 // path.
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -317,4 +333,9 @@ func webJob(id, image string, count, memoryMB int) string {
   }
 }
 `, id, count, image, memoryMB)
+}
+
+// nsContext returns a context in a containerd namespace.
+func nsContext(ns string) context.Context {
+	return namespaces.WithNamespace(context.Background(), ns)
 }

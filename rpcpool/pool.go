@@ -47,6 +47,13 @@ var ErrShutdown = errors.New("rpc pool is shut down")
 // not wrap it.
 var ErrUnreachable = errors.New("server unreachable")
 
+// ErrNotSent additionally wraps the failures that happened before the
+// request left this process (no connection, no stream): the server
+// certainly did not act on it, so even a write may be retried. A
+// connection lost after sending is ErrUnreachable only: the request
+// may have been applied.
+var ErrNotSent = errors.New("request not sent")
+
 // Timeouter is implemented by requests that know how long a call may
 // take (blocking queries: their MaxQueryTime).
 type Timeouter interface {
@@ -87,7 +94,7 @@ func (p *Pool) RPC(addr, method string, args, reply interface{}) error {
 	client, err := sess.client()
 	if err != nil {
 		p.drop(sess)
-		return fmt.Errorf("rpc %s to %s: %w: %v", method, addr, ErrUnreachable, err)
+		return fmt.Errorf("rpc %s to %s: %w: %w: %v", method, addr, ErrUnreachable, ErrNotSent, err)
 	}
 	timeout := DefaultCallTimeout
 	if t, ok := args.(Timeouter); ok {
@@ -137,7 +144,7 @@ func (p *Pool) session(addr string) (*session, error) {
 
 	conn, err := net.DialTimeout("tcp", addr, DialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %w: %v", addr, ErrUnreachable, ErrNotSent, err)
 	}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
@@ -145,7 +152,7 @@ func (p *Pool) session(addr string) (*session, error) {
 	}
 	if _, err := conn.Write([]byte{ProtoMultiplex}); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %w: %v", addr, ErrUnreachable, ErrNotSent, err)
 	}
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
@@ -155,7 +162,7 @@ func (p *Pool) session(addr string) (*session, error) {
 	mux, err := yamux.Client(conn, cfg)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect to server %s: %w: %v", addr, ErrUnreachable, err)
+		return nil, fmt.Errorf("connect to server %s: %w: %w: %v", addr, ErrUnreachable, ErrNotSent, err)
 	}
 	s := &session{addr: addr, mux: mux}
 

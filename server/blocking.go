@@ -51,12 +51,15 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply interf
 			info.SetForwarded()
 			err := s.connPool.RPC(leader, method, args, reply)
 			if !retryableForward(err) {
+				if errors.Is(err, rpcpool.ErrUnreachable) {
+					err = structs.NewError(structs.CodeOutcomeUnknown, fmt.Sprintf("lost the connection to the leader after forwarding; the request may or may not have been applied: %v", err))
+				}
 				return true, err
 			}
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
-			if errors.Is(lastErr, rpcpool.ErrUnreachable) {
+			if errors.Is(lastErr, rpcpool.ErrNotSent) {
 				return true, structs.NewError(structs.CodeNoLeader, fmt.Sprintf("no cluster leader reachable: %v", lastErr))
 			}
 			return true, structs.ErrNoLeader
@@ -69,29 +72,49 @@ func (s *Server) forward(method string, info structs.RPCInfo, args, reply interf
 	}
 }
 
-// retryableForward reports whether a forwarded call failed because the
-// leader is gone or changing, rather than with the endpoint's answer.
+// retryableForward reports whether a forwarded call may be sent again:
+// only when the leader certainly did not act on it. A request that was
+// not sent at all, or that a server refused because it does not lead,
+// is retried; a connection lost after sending, a timeout, or a leader
+// that lost leadership mid-commit leaves the outcome unknown, and
+// retrying a write could apply it twice (after a later write), which
+// readers would see. Those errors go back to the caller.
 func retryableForward(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, rpcpool.ErrUnreachable) {
+	if errors.Is(err, rpcpool.ErrNotSent) {
 		return true
 	}
 	if ce := structs.ParseCodedError(err); ce != nil {
-		return ce.Code == structs.CodeNoLeader || ce.Code == structs.CodeTimeout
+		return ce.Code == structs.CodeNoLeader
 	}
 	return false
 }
 
-// verifyLeader confirms with a quorum that this server still leads, so a
-// partitioned ex-leader cannot serve a consistent read from stale state.
+// verifyLeader makes a consistent read safe. It confirms with a quorum
+// that this server still leads, so a partitioned ex-leader cannot answer
+// from stale state; and it waits until this leader's barrier has
+// applied every entry committed in earlier terms, so a new leader does
+// not answer before its state holds every write an earlier leader
+// acknowledged.
 func (s *Server) verifyLeader() error {
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
 			return structs.NewError(structs.CodeNoLeader, fmt.Sprintf("no cluster leader: %v", err))
 		}
 		return err
+	}
+	deadline := time.Now().Add(s.config.RPCHoldTimeout)
+	for !s.consistentReadReady.Load() {
+		if time.Now().After(deadline) || !s.IsLeader() {
+			return structs.NewError(structs.CodeNoLeader, "no cluster leader: this leader has not caught up with its term yet")
+		}
+		select {
+		case <-s.shutdownCh:
+			return structs.ErrNoLeader
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ func (s *Server) establishLeadership() {
 		time.Sleep(barrierRetry)
 	}
 
+	s.consistentReadReady.Store(true)
 	s.planQueue.SetEnabled(true)
 	s.evalBroker.SetEnabled(true)
 	s.blockedEvals.SetEnabled(true)
@@ -78,6 +79,7 @@ func (s *Server) revokeLeadership() {
 	if s.leaderStopCh == nil {
 		return
 	}
+	s.consistentReadReady.Store(false)
 	close(s.leaderStopCh)
 	s.leaderStopCh = nil
 	s.evalBroker.SetEnabled(false)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -54,6 +55,9 @@ type Server struct {
 	leaderLock   sync.Mutex
 	leaderStopCh chan struct{}
 	leaderWG     sync.WaitGroup
+	// consistentReadReady is set once a new leader's barrier applied
+	// every earlier entry, and cleared when leadership is lost.
+	consistentReadReady atomic.Bool
 
 	shutdownLock sync.Mutex
 	shutdown     bool
@@ -334,8 +338,14 @@ func (s *Server) raftApply(t structs.MessageType, msg interface{}) (interface{},
 	}
 	future := s.raft.Apply(buf, raftApplyTimeout)
 	if err := future.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+			// Rejected before entering the log: certainly not applied.
 			return nil, 0, structs.NewError(structs.CodeNoLeader, fmt.Sprintf("no cluster leader: %v", err))
+		case errors.Is(err, raft.ErrLeadershipLost):
+			// In the log but not known to be committed: a new leader may
+			// still commit it. Neither retry nor report a failure.
+			return nil, 0, structs.NewError(structs.CodeOutcomeUnknown, fmt.Sprintf("leadership was lost while the write was being committed; it may or may not have been applied: %v", err))
 		}
 		return nil, 0, fmt.Errorf("raft apply %s: %w", t, err)
 	}

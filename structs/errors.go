@@ -38,6 +38,9 @@ const (
 	CodeInternal     = "internal"
 	CodeTimeout      = "timeout"
 	CodeBadEvalToken = "bad_eval_token"
+	// CodeOutcomeUnknown: the server lost leadership while a write was
+	// being committed; it may or may not have been applied.
+	CodeOutcomeUnknown = "outcome_unknown"
 )
 
 var codeStatus = map[string]int{
@@ -50,7 +53,8 @@ var codeStatus = map[string]int{
 	CodeUnavailable:  http.StatusServiceUnavailable,
 	CodeInternal:     http.StatusInternalServerError,
 	CodeTimeout:      http.StatusGatewayTimeout,
-	CodeBadEvalToken: http.StatusConflict,
+	CodeBadEvalToken:   http.StatusConflict,
+	CodeOutcomeUnknown: http.StatusServiceUnavailable,
 }
 
 // NewError returns a CodedError with the status registered for code.

@@ -1,0 +1,78 @@
+package client
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/droverhq/drover/driver"
+	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/testutil/fakedriver"
+	"github.com/droverhq/drover/testutil/mock"
+)
+
+// quietServers answers registration and heartbeats and holds watches
+// open, so a test drives the client's reconciliation itself.
+type quietServers struct {
+	block chan struct{}
+}
+
+func (q *quietServers) RPC(method string, args, reply interface{}) error {
+	switch method {
+	case "Node.Register", "Node.UpdateStatus":
+		reply.(*structs.NodeUpdateResponse).HeartbeatTTL = time.Hour
+	case "Node.GetClientAllocs":
+		<-q.block
+		return fmt.Errorf("test over")
+	}
+	return nil
+}
+
+func TestClient_MissingAllocRemovedOnlyByACaughtUpServer(t *testing.T) {
+	q := &quietServers{block: make(chan struct{})}
+	defer close(q.block)
+	drv := fakedriver.New()
+	c, err := New(&Config{
+		DataDir: t.TempDir(), RPC: q,
+		Drivers:     map[string]driver.Driver{"containerd": drv},
+		CPUTotalMHz: 4000, MemoryTotalMB: 4096,
+		Logger: hclog.NewNullLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+
+	alloc := mock.Alloc(mock.Job(), c.Node(), 0)
+	alloc.NodeID = c.NodeID()
+	alloc.AllocModifyIndex, alloc.ModifyIndex = 100, 100
+	c.applyAlloc(alloc)
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		_, _, _, _, live := drv.Counts()
+		return live == 1, nil
+	})
+
+	// A lagging server (applied up to 90) does not know the allocation:
+	// it must not be destroyed.
+	if err := c.reconcileAllocs(map[string]uint64{}, 90); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AllocTasks(alloc.ID); err != nil {
+		t.Fatal("an allocation missing from a lagging server's answer was removed")
+	}
+	if _, _, stops, _, live := drv.Counts(); stops != 0 || live != 1 {
+		t.Fatalf("its task was stopped: stops %d live %d", stops, live)
+	}
+
+	// A server that has applied its version and no longer has it: gone.
+	if err := c.reconcileAllocs(map[string]uint64{}, 120); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		_, _, _, _, live := drv.Counts()
+		return live == 0, fmt.Errorf("%d tasks left", live)
+	})
+}
