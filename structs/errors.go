@@ -44,15 +44,15 @@ const (
 )
 
 var codeStatus = map[string]int{
-	CodeNoLeader:     http.StatusServiceUnavailable,
-	CodeNotFound:     http.StatusNotFound,
-	CodeInvalid:      http.StatusBadRequest,
-	CodeConflict:     http.StatusConflict,
-	CodeTooLarge:     http.StatusRequestEntityTooLarge,
-	CodePermission:   http.StatusForbidden,
-	CodeUnavailable:  http.StatusServiceUnavailable,
-	CodeInternal:     http.StatusInternalServerError,
-	CodeTimeout:      http.StatusGatewayTimeout,
+	CodeNoLeader:       http.StatusServiceUnavailable,
+	CodeNotFound:       http.StatusNotFound,
+	CodeInvalid:        http.StatusBadRequest,
+	CodeConflict:       http.StatusConflict,
+	CodeTooLarge:       http.StatusRequestEntityTooLarge,
+	CodePermission:     http.StatusForbidden,
+	CodeUnavailable:    http.StatusServiceUnavailable,
+	CodeInternal:       http.StatusInternalServerError,
+	CodeTimeout:        http.StatusGatewayTimeout,
 	CodeBadEvalToken:   http.StatusConflict,
 	CodeOutcomeUnknown: http.StatusServiceUnavailable,
 }
