@@ -28,6 +28,9 @@ stop() {
     "$BIN" job stop -purge web >/dev/null 2>&1 || true
     kill "$(cat "$DATA/agent.pid")" 2>/dev/null || true
     rm -f "$DATA/agent.pid"
+    # The demo's cluster state is disposable: the next demo starts fresh.
+    sleep 1
+    rm -rf "$DATA/agent"
     echo "demo agent stopped"
   fi
   if [ -f "$DATA/containerd.pid" ]; then
@@ -93,8 +96,10 @@ echo "==> drover job status web"
 "$BIN" job status web
 echo
 echo "==> Each instance answers on its own port"
-# Ports are encoded Label, Value, To, HostIP (the Go field order).
+# One allocation per line, only the running ones; ports are encoded
+# Label, Value, To, HostIP (the Go field order).
 fetch 127.0.0.1 4646 /v1/job/web/allocations |
+  sed 's/{"ID":/\n&/g' | grep '"DesiredStatus":"run"' | grep '"ClientStatus":"running"' |
   grep -o '"Value":[0-9]*,"To":[0-9]*,"HostIP":"[^"]*"' |
   sed 's/"Value":\([0-9]*\),"To":[0-9]*,"HostIP":"\([^"]*\)"/\2:\1/' |
   while read -r addr; do echo "GET http://$addr/  ->  $(fetch "${addr%:*}" "${addr##*:}" /)"; done
