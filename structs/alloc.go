@@ -11,6 +11,8 @@ import (
 const (
 	AllocDesiredStatusRun  = "run"
 	AllocDesiredStatusStop = "stop"
+	// AllocDesiredStatusEvict: preempted for a higher-priority job.
+	AllocDesiredStatusEvict = "evict"
 )
 
 // Allocation client statuses, reported by the client (lost: by the
@@ -55,6 +57,20 @@ type Allocation struct {
 	// FollowupEvalID is the delayed evaluation that will reschedule this
 	// failed allocation.
 	FollowupEvalID string
+
+	// DeploymentID is the deployment that placed the allocation, and
+	// DeploymentStatus its health there (reported by the client).
+	DeploymentID     string
+	DeploymentStatus *AllocDeploymentStatus
+	// DesiredTransition asks the scheduler to migrate it (drain).
+	DesiredTransition DesiredTransition
+	// Metrics explains the placement: nodes evaluated and filtered, and
+	// the top scored nodes with each score component.
+	Metrics *AllocMetric
+	// PreemptedAllocations are the allocations evicted to make room for
+	// this one; PreemptedByAllocation the one this was evicted for.
+	PreemptedAllocations  []string
+	PreemptedByAllocation string
 
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -181,7 +197,7 @@ func (a *Allocation) Index() int {
 // ServerTerminalStatus reports whether the scheduler wants the allocation
 // stopped.
 func (a *Allocation) ServerTerminalStatus() bool {
-	return a.DesiredStatus == AllocDesiredStatusStop
+	return a.DesiredStatus == AllocDesiredStatusStop || a.DesiredStatus == AllocDesiredStatusEvict
 }
 
 // ClientTerminalStatus reports whether the allocation has finished on the
@@ -272,6 +288,8 @@ func (a *Allocation) Copy() *Allocation {
 	if a.RescheduleTracker != nil {
 		c.RescheduleTracker = &RescheduleTracker{Events: append([]*RescheduleEvent(nil), a.RescheduleTracker.Events...)}
 	}
+	c.DeploymentStatus = a.DeploymentStatus.Copy()
+	c.PreemptedAllocations = copyStrings(a.PreemptedAllocations)
 	return &c
 }
 
@@ -324,6 +342,8 @@ type AllocListStub struct {
 	PreviousAllocation string
 	NextAllocation     string
 	FollowupEvalID     string
+	DeploymentID       string
+	DeploymentStatus   *AllocDeploymentStatus
 	CreateIndex        uint64
 	ModifyIndex        uint64
 	CreateTime         int64
@@ -350,6 +370,8 @@ func (a *Allocation) Stub() *AllocListStub {
 		PreviousAllocation: a.PreviousAllocation,
 		NextAllocation:     a.NextAllocation,
 		FollowupEvalID:     a.FollowupEvalID,
+		DeploymentID:       a.DeploymentID,
+		DeploymentStatus:   a.DeploymentStatus,
 		CreateIndex:        a.CreateIndex,
 		ModifyIndex:        a.ModifyIndex,
 		CreateTime:         a.CreateTime,

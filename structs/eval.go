@@ -16,25 +16,32 @@ const (
 
 // What triggered an evaluation.
 const (
-	EvalTriggerJobRegister   = "job-register"
-	EvalTriggerJobDeregister = "job-deregister"
-	EvalTriggerNodeUpdate    = "node-update"
-	EvalTriggerRetryFailed   = "alloc-failure"
-	EvalTriggerQueuedAllocs  = "queued-allocs"
-	EvalTriggerRescheduling  = "alloc-reschedule"
-	EvalTriggerMaxPlans      = "max-plan-attempts"
-	EvalTriggerNodeDown      = "node-down"
+	EvalTriggerJobRegister       = "job-register"
+	EvalTriggerJobDeregister     = "job-deregister"
+	EvalTriggerNodeUpdate        = "node-update"
+	EvalTriggerRetryFailed       = "alloc-failure"
+	EvalTriggerQueuedAllocs      = "queued-allocs"
+	EvalTriggerRescheduling      = "alloc-reschedule"
+	EvalTriggerMaxPlans          = "max-plan-attempts"
+	EvalTriggerNodeDown          = "node-down"
+	EvalTriggerDeploymentWatcher = "deployment-watcher"
+	EvalTriggerNodeDrain         = "node-drain"
+	EvalTriggerPreemption        = "preemption"
+	EvalTriggerJobRevert         = "job-revert"
+	EvalTriggerScheduled         = "scheduled"
 )
 
 // Evaluation is a request to reconcile one job's desired and actual
 // state. The scheduler processes it into a plan.
 type Evaluation struct {
-	ID                string
-	Priority          int
-	Type              string
-	TriggeredBy       string
-	JobID             string
-	JobModifyIndex    uint64
+	ID             string
+	Priority       int
+	Type           string
+	TriggeredBy    string
+	JobID          string
+	JobModifyIndex uint64
+	// DeploymentID is the deployment the evaluation continues.
+	DeploymentID      string
 	NodeID            string
 	NodeModifyIndex   uint64
 	Status            string

@@ -13,7 +13,13 @@ const (
 	// JobTypeBatch jobs run to completion; completed allocations are not
 	// run again, failed ones are rescheduled per the reschedule policy.
 	JobTypeBatch = "batch"
+	// JobTypeSystem jobs run one allocation of each group on every
+	// eligible node, including nodes that join later.
+	JobTypeSystem = "system"
 )
+
+// DefaultNodePool is the node pool of jobs and nodes that name none.
+const DefaultNodePool = "default"
 
 // Job statuses, derived by the state store from the job's allocations.
 const (
@@ -43,8 +49,16 @@ type Job struct {
 	Type        string
 	Priority    int
 	Datacenters []string
-	Meta        map[string]string
-	TaskGroups  []*TaskGroup
+	// NodePool restricts the job to nodes of that pool ("default" when
+	// unset; "all" for any pool).
+	NodePool    string
+	Constraints []*Constraint
+	Affinities  []*Affinity
+	Spreads     []*Spread
+	// Update is the default update strategy of the job's groups.
+	Update     *UpdateStrategy
+	Meta       map[string]string
+	TaskGroups []*TaskGroup
 
 	// Stop marks a job stopped by the operator (`job stop` without
 	// -purge): it stays in the state store and its allocations stop.
@@ -57,6 +71,9 @@ type Job struct {
 	// Version counts the job's registrations with a changed spec,
 	// starting at 0. Previous versions are kept in the state store.
 	Version uint64
+	// Stable marks a version whose deployment succeeded; auto-revert
+	// goes back to the newest stable version.
+	Stable bool
 	// SubmitTime is when the leader accepted this version, Unix nanos.
 	SubmitTime int64
 
@@ -72,9 +89,14 @@ type Job struct {
 type TaskGroup struct {
 	Name             string
 	Count            int
+	Constraints      []*Constraint
+	Affinities       []*Affinity
+	Spreads          []*Spread
 	Networks         []*NetworkResource
 	RestartPolicy    *RestartPolicy
 	ReschedulePolicy *ReschedulePolicy
+	Update           *UpdateStrategy
+	Migrate          *MigrateStrategy
 	Tasks            []*Task
 	Meta             map[string]string
 }
@@ -87,6 +109,8 @@ type Task struct {
 	Env         map[string]string
 	Resources   *Resources
 	KillTimeout time.Duration
+	Constraints []*Constraint
+	Affinities  []*Affinity
 	Meta        map[string]string
 }
 
@@ -197,9 +221,29 @@ func (j *Job) Canonicalize() {
 	if len(j.Datacenters) == 0 {
 		j.Datacenters = []string{DefaultDatacenter}
 	}
+	if j.NodePool == "" {
+		j.NodePool = DefaultNodePool
+	}
 	for _, tg := range j.TaskGroups {
 		if tg == nil {
 			continue
+		}
+		// A group inherits the job's update block; either way unset
+		// fields get defaults. System jobs update all at once.
+		if tg.Update == nil && j.Update != nil {
+			tg.Update = j.Update.Copy()
+		}
+		if tg.Update != nil {
+			if j.Type == JobTypeSystem || j.Type == JobTypeBatch {
+				tg.Update = nil
+			} else {
+				tg.Update.Canonicalize()
+			}
+		}
+		for _, sp := range tg.Spreads {
+			if sp != nil && sp.Weight == 0 {
+				sp.Weight = 50
+			}
 		}
 		if tg.RestartPolicy == nil {
 			tg.RestartPolicy = DefaultRestartPolicy(j.Type)
@@ -263,6 +307,10 @@ func (j *Job) Copy() *Job {
 	n := *j
 	n.Datacenters = copyStrings(j.Datacenters)
 	n.Meta = copyMap(j.Meta)
+	n.Constraints = copyConstraints(j.Constraints)
+	n.Affinities = copyAffinities(j.Affinities)
+	n.Spreads = copySpreads(j.Spreads)
+	n.Update = j.Update.Copy()
 	if j.TaskGroups != nil {
 		n.TaskGroups = make([]*TaskGroup, len(j.TaskGroups))
 		for i, tg := range j.TaskGroups {
@@ -279,6 +327,14 @@ func (tg *TaskGroup) Copy() *TaskGroup {
 	}
 	n := *tg
 	n.Meta = copyMap(tg.Meta)
+	n.Constraints = copyConstraints(tg.Constraints)
+	n.Affinities = copyAffinities(tg.Affinities)
+	n.Spreads = copySpreads(tg.Spreads)
+	n.Update = tg.Update.Copy()
+	if tg.Migrate != nil {
+		m := *tg.Migrate
+		n.Migrate = &m
+	}
 	if tg.Networks != nil {
 		n.Networks = make([]*NetworkResource, len(tg.Networks))
 		for i, nw := range tg.Networks {
@@ -310,6 +366,8 @@ func (t *Task) Copy() *Task {
 	n := *t
 	n.Env = copyMap(t.Env)
 	n.Meta = copyMap(t.Meta)
+	n.Constraints = copyConstraints(t.Constraints)
+	n.Affinities = copyAffinities(t.Affinities)
 	if t.Config != nil {
 		c := *t.Config
 		c.Args = copyStrings(t.Config.Args)
@@ -347,6 +405,8 @@ type JobListStub struct {
 	CreateIndex       uint64
 	ModifyIndex       uint64
 	JobModifyIndex    uint64
+	Stable            bool
+	Datacenters       []string
 }
 
 // Stub returns the list form of the job.
@@ -363,6 +423,8 @@ func (j *Job) Stub() *JobListStub {
 		CreateIndex:    j.CreateIndex,
 		ModifyIndex:    j.ModifyIndex,
 		JobModifyIndex: j.JobModifyIndex,
+		Stable:         j.Stable,
+		Datacenters:    j.Datacenters,
 	}
 }
 
@@ -394,8 +456,54 @@ func (j *Job) SpecChanged(other *Job) bool {
 	a, b := j.Copy(), other.Copy()
 	for _, x := range []*Job{a, b} {
 		x.Status, x.StatusDescription = "", ""
-		x.Version, x.SubmitTime = 0, 0
+		x.Version, x.SubmitTime, x.Stable = 0, 0, false
 		x.CreateIndex, x.ModifyIndex, x.JobModifyIndex = 0, 0, 0
 	}
 	return !reflect.DeepEqual(a, b)
+}
+
+func copyConstraints(cs []*Constraint) []*Constraint {
+	if cs == nil {
+		return nil
+	}
+	out := make([]*Constraint, len(cs))
+	for i, c := range cs {
+		out[i] = c.Copy()
+	}
+	return out
+}
+
+func copyAffinities(as []*Affinity) []*Affinity {
+	if as == nil {
+		return nil
+	}
+	out := make([]*Affinity, len(as))
+	for i, a := range as {
+		out[i] = a.Copy()
+	}
+	return out
+}
+
+func copySpreads(ss []*Spread) []*Spread {
+	if ss == nil {
+		return nil
+	}
+	out := make([]*Spread, len(ss))
+	for i, sp := range ss {
+		out[i] = sp.Copy()
+	}
+	return out
+}
+
+// MigrateMaxParallel is how many of the group's allocations may move off
+// a draining node at once: the migrate block's, else the update block's,
+// else 1.
+func (tg *TaskGroup) MigrateMaxParallel() int {
+	if tg.Migrate != nil && tg.Migrate.MaxParallel > 0 {
+		return tg.Migrate.MaxParallel
+	}
+	if tg.Update != nil && tg.Update.MaxParallel > 0 {
+		return tg.Update.MaxParallel
+	}
+	return 1
 }

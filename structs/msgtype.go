@@ -15,14 +15,22 @@ import (
 type MessageType uint8
 
 const (
-	NodeRegisterRequestType      MessageType = 0
-	NodeDeregisterRequestType    MessageType = 1
-	NodeUpdateStatusRequestType  MessageType = 2
-	JobRegisterRequestType       MessageType = 3
-	JobDeregisterRequestType     MessageType = 4
-	EvalUpdateRequestType        MessageType = 5
-	ApplyPlanResultsRequestType  MessageType = 6
-	AllocClientUpdateRequestType MessageType = 7
+	NodeRegisterRequestType                 MessageType = 0
+	NodeDeregisterRequestType               MessageType = 1
+	NodeUpdateStatusRequestType             MessageType = 2
+	JobRegisterRequestType                  MessageType = 3
+	JobDeregisterRequestType                MessageType = 4
+	EvalUpdateRequestType                   MessageType = 5
+	ApplyPlanResultsRequestType             MessageType = 6
+	AllocClientUpdateRequestType            MessageType = 7
+	DeploymentStatusUpdateRequestType       MessageType = 8
+	DeploymentPromoteRequestType            MessageType = 9
+	DeploymentAllocHealthRequestType        MessageType = 10
+	NodeUpdateDrainRequestType              MessageType = 11
+	NodeUpdateEligibilityRequestType        MessageType = 12
+	AllocUpdateDesiredTransitionRequestType MessageType = 13
+	JobStabilityRequestType                 MessageType = 14
+	SchedulerConfigRequestType              MessageType = 15
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -51,6 +59,22 @@ func (t MessageType) String() string {
 		return "ApplyPlanResults"
 	case AllocClientUpdateRequestType:
 		return "AllocClientUpdate"
+	case DeploymentStatusUpdateRequestType:
+		return "DeploymentStatusUpdate"
+	case DeploymentPromoteRequestType:
+		return "DeploymentPromote"
+	case DeploymentAllocHealthRequestType:
+		return "DeploymentAllocHealth"
+	case NodeUpdateDrainRequestType:
+		return "NodeUpdateDrain"
+	case NodeUpdateEligibilityRequestType:
+		return "NodeUpdateEligibility"
+	case AllocUpdateDesiredTransitionRequestType:
+		return "AllocUpdateDesiredTransition"
+	case JobStabilityRequestType:
+		return "JobStability"
+	case SchedulerConfigRequestType:
+		return "SchedulerConfig"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

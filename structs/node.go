@@ -33,6 +33,8 @@ type Node struct {
 	Name       string
 	Datacenter string
 	NodeClass  string
+	// NodePool groups nodes; jobs choose a pool ("default" when unset).
+	NodePool string
 	// HTTPAddr is the address of the node agent's HTTP API, host:port.
 	// The CLI reads task logs from it.
 	HTTPAddr   string
@@ -50,6 +52,8 @@ type Node struct {
 	StatusDescription     string
 	StatusUpdatedAt       int64
 	SchedulingEligibility string
+	// DrainStrategy is set while the node drains.
+	DrainStrategy *DrainStrategy
 
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -145,6 +149,7 @@ func (n *Node) Copy() *Node {
 	c := *n
 	c.Attributes = copyMap(n.Attributes)
 	c.Meta = copyMap(n.Meta)
+	c.DrainStrategy = n.DrainStrategy.Copy()
 	if n.NodeResources != nil {
 		r := *n.NodeResources
 		c.NodeResources = &r
@@ -176,6 +181,8 @@ type NodeListStub struct {
 	Status                string
 	StatusDescription     string
 	SchedulingEligibility string
+	NodePool              string
+	Drain                 bool
 	Drivers               map[string]*DriverInfo
 	NodeResources         *NodeResources
 	CreateIndex           uint64
@@ -194,6 +201,8 @@ func (n *Node) Stub() *NodeListStub {
 		Status:                n.Status,
 		StatusDescription:     n.StatusDescription,
 		SchedulingEligibility: n.SchedulingEligibility,
+		NodePool:              n.NodePool,
+		Drain:                 n.DrainStrategy != nil,
 		Drivers:               n.Drivers,
 		NodeResources:         n.NodeResources,
 		CreateIndex:           n.CreateIndex,

@@ -19,8 +19,33 @@ type Plan struct {
 	// NodeAllocation holds allocations to place or update, per node ID.
 	NodeAllocation map[string][]*Allocation
 
+	// NodePreemptions holds allocations evicted for the plan's
+	// placements, per node (DesiredStatus evict).
+	NodePreemptions map[string][]*Allocation
+
+	// Deployment is created (or updated) with the plan; DeploymentUpdates
+	// change other deployments' status (e.g. cancel a superseded one).
+	Deployment        *Deployment
+	DeploymentUpdates []*DeploymentStatusUpdate
+
+	// Annotations explain the plan per group; set for `job plan`.
+	Annotations *PlanAnnotations
+
 	// SnapshotIndex is the state index the plan was made against.
 	SnapshotIndex uint64
+}
+
+// AppendPreemptedAlloc records an eviction.
+func (p *Plan) AppendPreemptedAlloc(alloc *Allocation, preemptor string) {
+	n := alloc.Copy()
+	n.DesiredStatus = AllocDesiredStatusEvict
+	n.DesiredDescription = "Preempted by allocation " + preemptor
+	n.PreemptedByAllocation = preemptor
+	n.Job = nil
+	if p.NodePreemptions == nil {
+		p.NodePreemptions = make(map[string][]*Allocation)
+	}
+	p.NodePreemptions[alloc.NodeID] = append(p.NodePreemptions[alloc.NodeID], n)
 }
 
 // AppendStoppedAlloc adds alloc to the plan as stopped, with a reason.
@@ -51,13 +76,18 @@ func (p *Plan) AppendAlloc(alloc *Allocation) {
 
 // IsNoOp reports whether the plan changes nothing.
 func (p *Plan) IsNoOp() bool {
-	return len(p.NodeUpdate) == 0 && len(p.NodeAllocation) == 0
+	return len(p.NodeUpdate) == 0 && len(p.NodeAllocation) == 0 && len(p.NodePreemptions) == 0 &&
+		p.Deployment == nil && len(p.DeploymentUpdates) == 0
 }
 
 // PlanResult is what the plan applier committed.
 type PlanResult struct {
-	NodeUpdate     map[string][]*Allocation
-	NodeAllocation map[string][]*Allocation
+	NodeUpdate      map[string][]*Allocation
+	NodeAllocation  map[string][]*Allocation
+	NodePreemptions map[string][]*Allocation
+	// Deployment and DeploymentUpdates are committed with the plan.
+	Deployment        *Deployment
+	DeploymentUpdates []*DeploymentStatusUpdate
 	// RejectedNodes lists nodes whose part of the plan no longer fit.
 	RejectedNodes []string
 	// RefreshIndex, when non-zero, tells the scheduler to refresh its
@@ -89,6 +119,13 @@ type ApplyPlanResultsRequest struct {
 	// AllocsStopped carry the ID and new desired/client status of
 	// allocations to stop.
 	AllocsStopped []*Allocation
+	// AllocsPreempted carry the ID, desired status (evict) and the
+	// preempting allocation of evicted allocations.
+	AllocsPreempted []*Allocation
+	// Deployment is created or updated; DeploymentUpdates change other
+	// deployments' status.
+	Deployment        *Deployment
+	DeploymentUpdates []*DeploymentStatusUpdate
 	// Evals created with the plan (e.g. blocked or follow-up evals).
 	Evals  []*Evaluation
 	EvalID string

@@ -373,3 +373,158 @@ type StateHashResponse struct {
 	Index  uint64
 	Tables map[string]string
 }
+
+// DeploymentStatusUpdateRequest changes a deployment's status, and may
+// register a job (auto-revert) and create an evaluation with it.
+type DeploymentStatusUpdateRequest struct {
+	DeploymentUpdate *DeploymentStatusUpdate
+	// Job, when set, is registered as the job's next version (revert).
+	Job *Job
+	// Eval, when set, is created.
+	Eval *Evaluation
+	// Event is appended to the deployment's history.
+	Event      string
+	UpdatedAt  int64
+	SubmitTime int64
+	WriteRequest
+}
+
+// DeploymentPromoteRequest promotes canaries.
+type DeploymentPromoteRequest struct {
+	DeploymentID string
+	// All promotes every group; otherwise Groups.
+	All    bool
+	Groups []string
+	// Eval is created by the leader to continue the rollout.
+	Eval      *Evaluation
+	UpdatedAt int64
+	WriteRequest
+}
+
+// DeploymentAllocHealthRequest sets allocations' health in a deployment
+// (the deployment watcher, or an operator).
+type DeploymentAllocHealthRequest struct {
+	DeploymentID           string
+	HealthyAllocationIDs   []string
+	UnhealthyAllocationIDs []string
+	UpdatedAt              int64
+	WriteRequest
+}
+
+// DeploymentSpecificRequest reads or acts on one deployment.
+type DeploymentSpecificRequest struct {
+	DeploymentID string
+	QueryOptions
+}
+
+// DeploymentFailRequest fails a deployment (operator).
+type DeploymentFailRequest struct {
+	DeploymentID string
+	WriteRequest
+}
+
+// SingleDeploymentResponse carries one deployment, nil if unknown.
+type SingleDeploymentResponse struct {
+	Deployment *Deployment
+	QueryMeta
+}
+
+// DeploymentListRequest lists deployments.
+type DeploymentListRequest struct {
+	QueryOptions
+}
+
+// DeploymentListResponse carries deployments.
+type DeploymentListResponse struct {
+	Deployments []*Deployment
+	QueryMeta
+}
+
+// DeploymentUpdateResponse answers deployment writes.
+type DeploymentUpdateResponse struct {
+	EvalID                string
+	DeploymentModifyIndex uint64
+	// RevertedJobVersion is set when the write reverted the job.
+	RevertedJobVersion *uint64
+	WriteMeta
+}
+
+// NodeUpdateDrainRequest starts (DrainStrategy set) or stops a drain.
+type NodeUpdateDrainRequest struct {
+	NodeID        string
+	DrainStrategy *DrainStrategy
+	// MarkEligible makes the node eligible again when the drain stops.
+	MarkEligible bool
+	UpdatedAt    int64
+	WriteRequest
+}
+
+// NodeUpdateEligibilityRequest sets a node's scheduling eligibility.
+type NodeUpdateEligibilityRequest struct {
+	NodeID      string
+	Eligibility string
+	// Evals and UpdatedAt are stamped by the leader.
+	Evals     []*Evaluation
+	UpdatedAt int64
+	WriteRequest
+}
+
+// AllocUpdateDesiredTransitionRequest marks allocations to migrate.
+type AllocUpdateDesiredTransitionRequest struct {
+	Allocs map[string]*DesiredTransition
+	Evals  []*Evaluation
+	WriteRequest
+}
+
+// JobStabilityRequest marks a job version stable or not.
+type JobStabilityRequest struct {
+	JobID      string
+	JobVersion uint64
+	Stable     bool
+	WriteRequest
+}
+
+// JobRevertRequest registers an earlier version's spec as the job's next
+// version.
+type JobRevertRequest struct {
+	JobID      string
+	JobVersion uint64
+	// EnforcePriorVersion, when set, fails the revert unless the current
+	// version is this one.
+	EnforcePriorVersion *uint64
+	WriteRequest
+}
+
+// JobPlanRequest asks what registering Job would do.
+type JobPlanRequest struct {
+	Job  *Job
+	Diff bool
+	WriteRequest
+}
+
+// JobPlanResponse is the dry run's outcome.
+type JobPlanResponse struct {
+	// Annotations count, per group, what the scheduler would do.
+	Annotations *PlanAnnotations
+	// FailedTGAllocs explains placements that would fail.
+	FailedTGAllocs map[string]*AllocMetric
+	// JobModifyIndex is the current job's, for `job run -check-index`.
+	JobModifyIndex uint64
+	// Diff compares the registered job and the planned one.
+	Diff *JobDiff
+	// CreatedEvals are follow-ups the scheduler would create.
+	CreatedEvals []*Evaluation
+	WriteMeta
+}
+
+// SchedulerSetConfigRequest replaces the scheduler configuration.
+type SchedulerSetConfigRequest struct {
+	Config SchedulerConfiguration
+	WriteRequest
+}
+
+// SchedulerConfigResponse carries the scheduler configuration.
+type SchedulerConfigResponse struct {
+	Config *SchedulerConfiguration
+	QueryMeta
+}

@@ -88,11 +88,15 @@ func (j *Job) Validate() error {
 		p.add("ID", "%q has characters that are not allowed; use letters, digits, '_', '-' and '.', starting with a letter or digit", j.ID)
 	}
 	switch j.Type {
-	case JobTypeService, JobTypeBatch:
+	case JobTypeService, JobTypeBatch, JobTypeSystem:
 	case "":
-		p.add("Type", "must be set; accepted: %q, %q", JobTypeService, JobTypeBatch)
+		p.add("Type", "must be set; accepted: %q, %q, %q", JobTypeService, JobTypeBatch, JobTypeSystem)
 	default:
-		p.add("Type", "unknown job type %q; accepted: %q, %q", j.Type, JobTypeService, JobTypeBatch)
+		p.add("Type", "unknown job type %q; accepted: %q, %q, %q", j.Type, JobTypeService, JobTypeBatch, JobTypeSystem)
+	}
+	validatePlacement(&p, "", j.Constraints, j.Affinities, j.Spreads)
+	if j.Type == JobTypeSystem && len(j.Spreads) > 0 {
+		p.add("Spreads", "system jobs run on every node; spread does not apply")
 	}
 	if j.Priority < MinJobPriority || j.Priority > MaxJobPriority {
 		p.add("Priority", "%d is out of range; accepted: %d to %d", j.Priority, MinJobPriority, MaxJobPriority)
@@ -128,6 +132,16 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string) {
 	validateName(p, path+".Name", tg.Name, "group")
 	if tg.Count < 0 {
 		p.add(path+".Count", "%d is negative; use 0 or more", tg.Count)
+	}
+	validatePlacement(p, path+".", tg.Constraints, tg.Affinities, tg.Spreads)
+	if tg.Update != nil {
+		tg.Update.validate(p, path+".Update")
+		if tg.Update.Canary > tg.Count && tg.Count > 0 {
+			p.add(path+".Update.Canary", "%d canaries for a count of %d; use at most the count", tg.Update.Canary, tg.Count)
+		}
+	}
+	if tg.Migrate != nil && tg.Migrate.MaxParallel < 0 {
+		p.add(path+".Migrate.MaxParallel", "%d is negative", tg.Migrate.MaxParallel)
 	}
 	if len(tg.Networks) > 1 {
 		p.add(path+".Networks", "only one network block is supported per group, found %d", len(tg.Networks))
@@ -248,6 +262,12 @@ func (t *Task) validate(p *problems, path string) {
 	if t.KillTimeout < 0 {
 		p.add(path+".KillTimeout", "must not be negative")
 	}
+	validatePlacement(p, path+".", t.Constraints, t.Affinities, nil)
+	for i, c := range t.Constraints {
+		if c != nil && (c.Operand == ConstraintDistinctHosts || c.Operand == ConstraintDistinctProperty) {
+			p.add(fmt.Sprintf("%s.Constraints[%d].Operand", path, i), "%s applies to a job or a group, not a task", c.Operand)
+		}
+	}
 	for k := range t.Env {
 		if !envPattern.MatchString(k) {
 			p.add(path+".Env", "%q is not a valid environment variable name", k)
@@ -281,4 +301,33 @@ func quoteAll(list []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// validatePlacement checks constraints, affinities and spreads under
+// prefix ("" for the job, "TaskGroups[0]." for a group).
+func validatePlacement(p *problems, prefix string, cs []*Constraint, as []*Affinity, ss []*Spread) {
+	for i, c := range cs {
+		path := fmt.Sprintf("%sConstraints[%d]", prefix, i)
+		if c == nil {
+			p.add(path, "must not be null")
+			continue
+		}
+		c.validate(p, path)
+	}
+	for i, a := range as {
+		path := fmt.Sprintf("%sAffinities[%d]", prefix, i)
+		if a == nil {
+			p.add(path, "must not be null")
+			continue
+		}
+		a.validate(p, path)
+	}
+	for i, s := range ss {
+		path := fmt.Sprintf("%sSpreads[%d]", prefix, i)
+		if s == nil {
+			p.add(path, "must not be null")
+			continue
+		}
+		s.validate(p, path)
+	}
 }
