@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/droverhq/drover/structs"
 	"github.com/hashicorp/hcl/v2"
@@ -20,14 +21,66 @@ type converter struct {
 	// an attribute's value, a block's header or a block's label. The
 	// empty path is the job block.
 	ranges map[string]hcl.Range
+	// spelled maps a structs field path to the argument that set it,
+	// where that is not the field's usual name: a constraint operator
+	// written as `distinct_hosts = true` is reported as
+	// constraint[0].distinct_hosts, not constraint[0].operator.
+	spelled map[string]string
 }
 
 func newConverter(filename string, src []byte) *converter {
-	return &converter{filename: filename, src: src, ranges: make(map[string]hcl.Range)}
+	return &converter{
+		filename: filename,
+		src:      src,
+		ranges:   make(map[string]hcl.Range),
+		spelled:  make(map[string]string),
+	}
 }
 
 func (c *converter) record(path string, r hcl.Range) {
 	c.ranges[path] = r
+}
+
+func (c *converter) spell(path, name string) {
+	c.spelled[path] = name
+}
+
+// forget drops what was recorded for path and the fields under it.
+func (c *converter) forget(path string) {
+	for k := range c.ranges {
+		if under(k, path) {
+			delete(c.ranges, k)
+		}
+	}
+	for k := range c.spelled {
+		if under(k, path) {
+			delete(c.spelled, k)
+		}
+	}
+}
+
+// alias makes the ranges recorded under from also locate the same
+// fields under to: a group without an update block inherits the job's,
+// and Validate reports its problems under the group's path.
+func (c *converter) alias(from, to string) {
+	added := make(map[string]hcl.Range)
+	for k, r := range c.ranges {
+		if under(k, from) {
+			added[to+k[len(from):]] = r
+		}
+	}
+	for k, r := range added {
+		c.ranges[k] = r
+	}
+}
+
+// under reports whether path is prefix or a field or element of it.
+func under(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	rest := path[len(prefix):]
+	return rest == "" || rest[0] == '.' || rest[0] == '['
 }
 
 func (c *converter) errorf(r hcl.Range, summary, detail string) {
@@ -59,16 +112,18 @@ func (c *converter) single(blocks hcl.Blocks, typ, where string) *hcl.Block {
 var (
 	jobSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "type"}, {Name: "datacenters"}, {Name: "priority"}, {Name: "meta"},
+			{Name: "type"}, {Name: "datacenters"}, {Name: "priority"}, {Name: "node_pool"}, {Name: "meta"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
-			{Type: "meta"}, {Type: "group", LabelNames: []string{"name"}},
+			{Type: "meta"}, {Type: "constraint"}, {Type: "affinity"}, {Type: "spread"}, {Type: "update"},
+			{Type: "group", LabelNames: []string{"name"}},
 		},
 	}
 	groupSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "meta"}},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "meta"}, {Type: "network"}, {Type: "restart"}, {Type: "reschedule"},
+			{Type: "constraint"}, {Type: "affinity"}, {Type: "spread"}, {Type: "update"}, {Type: "migrate"},
 			{Type: "task", LabelNames: []string{"name"}},
 		},
 	}
@@ -96,6 +151,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"}, {Type: "env"}, {Type: "meta"}, {Type: "resources"},
+			{Type: "constraint"}, {Type: "affinity"},
 		},
 	}
 	configSchema = &hcl.BodySchema{
@@ -117,10 +173,22 @@ func (c *converter) job(b *hcl.Block) *structs.Job {
 	c.setString(content.Attributes, "type", "Type", &j.Type)
 	c.setStrings(content.Attributes, "datacenters", "Datacenters", &j.Datacenters)
 	c.setInt(content.Attributes, "priority", "Priority", &j.Priority)
+	c.setString(content.Attributes, "node_pool", "NodePool", &j.NodePool)
 	j.Meta = c.stringMap(content, "meta", "Meta")
+	c.placement(content.Blocks, "", &j.Constraints, &j.Affinities, &j.Spreads)
+	if ub := c.single(content.Blocks, "update", fmt.Sprintf("job %q", j.ID)); ub != nil {
+		j.Update = c.update(ub, "Update")
+	}
 	for _, gb := range content.Blocks.OfType("group") {
 		path := fmt.Sprintf("TaskGroups[%d]", len(j.TaskGroups))
-		j.TaskGroups = append(j.TaskGroups, c.group(gb, path))
+		tg := c.group(gb, path)
+		if tg.Update == nil && j.Update != nil {
+			// Canonicalize gives the group a copy of the job's update
+			// block, and Validate reports problems with it under the
+			// group's path.
+			c.alias("Update", path+".Update")
+		}
+		j.TaskGroups = append(j.TaskGroups, tg)
 	}
 	return j
 }
@@ -149,6 +217,13 @@ func (c *converter) group(b *hcl.Block, path string) *structs.TaskGroup {
 	}
 	if rb := c.single(content.Blocks, "reschedule", where); rb != nil {
 		tg.ReschedulePolicy = c.reschedule(rb, path+".ReschedulePolicy")
+	}
+	c.placement(content.Blocks, path+".", &tg.Constraints, &tg.Affinities, &tg.Spreads)
+	if ub := c.single(content.Blocks, "update", where); ub != nil {
+		tg.Update = c.update(ub, path+".Update")
+	}
+	if mb := c.single(content.Blocks, "migrate", where); mb != nil {
+		tg.Migrate = c.migrate(mb, path+".Migrate")
 	}
 	for _, tb := range content.Blocks.OfType("task") {
 		tpath := fmt.Sprintf("%s.Tasks[%d]", path, len(tg.Tasks))
@@ -239,5 +314,7 @@ func (c *converter) task(b *hcl.Block, path string) *structs.Task {
 		c.setInt(attrs, "memory", rpath+".MemoryMB", &res.MemoryMB)
 		t.Resources = res
 	}
+	// Tasks take no spread: it distributes a group's allocations.
+	c.placement(content.Blocks, path+".", &t.Constraints, &t.Affinities, nil)
 	return t
 }

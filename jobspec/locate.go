@@ -19,7 +19,14 @@ func (c *converter) validationDiag(job *structs.Job, p structs.FieldError) Diagn
 	if ok {
 		rp = &r
 	}
-	d := diagAt(c.filename, rp, hclName(job, p.Path), p.Message)
+	summary := hclName(job, p.Path)
+	if name, ok := c.spelled[p.Path]; ok {
+		// The field was set by a shorthand argument; name that instead.
+		if cut := strings.LastIndexByte(p.Path, '.'); cut > 0 {
+			summary = hclName(job, p.Path[:cut]) + "." + name
+		}
+	}
+	d := diagAt(c.filename, rp, summary, p.Message)
 	d.Path = p.Path
 	return d
 }
@@ -59,6 +66,21 @@ var hclFieldNames = map[string]string{
 	"MaxDelay":         "max_delay",
 	"MemoryMB":         "memory",
 	"KillTimeout":      "kill_timeout",
+	"NodePool":         "node_pool",
+	"Constraints":      "constraint",
+	"Affinities":       "affinity",
+	"Spreads":          "spread",
+	"SpreadTarget":     "target",
+	"LTarget":          "attribute",
+	"RTarget":          "value",
+	"Operand":          "operator",
+	"MaxParallel":      "max_parallel",
+	"HealthCheck":      "health_check",
+	"MinHealthyTime":   "min_healthy_time",
+	"HealthyDeadline":  "healthy_deadline",
+	"ProgressDeadline": "progress_deadline",
+	"AutoPromote":      "auto_promote",
+	"AutoRevert":       "auto_revert",
 }
 
 // hclName renders a structs field path the way the job file spells it:
@@ -69,8 +91,11 @@ func hclName(job *structs.Job, path string) string {
 	var blocks, attrs []string
 	var tg *structs.TaskGroup
 	var nw *structs.NetworkResource
+	prev := ""
 	for _, seg := range strings.Split(path, ".") {
 		field, idx := splitIndex(seg)
+		parent := prev
+		prev = field
 		switch {
 		case field == "TaskGroups" && idx >= 0 && len(attrs) == 0:
 			tg = nil
@@ -103,7 +128,12 @@ func hclName(job *structs.Job, path string) string {
 			continue
 		}
 		name, known := hclFieldNames[field]
-		if !known {
+		switch {
+		case field == "Value" && parent == "SpreadTarget":
+			// A spread target's value is its block label, not a port's
+			// static value.
+			name = "value"
+		case !known:
 			name = strings.ToLower(field)
 		}
 		if idx >= 0 {

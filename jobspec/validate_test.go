@@ -325,41 +325,49 @@ func TestParseAndValidate_MapsProblemsToSource(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			job, err := ParseAndValidate("case.hcl", []byte(tc.src))
-			if err == nil {
-				t.Fatalf("ParseAndValidate succeeded, want a validation error; job: %s", dump(job))
-			}
-			if job != nil {
-				t.Errorf("ParseAndValidate returned a job along with its error")
-			}
-			var perr *Error
-			if !errors.As(err, &perr) {
-				t.Fatalf("err is %T, want *jobspec.Error: %v", err, err)
-			}
-			var d *Diagnostic
-			for i := range perr.Diagnostics {
-				if perr.Diagnostics[i].Path == tc.path {
-					d = &perr.Diagnostics[i]
-					break
-				}
-			}
-			if d == nil {
-				t.Fatalf("no diagnostic for path %s; got:\n%v", tc.path, err)
-			}
-			if d.Filename != "case.hcl" || d.Line != tc.line || d.Column != tc.col {
-				t.Errorf("position = %s:%d:%d, want case.hcl:%d:%d", d.Filename, d.Line, d.Column, tc.line, tc.col)
-			}
-			if d.Summary != tc.summary {
-				t.Errorf("Summary = %q, want %q", d.Summary, tc.summary)
-			}
-			if !strings.Contains(d.Detail, tc.phrase) {
-				t.Errorf("Detail = %q, want it to mention %q", d.Detail, tc.phrase)
-			}
-			want := fmt.Sprintf("case.hcl:%d:%d: %s: %s (%s)", tc.line, tc.col, tc.summary, d.Detail, tc.path)
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("Error() lacks line %q:\n%s", want, err.Error())
-			}
+			checkValidationDiag(t, tc.src, tc.path, tc.line, tc.col, tc.summary, tc.phrase)
 		})
+	}
+}
+
+// checkValidationDiag runs ParseAndValidate on src and checks that the
+// problem at the structs field path is reported at line:col with the
+// given summary and a detail mentioning phrase.
+func checkValidationDiag(t *testing.T, src, path string, line, col int, summary, phrase string) {
+	t.Helper()
+	job, err := ParseAndValidate("case.hcl", []byte(src))
+	if err == nil {
+		t.Fatalf("ParseAndValidate succeeded, want a validation error; job: %s", dump(job))
+	}
+	if job != nil {
+		t.Errorf("ParseAndValidate returned a job along with its error")
+	}
+	var perr *Error
+	if !errors.As(err, &perr) {
+		t.Fatalf("err is %T, want *jobspec.Error: %v", err, err)
+	}
+	var d *Diagnostic
+	for i := range perr.Diagnostics {
+		if perr.Diagnostics[i].Path == path {
+			d = &perr.Diagnostics[i]
+			break
+		}
+	}
+	if d == nil {
+		t.Fatalf("no diagnostic for path %s; got:\n%v", path, err)
+	}
+	if d.Filename != "case.hcl" || d.Line != line || d.Column != col {
+		t.Errorf("position = %s:%d:%d, want case.hcl:%d:%d", d.Filename, d.Line, d.Column, line, col)
+	}
+	if d.Summary != summary {
+		t.Errorf("Summary = %q, want %q", d.Summary, summary)
+	}
+	if !strings.Contains(d.Detail, phrase) {
+		t.Errorf("Detail = %q, want it to mention %q", d.Detail, phrase)
+	}
+	want := fmt.Sprintf("case.hcl:%d:%d: %s: %s (%s)", line, col, summary, d.Detail, path)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Error() lacks line %q:\n%s", want, err.Error())
 	}
 }
 

@@ -46,29 +46,57 @@ func (c *converter) setInt(attrs hcl.Attributes, name, path string, dst *int) {
 	if attr == nil {
 		return
 	}
+	if n, ok := c.intValue(attr, name); ok {
+		*dst = n
+	}
+}
+
+// intIn reads an optional whole number that must lie in lo..hi, for
+// fields narrower than int (weights, percentages). ok is false when the
+// attribute is absent, null or wrong; out-of-range values are reported
+// here, with the accepted range, rather than wrapped around.
+func (c *converter) intIn(attrs hcl.Attributes, name, path string, lo, hi int) (n int, ok bool) {
+	attr := c.present(attrs, name, path)
+	if attr == nil {
+		return 0, false
+	}
+	n, ok = c.intValue(attr, name)
+	if !ok {
+		return 0, false
+	}
+	if n < lo || n > hi {
+		c.errorf(attr.Expr.Range(), "Number out of range",
+			fmt.Sprintf("%s = %d is out of range; accepted: %d to %d.", name, n, lo, hi))
+		return 0, false
+	}
+	return n, true
+}
+
+// intValue evaluates attr as a whole number that fits an int.
+func (c *converter) intValue(attr *hcl.Attribute, name string) (int, bool) {
 	v, ok := c.staticValue(attr.Expr, name)
 	if !ok {
-		return
+		return 0, false
 	}
 	r := attr.Expr.Range()
 	n, err := convert.Convert(v, cty.Number)
 	if err != nil || n.IsNull() {
 		c.errorf(r, "Incorrect attribute value type",
 			fmt.Sprintf("%s must be a whole number, e.g. %s = 3; got %s.", name, name, describe(v)))
-		return
+		return 0, false
 	}
 	bf := n.AsBigFloat()
 	if !bf.IsInt() {
 		c.errorf(r, "Incorrect attribute value type",
 			fmt.Sprintf("%s must be a whole number; got %s.", name, describe(n)))
-		return
+		return 0, false
 	}
 	i, acc := bf.Int64()
 	if acc != big.Exact || int64(int(i)) != i {
 		c.errorf(r, "Number out of range", fmt.Sprintf("%s = %s is too large.", name, bf.Text('g', -1)))
-		return
+		return 0, false
 	}
-	*dst = int(i)
+	return int(i), true
 }
 
 func (c *converter) setBool(attrs hcl.Attributes, name, path string, dst *bool) {

@@ -51,6 +51,36 @@ func (u *UpdateStrategy) Copy() *UpdateStrategy {
 	return &n
 }
 
+// inherit fills the fields u leaves unset (zero) from the job-level
+// strategy, so a group's update block overrides the job's field by field.
+// A boolean can only be inherited as true: a group cannot switch off
+// auto_revert or auto_promote that the job sets.
+func (u *UpdateStrategy) inherit(job *UpdateStrategy) {
+	if u.Stagger == 0 {
+		u.Stagger = job.Stagger
+	}
+	if u.MaxParallel == 0 {
+		u.MaxParallel = job.MaxParallel
+	}
+	if u.HealthCheck == "" {
+		u.HealthCheck = job.HealthCheck
+	}
+	if u.MinHealthyTime == 0 {
+		u.MinHealthyTime = job.MinHealthyTime
+	}
+	if u.HealthyDeadline == 0 {
+		u.HealthyDeadline = job.HealthyDeadline
+	}
+	if u.ProgressDeadline == 0 {
+		u.ProgressDeadline = job.ProgressDeadline
+	}
+	if u.Canary == 0 {
+		u.Canary = job.Canary
+	}
+	u.AutoPromote = u.AutoPromote || job.AutoPromote
+	u.AutoRevert = u.AutoRevert || job.AutoRevert
+}
+
 // Canonicalize fills unset fields with defaults.
 func (u *UpdateStrategy) Canonicalize() {
 	if u.MaxParallel == 0 {

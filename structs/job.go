@@ -224,6 +224,11 @@ func (j *Job) Canonicalize() {
 	if j.NodePool == "" {
 		j.NodePool = DefaultNodePool
 	}
+	for _, sp := range j.Spreads {
+		if sp != nil && sp.Weight == 0 {
+			sp.Weight = 50
+		}
+	}
 	for _, tg := range j.TaskGroups {
 		if tg == nil {
 			continue
@@ -232,6 +237,8 @@ func (j *Job) Canonicalize() {
 		// fields get defaults. System jobs update all at once.
 		if tg.Update == nil && j.Update != nil {
 			tg.Update = j.Update.Copy()
+		} else if tg.Update != nil && j.Update != nil {
+			tg.Update.inherit(j.Update)
 		}
 		if tg.Update != nil {
 			if j.Type == JobTypeSystem || j.Type == JobTypeBatch {

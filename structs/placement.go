@@ -94,14 +94,8 @@ func (c *Constraint) validate(p *problems, path string) {
 		p.add(path+".LTarget", "must name an attribute, e.g. \"${meta.rack}\"")
 	}
 	switch c.Operand {
-	case ConstraintRegex:
-		if _, err := regexp.Compile(c.RTarget); err != nil {
-			p.add(path+".RTarget", "invalid regular expression: %v", err)
-		}
-	case ConstraintVersion:
-		if _, err := ParseVersionConstraint(c.RTarget); err != nil {
-			p.add(path+".RTarget", "%v", err)
-		}
+	case ConstraintRegex, ConstraintVersion:
+		validateMatchValue(p, path+".RTarget", c.Operand, c.RTarget)
 	case ConstraintLess, ConstraintLessEqual, ConstraintGreater, ConstraintGreaterEqual:
 		if c.RTarget == "" {
 			p.add(path+".RTarget", "must be set")
@@ -148,9 +142,26 @@ func (a *Affinity) validate(p *problems, path string) {
 	if a.Weight == 0 || a.Weight < -100 || a.Weight > 100 {
 		p.add(path+".Weight", "%d is not allowed; accepted: -100 to 100, not 0", a.Weight)
 	}
-	if a.Operand == ConstraintRegex {
-		if _, err := regexp.Compile(a.RTarget); err != nil {
-			p.add(path+".RTarget", "invalid regular expression: %v", err)
+	if a.Operand == ConstraintRegex || a.Operand == ConstraintVersion {
+		validateMatchValue(p, path+".RTarget", a.Operand, a.RTarget)
+	}
+}
+
+// validateMatchValue checks a regexp or version constraint's value. A
+// value that refers to a node attribute ("${meta.min_version}") is only
+// known on the node, so it is checked there.
+func validateMatchValue(p *problems, path, operand, value string) {
+	if strings.Contains(value, "${") {
+		return
+	}
+	switch operand {
+	case ConstraintRegex:
+		if _, err := regexp.Compile(value); err != nil {
+			p.add(path, "invalid regular expression: %v", err)
+		}
+	case ConstraintVersion:
+		if _, err := ParseVersionConstraint(value); err != nil {
+			p.add(path, "%v", err)
 		}
 	}
 }
@@ -178,6 +189,9 @@ func (s *Spread) Copy() *Spread {
 		return nil
 	}
 	n := *s
+	if s.SpreadTarget == nil {
+		return &n
+	}
 	n.SpreadTarget = make([]*SpreadTarget, len(s.SpreadTarget))
 	for i, t := range s.SpreadTarget {
 		tc := *t

@@ -100,6 +100,9 @@ type PlanResult struct {
 // FullCommit reports whether everything in plan was committed, and
 // counts what was expected and what was committed.
 func (r *PlanResult) FullCommit(plan *Plan) (bool, int, int) {
+	if r == nil {
+		return false, 0, 0
+	}
 	expected, actual := 0, 0
 	for node, allocs := range plan.NodeAllocation {
 		expected += len(allocs)

@@ -98,6 +98,9 @@ func (j *Job) Validate() error {
 	if j.Type == JobTypeSystem && len(j.Spreads) > 0 {
 		p.add("Spreads", "system jobs run on every node; spread does not apply")
 	}
+	if j.NodePool != "" && !validPoolName(j.NodePool) {
+		p.add("NodePool", "%q is not a valid node pool name; use letters, digits, '-', '_' and '.', at most 128 characters", j.NodePool)
+	}
 	if j.Priority < MinJobPriority || j.Priority > MaxJobPriority {
 		p.add("Priority", "%d is out of range; accepted: %d to %d", j.Priority, MinJobPriority, MaxJobPriority)
 	}
@@ -134,6 +137,9 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string) {
 		p.add(path+".Count", "%d is negative; use 0 or more", tg.Count)
 	}
 	validatePlacement(p, path+".", tg.Constraints, tg.Affinities, tg.Spreads)
+	if jobType == JobTypeSystem && len(tg.Spreads) > 0 {
+		p.add(path+".Spreads", "system jobs run on every node; spread does not apply")
+	}
 	if tg.Update != nil {
 		tg.Update.validate(p, path+".Update")
 		if tg.Update.Canary > tg.Count && tg.Count > 0 {
@@ -330,4 +336,19 @@ func validatePlacement(p *problems, prefix string, cs []*Constraint, as []*Affin
 		}
 		s.validate(p, path)
 	}
+}
+
+// validPoolName reports whether name can name a node pool.
+func validPoolName(name string) bool {
+	if len(name) > 128 {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
