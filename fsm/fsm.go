@@ -110,6 +110,22 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		return f.applyPlanResults(buf, l.Index)
 	case structs.AllocClientUpdateRequestType:
 		return f.applyAllocClientUpdate(buf, l.Index)
+	case structs.DeploymentStatusUpdateRequestType:
+		return f.applyDeploymentStatusUpdate(buf, l.Index)
+	case structs.DeploymentPromoteRequestType:
+		return f.applyDeploymentPromote(buf, l.Index)
+	case structs.DeploymentAllocHealthRequestType:
+		return f.applyDeploymentAllocHealth(buf, l.Index)
+	case structs.NodeUpdateDrainRequestType:
+		return f.applyNodeUpdateDrain(buf, l.Index)
+	case structs.NodeUpdateEligibilityRequestType:
+		return f.applyNodeUpdateEligibility(buf, l.Index)
+	case structs.AllocUpdateDesiredTransitionRequestType:
+		return f.applyAllocDesiredTransition(buf, l.Index)
+	case structs.JobStabilityRequestType:
+		return f.applyJobStability(buf, l.Index)
+	case structs.SchedulerConfigRequestType:
+		return f.applySchedulerConfig(buf, l.Index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))

@@ -253,6 +253,13 @@ func populate(h *harness) {
 	done.Status = structs.EvalStatusComplete
 	h.mustApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{done}})
 	h.mustApply(structs.NodeUpdateStatusRequestType, &structs.NodeUpdateStatusRequest{NodeID: node2.ID, Status: structs.NodeStatusDown, UpdatedAt: 6})
+
+	dep := &structs.Deployment{ID: structs.GenerateUUID(), JobID: v2.ID, JobVersion: 1, Status: structs.DeploymentStatusRunning,
+		TaskGroups: map[string]*structs.DeploymentState{"web": {DesiredTotal: 4, DesiredCanaries: 1}}}
+	h.mustApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: v2, Deployment: dep, UpdatedAt: 7})
+	h.mustApply(structs.DeploymentPromoteRequestType, &structs.DeploymentPromoteRequest{DeploymentID: dep.ID, All: true, UpdatedAt: 8})
+	h.mustApply(structs.SchedulerConfigRequestType, &structs.SchedulerSetConfigRequest{Config: structs.SchedulerConfiguration{
+		PreemptionConfig: structs.PreemptionConfig{SystemSchedulerEnabled: true, ServiceSchedulerEnabled: true}}})
 }
 
 // tableDump reads every table of a store, for comparison.
@@ -267,7 +274,11 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	allocs, _ := s.Allocs(nil)
 	evals, _ := s.Evals(nil)
 	indexes, _ := s.Indexes()
+	deployments, _ := s.Deployments(nil)
+	confs, _ := s.SchedulerConfigs()
 	return map[string]interface{}{
+		state.TableDeployment: deployments,
+		state.TableSchedConf:  confs,
 		state.TableIndex:      indexes,
 		state.TableJobs:       jobs,
 		state.TableJobVersion: versions,

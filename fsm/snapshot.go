@@ -26,6 +26,8 @@ const (
 	NodeSnapshot       SnapshotType = 3
 	AllocSnapshot      SnapshotType = 4
 	EvalSnapshot       SnapshotType = 5
+	DeploymentSnapshot SnapshotType = 6
+	SchedConfSnapshot  SnapshotType = 7
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -130,6 +132,24 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 			return err
 		}
 	}
+	deployments, err := s.snap.Deployments(nil)
+	if err != nil {
+		return err
+	}
+	for _, d := range deployments {
+		if err := write(DeploymentSnapshot, d); err != nil {
+			return err
+		}
+	}
+	confs, err := s.snap.SchedulerConfigs()
+	if err != nil {
+		return err
+	}
+	for _, c := range confs {
+		if err := write(SchedConfSnapshot, c); err != nil {
+			return err
+		}
+	}
 	return bw.Flush()
 }
 
@@ -219,6 +239,18 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 			return fmt.Errorf("restore eval: %w", err)
 		}
 		return r.EvalRestore(e)
+	case DeploymentSnapshot:
+		d := new(structs.Deployment)
+		if err := dec.Decode(d); err != nil {
+			return fmt.Errorf("restore deployment: %w", err)
+		}
+		return r.DeploymentRestore(d)
+	case SchedConfSnapshot:
+		c := new(structs.SchedulerConfiguration)
+		if err := dec.Decode(c); err != nil {
+			return fmt.Errorf("restore scheduler config: %w", err)
+		}
+		return r.SchedulerConfigRestore(c)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"sort"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -16,7 +17,20 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 	defer txn.Abort()
 	jobs := make(map[string]struct{})
 
-	for _, stop := range req.AllocsStopped {
+	// The deployment first: placements below count against it.
+	if req.Deployment != nil {
+		if err := upsertDeploymentTxn(txn, index, req.Deployment); err != nil {
+			return err
+		}
+	}
+	for _, u := range req.DeploymentUpdates {
+		if err := updateDeploymentStatusTxn(txn, index, u, req.UpdatedAt, ""); err != nil {
+			return err
+		}
+	}
+
+	stops := append(append([]*structs.Allocation(nil), req.AllocsStopped...), req.AllocsPreempted...)
+	for _, stop := range stops {
 		raw, err := txn.First(TableAllocs, "id", stop.ID)
 		if err != nil {
 			return fmt.Errorf("alloc lookup: %w", err)
@@ -30,6 +44,9 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 		a.DesiredDescription = stop.DesiredDescription
 		if stop.ClientStatus != "" {
 			a.ClientStatus = stop.ClientStatus
+		}
+		if stop.PreemptedByAllocation != "" {
+			a.PreemptedByAllocation = stop.PreemptedByAllocation
 		}
 		a.ModifyIndex, a.AllocModifyIndex = index, index
 		a.ModifyTime = req.UpdatedAt
@@ -56,11 +73,29 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 			a.ClientStatus = existing.ClientStatus
 			a.ClientDescription = existing.ClientDescription
 			a.TaskStates = existing.TaskStates
+			if a.DeploymentStatus == nil {
+				a.DeploymentStatus = existing.DeploymentStatus
+			}
+			if a.DeploymentID != "" && a.DeploymentID != existing.DeploymentID {
+				// Moved into a new deployment by an in-place update: it
+				// counts as placed there, and as healthy if marked so.
+				if err := countPlacementTxn(txn, index, a, req.UpdatedAt); err != nil {
+					return err
+				}
+				fresh := existing.Copy()
+				fresh.DeploymentStatus = nil
+				if err := countHealthTxn(txn, index, fresh, a, req.UpdatedAt); err != nil {
+					return err
+				}
+			}
 		} else {
 			a.CreateIndex = index
 			a.CreateTime = req.UpdatedAt
 			if a.ClientStatus == "" {
 				a.ClientStatus = structs.AllocClientStatusPending
+			}
+			if err := countPlacementTxn(txn, index, a, req.UpdatedAt); err != nil {
+				return err
 			}
 		}
 		a.ModifyIndex, a.AllocModifyIndex = index, index
@@ -125,13 +160,20 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		if raw == nil {
 			continue
 		}
-		a := raw.(*structs.Allocation).Copy()
+		old := raw.(*structs.Allocation)
+		a := old.Copy()
 		// A lost allocation stays lost: the server already replaced it.
 		if a.ClientStatus != structs.AllocClientStatusLost || update.ClientStatus == structs.AllocClientStatusComplete {
 			a.ClientStatus = update.ClientStatus
 		}
 		a.ClientDescription = update.ClientDescription
 		a.TaskStates = update.TaskStates
+		if update.DeploymentStatus != nil && a.DeploymentID != "" {
+			a.DeploymentStatus = update.DeploymentStatus.Copy()
+			if err := countHealthTxn(txn, index, old, a, updatedAt); err != nil {
+				return err
+			}
+		}
 		a.ModifyIndex = index
 		a.ModifyTime = updatedAt
 		if update.FollowupEvalID != "" {
@@ -187,4 +229,104 @@ func (s *StateStore) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.
 // Allocs returns every allocation.
 func (s *StateStore) Allocs(ws memdb.WatchSet) ([]*structs.Allocation, error) {
 	return collect[*structs.Allocation](s.db.Txn(false), ws, TableAllocs, "id")
+}
+
+// UpdateAllocsDesiredTransitions marks allocations for migration (drain)
+// and writes the evaluations that will move them.
+func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions map[string]*structs.DesiredTransition, evals []*structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	ids := make([]string, 0, len(transitions))
+	for id := range transitions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		raw, err := txn.First(TableAllocs, "id", id)
+		if err != nil {
+			return fmt.Errorf("alloc lookup: %w", err)
+		}
+		if raw == nil {
+			continue
+		}
+		a := raw.(*structs.Allocation).Copy()
+		a.DesiredTransition = *transitions[id]
+		a.ModifyIndex = index
+		a.AllocModifyIndex = index
+		if err := txn.Insert(TableAllocs, a); err != nil {
+			return fmt.Errorf("update alloc: %w", err)
+		}
+	}
+	if err := setIndex(txn, index, TableAllocs); err != nil {
+		return err
+	}
+	if err := upsertEvalsTxn(txn, index, evals); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// countPlacementTxn counts a new allocation against its deployment.
+func countPlacementTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, at int64) error {
+	if a.DeploymentID == "" {
+		return nil
+	}
+	d, err := deploymentTxn(txn, a.DeploymentID)
+	if err != nil || d == nil {
+		return err
+	}
+	tg := d.TaskGroups[a.TaskGroup]
+	if tg == nil {
+		return nil
+	}
+	tg.PlacedAllocs++
+	if a.DeploymentStatus.IsCanary() {
+		tg.PlacedCanaries = append(tg.PlacedCanaries, a.ID)
+	}
+	return upsertDeploymentTxn(txn, index, d)
+}
+
+// countHealthTxn records a change of an allocation's deployment health:
+// the deployment's counts move, and a healthy allocation is progress,
+// which pushes the progress deadline out.
+func countHealthTxn(txn *memdb.Txn, index uint64, old, updated *structs.Allocation, at int64) error {
+	if updated.DeploymentID == "" || updated.DeploymentStatus == nil || updated.DeploymentStatus.Healthy == nil {
+		return nil
+	}
+	if old.DeploymentStatus != nil && old.DeploymentStatus.Healthy != nil && *old.DeploymentStatus.Healthy == *updated.DeploymentStatus.Healthy {
+		return nil
+	}
+	d, err := deploymentTxn(txn, updated.DeploymentID)
+	if err != nil || d == nil {
+		return err
+	}
+	tg := d.TaskGroups[updated.TaskGroup]
+	if tg == nil {
+		return nil
+	}
+	if old.DeploymentStatus.IsHealthy() {
+		tg.HealthyAllocs--
+	}
+	if old.DeploymentStatus.IsUnhealthy() {
+		tg.UnhealthyAllocs--
+	}
+	if *updated.DeploymentStatus.Healthy {
+		tg.HealthyAllocs++
+		if tg.ProgressDeadline > 0 {
+			tg.RequireProgressBy = at + int64(tg.ProgressDeadline)
+		}
+		d.AddEvent(at, fmt.Sprintf("allocation %s (%s) healthy: %d/%d in group %q", short(updated.ID), updated.Name, tg.HealthyAllocs, tg.DesiredTotal, updated.TaskGroup))
+	} else {
+		tg.UnhealthyAllocs++
+		d.AddEvent(at, fmt.Sprintf("allocation %s (%s) unhealthy in group %q", short(updated.ID), updated.Name, updated.TaskGroup))
+	}
+	return upsertDeploymentTxn(txn, index, d)
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
 }

@@ -251,3 +251,43 @@ func refreshJobStatusTxn(txn *memdb.Txn, index uint64, jobIDs map[string]struct{
 	}
 	return nil
 }
+
+// setJobStabilityTxn marks one version of a job stable (or not), in the
+// versions table and, for the current version, the jobs table.
+func setJobStabilityTxn(txn *memdb.Txn, index uint64, jobID string, version uint64, stable bool) error {
+	raw, err := txn.First(TableJobVersion, "id", jobID, version)
+	if err != nil {
+		return fmt.Errorf("job version lookup: %w", err)
+	}
+	if raw != nil {
+		v := raw.(*structs.Job).Copy()
+		v.Stable = stable
+		if err := txn.Insert(TableJobVersion, v); err != nil {
+			return fmt.Errorf("update job version: %w", err)
+		}
+	}
+	raw, err = txn.First(TableJobs, "id", jobID)
+	if err != nil {
+		return fmt.Errorf("job lookup: %w", err)
+	}
+	if raw != nil && raw.(*structs.Job).Version == version {
+		j := raw.(*structs.Job).Copy()
+		j.Stable = stable
+		j.ModifyIndex = index
+		if err := txn.Insert(TableJobs, j); err != nil {
+			return fmt.Errorf("update job: %w", err)
+		}
+	}
+	return setIndex(txn, index, TableJobs, TableJobVersion)
+}
+
+// UpdateJobStability marks a job version stable or not.
+func (s *StateStore) UpdateJobStability(index uint64, jobID string, version uint64, stable bool) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if err := setJobStabilityTxn(txn, index, jobID, version, stable); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}

@@ -121,3 +121,67 @@ func (s *StateStore) NodesByIDPrefix(ws memdb.WatchSet, prefix string) ([]*struc
 func (s *StateStore) Nodes(ws memdb.WatchSet) ([]*structs.Node, error) {
 	return collect[*structs.Node](s.db.Txn(false), ws, TableNodes, "id")
 }
+
+// UpdateNodeDrain starts a drain (strategy set; the node becomes
+// ineligible) or ends one (strategy nil; markEligible makes it eligible
+// again).
+func (s *StateStore) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool, updatedAt int64) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableNodes, "id", nodeID)
+	if err != nil {
+		return fmt.Errorf("node lookup: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
+	}
+	n := raw.(*structs.Node).Copy()
+	n.DrainStrategy = strategy.Copy()
+	switch {
+	case strategy != nil:
+		n.SchedulingEligibility = structs.NodeSchedulingIneligible
+	case markEligible:
+		n.SchedulingEligibility = structs.NodeSchedulingEligible
+	}
+	n.ModifyIndex = index
+	if err := txn.Insert(TableNodes, n); err != nil {
+		return fmt.Errorf("update node: %w", err)
+	}
+	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// UpdateNodeEligibility sets a node's scheduling eligibility. A draining
+// node cannot be made eligible. evals are written in the same
+// transaction.
+func (s *StateStore) UpdateNodeEligibility(index uint64, nodeID, eligibility string, evals []*structs.Evaluation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(TableNodes, "id", nodeID)
+	if err != nil {
+		return fmt.Errorf("node lookup: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
+	}
+	n := raw.(*structs.Node).Copy()
+	if n.DrainStrategy != nil && eligibility == structs.NodeSchedulingEligible {
+		return structs.NewError(structs.CodeConflict, fmt.Sprintf("node %s is draining; stop the drain to make it eligible", nodeID))
+	}
+	n.SchedulingEligibility = eligibility
+	n.ModifyIndex = index
+	if err := txn.Insert(TableNodes, n); err != nil {
+		return fmt.Errorf("update node: %w", err)
+	}
+	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	if err := upsertEvalsTxn(txn, index, evals); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}

@@ -59,3 +59,11 @@ func (s *StateStore) JobVersions(ws memdb.WatchSet) ([]*structs.Job, error) {
 func (s *StateStore) IndexEntries() ([]*IndexEntry, error) {
 	return collect[*IndexEntry](s.db.Txn(false), nil, TableIndex, "id")
 }
+
+// DeploymentRestore loads one deployment.
+func (r *Restore) DeploymentRestore(d *structs.Deployment) error { return r.insert(TableDeployment, d) }
+
+// SchedulerConfigRestore loads the scheduler configuration.
+func (r *Restore) SchedulerConfigRestore(c *structs.SchedulerConfiguration) error {
+	return r.insert(TableSchedConf, c)
+}

@@ -14,10 +14,12 @@ const (
 	TableNodes      = "nodes"
 	TableAllocs     = "allocs"
 	TableEvals      = "evals"
+	TableDeployment = "deployment"
+	TableSchedConf  = "scheduler_config"
 )
 
 // Tables lists every table, in the order snapshots write them.
-var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals}
+var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf}
 
 // IndexEntry records the Raft index at which a table last changed.
 type IndexEntry struct {
@@ -68,6 +70,19 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+			},
+		},
+		TableDeployment: {
+			Name: TableDeployment,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+			},
+		},
+		TableSchedConf: {
+			Name: TableSchedConf,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.ConditionalIndex{Conditional: func(interface{}) (bool, error) { return true, nil }}},
 			},
 		},
 	}}
