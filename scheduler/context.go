@@ -18,10 +18,24 @@ type EvalContext struct {
 	logger  hclog.Logger
 	rng     *rand.Rand
 	metrics *structs.AllocMetric
+	matcher *matcher
 
 	// nodeAllocs caches each node's non-terminal allocations in the
 	// state snapshot; the plan's changes are layered on top per call.
 	nodeAllocs map[string][]*structs.Allocation
+	// nodes caches nodes read by ID.
+	nodes map[string]*structs.Node
+
+	// counts tracks, per scope ("" for the job, else a group name) and
+	// attribute, how many of the job's allocations run per attribute
+	// value, including the plan's placements. Spread and
+	// distinct_property read it; placements update it in O(1), so their
+	// cost stays linear in the number of placements.
+	counts map[countKey]map[string]int
+}
+
+type countKey struct {
+	scope, attribute string
 }
 
 // NewEvalContext returns a context for one scheduler run.
@@ -32,7 +46,10 @@ func NewEvalContext(state State, plan *structs.Plan, logger hclog.Logger, rng *r
 		logger:     logger,
 		rng:        rng,
 		metrics:    new(structs.AllocMetric),
+		matcher:    newMatcher(),
 		nodeAllocs: make(map[string][]*structs.Allocation),
+		nodes:      make(map[string]*structs.Node),
+		counts:     make(map[countKey]map[string]int),
 	}
 }
 
@@ -43,8 +60,8 @@ func (c *EvalContext) Metrics() *structs.AllocMetric { return c.metrics }
 func (c *EvalContext) ResetMetrics() { c.metrics = new(structs.AllocMetric) }
 
 // ProposedAllocs returns what would run on the node if the plan so far
-// committed: the node's live allocations, less those the plan stops or
-// updates, plus the plan's placements on it.
+// committed: the node's live allocations, less those the plan stops,
+// evicts or updates, plus the plan's placements on it.
 func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, error) {
 	existing, ok := c.nodeAllocs[nodeID]
 	if !ok {
@@ -59,5 +76,92 @@ func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, erro
 		}
 		c.nodeAllocs[nodeID] = existing
 	}
-	return structs.ProposedAllocs(existing, c.plan.NodeUpdate[nodeID], c.plan.NodeAllocation[nodeID]), nil
+	stopped := c.plan.NodeUpdate[nodeID]
+	if pre := c.plan.NodePreemptions[nodeID]; len(pre) > 0 {
+		stopped = append(append([]*structs.Allocation(nil), stopped...), pre...)
+	}
+	return structs.ProposedAllocs(existing, stopped, c.plan.NodeAllocation[nodeID]), nil
+}
+
+// node returns a node by ID, cached.
+func (c *EvalContext) node(id string) *structs.Node {
+	if n, ok := c.nodes[id]; ok {
+		return n
+	}
+	n, err := c.state.NodeByID(nil, id)
+	if err != nil {
+		n = nil
+	}
+	c.nodes[id] = n
+	return n
+}
+
+// valueCounts returns how many of the job's live allocations (of group
+// scope, or all groups for scope "") run per value of attribute. The
+// first call for a key reads the job's allocations; later placements
+// are added by notePlacement.
+func (c *EvalContext) valueCounts(job *structs.Job, scope, attribute string) map[string]int {
+	key := countKey{scope, attribute}
+	if m, ok := c.counts[key]; ok {
+		return m
+	}
+	m := make(map[string]int)
+	c.counts[key] = m
+	allocs, err := c.state.AllocsByJob(nil, job.ID)
+	if err != nil {
+		return m
+	}
+	gone := make(map[string]bool)
+	for _, list := range c.plan.NodeUpdate {
+		for _, a := range list {
+			gone[a.ID] = true
+		}
+	}
+	for _, list := range c.plan.NodePreemptions {
+		for _, a := range list {
+			gone[a.ID] = true
+		}
+	}
+	count := func(a *structs.Allocation) {
+		if scope != "" && a.TaskGroup != scope {
+			return
+		}
+		n := c.node(a.NodeID)
+		if n == nil {
+			return
+		}
+		if v, ok := resolveTarget(attribute, n); ok {
+			m[v]++
+		}
+	}
+	known := make(map[string]bool, len(allocs))
+	for _, a := range allocs {
+		known[a.ID] = true
+		if !a.TerminalStatus() && !gone[a.ID] {
+			count(a)
+		}
+	}
+	// New placements already in the plan (in-place updates are existing
+	// allocations, counted above).
+	for _, list := range c.plan.NodeAllocation {
+		for _, a := range list {
+			if a.JobID == job.ID && !known[a.ID] && !a.TerminalStatus() {
+				count(a)
+			}
+		}
+	}
+	return m
+}
+
+// notePlacement updates the tracked counts with a new placement of
+// group tg on node.
+func (c *EvalContext) notePlacement(tg string, node *structs.Node) {
+	for key, m := range c.counts {
+		if key.scope != "" && key.scope != tg {
+			continue
+		}
+		if v, ok := resolveTarget(key.attribute, node); ok {
+			m[v]++
+		}
+	}
 }

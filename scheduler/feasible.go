@@ -90,32 +90,93 @@ func (c *DriverChecker) Feasible(node *structs.Node) (bool, string) {
 	return true, ""
 }
 
+// ConstraintChecker requires a node to meet every node constraint of
+// the job, the group and its tasks (distinct_hosts and
+// distinct_property are plan-dependent and checked after ranking).
+type ConstraintChecker struct {
+	ctx         *EvalContext
+	constraints []*structs.Constraint
+}
+
+// SetConstraints sets the constraints to check.
+func (c *ConstraintChecker) SetConstraints(cs []*structs.Constraint) {
+	c.constraints = c.constraints[:0]
+	for _, con := range cs {
+		if con.Operand == structs.ConstraintDistinctHosts || con.Operand == structs.ConstraintDistinctProperty {
+			continue
+		}
+		c.constraints = append(c.constraints, con)
+	}
+}
+
+// Feasible implements FeasibilityChecker; the reason names the
+// constraint, e.g. `${meta.rack} = r9`.
+func (c *ConstraintChecker) Feasible(node *structs.Node) (bool, string) {
+	for _, con := range c.constraints {
+		if !c.ctx.matcher.meets(con.Operand, con.LTarget, con.RTarget, node) {
+			return false, con.String()
+		}
+	}
+	return true, ""
+}
+
+// feasibility is a cached check result.
+type feasibility struct {
+	ok     bool
+	reason string
+}
+
 // FeasibilityWrapper filters a source through checkers, recording every
-// node a checker rejects (and why) in the placement metrics.
+// node a checker rejects (and why) in the placement metrics. A node's
+// result only depends on the node and the group, so it is cached for
+// the evaluation: after the first pass over the nodes, each placement
+// costs a map lookup per node instead of evaluating constraints again.
 type FeasibilityWrapper struct {
 	ctx      *EvalContext
 	source   FeasibleIterator
 	checkers []FeasibilityChecker
+	// cache is the results for the current group, by node ID.
+	cache  map[string]feasibility
+	caches map[string]map[string]feasibility
 }
 
 // NewFeasibilityWrapper returns a filter over source.
 func NewFeasibilityWrapper(ctx *EvalContext, source FeasibleIterator, checkers ...FeasibilityChecker) *FeasibilityWrapper {
-	return &FeasibilityWrapper{ctx: ctx, source: source, checkers: checkers}
+	return &FeasibilityWrapper{ctx: ctx, source: source, checkers: checkers, caches: make(map[string]map[string]feasibility)}
+}
+
+// SetTaskGroup selects the cache of the group being placed; the caller
+// has set the checkers up for it.
+func (w *FeasibilityWrapper) SetTaskGroup(name string) {
+	c, ok := w.caches[name]
+	if !ok {
+		c = make(map[string]feasibility)
+		w.caches[name] = c
+	}
+	w.cache = c
 }
 
 // Next returns the next feasible node, or nil.
 func (w *FeasibilityWrapper) Next() *structs.Node {
-OUTER:
 	for {
 		n := w.source.Next()
 		if n == nil {
 			return nil
 		}
-		for _, c := range w.checkers {
-			if ok, reason := c.Feasible(n); !ok {
-				w.ctx.metrics.FilterNode(n, reason)
-				continue OUTER
+		res, ok := w.cache[n.ID]
+		if !ok {
+			res = feasibility{ok: true}
+			for _, c := range w.checkers {
+				if fine, reason := c.Feasible(n); !fine {
+					res = feasibility{reason: reason}
+					break
+				}
 			}
+			w.cache[n.ID] = res
+		}
+		if !res.ok {
+			w.ctx.metrics.FilterNode(n, res.reason)
+			continue
 		}
 		return n
 	}

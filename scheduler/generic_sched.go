@@ -37,6 +37,9 @@ type GenericScheduler struct {
 	// last attempt.
 	failedTGAllocs map[string]*structs.AllocMetric
 	queued         map[string]int
+	// preemptedJobs are jobs some of whose allocations the last plan
+	// evicted; they get evaluations to place them elsewhere.
+	preemptedJobs map[string]*structs.Job
 }
 
 // NewServiceScheduler returns a scheduler for service jobs.
@@ -63,29 +66,33 @@ func (s *GenericScheduler) Process(eval *structs.Evaluation) error {
 	if s.batch {
 		limit = maxBatchScheduleAttempts
 	}
+	return runAttempts(s.cfg, s.planner, eval, limit, s.process, s.finish)
+}
 
+// runAttempts runs process until it reports done, up to limit times,
+// then finish; after limit partial commits it fails the evaluation with
+// a delayed follow-up, so a busy cluster does not lose the work.
+func runAttempts(cfg Config, planner Planner, eval *structs.Evaluation, limit int, process func() (bool, error), finish func() error) error {
 	var lastErr error
 	for attempt := 0; attempt < limit; attempt++ {
-		done, err := s.process()
+		done, err := process()
 		if err != nil {
 			return err
 		}
 		if done {
-			return s.finish()
+			return finish()
 		}
 		lastErr = fmt.Errorf("plan partially committed after %d attempts", attempt+1)
 	}
-	// Out of attempts: fail this evaluation and retry later with a fresh
-	// one, so a busy cluster does not lose the work.
-	follow := eval.CreateFailedFollowUpEval(s.cfg.Now(), failedEvalRetryWait)
-	if err := s.planner.CreateEval(follow); err != nil {
+	follow := eval.CreateFailedFollowUpEval(cfg.Now(), failedEvalRetryWait)
+	if err := planner.CreateEval(follow); err != nil {
 		return err
 	}
 	failed := eval.Copy()
 	failed.Status = structs.EvalStatusFailed
 	failed.StatusDescription = fmt.Sprintf("maximum attempts reached (%d): %v", limit, lastErr)
 	failed.NextEval = follow.ID
-	return s.planner.UpdateEval(failed)
+	return planner.UpdateEval(failed)
 }
 
 // process makes one planning attempt. It returns done=false when the
@@ -106,15 +113,35 @@ func (s *GenericScheduler) process() (bool, error) {
 	s.ctx = NewEvalContext(s.state, s.plan, s.cfg.Logger, s.rng)
 	s.failedTGAllocs = nil
 	s.queued = make(map[string]int)
+	s.preemptedJobs = make(map[string]*structs.Job)
 
 	result, err := s.reconcile()
 	if err != nil {
 		return false, err
 	}
+	s.plan.DeploymentUpdates = result.deploymentUpdates
+	if result.createDeployment {
+		s.plan.Deployment = result.deployment
+	}
+	// Placements join the current version's deployment while it runs.
+	var deploymentID string
+	if d := result.deployment; d != nil && d.Active() {
+		deploymentID = d.ID
+	}
 	for _, st := range result.stop {
 		s.plan.AppendStoppedAlloc(st.alloc, st.desc, st.clientStatus)
 	}
 	for _, a := range result.inplace {
+		if tg := job.LookupTaskGroup(a.TaskGroup); deploymentID != "" && tg != nil && tg.Update.Rolling() && a.DeploymentID != deploymentID {
+			// Already running: it counts as healthy in the new deployment.
+			a.DeploymentID = deploymentID
+			if a.ClientStatus == structs.AllocClientStatusRunning {
+				healthy := true
+				a.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy, Timestamp: s.cfg.Now().UnixNano()}
+			} else {
+				a.DeploymentStatus = nil
+			}
+		}
 		s.plan.AppendAlloc(a)
 	}
 	for _, e := range result.followups {
@@ -126,11 +153,12 @@ func (s *GenericScheduler) process() (bool, error) {
 		a.Job = nil
 		s.plan.AppendAlloc(a)
 	}
-	if err := s.computePlacements(result.place); err != nil {
+	if err := s.computePlacements(result.place, deploymentID); err != nil {
 		return false, err
 	}
+	s.plan.Annotations = s.annotations(result.counts)
 
-	if s.plan.IsNoOp() {
+	if s.plan.IsNoOp() && !s.cfg.Annotate {
 		return true, nil
 	}
 	planResult, newState, err := s.planner.SubmitPlan(s.plan)
@@ -148,46 +176,90 @@ func (s *GenericScheduler) process() (bool, error) {
 	return true, nil
 }
 
+// annotations records, per group, what the plan does.
+func (s *GenericScheduler) annotations(counts map[string]*structs.DesiredUpdates) *structs.PlanAnnotations {
+	return planAnnotations(s.plan, counts)
+}
+
+// planAnnotations adds the plan's preemptions to the per-group counts.
+func planAnnotations(plan *structs.Plan, counts map[string]*structs.DesiredUpdates) *structs.PlanAnnotations {
+	a := &structs.PlanAnnotations{DesiredTGUpdates: counts}
+	for _, list := range plan.NodeAllocation {
+		for _, placed := range list {
+			if n := len(placed.PreemptedAllocations); n > 0 {
+				if u := counts[placed.TaskGroup]; u != nil {
+					u.Preemptions += n
+				}
+			}
+		}
+	}
+	for _, list := range plan.NodePreemptions {
+		for _, p := range list {
+			a.PreemptedAllocs = append(a.PreemptedAllocs, p.Stub())
+		}
+	}
+	sort.Slice(a.PreemptedAllocs, func(i, j int) bool { return a.PreemptedAllocs[i].ID < a.PreemptedAllocs[j].ID })
+	return a
+}
+
 // reconcile compares the job with its allocations.
 func (s *GenericScheduler) reconcile() (*reconcileResult, error) {
 	allocs, err := s.state.AllocsByJob(nil, s.eval.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("read allocations: %w", err)
 	}
-	tainted := make(map[string]bool)
-	for _, a := range allocs {
-		if _, seen := tainted[a.NodeID]; seen {
-			continue
-		}
-		node, err := s.state.NodeByID(nil, a.NodeID)
-		if err != nil {
-			return nil, fmt.Errorf("read node: %w", err)
-		}
-		tainted[a.NodeID] = node == nil || node.TerminalStatus()
+	tainted, err := taintedNodes(s.state, allocs)
+	if err != nil {
+		return nil, err
 	}
 	job := s.job
 	if job == nil {
 		// Purged: everything stops.
 		job = &structs.Job{ID: s.eval.JobID, Stop: true}
 	}
+	latest, err := s.state.LatestDeploymentByJobID(nil, s.eval.JobID)
+	if err != nil {
+		return nil, fmt.Errorf("read deployment: %w", err)
+	}
 	r := &reconciler{
 		job: job, jobID: s.eval.JobID, eval: s.eval, batch: s.batch,
-		now: s.cfg.Now(), allocs: allocs, tainted: tainted,
+		now: s.cfg.Now(), allocs: allocs, tainted: tainted, latest: latest,
 	}
 	return r.compute(), nil
 }
 
+// taintedNodes maps the nodes of allocs to whether they are down or gone.
+func taintedNodes(state State, allocs []*structs.Allocation) (map[string]bool, error) {
+	tainted := make(map[string]bool)
+	for _, a := range allocs {
+		if _, seen := tainted[a.NodeID]; seen {
+			continue
+		}
+		node, err := state.NodeByID(nil, a.NodeID)
+		if err != nil {
+			return nil, fmt.Errorf("read node: %w", err)
+		}
+		tainted[a.NodeID] = node == nil || node.TerminalStatus()
+	}
+	return tainted, nil
+}
+
 // computePlacements selects a node for each placement and adds the new
 // allocations to the plan.
-func (s *GenericScheduler) computePlacements(places []placement) error {
+func (s *GenericScheduler) computePlacements(places []placement, deploymentID string) error {
 	if len(places) == 0 {
 		return nil
 	}
-	nodes, byDC, err := readyNodes(s.state, s.job.Datacenters)
+	nodes, byDC, err := readyNodes(s.state, s.job)
 	if err != nil {
 		return fmt.Errorf("read nodes: %w", err)
 	}
+	_, schedConfig, err := s.state.SchedulerConfig()
+	if err != nil {
+		return err
+	}
 	stack := NewGenericStack(s.ctx)
+	stack.SetJob(s.job, schedConfig.PreemptionEnabled(s.job.Type))
 	stack.SetNodes(nodes)
 
 	sort.SliceStable(places, func(i, j int) bool {
@@ -207,7 +279,7 @@ func (s *GenericScheduler) computePlacements(places []placement) error {
 		}
 		s.ctx.ResetMetrics()
 		start := time.Now()
-		option := stack.Select(p.tg)
+		option := stack.Select(p.tg, selectOptions(p))
 		metrics := s.ctx.Metrics()
 		metrics.NodesAvailable = byDC
 		metrics.AllocationTime = time.Since(start)
@@ -219,46 +291,97 @@ func (s *GenericScheduler) computePlacements(places []placement) error {
 			s.queued[p.tg.Name]++
 			continue
 		}
-		alloc := &structs.Allocation{
-			ID:                 structs.GenerateUUID(),
-			EvalID:             s.eval.ID,
-			Name:               p.name,
-			NodeID:             option.Node.ID,
-			NodeName:           option.Node.Name,
-			JobID:              s.job.ID,
-			JobVersion:         s.job.Version,
-			TaskGroup:          p.tg.Name,
-			AllocatedResources: &structs.AllocatedResources{Tasks: option.TaskResources, Shared: structs.AllocatedSharedResources{Ports: option.Ports}},
-			DesiredStatus:      structs.AllocDesiredStatusRun,
-			ClientStatus:       structs.AllocClientStatusPending,
-		}
-		if p.previous != nil {
-			alloc.PreviousAllocation = p.previous.ID
-			if p.reschedule {
-				var events []*structs.RescheduleEvent
-				if p.previous.RescheduleTracker != nil {
-					events = append(events, p.previous.RescheduleTracker.Events...)
-				}
-				events = append(events, &structs.RescheduleEvent{
-					RescheduleTime: now.UnixNano(),
-					PrevAllocID:    p.previous.ID,
-					PrevNodeID:     p.previous.NodeID,
-					Delay:          p.delay,
-				})
-				alloc.RescheduleTracker = &structs.RescheduleTracker{Events: events}
+		alloc := s.newAlloc(p, option, metrics, now)
+		if deploymentID != "" && p.tg.Update.Rolling() {
+			alloc.DeploymentID = deploymentID
+			if p.canary {
+				alloc.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
 			}
 		}
+		s.preempt(alloc, option)
 		s.plan.AppendAlloc(alloc)
+		s.ctx.notePlacement(p.tg.Name, option.Node)
 	}
 	return nil
 }
 
+// selectOptions penalizes the nodes a rescheduled allocation failed on.
+func selectOptions(p placement) *SelectOptions {
+	if !p.reschedule || p.previous == nil {
+		return nil
+	}
+	nodes := map[string]bool{p.previous.NodeID: true}
+	if t := p.previous.RescheduleTracker; t != nil {
+		for _, e := range t.Events {
+			nodes[e.PrevNodeID] = true
+		}
+	}
+	return &SelectOptions{PenaltyNodes: nodes}
+}
+
+// newAlloc builds the allocation for a placement on the chosen node.
+func (s *GenericScheduler) newAlloc(p placement, option *RankedNode, metrics *structs.AllocMetric, now time.Time) *structs.Allocation {
+	tasks := make(map[string]*structs.AllocatedTaskResources, len(option.TaskResources))
+	for k, v := range option.TaskResources {
+		tv := *v
+		tasks[k] = &tv
+	}
+	alloc := &structs.Allocation{
+		ID:                 structs.GenerateUUID(),
+		EvalID:             s.eval.ID,
+		Name:               p.name,
+		NodeID:             option.Node.ID,
+		NodeName:           option.Node.Name,
+		JobID:              s.job.ID,
+		JobVersion:         s.job.Version,
+		TaskGroup:          p.tg.Name,
+		AllocatedResources: &structs.AllocatedResources{Tasks: tasks, Shared: structs.AllocatedSharedResources{Ports: option.Ports}},
+		DesiredStatus:      structs.AllocDesiredStatusRun,
+		ClientStatus:       structs.AllocClientStatusPending,
+		Metrics:            metrics,
+	}
+	if p.previous != nil {
+		alloc.PreviousAllocation = p.previous.ID
+		if p.reschedule {
+			var events []*structs.RescheduleEvent
+			if p.previous.RescheduleTracker != nil {
+				events = append(events, p.previous.RescheduleTracker.Events...)
+			}
+			events = append(events, &structs.RescheduleEvent{
+				RescheduleTime: now.UnixNano(),
+				PrevAllocID:    p.previous.ID,
+				PrevNodeID:     p.previous.NodeID,
+				Delay:          p.delay,
+			})
+			alloc.RescheduleTracker = &structs.RescheduleTracker{Events: events}
+		}
+	}
+	return alloc
+}
+
+// preempt records the evictions a placement needs.
+func (s *GenericScheduler) preempt(alloc *structs.Allocation, option *RankedNode) {
+	for _, victim := range option.Preempted {
+		s.plan.AppendPreemptedAlloc(victim, alloc.ID)
+		alloc.PreemptedAllocations = append(alloc.PreemptedAllocations, victim.ID)
+		if victim.Job != nil {
+			s.preemptedJobs[victim.JobID] = victim.Job
+		}
+	}
+}
+
 // finish records the evaluation's outcome.
 func (s *GenericScheduler) finish() error {
+	if err := createPreemptionEvals(s.planner, s.preemptedJobs, s.eval); err != nil {
+		return err
+	}
 	eval := s.eval.Copy()
 	eval.FailedTGAllocs = s.failedTGAllocs
 	eval.QueuedAllocations = s.queued
 	eval.SnapshotIndex = s.plan.SnapshotIndex
+	if s.plan.Deployment != nil {
+		eval.DeploymentID = s.plan.Deployment.ID
+	}
 
 	if len(s.failedTGAllocs) > 0 {
 		// A blocked evaluation being re-processed that still cannot
@@ -277,4 +400,26 @@ func (s *GenericScheduler) finish() error {
 	eval.Status = structs.EvalStatusComplete
 	eval.StatusDescription = ""
 	return s.planner.UpdateEval(eval)
+}
+
+// createPreemptionEvals gives each job that lost allocations to
+// preemption an evaluation, so they are placed elsewhere if they can.
+func createPreemptionEvals(planner Planner, jobs map[string]*structs.Job, by *structs.Evaluation) error {
+	ids := make([]string, 0, len(jobs))
+	for id := range jobs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		j := jobs[id]
+		e := &structs.Evaluation{
+			ID: structs.GenerateUUID(), Priority: j.Priority, Type: j.Type,
+			TriggeredBy: structs.EvalTriggerPreemption, JobID: id, Status: structs.EvalStatusPending,
+			PreviousEval: by.ID,
+		}
+		if err := planner.CreateEval(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

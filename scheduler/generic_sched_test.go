@@ -103,24 +103,46 @@ func TestServiceSched_BinPackPrefersFullerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	job := mock.Job()
-	job.TaskGroups[0].Count = 4
-	h.Process(register(t, h, job))
-	for _, a := range Placed(h.LastPlan()) {
-		if a.NodeID != busy.ID {
-			t.Fatalf("%s placed on the idle node; bin-packing must prefer the fuller node", a.Name)
+	// Different jobs pack onto the fuller node (a job's own instances
+	// spread, see TestServiceSched_JobAntiAffinitySpreadsInstances).
+	for i := 0; i < 4; i++ {
+		job := mock.Job()
+		job.TaskGroups[0].Count = 1
+		h.Process(register(t, h, job))
+		for _, a := range Placed(h.LastPlan()) {
+			if a.NodeID != busy.ID {
+				t.Fatalf("job %d placed on the idle node; bin-packing must prefer the fuller node", i)
+			}
 		}
 	}
 
 	// Once the fuller node is full, the rest goes to the other node:
-	// busy has 2000 MHz / 4096 MB left minus 4x(500, 256) = 0 MHz left.
+	// busy had 2000 MHz / 4096 MB left minus 4x(500, 256) = 0 MHz left.
 	more := mock.Job()
-	more.TaskGroups[0].Count = 2
+	more.TaskGroups[0].Count = 1
 	h.Process(register(t, h, more))
 	for _, a := range Placed(h.LastPlan()) {
 		if a.NodeID != idle.ID {
 			t.Fatalf("%s placed on the full node", a.Name)
 		}
+	}
+}
+
+func TestServiceSched_JobAntiAffinitySpreadsInstances(t *testing.T) {
+	h := NewHarness(t)
+	nodes := []*structs.Node{mock.Node(), mock.Node(), mock.Node()}
+	job := mock.Job()
+	job.TaskGroups[0].Count = 3
+	h.Process(register(t, h, job, nodes...))
+	per := map[string]int{}
+	for _, a := range Placed(h.LastPlan()) {
+		per[a.NodeID]++
+		if a.Metrics == nil || len(a.Metrics.ScoreMetaData) == 0 {
+			t.Fatalf("%s has no placement explanation", a.Name)
+		}
+	}
+	if len(per) != 3 {
+		t.Fatalf("3 instances on %d nodes; anti-affinity should spread them", len(per))
 	}
 }
 

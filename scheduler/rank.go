@@ -3,21 +3,59 @@ package scheduler
 import (
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/droverhq/drover/structs"
 )
+
+// Score components. Each ranker sets at most one; the final score is the
+// mean of those set.
+const (
+	scoreBinPack = iota
+	scoreJobAntiAffinity
+	scoreNodeAffinity
+	scoreSpread
+	scoreReschedulePenalty
+	scorePreemption
+	numScores
+)
+
+// scoreNames name the components in placement explanations.
+var scoreNames = [numScores]string{"binpack", "job-anti-affinity", "node-affinity", "spread", "node-reschedule-penalty", "preemption"}
 
 // RankedNode is a feasible node with what the placement would get on it
 // and how well it scores.
 type RankedNode struct {
 	Node *structs.Node
-	// FinalScore is the mean of Scores, in [0, 1]; higher is better.
+	// FinalScore is the mean of the scores set, in [-1, 1].
 	FinalScore float64
-	// Scores holds each ranker's score by name ("binpack", ...).
-	Scores map[string]float64
-	// TaskResources and Ports are what the allocation would be given.
+	scores     [numScores]float64
+	has        [numScores]bool
+	// TaskResources and Ports are what the allocation would be given;
+	// TaskResources is shared by every option of a group (read-only).
 	TaskResources map[string]*structs.AllocatedTaskResources
 	Ports         []structs.AllocatedPortMapping
+	// Proposed is what runs on the node with the plan so far; Preempted
+	// lists allocations the placement would evict.
+	Proposed  []*structs.Allocation
+	Preempted []*structs.Allocation
+}
+
+func (r *RankedNode) setScore(i int, v float64) {
+	r.scores[i] = v
+	r.has[i] = true
+}
+
+// Scores returns the components set, by name.
+func (r *RankedNode) Scores() map[string]float64 {
+	out := make(map[string]float64, numScores)
+	for i := 0; i < numScores; i++ {
+		if r.has[i] {
+			out[scoreNames[i]] = r.scores[i]
+		}
+	}
+	return out
 }
 
 // RankIterator yields ranked nodes; Next returns nil when exhausted.
@@ -37,7 +75,7 @@ func (it *FeasibleRankIterator) Next() *RankedNode {
 	if n == nil {
 		return nil
 	}
-	return &RankedNode{Node: n, Scores: make(map[string]float64, 2)}
+	return &RankedNode{Node: n}
 }
 
 // Reset implements RankIterator.
@@ -47,12 +85,18 @@ func (it *FeasibleRankIterator) Reset() { it.source.Reset() }
 // what the node already runs (and what the plan already put there),
 // assigns the group's ports, and scores the node by how full it would
 // be: a fuller node scores higher, so work packs onto few nodes and big
-// holes stay free for big allocations.
+// holes stay free for big allocations. With preemption enabled, a node
+// the group does not fit on is still offered if evicting lower-priority
+// allocations makes room; the evictions are recorded on the option.
 type BinPackIterator struct {
-	ctx    *EvalContext
-	source RankIterator
-	tg     *structs.TaskGroup
-	ask    structs.ComparableResources
+	ctx      *EvalContext
+	source   RankIterator
+	tg       *structs.TaskGroup
+	ask      structs.ComparableResources
+	taskRes  map[string]*structs.AllocatedTaskResources
+	jobID    string
+	priority int
+	preempt  bool
 }
 
 // NewBinPackIterator returns a bin-packing ranker over source.
@@ -60,14 +104,25 @@ func NewBinPackIterator(ctx *EvalContext, source RankIterator) *BinPackIterator 
 	return &BinPackIterator{ctx: ctx, source: source}
 }
 
+// SetJob sets the job being placed and whether it may preempt.
+func (it *BinPackIterator) SetJob(job *structs.Job, preempt bool) {
+	it.jobID, it.priority, it.preempt = job.ID, job.Priority, preempt
+}
+
 // SetTaskGroup sets the group being placed.
 func (it *BinPackIterator) SetTaskGroup(tg *structs.TaskGroup) {
 	it.tg = tg
 	it.ask = structs.ComparableResources{}
+	it.taskRes = make(map[string]*structs.AllocatedTaskResources, len(tg.Tasks))
 	for _, t := range tg.Tasks {
-		if t.Resources != nil {
-			it.ask.CPU += int64(t.Resources.CPU)
-			it.ask.MemoryMB += int64(t.Resources.MemoryMB)
+		if t.Resources == nil {
+			continue
+		}
+		it.ask.CPU += int64(t.Resources.CPU)
+		it.ask.MemoryMB += int64(t.Resources.MemoryMB)
+		it.taskRes[t.Name] = &structs.AllocatedTaskResources{
+			Cpu:    structs.AllocatedCpuResources{CpuShares: int64(t.Resources.CPU)},
+			Memory: structs.AllocatedMemoryResources{MemoryMB: int64(t.Resources.MemoryMB)},
 		}
 	}
 }
@@ -85,46 +140,83 @@ func (it *BinPackIterator) Next() *RankedNode {
 			it.ctx.logger.Error("failed to read node allocations", "node", node.ID, "error", err)
 			continue
 		}
-		used := structs.ComparableResources{}
-		usedPorts := make(map[int]struct{})
-		if node.ReservedResources != nil {
-			for _, p := range node.ReservedResources.ReservedPorts {
-				usedPorts[p] = struct{}{}
-			}
-		}
-		for _, a := range proposed {
-			used.Add(a.ComparableResources())
-			for _, p := range a.Ports() {
-				usedPorts[p] = struct{}{}
-			}
-		}
+		capacity := node.Capacity()
+		used := sumResources(proposed)
 		total := used
 		total.Add(it.ask)
-		capacity := node.Capacity()
+		var preempted []*structs.Allocation
 		if ok, dim := capacity.Superset(total); !ok {
-			it.ctx.metrics.ExhaustedNode(node, dim)
-			continue
+			if it.preempt {
+				preempted = findPreemptions(proposed, capacity, used, it.ask, it.jobID, it.priority)
+			}
+			if preempted == nil {
+				it.ctx.metrics.ExhaustedNode(node, dim)
+				continue
+			}
+			proposed = without(proposed, preempted)
+			used = sumResources(proposed)
+			total = used
+			total.Add(it.ask)
 		}
+		usedPorts := nodePorts(node, proposed)
 		ports, ok := assignPorts(it.ctx, node, it.tg, usedPorts)
 		if !ok {
 			it.ctx.metrics.ExhaustedNode(node, "ports")
 			continue
 		}
+		option.Proposed = proposed
+		option.Preempted = preempted
 		option.Ports = ports
-		option.TaskResources = make(map[string]*structs.AllocatedTaskResources, len(it.tg.Tasks))
-		for _, t := range it.tg.Tasks {
-			option.TaskResources[t.Name] = &structs.AllocatedTaskResources{
-				Cpu:    structs.AllocatedCpuResources{CpuShares: int64(t.Resources.CPU)},
-				Memory: structs.AllocatedMemoryResources{MemoryMB: int64(t.Resources.MemoryMB)},
-			}
+		option.TaskResources = it.taskRes
+		option.setScore(scoreBinPack, binPackScore(capacity, total))
+		if len(preempted) > 0 {
+			// Evicting is a last resort: always worse than a node with
+			// room, and worse the more it evicts.
+			option.setScore(scorePreemption, -math.Min(1, 0.5+0.1*float64(len(preempted))))
 		}
-		option.Scores["binpack"] = binPackScore(capacity, total)
 		return option
 	}
 }
 
 // Reset implements RankIterator.
 func (it *BinPackIterator) Reset() { it.source.Reset() }
+
+func sumResources(allocs []*structs.Allocation) structs.ComparableResources {
+	var used structs.ComparableResources
+	for _, a := range allocs {
+		used.Add(a.ComparableResources())
+	}
+	return used
+}
+
+func nodePorts(node *structs.Node, allocs []*structs.Allocation) map[int]struct{} {
+	ports := make(map[int]struct{})
+	if node.ReservedResources != nil {
+		for _, p := range node.ReservedResources.ReservedPorts {
+			ports[p] = struct{}{}
+		}
+	}
+	for _, a := range allocs {
+		for _, p := range a.Ports() {
+			ports[p] = struct{}{}
+		}
+	}
+	return ports
+}
+
+func without(allocs, remove []*structs.Allocation) []*structs.Allocation {
+	gone := make(map[string]bool, len(remove))
+	for _, a := range remove {
+		gone[a.ID] = true
+	}
+	out := make([]*structs.Allocation, 0, len(allocs))
+	for _, a := range allocs {
+		if !gone[a.ID] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // binPackScore scores utilisation after placement in [0, 1]. Each
 // dimension contributes 10^free, where free is its free fraction; the
@@ -205,7 +297,202 @@ func pickDynamicPort(ctx *EvalContext, lo, hi int, used map[int]struct{}) (int, 
 	return 0, false
 }
 
-// ScoreNormalizationIterator sets FinalScore to the mean of the scores.
+// DistinctIterator drops nodes that would break distinct_hosts (another
+// allocation of the job, or of the group, already there) or
+// distinct_property (the node's value of the property already holds as
+// many allocations as allowed).
+type DistinctIterator struct {
+	ctx        *EvalContext
+	source     RankIterator
+	job        *structs.Job
+	tg         *structs.TaskGroup
+	jobHosts   bool
+	groupHosts bool
+	properties []distinctProperty
+}
+
+type distinctProperty struct {
+	constraint *structs.Constraint
+	scope      string
+	limit      int
+}
+
+// SetTaskGroup reads the distinct constraints of the job and group.
+func (it *DistinctIterator) SetTaskGroup(job *structs.Job, tg *structs.TaskGroup) {
+	it.job, it.tg = job, tg
+	it.jobHosts, it.groupHosts = false, false
+	it.properties = it.properties[:0]
+	add := func(cs []*structs.Constraint, scope string) {
+		for _, c := range cs {
+			switch c.Operand {
+			case structs.ConstraintDistinctHosts:
+				// `distinct_hosts = false` (value "false") switches it off.
+				if strings.EqualFold(strings.TrimSpace(c.RTarget), "false") {
+					continue
+				}
+				if scope == "" {
+					it.jobHosts = true
+				} else {
+					it.groupHosts = true
+				}
+			case structs.ConstraintDistinctProperty:
+				limit := 1
+				if n, err := strconv.Atoi(c.RTarget); err == nil && n > 0 {
+					limit = n
+				}
+				it.properties = append(it.properties, distinctProperty{constraint: c, scope: scope, limit: limit})
+			}
+		}
+	}
+	add(job.Constraints, "")
+	add(tg.Constraints, tg.Name)
+}
+
+// Next implements RankIterator.
+func (it *DistinctIterator) Next() *RankedNode {
+OUTER:
+	for {
+		option := it.source.Next()
+		if option == nil {
+			return nil
+		}
+		if it.jobHosts || it.groupHosts {
+			for _, a := range option.Proposed {
+				if a.JobID == it.job.ID && (it.jobHosts || a.TaskGroup == it.tg.Name) {
+					it.ctx.metrics.FilterNode(option.Node, structs.ConstraintDistinctHosts)
+					continue OUTER
+				}
+			}
+		}
+		for _, p := range it.properties {
+			v, ok := resolveTarget(p.constraint.LTarget, option.Node)
+			if !ok || it.ctx.valueCounts(it.job, p.scope, p.constraint.LTarget)[v] >= p.limit {
+				it.ctx.metrics.FilterNode(option.Node, p.constraint.String())
+				continue OUTER
+			}
+		}
+		return option
+	}
+}
+
+// Reset implements RankIterator.
+func (it *DistinctIterator) Reset() { it.source.Reset() }
+
+// JobAntiAffinityIterator penalizes nodes that already run allocations
+// of the same group, so a job's instances spread over nodes for
+// availability while different jobs still pack: the score is
+// -(collisions+1)/count.
+type JobAntiAffinityIterator struct {
+	source RankIterator
+	jobID  string
+	tg     string
+	count  int
+}
+
+// SetTaskGroup sets the group being placed.
+func (it *JobAntiAffinityIterator) SetTaskGroup(jobID string, tg *structs.TaskGroup) {
+	it.jobID, it.tg, it.count = jobID, tg.Name, tg.Count
+	if it.count < 1 {
+		it.count = 1
+	}
+}
+
+// Next implements RankIterator.
+func (it *JobAntiAffinityIterator) Next() *RankedNode {
+	option := it.source.Next()
+	if option == nil {
+		return nil
+	}
+	collisions := 0
+	for _, a := range option.Proposed {
+		if a.JobID == it.jobID && a.TaskGroup == it.tg {
+			collisions++
+		}
+	}
+	if collisions > 0 {
+		option.setScore(scoreJobAntiAffinity, math.Max(-1, -float64(collisions+1)/float64(it.count)))
+	}
+	return option
+}
+
+// Reset implements RankIterator.
+func (it *JobAntiAffinityIterator) Reset() { it.source.Reset() }
+
+// ReschedulePenaltyIterator scores -1 on nodes a rescheduled allocation
+// already failed on, so it moves elsewhere when it can.
+type ReschedulePenaltyIterator struct {
+	source RankIterator
+	nodes  map[string]bool
+}
+
+// SetPenaltyNodes sets the nodes to avoid (nil: none).
+func (it *ReschedulePenaltyIterator) SetPenaltyNodes(nodes map[string]bool) { it.nodes = nodes }
+
+// Next implements RankIterator.
+func (it *ReschedulePenaltyIterator) Next() *RankedNode {
+	option := it.source.Next()
+	if option != nil && it.nodes[option.Node.ID] {
+		option.setScore(scoreReschedulePenalty, -1)
+	}
+	return option
+}
+
+// Reset implements RankIterator.
+func (it *ReschedulePenaltyIterator) Reset() { it.source.Reset() }
+
+// NodeAffinityIterator scores nodes by the job's, group's and tasks'
+// affinities: the sum of the weights of the affinities a node meets over
+// the sum of all weights' magnitudes, in [-1, 1]. A node's score depends
+// only on the node, so it is cached per group.
+type NodeAffinityIterator struct {
+	ctx        *EvalContext
+	source     RankIterator
+	affinities []*structs.Affinity
+	total      float64
+	cache      map[string]float64
+}
+
+// SetTaskGroup gathers the affinities that apply to the group.
+func (it *NodeAffinityIterator) SetTaskGroup(job *structs.Job, tg *structs.TaskGroup) {
+	it.affinities = append(append([]*structs.Affinity(nil), job.Affinities...), tg.Affinities...)
+	for _, t := range tg.Tasks {
+		it.affinities = append(it.affinities, t.Affinities...)
+	}
+	it.total = 0
+	for _, a := range it.affinities {
+		it.total += math.Abs(float64(a.Weight))
+	}
+	it.cache = make(map[string]float64)
+}
+
+// Next implements RankIterator.
+func (it *NodeAffinityIterator) Next() *RankedNode {
+	option := it.source.Next()
+	if option == nil || len(it.affinities) == 0 {
+		return option
+	}
+	score, ok := it.cache[option.Node.ID]
+	if !ok {
+		var sum float64
+		for _, a := range it.affinities {
+			if it.ctx.matcher.meets(a.Operand, a.LTarget, a.RTarget, option.Node) {
+				sum += float64(a.Weight)
+			}
+		}
+		score = sum / it.total
+		it.cache[option.Node.ID] = score
+	}
+	if score != 0 {
+		option.setScore(scoreNodeAffinity, score)
+	}
+	return option
+}
+
+// Reset implements RankIterator.
+func (it *NodeAffinityIterator) Reset() { it.source.Reset() }
+
+// ScoreNormalizationIterator sets FinalScore to the mean of the scores
+// set.
 type ScoreNormalizationIterator struct {
 	source RankIterator
 }
@@ -213,44 +500,70 @@ type ScoreNormalizationIterator struct {
 // Next implements RankIterator.
 func (it *ScoreNormalizationIterator) Next() *RankedNode {
 	option := it.source.Next()
-	if option == nil || len(option.Scores) == 0 {
-		return option
+	if option == nil {
+		return nil
 	}
 	var sum float64
-	for _, s := range option.Scores {
-		sum += s
+	n := 0
+	for i := 0; i < numScores; i++ {
+		if option.has[i] {
+			sum += option.scores[i]
+			n++
+		}
 	}
-	option.FinalScore = sum / float64(len(option.Scores))
+	if n > 0 {
+		option.FinalScore = sum / float64(n)
+	}
 	return option
 }
 
 // Reset implements RankIterator.
 func (it *ScoreNormalizationIterator) Reset() { it.source.Reset() }
 
+// maxSkip is how many negatively scored options the limit iterator sets
+// aside hoping for better ones.
+const maxSkip = 3
+
 // LimitIterator stops a pass after limit options, bounding the work per
-// placement in large clusters.
+// placement in large clusters. Options with a negative score (a node
+// that already runs the group, one the allocation failed on, one that
+// needs evictions) are set aside, up to maxSkip, and only returned if
+// the pass runs out of others.
 type LimitIterator struct {
-	source RankIterator
-	limit  int
-	seen   int
+	source  RankIterator
+	limit   int
+	seen    int
+	skipped []*RankedNode
 }
 
 // Next implements RankIterator.
 func (it *LimitIterator) Next() *RankedNode {
-	if it.seen >= it.limit {
-		return nil
-	}
-	option := it.source.Next()
-	if option != nil {
+	for it.seen < it.limit {
+		option := it.source.Next()
+		if option == nil {
+			break
+		}
+		if option.FinalScore < 0 && len(it.skipped) < maxSkip {
+			it.skipped = append(it.skipped, option)
+			continue
+		}
 		it.seen++
+		return option
 	}
-	return option
+	if it.seen < it.limit && len(it.skipped) > 0 {
+		option := it.skipped[0]
+		it.skipped = it.skipped[1:]
+		it.seen++
+		return option
+	}
+	return nil
 }
 
 // Reset implements RankIterator.
 func (it *LimitIterator) Reset() {
 	it.source.Reset()
 	it.seen = 0
+	it.skipped = it.skipped[:0]
 }
 
 // SetLimit changes the limit.
@@ -266,6 +579,7 @@ type MaxScoreIterator struct {
 	source RankIterator
 	max    *RankedNode
 	done   bool
+	top    []*RankedNode
 }
 
 // Next returns the best option once, then nil until Reset.
@@ -274,24 +588,21 @@ func (it *MaxScoreIterator) Next() *RankedNode {
 		return nil
 	}
 	it.done = true
-	var top []*RankedNode
+	it.top = it.top[:0]
 	for option := it.source.Next(); option != nil; option = it.source.Next() {
 		if it.max == nil || option.FinalScore > it.max.FinalScore {
 			it.max = option
 		}
-		top = append(top, option)
+		it.top = append(it.top, option)
 	}
-	sort.SliceStable(top, func(i, j int) bool { return top[i].FinalScore > top[j].FinalScore })
+	sort.SliceStable(it.top, func(i, j int) bool { return it.top[i].FinalScore > it.top[j].FinalScore })
+	top := it.top
 	if len(top) > maxScoreMeta {
 		top = top[:maxScoreMeta]
 	}
 	for _, o := range top {
-		scores := make(map[string]float64, len(o.Scores))
-		for k, v := range o.Scores {
-			scores[k] = v
-		}
 		it.ctx.metrics.ScoreMetaData = append(it.ctx.metrics.ScoreMetaData, &structs.NodeScoreMeta{
-			NodeID: o.Node.ID, Scores: scores, NormScore: o.FinalScore,
+			NodeID: o.Node.ID, Scores: o.Scores(), NormScore: o.FinalScore,
 		})
 	}
 	return it.max

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"reflect"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/droverhq/drover/structs"
@@ -16,6 +17,8 @@ const (
 	descRescheduled = "alloc was rescheduled because it failed"
 	descUpdated     = "alloc is being updated due to job update"
 	descDuplicate   = "alloc is a duplicate of another with the same name"
+	descMigrated    = "alloc is being migrated"
+	descCanary      = "alloc was replaced by a promoted canary"
 )
 
 // placement is one allocation to place.
@@ -29,6 +32,8 @@ type placement struct {
 	// the new allocation's reschedule tracker with delay.
 	reschedule bool
 	delay      time.Duration
+	// canary marks a canary of a new job version.
+	canary bool
 }
 
 // stop is one allocation to stop.
@@ -36,12 +41,6 @@ type stop struct {
 	alloc        *structs.Allocation
 	desc         string
 	clientStatus string
-}
-
-// groupCounts counts the decisions per group, for `job plan` and the
-// eval's explanation.
-type groupCounts struct {
-	Place, Stop, InPlace, Destructive, Ignore int
 }
 
 // reconcileResult is the difference between what the job wants and what
@@ -55,7 +54,14 @@ type reconcileResult struct {
 	// FollowupEvalID set.
 	followups []*structs.Evaluation
 	delayed   []*structs.Allocation
-	counts    map[string]*groupCounts
+	// counts is what happens to each group, for explanations and plans.
+	counts map[string]*structs.DesiredUpdates
+	// deployment is the deployment of the current job version: created
+	// here (createDeployment) or found.
+	deployment       *structs.Deployment
+	createDeployment bool
+	// deploymentUpdates cancel deployments of earlier versions.
+	deploymentUpdates []*structs.DeploymentStatusUpdate
 }
 
 // reconciler computes a reconcileResult. It only reads; the scheduler
@@ -68,13 +74,15 @@ type reconciler struct {
 	now     time.Time
 	allocs  []*structs.Allocation
 	tainted map[string]bool // node ID -> down or gone
-	result  *reconcileResult
+	// latest is the job's newest deployment, of any version.
+	latest *structs.Deployment
+	result *reconcileResult
 }
 
-func (r *reconciler) counts(tg string) *groupCounts {
+func (r *reconciler) counts(tg string) *structs.DesiredUpdates {
 	c, ok := r.result.counts[tg]
 	if !ok {
-		c = &groupCounts{}
+		c = &structs.DesiredUpdates{}
 		r.result.counts[tg] = c
 	}
 	return c
@@ -82,17 +90,17 @@ func (r *reconciler) counts(tg string) *groupCounts {
 
 // compute runs the reconciliation.
 func (r *reconciler) compute() *reconcileResult {
-	r.result = &reconcileResult{counts: make(map[string]*groupCounts)}
+	r.result = &reconcileResult{counts: make(map[string]*structs.DesiredUpdates)}
+	r.reconcileDeployment()
+
 	byGroup := make(map[string][]*structs.Allocation)
 	for _, a := range r.allocs {
 		byGroup[a.TaskGroup] = append(byGroup[a.TaskGroup], a)
 	}
-
 	if r.job.Stopped() {
 		r.stopAll(r.allocs, descJobStopped)
 		return r.result
 	}
-	// Groups removed from the job stop entirely.
 	groups := make([]string, 0, len(byGroup))
 	for name := range byGroup {
 		groups = append(groups, name)
@@ -109,6 +117,69 @@ func (r *reconciler) compute() *reconcileResult {
 	return r.result
 }
 
+// reconcileDeployment cancels a running deployment of an earlier job
+// version (or of a stopped job) and finds the current version's.
+func (r *reconciler) reconcileDeployment() {
+	d := r.latest
+	if d == nil {
+		return
+	}
+	current := d.JobModifyIndex == r.job.JobModifyIndex && !r.job.Stopped()
+	if d.Active() && !current {
+		desc := structs.DeploymentDescNewerJob
+		if r.job.Stopped() {
+			desc = structs.DeploymentDescStopped
+		}
+		r.result.deploymentUpdates = append(r.result.deploymentUpdates, &structs.DeploymentStatusUpdate{
+			DeploymentID: d.ID, Status: structs.DeploymentStatusCancelled, StatusDescription: desc,
+		})
+	}
+	if current {
+		r.result.deployment = d
+	}
+}
+
+// ensureDeployment returns the current version's deployment state for a
+// rolling group, creating the deployment if there is none.
+func (r *reconciler) ensureDeployment(tg *structs.TaskGroup) *structs.DeploymentState {
+	d := r.result.deployment
+	if d == nil {
+		d = &structs.Deployment{
+			ID:                structs.GenerateUUID(),
+			JobID:             r.jobID,
+			JobVersion:        r.job.Version,
+			JobModifyIndex:    r.job.JobModifyIndex,
+			JobCreateIndex:    r.job.CreateIndex,
+			TaskGroups:        make(map[string]*structs.DeploymentState),
+			Status:            structs.DeploymentStatusRunning,
+			StatusDescription: structs.DeploymentDescRunning,
+			EvalPriority:      r.job.Priority,
+			CreateTime:        r.now.UnixNano(),
+			ModifyTime:        r.now.UnixNano(),
+		}
+		d.AddEvent(r.now.UnixNano(), "deployment created for job version "+itoa(int(r.job.Version)))
+		r.result.deployment = d
+		r.result.createDeployment = true
+	}
+	st, ok := d.TaskGroups[tg.Name]
+	if !ok {
+		u := tg.Update
+		st = &structs.DeploymentState{
+			AutoRevert:       u.AutoRevert,
+			AutoPromote:      u.AutoPromote,
+			ProgressDeadline: u.ProgressDeadline,
+			DesiredTotal:     tg.Count,
+		}
+		if u.ProgressDeadline > 0 {
+			st.RequireProgressBy = r.now.Add(u.ProgressDeadline).UnixNano()
+		}
+		if r.result.createDeployment {
+			d.TaskGroups[tg.Name] = st
+		}
+	}
+	return st
+}
+
 func (r *reconciler) stopAll(allocs []*structs.Allocation, desc string) {
 	for _, a := range allocs {
 		if a.TerminalStatus() {
@@ -123,25 +194,43 @@ func (r *reconciler) stopAll(allocs []*structs.Allocation, desc string) {
 	}
 }
 
+// isCurrent reports whether an allocation runs the job's current spec.
+func (r *reconciler) isCurrent(a *structs.Allocation) bool {
+	return a.Job != nil && a.Job.JobModifyIndex == r.job.JobModifyIndex
+}
+
 // computeGroup reconciles one group: instance indexes 0..Count-1 must
 // each be held by one allocation that is running or pending, or by a
 // finished one that should not run again (a completed batch allocation,
-// a failed one waiting for or out of reschedules).
+// a failed one waiting for or out of reschedules). Canaries of an
+// unpromoted deployment stand beside the allocations they will replace.
 func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Allocation) {
 	counts := r.counts(tg.Name)
-	// Oldest first, so that duplicates keep the older allocation.
-	sort.Slice(allocs, func(i, j int) bool {
+	rolling := tg.Update.Rolling()
+	var dstate *structs.DeploymentState
+	if d := r.result.deployment; d != nil {
+		dstate = d.TaskGroups[tg.Name]
+	}
+	promoted := dstate == nil || dstate.DesiredCanaries == 0 || dstate.Promoted
+
+	// Current-version allocations first, then the newest, so that when
+	// two hold one index (a promoted canary and the allocation it
+	// replaces) the current one wins.
+	sort.SliceStable(allocs, func(i, j int) bool {
+		ci, cj := r.isCurrent(allocs[i]), r.isCurrent(allocs[j])
+		if ci != cj {
+			return ci
+		}
 		if allocs[i].CreateIndex != allocs[j].CreateIndex {
-			return allocs[i].CreateIndex < allocs[j].CreateIndex
+			return allocs[i].CreateIndex > allocs[j].CreateIndex
 		}
 		return allocs[i].ID < allocs[j].ID
 	})
 	held := make(map[int]bool)
-	var live []*structs.Allocation
+	var live, canaries []*structs.Allocation
 
 	for _, a := range allocs {
 		if a.ServerTerminalStatus() || a.NextAllocation != "" {
-			// Stopped by the scheduler, or already replaced.
 			continue
 		}
 		idx := a.Index()
@@ -160,8 +249,6 @@ func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 			held[idx] = true
 			r.handleFailed(tg, a, idx)
 		case a.ClientStatus == structs.AllocClientStatusComplete:
-			// A batch allocation that completed holds its index for good;
-			// a service allocation should not have exited and is replaced.
 			if idx < 0 || idx >= tg.Count || held[idx] {
 				continue
 			}
@@ -172,15 +259,25 @@ func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 				r.placeAt(tg, idx, a, false, 0)
 			}
 		case a.ClientStatus == structs.AllocClientStatusLost:
-			// Lost but not yet stopped: stop it; a replacement is placed
-			// for its index below.
 			r.result.stop = append(r.result.stop, stop{alloc: a, desc: descLost})
 			counts.Stop++
+		case a.DesiredTransition.Migrate:
+			// Draining: stop here, place the replacement elsewhere.
+			r.result.stop = append(r.result.stop, stop{alloc: a, desc: descMigrated})
+			counts.Migrate++
+			if idx >= 0 && idx < tg.Count && !held[idx] {
+				held[idx] = true
+				r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: idx, previous: a})
+			}
+		case !promoted && a.DeploymentStatus.IsCanary() && r.result.deployment != nil && a.DeploymentID == r.result.deployment.ID:
+			canaries = append(canaries, a)
+			counts.Ignore++
 		default:
 			live = append(live, a)
 		}
 	}
 
+	var destructive []*structs.Allocation
 	for _, a := range live {
 		idx := a.Index()
 		switch {
@@ -188,19 +285,111 @@ func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 			r.result.stop = append(r.result.stop, stop{alloc: a, desc: descNotNeeded})
 			counts.Stop++
 		case held[idx]:
-			r.result.stop = append(r.result.stop, stop{alloc: a, desc: descDuplicate})
+			desc := descDuplicate
+			if !r.isCurrent(a) {
+				desc = descCanary
+			}
+			r.result.stop = append(r.result.stop, stop{alloc: a, desc: desc})
 			counts.Stop++
 		default:
 			held[idx] = true
-			r.handleLive(tg, a, idx)
+			switch {
+			case r.isCurrent(a) || a.Job == nil:
+				counts.Ignore++
+			case destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg):
+				destructive = append(destructive, a)
+			default:
+				r.inplace(tg, a)
+			}
 		}
 	}
 
+	sort.Slice(destructive, func(i, j int) bool { return destructive[i].Index() < destructive[j].Index() })
+	switch {
+	case len(destructive) == 0:
+	case !rolling:
+		for _, a := range destructive {
+			r.replace(tg, a)
+		}
+	default:
+		st := r.ensureDeployment(tg)
+		if tg.Update.Canary > 0 && !st.Promoted {
+			// Canaries first: placed beside the old allocations, which stay
+			// until the canaries are promoted.
+			want := tg.Update.Canary
+			if want > tg.Count {
+				want = tg.Count
+			}
+			if r.result.createDeployment {
+				// Only a deployment created here is ours to change.
+				st.DesiredCanaries = want
+			}
+			if r.result.createDeployment && want > 0 {
+				r.result.deployment.StatusDescription = structs.DeploymentDescRunningNeedsPromote
+			}
+			for i := len(canaries); i < want && i < len(destructive); i++ {
+				a := destructive[i]
+				r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: a.Index(), canary: true})
+				counts.Canary++
+			}
+			counts.Ignore += len(destructive)
+			break
+		}
+		limit := tg.Update.MaxParallel - r.inFlight(tg)
+		if d := r.result.deployment; d != nil && !d.Active() && !r.result.createDeployment {
+			// A failed or cancelled rollout replaces nothing more.
+			limit = 0
+		}
+		for i, a := range destructive {
+			if i < limit {
+				r.replace(tg, a)
+			} else {
+				counts.Ignore++
+			}
+		}
+	}
+
+	placedBefore := counts.Place
 	for idx := 0; idx < tg.Count; idx++ {
 		if !held[idx] {
 			r.placeAt(tg, idx, nil, false, 0)
 		}
 	}
+	if rolling && (counts.Place > placedBefore || counts.Canary > 0 || counts.DestructiveUpdate > 0 || counts.InPlaceUpdate > 0) {
+		r.ensureDeployment(tg)
+	}
+}
+
+// inFlight counts the group's allocations in the current deployment that
+// run but are not yet healthy: a rollout replaces at most max_parallel
+// minus these at a time.
+func (r *reconciler) inFlight(tg *structs.TaskGroup) int {
+	d := r.result.deployment
+	if d == nil {
+		return 0
+	}
+	n := 0
+	for _, a := range r.allocs {
+		if a.DeploymentID == d.ID && a.TaskGroup == tg.Name && !a.TerminalStatus() && !a.DeploymentStatus.IsHealthy() {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *reconciler) replace(tg *structs.TaskGroup, a *structs.Allocation) {
+	r.result.stop = append(r.result.stop, stop{alloc: a, desc: descUpdated})
+	r.counts(tg.Name).DestructiveUpdate++
+	r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: a.Index(), previous: a})
+}
+
+func (r *reconciler) inplace(tg *structs.TaskGroup, a *structs.Allocation) {
+	updated := a.Copy()
+	updated.Job = nil // the plan carries the job
+	updated.JobVersion = r.job.Version
+	updated.EvalID = r.eval.ID
+	r.result.inplace = append(r.result.inplace, updated)
+	r.counts(tg.Name).InPlaceUpdate++
 }
 
 func (r *reconciler) placeAt(tg *structs.TaskGroup, idx int, prev *structs.Allocation, reschedule bool, delay time.Duration) {
@@ -252,33 +441,10 @@ func (r *reconciler) handleFailed(tg *structs.TaskGroup, a *structs.Allocation, 
 	}
 }
 
-// handleLive keeps, updates in place, or replaces a running allocation
-// depending on how the job changed since it was placed.
-func (r *reconciler) handleLive(tg *structs.TaskGroup, a *structs.Allocation, idx int) {
-	if a.Job == nil || a.Job.JobModifyIndex == r.job.JobModifyIndex {
-		r.counts(tg.Name).Ignore++
-		return
-	}
-	if destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg) {
-		r.result.stop = append(r.result.stop, stop{alloc: a, desc: descUpdated})
-		r.counts(tg.Name).Destructive++
-		r.result.place = append(r.result.place, placement{
-			tg: tg, name: a.Name, index: idx, previous: a,
-		})
-		return
-	}
-	updated := a.Copy()
-	updated.Job = nil // the plan carries the job
-	updated.JobVersion = r.job.Version
-	updated.EvalID = r.eval.ID
-	r.result.inplace = append(r.result.inplace, updated)
-	r.counts(tg.Name).InPlace++
-}
-
 // destructiveChange reports whether moving an allocation from group old
 // to group new needs new containers: anything about the tasks or ports
-// changed, other than the kill timeout. Count, restart and reschedule
-// policies and meta of the group update in place.
+// changed, other than the kill timeout. Count, restart, reschedule,
+// update and placement policies and meta of the group update in place.
 func destructiveChange(old, new *structs.TaskGroup) bool {
 	if old == nil || new == nil {
 		return true
@@ -289,9 +455,13 @@ func destructiveChange(old, new *structs.TaskGroup) bool {
 	for i := range old.Tasks {
 		a, b := old.Tasks[i].Copy(), new.Tasks[i].Copy()
 		a.KillTimeout, b.KillTimeout = 0, 0
+		a.Constraints, b.Constraints = nil, nil
+		a.Affinities, b.Affinities = nil, nil
 		if !reflect.DeepEqual(a, b) {
 			return true
 		}
 	}
 	return false
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

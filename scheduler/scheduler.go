@@ -19,6 +19,8 @@ type State interface {
 	NodeByID(ws memdb.WatchSet, id string) (*structs.Node, error)
 	AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Allocation, error)
 	AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error)
+	LatestDeploymentByJobID(ws memdb.WatchSet, jobID string) (*structs.Deployment, error)
+	SchedulerConfig() (uint64, *structs.SchedulerConfiguration, error)
 	LatestIndex() (uint64, error)
 }
 
@@ -54,6 +56,9 @@ type Config struct {
 	// Now is the clock used for reschedule delays; time.Now by default.
 	// Tests inject a fixed clock.
 	Now func() time.Time
+	// Annotate submits the plan even when it changes nothing, so a dry
+	// run (`job plan`) always sees the per-group annotations.
+	Annotate bool
 }
 
 // Factory builds a scheduler.
@@ -63,6 +68,7 @@ type Factory func(cfg Config, state State, planner Planner) Scheduler
 var BuiltinSchedulers = map[string]Factory{
 	structs.JobTypeService: NewServiceScheduler,
 	structs.JobTypeBatch:   NewBatchScheduler,
+	structs.JobTypeSystem:  NewSystemScheduler,
 }
 
 // NewScheduler returns the scheduler for an evaluation type.

@@ -16,24 +16,49 @@ const (
 	rankLimitFactor = 4
 )
 
-// GenericStack is the placement pipeline for service and batch jobs:
+// SelectOptions adjust one placement.
+type SelectOptions struct {
+	// PenaltyNodes are nodes a rescheduled allocation failed on.
+	PenaltyNodes map[string]bool
+}
+
+// GenericStack is the placement pipeline:
 //
-//	StaticIterator         every ready node in the job's datacenters,
-//	                       shuffled with the eval's seed
-//	FeasibilityWrapper     drops nodes without the tasks' drivers
-//	FeasibleRankIterator   turns nodes into ranked options
-//	BinPackIterator        drops nodes the group does not fit (cpu,
-//	                       memory, ports), assigns ports, scores fullness
-//	ScoreNormalization     final score = mean of the scores
-//	LimitIterator          stops after rankLimit options
-//	MaxScoreIterator       picks the best
+//	StaticIterator          the candidate nodes (ready, eligible, in the
+//	                        job's datacenters and node pool), shuffled
+//	                        with the eval's seed
+//	FeasibilityWrapper      drops nodes without the tasks' drivers or
+//	                        failing a constraint (cached per group)
+//	FeasibleRankIterator    turns nodes into ranked options
+//	BinPackIterator         drops nodes the group does not fit (cpu,
+//	                        memory, ports) unless preemption makes room;
+//	                        assigns ports; scores fullness
+//	DistinctIterator        distinct_hosts and distinct_property
+//	JobAntiAffinity         penalizes nodes running the same group
+//	ReschedulePenalty       penalizes nodes a rescheduled alloc failed on
+//	NodeAffinity            scores affinities
+//	Spread                  scores spreads
+//	ScoreNormalization      final score = mean of the scores set
+//	LimitIterator           stops after rankLimit options
+//	MaxScoreIterator        picks the best
 type GenericStack struct {
-	ctx      *EvalContext
-	source   *StaticIterator
-	drivers  *DriverChecker
-	binPack  *BinPackIterator
-	limit    *LimitIterator
-	maxScore *MaxScoreIterator
+	ctx          *EvalContext
+	job          *structs.Job
+	nodes        []*structs.Node
+	source       *StaticIterator
+	drivers      *DriverChecker
+	constraints  *ConstraintChecker
+	feasible     *FeasibilityWrapper
+	binPack      *BinPackIterator
+	distinct     *DistinctIterator
+	antiAffinity *JobAntiAffinityIterator
+	penalty      *ReschedulePenaltyIterator
+	affinity     *NodeAffinityIterator
+	spread       *SpreadIterator
+	limit        *LimitIterator
+	maxScore     *MaxScoreIterator
+	// configured is the group the stack is set up for.
+	configured *structs.TaskGroup
 }
 
 // NewGenericStack wires the pipeline.
@@ -41,19 +66,32 @@ func NewGenericStack(ctx *EvalContext) *GenericStack {
 	s := &GenericStack{ctx: ctx}
 	s.source = NewStaticIterator(ctx, nil)
 	s.drivers = &DriverChecker{}
-	feasible := NewFeasibilityWrapper(ctx, s.source, s.drivers)
-	ranked := &FeasibleRankIterator{source: feasible}
+	s.constraints = &ConstraintChecker{ctx: ctx}
+	s.feasible = NewFeasibilityWrapper(ctx, s.source, s.drivers, s.constraints)
+	ranked := &FeasibleRankIterator{source: s.feasible}
 	s.binPack = NewBinPackIterator(ctx, ranked)
-	normalized := &ScoreNormalizationIterator{source: s.binPack}
+	s.distinct = &DistinctIterator{ctx: ctx, source: s.binPack}
+	s.antiAffinity = &JobAntiAffinityIterator{source: s.distinct}
+	s.penalty = &ReschedulePenaltyIterator{source: s.antiAffinity}
+	s.affinity = &NodeAffinityIterator{ctx: ctx, source: s.penalty}
+	s.spread = &SpreadIterator{ctx: ctx, source: s.affinity}
+	normalized := &ScoreNormalizationIterator{source: s.spread}
 	s.limit = &LimitIterator{source: normalized, limit: minRankLimit}
 	s.maxScore = &MaxScoreIterator{ctx: ctx, source: s.limit}
 	return s
 }
 
-// SetNodes sets the candidate nodes (already filtered to ready nodes in
-// the job's datacenters) and shuffles them.
+// SetJob sets the job; preempt says whether its placements may evict.
+func (s *GenericStack) SetJob(job *structs.Job, preempt bool) {
+	s.job = job
+	s.binPack.SetJob(job, preempt)
+	s.configured = nil
+}
+
+// SetNodes sets the candidate nodes and shuffles them.
 func (s *GenericStack) SetNodes(nodes []*structs.Node) {
 	shuffleNodes(s.ctx, nodes)
+	s.nodes = nodes
 	s.source.SetNodes(nodes)
 	limit := minRankLimit
 	if n := len(nodes); n > 1 {
@@ -64,35 +102,80 @@ func (s *GenericStack) SetNodes(nodes []*structs.Node) {
 	s.limit.SetLimit(limit)
 }
 
+// setTaskGroup configures the iterators for a group, once per group.
+func (s *GenericStack) setTaskGroup(tg *structs.TaskGroup) {
+	if s.configured == tg {
+		return
+	}
+	s.configured = tg
+	s.drivers.SetTaskGroup(tg)
+	cs := append(append([]*structs.Constraint(nil), s.job.Constraints...), tg.Constraints...)
+	for _, t := range tg.Tasks {
+		cs = append(cs, t.Constraints...)
+	}
+	s.constraints.SetConstraints(cs)
+	s.feasible.SetTaskGroup(tg.Name)
+	s.binPack.SetTaskGroup(tg)
+	s.distinct.SetTaskGroup(s.job, tg)
+	s.antiAffinity.SetTaskGroup(s.job.ID, tg)
+	s.affinity.SetTaskGroup(s.job, tg)
+	s.spread.SetTaskGroup(s.job, tg, s.nodes)
+}
+
 // Select returns the best node for one allocation of tg, or nil when no
 // node fits; the context's metrics explain either outcome.
-func (s *GenericStack) Select(tg *structs.TaskGroup) *RankedNode {
+func (s *GenericStack) Select(tg *structs.TaskGroup, opts *SelectOptions) *RankedNode {
+	s.setTaskGroup(tg)
+	var penalty map[string]bool
+	if opts != nil {
+		penalty = opts.PenaltyNodes
+	}
+	s.penalty.SetPenaltyNodes(penalty)
 	s.maxScore.Reset()
-	s.drivers.SetTaskGroup(tg)
-	s.binPack.SetTaskGroup(tg)
 	return s.maxScore.Next()
 }
 
 // readyNodes returns the nodes that may take new allocations of a job:
-// ready, eligible, in one of its datacenters. It also returns how many
-// such nodes each datacenter has, for the placement metrics.
-func readyNodes(state State, datacenters []string) ([]*structs.Node, map[string]int, error) {
+// ready, eligible, in one of its datacenters and its node pool. It also
+// returns how many such nodes each datacenter has, for the placement
+// metrics.
+func readyNodes(state State, job *structs.Job) ([]*structs.Node, map[string]int, error) {
 	all, err := state.Nodes(nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	dcs := make(map[string]bool, len(datacenters))
-	for _, dc := range datacenters {
+	dcs := make(map[string]bool, len(job.Datacenters))
+	anyDC := false
+	for _, dc := range job.Datacenters {
+		if dc == "*" {
+			anyDC = true
+		}
 		dcs[dc] = true
 	}
 	byDC := make(map[string]int)
 	out := make([]*structs.Node, 0, len(all))
 	for _, n := range all {
-		if !n.Ready() || !dcs[n.Datacenter] {
+		if !n.Ready() || (!anyDC && !dcs[n.Datacenter]) || !inPool(job, n) {
 			continue
 		}
 		out = append(out, n)
 		byDC[n.Datacenter]++
 	}
 	return out, byDC, nil
+}
+
+// inPool reports whether a node belongs to the job's node pool.
+func inPool(job *structs.Job, n *structs.Node) bool {
+	pool := job.NodePool
+	if pool == "" {
+		pool = structs.DefaultNodePool
+	}
+	if pool == "all" {
+		return true
+	}
+	np := n.NodePool
+	if np == "" {
+		np = structs.DefaultNodePool
+	}
+	return np == pool
 }
