@@ -34,6 +34,22 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/job/{id}/allocations", a.jobAllocations)
 	handle("GET /v1/job/{id}/evaluations", a.jobEvaluations)
 	handle("GET /v1/job/{id}/versions", a.jobVersions)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/job/{id}/plan", a.jobPlan)
+		handle(m+" /v1/job/{id}/revert", a.jobRevert)
+		handle(m+" /v1/job/{id}/stable", a.jobStable)
+		handle(m+" /v1/deployment/promote/{id}", a.deploymentPromote)
+		handle(m+" /v1/deployment/fail/{id}", a.deploymentFail)
+		handle(m+" /v1/node/{id}/drain", a.nodeDrain)
+		handle(m+" /v1/node/{id}/eligibility", a.nodeEligibility)
+		handle(m+" /v1/operator/scheduler/configuration", a.schedulerConfigSet)
+	}
+	handle("GET /v1/job/{id}/deployments", a.jobDeployments)
+	handle("GET /v1/job/{id}/deployment", a.jobLatestDeployment)
+	handle("GET /v1/deployments", a.deploymentList)
+	handle("GET /v1/deployment/{id}", a.deploymentGet)
+	handle("GET /v1/deployment/allocations/{id}", a.deploymentAllocations)
+	handle("GET /v1/operator/scheduler/configuration", a.schedulerConfigGet)
 
 	handle("GET /v1/allocations", a.allocList)
 	handle("GET /v1/allocation/{id}", a.allocGet)

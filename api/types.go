@@ -16,7 +16,9 @@ type Job struct {
 	Status            string
 	StatusDescription string
 	Version           uint64
+	Stable            bool
 	SubmitTime        int64
+	NodePool          string
 	CreateIndex       uint64
 	ModifyIndex       uint64
 	JobModifyIndex    uint64
@@ -26,6 +28,7 @@ type Job struct {
 type TaskGroup struct {
 	Name             string
 	Count            int
+	Update           *UpdateStrategy
 	Networks         []*NetworkResource
 	RestartPolicy    *RestartPolicy
 	ReschedulePolicy *ReschedulePolicy
@@ -77,6 +80,17 @@ type Task struct {
 	Meta        map[string]string
 }
 
+// UpdateStrategy is a group's update block.
+type UpdateStrategy struct {
+	MaxParallel      int
+	MinHealthyTime   time.Duration
+	HealthyDeadline  time.Duration
+	ProgressDeadline time.Duration
+	Canary           int
+	AutoPromote      bool
+	AutoRevert       bool
+}
+
 // Resources a task asks for.
 type Resources struct {
 	CPU      int
@@ -97,6 +111,8 @@ type JobListStub struct {
 	CreateIndex       uint64
 	ModifyIndex       uint64
 	JobModifyIndex    uint64
+	Stable            bool
+	Datacenters       []string
 }
 
 // JobRegisterResponse answers a registration.
@@ -134,9 +150,16 @@ type Allocation struct {
 	PreviousAllocation string
 	NextAllocation     string
 	FollowupEvalID     string
-	CreateIndex        uint64
-	ModifyIndex        uint64
-	AllocModifyIndex   uint64
+	DeploymentID       string
+	DeploymentStatus   *AllocDeploymentStatus
+	DesiredTransition  struct{ Migrate bool }
+	// Metrics explains the placement.
+	Metrics               *AllocMetric
+	PreemptedAllocations  []string
+	PreemptedByAllocation string
+	CreateIndex           uint64
+	ModifyIndex           uint64
+	AllocModifyIndex      uint64
 	// CreateTime and ModifyTime are Unix nanoseconds.
 	CreateTime int64
 	ModifyTime int64
@@ -144,6 +167,13 @@ type Allocation struct {
 
 // AllocationListStub is an allocation in a list.
 type AllocationListStub = Allocation
+
+// AllocDeploymentStatus is an allocation's health in its deployment.
+type AllocDeploymentStatus struct {
+	Healthy   *bool
+	Timestamp int64
+	Canary    bool
+}
 
 // AllocatedResources is what an allocation was granted.
 type AllocatedResources struct {
@@ -206,8 +236,18 @@ type Node struct {
 	StatusDescription     string
 	StatusUpdatedAt       int64
 	SchedulingEligibility string
+	NodePool              string
+	DrainStrategy         *DrainStrategy
 	CreateIndex           uint64
 	ModifyIndex           uint64
+}
+
+// DrainStrategy is a drain in progress.
+type DrainStrategy struct {
+	Deadline         time.Duration
+	IgnoreSystemJobs bool
+	StartedAt        int64
+	ForceDeadline    int64
 }
 
 // NodeListStub is a node in a list.
@@ -221,6 +261,8 @@ type NodeListStub struct {
 	Status                string
 	StatusDescription     string
 	SchedulingEligibility string
+	NodePool              string
+	Drain                 bool
 	Drivers               map[string]*DriverInfo
 	NodeResources         *NodeResources
 	CreateIndex           uint64
@@ -268,6 +310,7 @@ type Evaluation struct {
 	TriggeredBy       string
 	JobID             string
 	JobModifyIndex    uint64
+	DeploymentID      string
 	NodeID            string
 	Status            string
 	StatusDescription string
@@ -304,4 +347,59 @@ type NodeScoreMeta struct {
 	NodeID    string
 	Scores    map[string]float64
 	NormScore float64
+}
+
+// Deployment tracks the rollout of a job version.
+type Deployment struct {
+	ID                string
+	JobID             string
+	JobVersion        uint64
+	JobModifyIndex    uint64
+	TaskGroups        map[string]*DeploymentState
+	Status            string
+	StatusDescription string
+	History           []*DeploymentEvent
+	CreateIndex       uint64
+	ModifyIndex       uint64
+	CreateTime        int64
+	ModifyTime        int64
+}
+
+// DeploymentState is one group's rollout.
+type DeploymentState struct {
+	AutoRevert        bool
+	AutoPromote       bool
+	ProgressDeadline  time.Duration
+	RequireProgressBy int64
+	Promoted          bool
+	PlacedCanaries    []string
+	DesiredCanaries   int
+	DesiredTotal      int
+	PlacedAllocs      int
+	HealthyAllocs     int
+	UnhealthyAllocs   int
+}
+
+// DeploymentEvent is a line of a deployment's history.
+type DeploymentEvent struct {
+	Time    int64
+	Message string
+}
+
+// DeploymentUpdateResponse answers deployment writes.
+type DeploymentUpdateResponse struct {
+	EvalID                string
+	DeploymentModifyIndex uint64
+	RevertedJobVersion    *uint64
+}
+
+// SchedulerConfiguration is the cluster's scheduler setting.
+type SchedulerConfiguration struct {
+	PreemptionConfig struct {
+		SystemSchedulerEnabled  bool
+		ServiceSchedulerEnabled bool
+		BatchSchedulerEnabled   bool
+	}
+	CreateIndex uint64
+	ModifyIndex uint64
 }

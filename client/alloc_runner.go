@@ -185,6 +185,7 @@ func (ar *allocRunner) run() {
 	}
 	// Report once at start, so "pending" reaches the server.
 	ar.taskChanged()
+	go ar.watchHealth()
 	wg.Wait()
 	close(ar.doneCh)
 	ar.taskChanged()
@@ -195,8 +196,16 @@ func (ar *allocRunner) run() {
 // replace the stored allocation.
 func (ar *allocRunner) update(alloc *structs.Allocation) {
 	ar.mu.Lock()
+	moved := alloc.DeploymentID != ar.alloc.DeploymentID
+	if !moved && alloc.DeploymentStatus == nil {
+		// Keep the health this client decided until the server has it.
+		alloc.DeploymentStatus = ar.alloc.DeploymentStatus
+	}
 	ar.alloc = alloc
 	ar.mu.Unlock()
+	if moved {
+		go ar.watchHealth()
+	}
 	if err := ar.client.db.putAlloc(alloc); err != nil {
 		ar.logger.Error("failed to persist allocation", "error", err)
 	}

@@ -444,6 +444,7 @@ func (c *Client) queueAllocUpdate(a *structs.Allocation) {
 		ClientStatus:      a.ClientStatus,
 		ClientDescription: a.ClientDescription,
 		TaskStates:        a.TaskStates,
+		DeploymentStatus:  a.DeploymentStatus,
 	}
 	c.updateLock.Lock()
 	c.pendingUpdates[a.ID] = update

@@ -20,7 +20,7 @@ func newJobCommand(g *globals) *cobra.Command {
 		Use:   "job",
 		Short: "Run, inspect and stop jobs",
 	}
-	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g))
+	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g), newJobPlanCommand(g))
 	return cmd
 }
 

@@ -14,7 +14,7 @@ func newNodeCommand(g *globals) *cobra.Command {
 		Use:   "node",
 		Short: "Inspect client nodes",
 	}
-	cmd.AddCommand(newNodeStatusCommand(g))
+	cmd.AddCommand(newNodeStatusCommand(g), newNodeDrainCommand(g), newNodeEligibilityCommand(g))
 	return cmd
 }
 

@@ -28,14 +28,21 @@ const (
 
 // exitError carries an exit code through cobra.
 type exitError struct {
-	code int
-	err  error
+	code   int
+	err    error
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// silentExit ends a command with code and prints nothing more: the
+// command has already said what the code means.
+func silentExit(code int, reason error) error {
+	return &exitError{code: code, err: reason, silent: true}
+}
 
 // ui holds the streams commands write to.
 type ui struct {
@@ -67,11 +74,14 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "Error: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
+		if !ee.silent {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+		}
 		return ee.code
 	}
+	fmt.Fprintf(stderr, "Error: %v\n", err)
 	return ExitError
 }
 
@@ -95,6 +105,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newJobCommand(g),
 		newAllocCommand(g),
 		newNodeCommand(g),
+		newDeploymentCommand(g),
 		newServerCommand(g),
 		newOperatorCommand(g),
 		newVersionCommand(g),

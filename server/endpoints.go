@@ -8,12 +8,13 @@ import "fmt"
 // whichever server received them.
 func (s *Server) registerEndpoints() error {
 	endpoints := map[string]interface{}{
-		"Job":      &Job{srv: s},
-		"Node":     &Node{srv: s},
-		"Alloc":    &Alloc{srv: s},
-		"Eval":     &Eval{srv: s},
-		"Status":   &Status{srv: s},
-		"Operator": &Operator{srv: s},
+		"Job":        &Job{srv: s},
+		"Node":       &Node{srv: s},
+		"Alloc":      &Alloc{srv: s},
+		"Eval":       &Eval{srv: s},
+		"Status":     &Status{srv: s},
+		"Operator":   &Operator{srv: s},
+		"Deployment": &Deployment{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

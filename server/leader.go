@@ -61,7 +61,7 @@ func (s *Server) establishLeadership() {
 	if err := s.heartbeats.initialize(); err != nil {
 		s.logger.Error("failed to start heartbeat timers", "error", err)
 	}
-	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers} {
+	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.watchDeployments, s.drainNodes} {
 		loop := loop
 		s.leaderWG.Add(1)
 		s.goFunc(func() {

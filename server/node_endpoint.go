@@ -54,6 +54,10 @@ func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 	node.CreateIndex, node.ModifyIndex = 0, 0
 
 	req := &structs.NodeRegisterRequest{Node: node, UpdatedAt: time.Now().UnixNano()}
+	// A new node, or one coming back, gets its system jobs.
+	if node.Status == structs.NodeStatusReady && (existing == nil || existing.Status != structs.NodeStatusReady) {
+		req.Evals = n.srv.systemJobEvals(node)
+	}
 	_, index, err := n.srv.raftApply(structs.NodeRegisterRequestType, req)
 	if err != nil {
 		return err
@@ -109,6 +113,11 @@ func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 // replaced elsewhere.
 func (s *Server) updateNodeStatus(nodeID, status string) error {
 	req := &structs.NodeUpdateStatusRequest{NodeID: nodeID, Status: status, UpdatedAt: time.Now().UnixNano()}
+	if status == structs.NodeStatusReady {
+		if node, _ := s.State().NodeByID(nil, nodeID); node != nil {
+			req.Evals = s.systemJobEvals(node)
+		}
+	}
 	if status == structs.NodeStatusDown {
 		evals, err := s.evalsForNodeAllocs(nodeID, structs.EvalTriggerNodeDown)
 		if err != nil {
@@ -307,6 +316,15 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		if becameTerminal && existing.DesiredStatus == structs.AllocDesiredStatusRun {
 			seen[existing.JobID] = true
 			evals = append(evals, n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerRetryFailed, "", now))
+			continue
+		}
+		// A deployment allocation's health decided: the rollout may go on.
+		if existing.DeploymentID != "" && update.DeploymentStatus != nil && update.DeploymentStatus.Healthy != nil &&
+			(existing.DeploymentStatus == nil || existing.DeploymentStatus.Healthy == nil || *existing.DeploymentStatus.Healthy != *update.DeploymentStatus.Healthy) {
+			seen[existing.JobID] = true
+			e := n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerDeploymentWatcher, "", now)
+			e.DeploymentID = existing.DeploymentID
+			evals = append(evals, e)
 		}
 	}
 	req := &structs.AllocUpdateRequest{Alloc: args.Alloc, Evals: evals, UpdatedAt: now}

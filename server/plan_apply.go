@@ -56,17 +56,26 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 	for node, reason := range reasons {
 		s.logger.Debug("plan rejected for node, the worker will re-plan", "eval_id", plan.EvalID, "node_id", node, "reason", reason)
 	}
-	if len(result.NodeUpdate) == 0 && len(result.NodeAllocation) == 0 {
+	// A deployment commits with the plan even if every node was
+	// rejected: the re-plan finds it and continues it.
+	result.Deployment = plan.Deployment
+	result.DeploymentUpdates = plan.DeploymentUpdates
+	if len(result.NodeUpdate) == 0 && len(result.NodeAllocation) == 0 && result.Deployment == nil && len(result.DeploymentUpdates) == 0 {
 		return result, nil
 	}
 
 	req := &structs.ApplyPlanResultsRequest{
-		Job:       plan.Job,
-		EvalID:    plan.EvalID,
-		UpdatedAt: time.Now().UnixNano(),
+		Job:               plan.Job,
+		EvalID:            plan.EvalID,
+		Deployment:        plan.Deployment,
+		DeploymentUpdates: plan.DeploymentUpdates,
+		UpdatedAt:         time.Now().UnixNano(),
 	}
 	for _, node := range sortedKeys(result.NodeUpdate) {
 		req.AllocsStopped = append(req.AllocsStopped, result.NodeUpdate[node]...)
+	}
+	for _, node := range sortedKeys(result.NodePreemptions) {
+		req.AllocsPreempted = append(req.AllocsPreempted, result.NodePreemptions[node]...)
 	}
 	for _, node := range sortedKeys(result.NodeAllocation) {
 		for _, a := range result.NodeAllocation[node] {
@@ -91,14 +100,18 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult, map[string]string, error) {
 	rejectReasons := make(map[string]string)
 	result := &structs.PlanResult{
-		NodeUpdate:     make(map[string][]*structs.Allocation),
-		NodeAllocation: make(map[string][]*structs.Allocation),
+		NodeUpdate:      make(map[string][]*structs.Allocation),
+		NodeAllocation:  make(map[string][]*structs.Allocation),
+		NodePreemptions: make(map[string][]*structs.Allocation),
 	}
 	nodes := make(map[string]struct{})
 	for n := range plan.NodeUpdate {
 		nodes[n] = struct{}{}
 	}
 	for n := range plan.NodeAllocation {
+		nodes[n] = struct{}{}
+	}
+	for n := range plan.NodePreemptions {
 		nodes[n] = struct{}{}
 	}
 	ids := make([]string, 0, len(nodes))
@@ -122,6 +135,9 @@ func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult
 		}
 		if a := plan.NodeAllocation[nodeID]; len(a) > 0 {
 			result.NodeAllocation[nodeID] = a
+		}
+		if p := plan.NodePreemptions[nodeID]; len(p) > 0 {
+			result.NodePreemptions[nodeID] = p
 		}
 	}
 	if len(result.RejectedNodes) > 0 {
@@ -179,7 +195,11 @@ func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (
 	if node.TerminalStatus() {
 		return false, "node is down", nil
 	}
-	proposed := structs.ProposedAllocs(existing, plan.NodeUpdate[nodeID], placed)
+	removed := plan.NodeUpdate[nodeID]
+	if pre := plan.NodePreemptions[nodeID]; len(pre) > 0 {
+		removed = append(append([]*structs.Allocation(nil), removed...), pre...)
+	}
+	proposed := structs.ProposedAllocs(existing, removed, placed)
 	if fit, dim, _ := structs.AllocsFit(node, proposed); !fit {
 		return false, "node exhausted: " + dim, nil
 	}

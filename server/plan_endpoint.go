@@ -1,0 +1,129 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/droverhq/drover/scheduler"
+	"github.com/droverhq/drover/structs"
+)
+
+// Plan runs the real scheduler on a copy of the current state with the
+// job registered in it, and reports what would happen: the diff against
+// the registered job, per-group annotations, placement failures and the
+// job modify index to pass to `job run -check-index`. Nothing is
+// written.
+func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse) error {
+	if done, err := j.srv.forward("Job.Plan", args, args, reply); done {
+		return err
+	}
+	if args.Job == nil {
+		return structs.NewError(structs.CodeInvalid, "missing job")
+	}
+	job := args.Job.Copy()
+	job.Canonicalize()
+	if err := job.Validate(); err != nil {
+		return structs.NewError(structs.CodeInvalid, err.Error())
+	}
+	// A memdb snapshot is an independent copy: writes to it are never
+	// seen by the real store.
+	snap := j.srv.State().Snapshot()
+	existing, err := snap.JobByID(nil, job.ID)
+	if err != nil {
+		return err
+	}
+	if existing != nil {
+		reply.JobModifyIndex = existing.JobModifyIndex
+	}
+	if args.Diff {
+		diff, err := existing.Diff(job, true)
+		if err != nil {
+			return err
+		}
+		reply.Diff = diff
+	}
+	index, err := snap.LatestIndex()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	eval := &structs.Evaluation{
+		ID: structs.GenerateUUID(), Priority: job.Priority, Type: job.Type,
+		TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID, Status: structs.EvalStatusPending,
+		CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
+	}
+	if err := snap.UpsertJob(index+1, job, now.UnixNano(), eval); err != nil {
+		return err
+	}
+	stored, _ := snap.EvalByID(nil, eval.ID)
+	planner := &dryRunPlanner{}
+	sched, err := scheduler.NewScheduler(job.Type, scheduler.Config{Logger: j.srv.logger, Annotate: true}, snap, planner)
+	if err != nil {
+		return err
+	}
+	if err := sched.Process(stored); err != nil {
+		return fmt.Errorf("plan job %q: %w", job.ID, err)
+	}
+	if planner.plan != nil {
+		reply.Annotations = planner.plan.Annotations
+	}
+	if planner.eval != nil {
+		reply.FailedTGAllocs = planner.eval.FailedTGAllocs
+	}
+	reply.CreatedEvals = planner.created
+	if reply.Diff != nil && reply.Annotations != nil {
+		for _, tg := range reply.Diff.TaskGroups {
+			if u := reply.Annotations.DesiredTGUpdates[tg.Name]; u != nil {
+				tg.Updates = desiredUpdateCounts(u)
+			}
+		}
+	}
+	return nil
+}
+
+// desiredUpdateCounts renders annotations for a group diff.
+func desiredUpdateCounts(u *structs.DesiredUpdates) map[string]uint64 {
+	out := map[string]uint64{}
+	add := func(k string, n int) {
+		if n > 0 {
+			out[k] = uint64(n)
+		}
+	}
+	add("create", u.Place)
+	add("destroy", u.Stop)
+	add("migrate", u.Migrate)
+	add("in-place update", u.InPlaceUpdate)
+	add("create/destroy update", u.DestructiveUpdate)
+	add("canary", u.Canary)
+	add("ignore", u.Ignore)
+	add("preempt", u.Preemptions)
+	return out
+}
+
+// dryRunPlanner is the scheduler's Planner for `job plan`: it keeps the
+// plan and the evaluations and commits nothing.
+type dryRunPlanner struct {
+	plan    *structs.Plan
+	eval    *structs.Evaluation
+	created []*structs.Evaluation
+}
+
+func (p *dryRunPlanner) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, scheduler.State, error) {
+	p.plan = plan
+	return &structs.PlanResult{NodeUpdate: plan.NodeUpdate, NodeAllocation: plan.NodeAllocation, NodePreemptions: plan.NodePreemptions}, nil, nil
+}
+
+func (p *dryRunPlanner) UpdateEval(eval *structs.Evaluation) error {
+	p.eval = eval
+	return nil
+}
+
+func (p *dryRunPlanner) CreateEval(eval *structs.Evaluation) error {
+	p.created = append(p.created, eval)
+	return nil
+}
+
+func (p *dryRunPlanner) ReblockEval(eval *structs.Evaluation) error {
+	p.eval = eval
+	return nil
+}
