@@ -160,5 +160,19 @@ func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (interface{}
 		return nil, err
 	}
 	setMeta(w, resp.QueryMeta)
-	return map[string]interface{}{"Versions": resp.Versions}, nil
+	out := map[string]interface{}{"Versions": resp.Versions}
+	if r.URL.Query().Get("diffs") == "true" {
+		// Diffs[i] is what changed from the version before Versions[i]
+		// (newest first); the oldest kept version has no diff.
+		diffs := make([]*structs.JobDiff, len(resp.Versions))
+		for i := 0; i+1 < len(resp.Versions); i++ {
+			d, err := resp.Versions[i+1].Diff(resp.Versions[i], false)
+			if err != nil {
+				return nil, err
+			}
+			diffs[i] = d
+		}
+		out["Diffs"] = diffs
+	}
+	return out, nil
 }

@@ -154,7 +154,14 @@ func (c *Client) newRequest(method, path string, q *QueryOptions) *request {
 // turned into an *Error.
 func (c *Client) do(r *request) (*http.Response, error) {
 	u := *c.addr
-	u.Path = strings.TrimSuffix(u.Path, "/") + r.path
+	// r.path is already escaped (IDs go through escape): keep it as the
+	// raw path so that it is not escaped twice.
+	rawPath := strings.TrimSuffix(u.EscapedPath(), "/") + r.path
+	unescaped, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, fmt.Errorf("bad request path %q: %w", rawPath, err)
+	}
+	u.Path, u.RawPath = unescaped, rawPath
 	u.RawQuery = r.params.Encode()
 	var body io.Reader
 	if r.body != nil {
@@ -197,6 +204,26 @@ func (c *Client) do(r *request) (*http.Response, error) {
 // query GETs path into out and returns the query metadata.
 func (c *Client) query(path string, out interface{}, q *QueryOptions) (*QueryMeta, error) {
 	resp, err := c.do(c.newRequest(http.MethodGet, path, q))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	meta := &QueryMeta{}
+	meta.LastIndex, _ = strconv.ParseUint(resp.Header.Get("X-Drover-Index"), 10, 64)
+	meta.KnownLeader = resp.Header.Get("X-Drover-KnownLeader") == "true"
+	return meta, nil
+}
+
+// queryParams is query with extra query-string parameters.
+func (c *Client) queryParams(path string, params url.Values, out interface{}, q *QueryOptions) (*QueryMeta, error) {
+	r := c.newRequest(http.MethodGet, path, q)
+	for k, v := range params {
+		r.params[k] = v
+	}
+	resp, err := c.do(r)
 	if err != nil {
 		return nil, err
 	}

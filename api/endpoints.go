@@ -102,6 +102,18 @@ func (j *Jobs) Versions(id string, q *QueryOptions) ([]*Job, *QueryMeta, error) 
 	return out.Versions, meta, err
 }
 
+// VersionsWithDiffs lists a job's kept versions, newest first, with what
+// changed in each: diffs[i] is the change from the version before
+// versions[i] (nil for the oldest kept version).
+func (j *Jobs) VersionsWithDiffs(id string, q *QueryOptions) ([]*Job, []*JobDiff, *QueryMeta, error) {
+	var out struct {
+		Versions []*Job
+		Diffs    []*JobDiff
+	}
+	meta, err := j.c.queryParams("/v1/job/"+escape(id)+"/versions", url.Values{"diffs": {"true"}}, &out, q)
+	return out.Versions, out.Diffs, meta, err
+}
+
 // Allocations returns the allocation endpoints.
 func (c *Client) Allocations() *Allocations { return &Allocations{c: c} }
 

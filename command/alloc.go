@@ -78,7 +78,7 @@ func printAllocStatus(u *ui, a *api.Allocation, verbose bool) {
 		}
 		return short(s)
 	}
-	printKV(u, [][2]string{
+	kv := [][2]string{
 		{"ID", a.ID},
 		{"Eval ID", id(a.EvalID)},
 		{"Name", a.Name},
@@ -92,7 +92,28 @@ func printAllocStatus(u *ui, a *api.Allocation, verbose bool) {
 		{"Desired Description", orNone(a.DesiredDescription)},
 		{"Created", formatAge(a.CreateTime)},
 		{"Modified", formatAge(a.ModifyTime)},
-	})
+	}
+	if a.DeploymentID != "" {
+		health := "unset"
+		if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil {
+			health = map[bool]string{true: "healthy", false: "unhealthy"}[*ds.Healthy]
+		}
+		if ds := a.DeploymentStatus; ds != nil && ds.Canary {
+			health += " (canary)"
+		}
+		kv = append(kv, [2]string{"Deployment ID", id(a.DeploymentID)}, [2]string{"Deployment Health", health})
+	}
+	printKV(u, kv)
+	if a.PreemptedByAllocation != "" {
+		u.Printf("Preempted by allocation %s (a job of higher priority needed its resources)\n", id(a.PreemptedByAllocation))
+	}
+	if len(a.PreemptedAllocations) > 0 {
+		ids := make([]string, len(a.PreemptedAllocations))
+		for i, p := range a.PreemptedAllocations {
+			ids[i] = id(p)
+		}
+		u.Printf("Preempted allocations to be placed: %s\n", strings.Join(ids, ", "))
+	}
 	if a.PreviousAllocation != "" {
 		u.Printf("Replaces allocation %s\n", id(a.PreviousAllocation))
 	}
@@ -106,6 +127,9 @@ func printAllocStatus(u *ui, a *api.Allocation, verbose bool) {
 			rows = append(rows, []string{p.Label, fmt.Sprintf("%s:%d", p.HostIP, p.Value)})
 		}
 		printTable(u, rows)
+	}
+	if verbose && a.Metrics != nil {
+		printPlacementMetrics(u, a.Metrics)
 	}
 	names := make([]string, 0, len(a.TaskStates))
 	for n := range a.TaskStates {
@@ -222,4 +246,64 @@ output is followed until the task stops or you interrupt.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
 	cmd.Flags().Int64Var(&tail, "tail", 0, "print only the last N bytes")
 	return cmd
+}
+
+// printPlacementMetrics explains how the scheduler chose the node: how
+// many nodes it looked at, which were filtered or exhausted and why, and
+// the best-scored nodes with each score component.
+func printPlacementMetrics(u *ui, m *api.AllocMetric) {
+	u.Printf("\nPlacement Metrics\n")
+	printKV(u, [][2]string{
+		{"Nodes Evaluated", fmt.Sprint(m.NodesEvaluated)},
+		{"Nodes Filtered", fmt.Sprint(m.NodesFiltered)},
+		{"Nodes Exhausted", fmt.Sprint(m.NodesExhausted)},
+		{"Allocation Time", m.AllocationTime.String()},
+	})
+	for _, line := range placementReasons(m) {
+		u.Printf("  * %s\n", line)
+	}
+	if len(m.ScoreMetaData) == 0 {
+		return
+	}
+	// One column per score component, in a fixed order, then the rest.
+	known := []string{"binpack", "job-anti-affinity", "node-affinity", "spread", "node-reschedule-penalty", "preemption"}
+	seen := map[string]bool{}
+	for _, s := range m.ScoreMetaData {
+		for k := range s.Scores {
+			seen[k] = true
+		}
+	}
+	var cols []string
+	for _, k := range known {
+		if seen[k] {
+			cols = append(cols, k)
+			delete(seen, k)
+		}
+	}
+	cols = append(cols, sortedKeys(boolKeys(seen))...)
+	header := append([]string{"Node"}, cols...)
+	header = append(header, "final score")
+	rows := [][]string{header}
+	for _, s := range m.ScoreMetaData {
+		row := []string{s.NodeID}
+		for _, c := range cols {
+			if v, ok := s.Scores[c]; ok {
+				row = append(row, fmt.Sprintf("%.3g", v))
+			} else {
+				row = append(row, "0")
+			}
+		}
+		row = append(row, fmt.Sprintf("%.3g", s.NormScore))
+		rows = append(rows, row)
+	}
+	u.Printf("\nTop Scored Nodes\n")
+	printTable(u, rows)
+}
+
+func boolKeys(m map[string]bool) map[string]int {
+	out := make(map[string]int, len(m))
+	for k := range m {
+		out[k] = 1
+	}
+	return out
 }

@@ -20,7 +20,7 @@ func newJobCommand(g *globals) *cobra.Command {
 		Use:   "job",
 		Short: "Run, inspect and stop jobs",
 	}
-	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g), newJobPlanCommand(g))
+	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g), newJobPlanCommand(g), newJobHistoryCommand(g), newJobRevertCommand(g))
 	return cmd
 }
 
@@ -57,10 +57,22 @@ func newJobRunCommand(g *globals) *cobra.Command {
 		Long: `Submit the job in FILE (HCL) and follow its evaluation and allocations
 until every allocation is running (batch jobs: running or complete).
 
-Exit codes: 0 when the allocations run; 2 when some could not be placed
-(the reasons are printed: constraints that filtered nodes, resources
-exhausted); 1 on any other error, including an allocation that failed.
-With -detach, the job is submitted and the command returns at once.`,
+A job whose groups have an update block rolls out through a deployment:
+the command then follows the deployment with a progress table (group,
+desired, placed, healthy, unhealthy, time left to the progress deadline),
+redrawn in place on a terminal and printed as plain lines otherwise, until
+the deployment succeeds, fails or its canaries wait for promotion.
+
+Exit codes: 0 when the allocations run (or the deployment succeeded, or
+its canaries are healthy and wait for "drover deployment promote"); 2 when
+some allocations could not be placed (the reasons are printed: the
+constraints that filtered nodes and how many, the resources exhausted); 1
+on any other error, including a failed allocation and a deployment that
+failed, was reverted or was cancelled. With -detach, the job is submitted
+and the command returns at once.
+
+With -check-index N (from "drover job plan"), the job is registered only
+if its modify index is still N: nobody changed it since the plan.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := os.ReadFile(args[0])
@@ -90,7 +102,7 @@ With -detach, the job is submitted and the command returns at once.`,
 				g.ui.Printf("Job registration successful\nEvaluation ID: %s\n", resp.EvalID)
 				return nil
 			}
-			m := &monitor{ui: g.ui, client: c, jobID: job.ID, deadline: time.Now().Add(timeout)}
+			m := &monitor{ui: g.ui, client: c, jobID: job.ID, deadline: time.Now().Add(timeout), tty: isTTY(g.ui.out)}
 			return m.run(resp.EvalID)
 		},
 	}
@@ -213,10 +225,25 @@ func newJobStatusCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			dep, _, err := c.Jobs().LatestDeployment(jobID, nil)
+			if err != nil && !api.IsNotFound(err) {
+				return err
+			}
 			if asJSON {
-				return printJSON(g.ui, map[string]interface{}{"Job": job, "Allocations": allocs, "Evaluations": evals})
+				return printJSON(g.ui, map[string]interface{}{"Job": job, "Allocations": allocs, "Evaluations": evals, "LatestDeployment": dep})
 			}
 			printJobStatus(g.ui, job, allocs, evals)
+			if dep != nil {
+				g.ui.Printf("\nLatest Deployment\n")
+				printKV(g.ui, [][2]string{
+					{"ID", short(dep.ID)},
+					{"Job Version", fmt.Sprint(dep.JobVersion)},
+					{"Status", dep.Status},
+					{"Description", dep.StatusDescription},
+				})
+				g.ui.Printf("\n")
+				printTable(g.ui, deploymentRows(dep))
+			}
 			return nil
 		},
 	}

@@ -16,6 +16,9 @@ type monitor struct {
 	client   *api.Client
 	jobID    string
 	deadline time.Time
+	// tty redraws the deployment table in place instead of printing
+	// plain lines.
+	tty bool
 }
 
 // pollWait is how long one blocking query waits.
@@ -51,6 +54,19 @@ func (m *monitor) run(evalID string) error {
 		return withCode(ExitPlacementFailed, fmt.Errorf("%s", placementSummary(eval.FailedTGAllocs)))
 	}
 	m.ui.Printf("==> Evaluation %q finished with status \"complete\"\n", short(eval.ID))
+	job, _, err := m.client.Jobs().Info(m.jobID, nil)
+	if err != nil {
+		return err
+	}
+	if !job.Stop {
+		d, err := m.findDeployment(eval, job)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			return m.watchDeployment(d.ID)
+		}
+	}
 	return m.waitRunning()
 }
 

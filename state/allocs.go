@@ -281,9 +281,16 @@ func countPlacementTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, at i
 		return nil
 	}
 	tg.PlacedAllocs++
+	kind := "allocation"
 	if a.DeploymentStatus.IsCanary() {
 		tg.PlacedCanaries = append(tg.PlacedCanaries, a.ID)
+		kind = "canary"
 	}
+	msg := fmt.Sprintf("placed %s %s (%s): %d/%d placed in group %q", kind, short(a.ID), a.Name, tg.PlacedAllocs, tg.DesiredTotal, a.TaskGroup)
+	if a.PreviousAllocation != "" {
+		msg += fmt.Sprintf(", replacing %s", short(a.PreviousAllocation))
+	}
+	d.AddEvent(at, msg)
 	return upsertDeploymentTxn(txn, index, d)
 }
 

@@ -52,16 +52,21 @@ func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int
 			job.Version = existing.Version + 1
 			job.JobModifyIndex = index
 			job.SubmitTime = submitTime
+			// A new version is stable only once a deployment of it
+			// succeeds, also when it is a copy of a stable one (revert).
+			job.Stable = false
 		} else {
 			job.Version = existing.Version
 			job.JobModifyIndex = existing.JobModifyIndex
 			job.SubmitTime = existing.SubmitTime
+			job.Stable = existing.Stable
 		}
 		job.Status = existing.Status
 	} else {
 		job.CreateIndex, job.ModifyIndex, job.JobModifyIndex = index, index, index
 		job.Version = 0
 		job.SubmitTime = submitTime
+		job.Stable = false
 	}
 	if job.Status == "" {
 		job.Status = structs.JobStatusPending
