@@ -25,7 +25,8 @@ var allowedImports = map[string][]string{
 	"client":            {"structs", "driver"},
 	"jobspec":           {"structs"},
 	"api":               {},
-	"agent":             {"server", "client", "driver", "driver/containerd", "structs", "rpcpool", "gossip"},
+	"client/sim":        {"structs"},
+	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip"},
 	"command":           {"api", "jobspec", "agent"},
 	".":                 {"command", "driver/containerd"},
 }

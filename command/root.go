@@ -108,6 +108,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newDeploymentCommand(g),
 		newServerCommand(g),
 		newOperatorCommand(g),
+		newSimCommand(g),
 		newVersionCommand(g),
 	)
 	return root

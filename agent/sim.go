@@ -1,0 +1,33 @@
+package agent
+
+import (
+	"context"
+
+	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/droverhq/drover/client/sim"
+	"github.com/droverhq/drover/rpcpool"
+)
+
+// SimNodes runs simulated client nodes (see package client/sim) against
+// the servers at the given RPC addresses, through the same server proxy
+// a client-only agent uses: it sticks to a server that answers and moves
+// on when one cannot be reached. started is called with the simulator
+// before registration begins, so the caller can read its stats; Run's
+// progress callback reports registrations. SimNodes returns when ctx is
+// done.
+func SimNodes(ctx context.Context, cfg sim.Config, servers []string, logger hclog.Logger, started func(*sim.Simulator), progress func(registered, total int)) error {
+	pool := rpcpool.New()
+	defer pool.Shutdown()
+	cfg.RPC = newServerProxy(pool, servers, nil)
+	cfg.Logger = logger
+	s := sim.New(cfg)
+	if started != nil {
+		started(s)
+	}
+	if err := s.Run(ctx, progress); err != nil && ctx.Err() == nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,167 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/agent"
+	"github.com/droverhq/drover/client/sim"
+)
+
+func newSimCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Simulate cluster members for scale tests",
+	}
+	cmd.AddCommand(newSimNodesCommand(g))
+	return cmd
+}
+
+func newSimNodesCommand(g *globals) *cobra.Command {
+	var (
+		count        int
+		servers      string
+		prefix       string
+		seed         int64
+		dcs          string
+		racks        int
+		startDelay   time.Duration
+		batchRuntime time.Duration
+		duration     time.Duration
+		interval     time.Duration
+		logLevel     string
+	)
+	cmd := &cobra.Command{
+		Use:   "nodes -count N -servers ADDR[,ADDR...]",
+		Short: "Run N simulated client nodes against the servers",
+		Long: `Register N simulated client nodes with the servers at the given RPC
+addresses (host:port, the servers' -bind address and RPC port 4647),
+heartbeat each within its TTL, and play the client for the allocations
+placed on them: running at once (or after -start-delay), healthy after
+the group's min_healthy_time, complete when stopped, and complete after
+-batch-runtime for batch jobs. No container is started. The nodes
+advertise the containerd driver, so ordinary job files place on them.
+
+Nodes are named <prefix>-00000, <prefix>-00001, ... and get varied
+resources (8,000 to 56,000 MHz, 16 to 128 GiB), node classes (small,
+medium, large, xlarge) and meta.rack values r0..r<racks-1>, derived from
+-seed: a restarted simulator with the same prefix and seed registers the
+same nodes again. Run simulators side by side with different prefixes.
+
+Progress is printed while the nodes register, then a status line every
+-stats-interval. The simulator runs until interrupted or for -duration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if count <= 0 {
+				return fmt.Errorf("-count must be at least 1")
+			}
+			addrs := splitList(servers)
+			if len(addrs) == 0 {
+				return fmt.Errorf("-servers is required: the servers' RPC addresses, e.g. 127.0.0.1:4647")
+			}
+			level := hclog.LevelFromString(logLevel)
+			if level == hclog.NoLevel {
+				return fmt.Errorf("unknown -log-level %q; accepted: trace, debug, info, warn, error", logLevel)
+			}
+			logger := hclog.New(&hclog.LoggerOptions{Name: "sim", Level: level, Output: g.ui.err})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sigCh := make(chan os.Signal, 1)
+			signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sigCh)
+			go func() {
+				select {
+				case <-sigCh:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			if duration > 0 {
+				time.AfterFunc(duration, cancel)
+			}
+
+			cfg := sim.Config{
+				Count: count, NamePrefix: prefix, Seed: seed, Datacenters: splitList(dcs), Racks: racks,
+				StartDelay: startDelay, BatchRuntime: batchRuntime,
+			}
+			var (
+				mu      sync.Mutex
+				s       *sim.Simulator
+				lastPct = -1
+				begin   = time.Now()
+			)
+			g.ui.Printf("==> Registering %d simulated nodes with %s\n", count, strings.Join(addrs, ", "))
+			progress := func(done, total int) {
+				mu.Lock()
+				defer mu.Unlock()
+				pct := done * 100 / total
+				if pct/10 != lastPct/10 || done == total {
+					lastPct = pct
+					g.ui.Printf("    %d/%d registered (%d%%) in %s\n", done, total, pct, formatDuration(time.Since(begin)))
+				}
+			}
+			started := func(sm *sim.Simulator) {
+				mu.Lock()
+				s = sm
+				mu.Unlock()
+				go func() {
+					t := time.NewTicker(interval)
+					defer t.Stop()
+					for {
+						select {
+						case <-ctx.Done():
+							return
+						case <-t.C:
+							st := sm.Stats()
+							g.ui.Printf("    %s: %d nodes registered, %d heartbeats (%d failed, %d re-registrations), %d allocs running, %d complete, %d updates in %d batches\n",
+								time.Now().Format("15:04:05"), st.Registered, st.Heartbeats, st.HeartbeatErrors, st.Reregistrations,
+								st.AllocsRunning, st.AllocsComplete, st.UpdatesSent, st.UpdateBatches)
+						}
+					}
+				}()
+			}
+			err := agent.SimNodes(ctx, cfg, addrs, logger, started, progress)
+			mu.Lock()
+			defer mu.Unlock()
+			if s != nil {
+				st := s.Stats()
+				g.ui.Printf("==> Stopped: %d nodes, %d heartbeats (%d failed), %d allocation updates sent\n",
+					st.Registered, st.Heartbeats, st.HeartbeatErrors, st.UpdatesSent)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&count, "count", 0, "how many nodes to simulate (required)")
+	f.StringVar(&servers, "servers", "", "comma-separated RPC addresses of the servers (required)")
+	f.StringVar(&prefix, "name-prefix", "sim", "node name prefix; simulators sharing a cluster need different ones")
+	f.Int64Var(&seed, "seed", 1, "seed for node IDs and shapes")
+	f.StringVar(&dcs, "datacenters", "dc1", "comma-separated datacenters the nodes are spread over")
+	f.IntVar(&racks, "racks", 25, "how many meta.rack values the nodes are spread over")
+	f.DurationVar(&startDelay, "start-delay", 0, "how long a placed allocation stays pending before it runs")
+	f.DurationVar(&batchRuntime, "batch-runtime", time.Second, "how long a batch allocation runs before it completes")
+	f.DurationVar(&duration, "duration", 0, "stop after this long (0: run until interrupted)")
+	f.DurationVar(&interval, "stats-interval", 10*time.Second, "how often to print a status line")
+	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	return cmd
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
