@@ -9,6 +9,13 @@ import (
 	"github.com/droverhq/drover/rpcpool"
 )
 
+// SimConfig and Simulator are the node simulator's configuration and
+// handle, for the CLI (which reaches client packages only through agent).
+type (
+	SimConfig = sim.Config
+	Simulator = sim.Simulator
+)
+
 // SimNodes runs simulated client nodes (see package client/sim) against
 // the servers at the given RPC addresses, through the same server proxy
 // a client-only agent uses: it sticks to a server that answers and moves

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/droverhq/drover/agent"
-	"github.com/droverhq/drover/client/sim"
 )
 
 func newSimCommand(g *globals) *cobra.Command {
@@ -89,13 +88,13 @@ Progress is printed while the nodes register, then a status line every
 				time.AfterFunc(duration, cancel)
 			}
 
-			cfg := sim.Config{
+			cfg := agent.SimConfig{
 				Count: count, NamePrefix: prefix, Seed: seed, Datacenters: splitList(dcs), Racks: racks,
 				StartDelay: startDelay, BatchRuntime: batchRuntime,
 			}
 			var (
 				mu      sync.Mutex
-				s       *sim.Simulator
+				s       *agent.Simulator
 				lastPct = -1
 				begin   = time.Now()
 			)
@@ -109,7 +108,7 @@ Progress is printed while the nodes register, then a status line every
 					g.ui.Printf("    %d/%d registered (%d%%) in %s\n", done, total, pct, formatDuration(time.Since(begin)))
 				}
 			}
-			started := func(sm *sim.Simulator) {
+			started := func(sm *agent.Simulator) {
 				mu.Lock()
 				s = sm
 				mu.Unlock()
