@@ -52,6 +52,9 @@ type Config struct {
 	// server is then removed from Raft) instead of just stopping.
 	LeaveOnTerminate bool `hcl:"leave_on_terminate,optional"`
 
+	// EnableDebug serves Go's profiler at /debug/pprof/ on the HTTP API.
+	EnableDebug bool `hcl:"enable_debug,optional"`
+
 	LogLevel string `hcl:"log_level,optional"`
 	LogJSON  bool   `hcl:"log_json,optional"`
 
@@ -180,6 +183,9 @@ func (c *Config) Merge(o *Config) {
 	}
 	if o.LeaveOnTerminate {
 		c.LeaveOnTerminate = true
+	}
+	if o.EnableDebug {
+		c.EnableDebug = true
 	}
 	if o.MaxRequestBytes != 0 {
 		c.MaxRequestBytes = o.MaxRequestBytes

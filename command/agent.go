@@ -36,6 +36,7 @@ type agentFlags struct {
 	containerdNS      string
 	logLevel          string
 	logJSON           bool
+	enableDebug       bool
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -85,6 +86,7 @@ left running and re-attached at the next start.`,
 	fl.StringVar(&f.containerdNS, "containerd-namespace", "", "containerd namespace for tasks (default drover)")
 	fl.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default info)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
+	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API (for profiling; do not expose)")
 	return cmd
 }
 
@@ -116,6 +118,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		Datacenter:    f.datacenter,
 		LogLevel:      f.logLevel,
 		LogJSON:       f.logJSON,
+		EnableDebug:   f.enableDebug,
 		Ports:         &agent.Ports{HTTP: f.httpPort, RPC: f.rpcPort, Gossip: f.gossipPort},
 		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect},
 		Client:        &agent.ClientConfig{Enabled: f.client, Servers: f.servers, NodeClass: f.nodeClass},
