@@ -74,6 +74,7 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/operator/state-hash", a.stateHash)
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
+	mux.Handle("GET /v1/metrics", a.metricsHandler())
 	if a.config.EnableDebug {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -88,6 +88,12 @@ type EvalBroker struct {
 	waiters map[chan struct{}]struct{}
 	// nackTimers schedule redelivery after a nack delay.
 	nackTimers map[string]*time.Timer
+	// readyAt is when each tracked evaluation first became ready, for
+	// onAck.
+	readyAt map[string]time.Time
+	// onAck, when set, gets each acknowledged evaluation's time from
+	// ready to ack (called with the lock held; must not block).
+	onAck func(time.Duration)
 }
 
 type unackEval struct {
@@ -122,6 +128,7 @@ func (b *EvalBroker) resetLocked() {
 	b.unack = make(map[string]*unackEval)
 	b.delayed = &delayHeap{}
 	b.nackTimers = make(map[string]*time.Timer)
+	b.readyAt = make(map[string]time.Time)
 	for ch := range b.waiters {
 		close(ch)
 	}
@@ -169,6 +176,9 @@ func (b *EvalBroker) Enqueue(eval *structs.Evaluation) {
 // enqueueLocked makes eval ready, or parks it behind its job's in-flight
 // evaluation.
 func (b *EvalBroker) enqueueLocked(eval *structs.Evaluation, queue string) {
+	if _, ok := b.readyAt[eval.ID]; !ok {
+		b.readyAt[eval.ID] = time.Now()
+	}
 	if queue != FailedQueue {
 		if inflight, ok := b.jobEvals[eval.JobID]; ok && inflight != eval.ID {
 			h := b.pending[eval.JobID]
@@ -319,6 +329,12 @@ func (b *EvalBroker) Ack(evalID, token string) error {
 	u.nackTimer.Stop()
 	delete(b.unack, evalID)
 	delete(b.evals, evalID)
+	if at, ok := b.readyAt[evalID]; ok {
+		if b.onAck != nil {
+			b.onAck(time.Since(at))
+		}
+		delete(b.readyAt, evalID)
+	}
 	jobID := u.eval.JobID
 	if b.jobEvals[jobID] == evalID {
 		delete(b.jobEvals, jobID)
@@ -330,6 +346,7 @@ func (b *EvalBroker) Ack(evalID, token string) error {
 		for _, e := range *h {
 			if e.ID != newest.ID {
 				delete(b.evals, e.ID)
+				delete(b.readyAt, e.ID)
 				b.cancelable = append(b.cancelable, e)
 			}
 		}

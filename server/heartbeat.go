@@ -137,6 +137,7 @@ func (h *heartbeater) expire(nodeID string) {
 		return
 	}
 	h.srv.logger.Warn("node missed its heartbeat TTL, marking it down", "node_id", nodeID)
+	h.srv.metrics.nodesDown.Inc()
 	if err := h.srv.updateNodeStatus(nodeID, structs.NodeStatusDown); err != nil {
 		h.srv.logger.Error("failed to mark node down; retrying", "node_id", nodeID, "error", err)
 		h.l.Lock()

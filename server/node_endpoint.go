@@ -93,6 +93,7 @@ func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 	if node.SecretID != args.SecretID {
 		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
 	}
+	n.srv.metrics.heartbeats.Inc()
 	if node.Status != args.Status {
 		if err := n.srv.updateNodeStatus(args.NodeID, args.Status); err != nil {
 			return err
@@ -327,6 +328,8 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 			evals = append(evals, e)
 		}
 	}
+	n.srv.metrics.allocUpdates.Add(float64(len(args.Alloc)))
+	n.srv.metrics.allocUpdateBatch.Inc()
 	req := &structs.AllocUpdateRequest{Alloc: args.Alloc, Evals: evals, UpdatedAt: now}
 	_, index, err := n.srv.raftApply(structs.AllocClientUpdateRequestType, req)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	metrics "github.com/hashicorp/go-metrics"
 
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
@@ -35,14 +34,28 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 		if err != nil {
 			return
 		}
+		s.metrics.planQueueWait.Observe(time.Since(f.enqueued).Seconds())
 		result, err := s.applyPlan(f.plan)
+		s.metrics.planApply.Observe(time.Since(f.enqueued).Seconds())
+		if err == nil && result != nil {
+			s.metrics.plans.Inc()
+			s.metrics.planRejectNodes.Add(float64(len(result.RejectedNodes)))
+			for _, allocs := range result.NodeAllocation {
+				s.metrics.allocsPlaced.Add(float64(len(allocs)))
+			}
+			for _, allocs := range result.NodeUpdate {
+				s.metrics.allocsStopped.Add(float64(len(allocs)))
+			}
+			for _, allocs := range result.NodePreemptions {
+				s.metrics.allocsStopped.Add(float64(len(allocs)))
+			}
+		}
 		f.respond(result, err)
 	}
 }
 
 // applyPlan checks and commits one plan.
 func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
-	defer metrics.MeasureSince([]string{"drover", "plan", "apply"}, time.Now())
 	// The submitting worker must still own the evaluation; a worker whose
 	// delivery timed out must not commit.
 	if err := s.evalBroker.Outstanding(plan.EvalID, plan.EvalToken); err != nil {

@@ -46,6 +46,7 @@ type Server struct {
 	planQueue    *PlanQueue
 	heartbeats   *heartbeater
 	workers      []*Worker
+	metrics      *serverMetrics
 
 	// leaderNotifyCh receives Raft leadership changes.
 	leaderNotifyCh chan bool
@@ -78,8 +79,13 @@ func NewServer(config *Config) (*Server, error) {
 		rpcServer:  rpc.NewServer(),
 		connPool:   rpcpool.New(),
 		shutdownCh: make(chan struct{}),
+		metrics:    newServerMetrics(),
 	}
 	s.evalBroker = NewEvalBroker(config.EvalNackTimeout, config.EvalDeliveryLimit)
+	s.evalBroker.onAck = func(d time.Duration) {
+		s.metrics.evalLatency.Observe(d.Seconds())
+		s.metrics.evalsAcked.Inc()
+	}
 	s.blockedEvals = NewBlockedEvals(s.evalBroker)
 	s.planQueue = NewPlanQueue()
 	s.heartbeats = newHeartbeater(s)
@@ -336,8 +342,11 @@ func (s *Server) raftApply(t structs.MessageType, msg interface{}) (interface{},
 	if err != nil {
 		return nil, 0, err
 	}
+	start := time.Now()
 	future := s.raft.Apply(buf, raftApplyTimeout)
-	if err := future.Error(); err != nil {
+	err = future.Error()
+	s.metrics.raftApply.Observe(time.Since(start).Seconds())
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
 			// Rejected before entering the log: certainly not applied.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
-	metrics "github.com/hashicorp/go-metrics"
 
 	"github.com/droverhq/drover/scheduler"
 	"github.com/droverhq/drover/structs"
@@ -74,7 +73,6 @@ func (w *Worker) run() {
 
 // process runs the scheduler for one evaluation and acks or nacks it.
 func (w *Worker) process(eval *structs.Evaluation, token string) {
-	defer metrics.MeasureSince([]string{"drover", "worker", "eval"}, time.Now())
 	w.evalID, w.evalToken = eval.ID, token
 	if err := w.srv.waitForIndex(eval.ModifyIndex, indexWaitTimeout); err != nil {
 		w.logger.Error("state is behind the evaluation", "eval_id", eval.ID, "error", err)
