@@ -3,8 +3,8 @@ package server
 import (
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
-
 
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
@@ -28,43 +28,141 @@ import (
 // therefore never exceed a node's capacity.
 
 // planApply runs the plan applier until stopCh closes.
+//
+// It pipelines: while plan N's Raft entry commits, plan N+1 is already
+// checked, against a snapshot that has plan N's result applied to it
+// optimistically. At most one plan is in Raft at a time, so a plan is
+// only ever checked against state that includes every plan committed
+// before it; if plan N fails to commit, the optimistic snapshot is
+// dropped and the next plan is checked against the real state.
 func (s *Server) planApply(stopCh <-chan struct{}) {
+	var (
+		snap *state.Snapshot
+		// inflight is closed when the plan in Raft has committed (or
+		// failed); nil when no plan is in Raft.
+		inflight chan struct{}
+		// failed is set by the waiter when the plan in Raft failed.
+		failed atomic.Bool
+	)
 	for {
 		f, err := s.planQueue.Dequeue(stopCh)
 		if err != nil {
+			if inflight != nil {
+				<-inflight
+			}
 			return
 		}
 		s.metrics.planQueueWait.Observe(time.Since(f.enqueued).Seconds())
-		result, err := s.applyPlan(f.plan)
-		s.metrics.planApply.Observe(time.Since(f.enqueued).Seconds())
-		if err == nil && result != nil {
-			s.metrics.plans.Inc()
-			s.metrics.planRejectNodes.Add(float64(len(result.RejectedNodes)))
-			for _, allocs := range result.NodeAllocation {
-				s.metrics.allocsPlaced.Add(float64(len(allocs)))
-			}
-			for _, allocs := range result.NodeUpdate {
-				s.metrics.allocsStopped.Add(float64(len(allocs)))
-			}
-			for _, allocs := range result.NodePreemptions {
-				s.metrics.allocsStopped.Add(float64(len(allocs)))
+		if inflight != nil {
+			select {
+			case <-inflight:
+				// The previous plan is done: read the real state again.
+				inflight, snap = nil, nil
+			default:
+				if failed.Load() {
+					<-inflight
+					inflight, snap = nil, nil
+				}
 			}
 		}
-		f.respond(result, err)
+		if snap == nil {
+			snap = s.State().Snapshot()
+		}
+		result, req, err := s.checkPlan(snap, f.plan)
+		if err != nil || req == nil {
+			s.finishPlan(f, result, err)
+			continue
+		}
+		// One plan in Raft at a time: wait for the previous one.
+		if inflight != nil {
+			<-inflight
+			inflight = nil
+			if failed.Load() {
+				// The optimistic snapshot holds a plan that did not commit:
+				// check this plan again against the real state.
+				snap = s.State().Snapshot()
+				if result, req, err = s.checkPlan(snap, f.plan); err != nil || req == nil {
+					s.finishPlan(f, result, err)
+					continue
+				}
+			}
+		}
+		applied, err := s.raftApplyAsync(structs.ApplyPlanResultsRequestType, req)
+		if err != nil {
+			s.finishPlan(f, nil, err)
+			snap = nil
+			continue
+		}
+		// Apply the result to the snapshot as if committed, for the
+		// next plan's check.
+		optimisticIndex, _ := snap.LatestIndex()
+		if err := snap.UpsertPlanResults(optimisticIndex+1, req); err != nil {
+			s.logger.Warn("optimistic plan apply failed; the next plan reads the real state", "error", err)
+			snap = nil
+		}
+		failed.Store(false)
+		done := make(chan struct{})
+		inflight = done
+		go func(f *PlanFuture, result *structs.PlanResult) {
+			defer close(done)
+			_, index, err := s.raftResult(structs.ApplyPlanResultsRequestType, applied)
+			if err != nil {
+				failed.Store(true)
+				s.finishPlan(f, nil, fmt.Errorf("commit plan: %w", err))
+				return
+			}
+			result.AllocIndex = index
+			s.finishPlan(f, result, nil)
+		}(f, result)
 	}
 }
 
-// applyPlan checks and commits one plan.
+// finishPlan answers a plan's submitter and records the plan metrics.
+func (s *Server) finishPlan(f *PlanFuture, result *structs.PlanResult, err error) {
+	s.metrics.planApply.Observe(time.Since(f.enqueued).Seconds())
+	if err == nil && result != nil {
+		s.metrics.plans.Inc()
+		s.metrics.planRejectNodes.Add(float64(len(result.RejectedNodes)))
+		for _, allocs := range result.NodeAllocation {
+			s.metrics.allocsPlaced.Add(float64(len(allocs)))
+		}
+		for _, allocs := range result.NodeUpdate {
+			s.metrics.allocsStopped.Add(float64(len(allocs)))
+		}
+		for _, allocs := range result.NodePreemptions {
+			s.metrics.allocsStopped.Add(float64(len(allocs)))
+		}
+	}
+	f.respond(result, err)
+}
+
+// applyPlan checks and commits one plan, synchronously (tests; the
+// plan applier pipelines the same two steps).
 func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
+	result, req, err := s.checkPlan(s.State().Snapshot(), plan)
+	if err != nil || req == nil {
+		return result, err
+	}
+	_, index, err := s.raftApply(structs.ApplyPlanResultsRequestType, req)
+	if err != nil {
+		return nil, fmt.Errorf("commit plan: %w", err)
+	}
+	result.AllocIndex = index
+	return result, nil
+}
+
+// checkPlan re-checks a plan against snap and builds the Raft request
+// that commits what fits. A nil request means there is nothing to
+// commit (the result says what was rejected, if anything).
+func (s *Server) checkPlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult, *structs.ApplyPlanResultsRequest, error) {
 	// The submitting worker must still own the evaluation; a worker whose
 	// delivery timed out must not commit.
 	if err := s.evalBroker.Outstanding(plan.EvalID, plan.EvalToken); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	snap := s.State().Snapshot()
 	result, reasons, err := evaluatePlan(snap, plan)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for node, reason := range reasons {
 		s.logger.Debug("plan rejected for node, the worker will re-plan", "eval_id", plan.EvalID, "node_id", node, "reason", reason)
@@ -74,7 +172,7 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 	result.Deployment = plan.Deployment
 	result.DeploymentUpdates = plan.DeploymentUpdates
 	if len(result.NodeUpdate) == 0 && len(result.NodeAllocation) == 0 && result.Deployment == nil && len(result.DeploymentUpdates) == 0 {
-		return result, nil
+		return result, nil, nil
 	}
 
 	req := &structs.ApplyPlanResultsRequest{
@@ -100,12 +198,7 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 			req.AllocsPlaced = append(req.AllocsPlaced, a)
 		}
 	}
-	_, index, err := s.raftApply(structs.ApplyPlanResultsRequestType, req)
-	if err != nil {
-		return nil, fmt.Errorf("commit plan: %w", err)
-	}
-	result.AllocIndex = index
-	return result, nil
+	return result, req, nil
 }
 
 // evaluatePlan re-checks plan against snap and returns what may commit,

@@ -338,14 +338,36 @@ const raftApplyTimeout = 30 * time.Second
 // Raft and returns the FSM's response and the entry's index. A response
 // that is an error (the state rejected the write) is returned as err.
 func (s *Server) raftApply(t structs.MessageType, msg interface{}) (interface{}, uint64, error) {
-	buf, err := structs.Encode(t, msg)
+	future, err := s.raftApplyAsync(t, msg)
 	if err != nil {
 		return nil, 0, err
 	}
-	start := time.Now()
-	future := s.raft.Apply(buf, raftApplyTimeout)
-	err = future.Error()
-	s.metrics.raftApply.Observe(time.Since(start).Seconds())
+	return s.raftResult(t, future)
+}
+
+// raftApplyAsync encodes msg and hands it to Raft without waiting for the
+// commit; raftResult waits for it.
+func (s *Server) raftApplyAsync(t structs.MessageType, msg interface{}) (raftApplied, error) {
+	buf, err := structs.Encode(t, msg)
+	if err != nil {
+		return raftApplied{}, err
+	}
+	return raftApplied{future: s.raft.Apply(buf, raftApplyTimeout), start: time.Now()}, nil
+}
+
+// raftApplied is a write handed to Raft.
+type raftApplied struct {
+	future raft.ApplyFuture
+	start  time.Time
+}
+
+// raftResult waits for a write handed to Raft to be committed and
+// applied, and returns the FSM's response and the entry's index, mapping
+// Raft's errors to coded ones.
+func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, uint64, error) {
+	future := a.future
+	err := future.Error()
+	s.metrics.raftApply.Observe(time.Since(a.start).Seconds())
 	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):

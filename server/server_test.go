@@ -504,3 +504,61 @@ func TestHeartbeater_RacingHeartbeatKeepsNodeUp(t *testing.T) {
 		t.Fatal("the node is no longer tracked")
 	}
 }
+
+// TestServer_PipelinedPlansNeverOvercommit submits plans that each fit
+// alone but not together, all at once: the plan applier checks a plan
+// while the previous one commits, against a snapshot with the previous
+// plan applied, so only the plans that fit together commit.
+func TestServer_PipelinedPlansNeverOvercommit(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	node := mock.Node()
+	node.NodeResources.Memory.MemoryMB = 1000
+	registerNode(t, s, node)
+
+	const plans = 6
+	futures := make([]*PlanFuture, 0, plans)
+	for i := 0; i < plans; i++ {
+		job := mock.Job()
+		job.TaskGroups[0].Count = 0
+		registerJob(t, s, job)
+		stored, _ := s.State().JobByID(nil, job.ID)
+		eval := mock.Eval(stored)
+		eval.ID = structs.GenerateUUID()
+		s.evalBroker.Enqueue(eval)
+		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, time.Second, nil)
+		if err != nil || got == nil {
+			t.Fatalf("dequeue: %v", err)
+		}
+		// 400 MB each: two fit in 1000 MB, three do not.
+		a := mock.Alloc(stored, node, 0)
+		a.ClientStatus = structs.AllocClientStatusPending
+		a.AllocatedResources.Tasks["server"].Memory.MemoryMB = 400
+		a.AllocatedResources.Shared.Ports = nil
+		plan := &structs.Plan{EvalID: got.ID, EvalToken: token, Job: stored}
+		plan.AppendAlloc(a)
+		f, err := s.planQueue.Enqueue(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	committed := 0
+	for _, f := range futures {
+		res, err := f.Wait(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.NodeAllocation[node.ID]) > 0 {
+			committed++
+		} else if len(res.RejectedNodes) != 1 || res.RefreshIndex == 0 {
+			t.Fatalf("plan neither committed nor rejected with a refresh index: %+v", res)
+		}
+	}
+	if committed != 2 {
+		t.Fatalf("%d plans committed, want the 2 that fit together", committed)
+	}
+	allocs, _ := s.State().AllocsByNode(nil, node.ID)
+	if fit, dim, _ := structs.AllocsFit(node, allocs); !fit || len(allocs) != 2 {
+		t.Fatalf("node holds %d allocations, fit=%v (%s)", len(allocs), fit, dim)
+	}
+}
