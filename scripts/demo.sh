@@ -25,7 +25,11 @@ fetch() {
 
 stop() {
   if [ -f "$DATA/agent.pid" ]; then
-    "$BIN" job stop -purge web >/dev/null 2>&1 || true
+    # Stop every job (the demo's and any you ran), so no container is
+    # left behind.
+    for job in $("$BIN" job status 2>/dev/null | awk 'NR > 1 {print $1}'); do
+      "$BIN" job stop -purge "$job" >/dev/null 2>&1 || true
+    done
     kill "$(cat "$DATA/agent.pid")" 2>/dev/null || true
     rm -f "$DATA/agent.pid"
     # The demo's cluster state is disposable: the next demo starts fresh.
@@ -38,6 +42,16 @@ stop() {
     sleep 1
     # Kill the shims and tasks the private containerd left, then unmount.
     pkill -f "containerd-shim.*-address $DATA/containerd/containerd.sock" 2>/dev/null || true
+    # Anything still running from the private containerd's root (a
+    # container the shim left) or logging into the demo's data dir.
+    for p in /proc/[0-9]*; do
+      root=$(readlink "$p/root" 2>/dev/null) || continue
+      cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+      case "$root" in "$DATA/containerd"*) kill -9 "${p#/proc/}" 2>/dev/null || true; continue ;; esac
+      case "$cmd" in *drover-task-logger*)
+        case "$cmd" in *"$DATA/"*) kill -9 "${p#/proc/}" 2>/dev/null || true ;; esac ;;
+      esac
+    done
     grep " $DATA/containerd" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -f "$DATA/containerd.pid"
     echo "demo containerd stopped"
