@@ -165,3 +165,61 @@ func (c *EvalContext) notePlacement(tg string, node *structs.Node) {
 		}
 	}
 }
+
+// noteStop updates the tracked counts when the plan stops one of the
+// job's live allocations after the counts were first read (the system
+// scheduler interleaves stops and placements); counts read later leave
+// it out already.
+func (c *EvalContext) noteStop(a *structs.Allocation) {
+	if len(c.counts) == 0 || a.TerminalStatus() {
+		return
+	}
+	n := c.node(a.NodeID)
+	if n == nil {
+		return
+	}
+	for key, m := range c.counts {
+		if key.scope != "" && key.scope != a.TaskGroup {
+			continue
+		}
+		if v, ok := resolveTarget(key.attribute, n); ok && m[v] > 0 {
+			m[v]--
+		}
+	}
+}
+
+// takeBackStop removes the plan's stop of prev, whose replacement could
+// not be placed, so that it keeps running. When a placement made since
+// took the room the stop freed, the stop stays (taking it back would
+// over-commit the node) and it returns false.
+func (c *EvalContext) takeBackStop(prev *structs.Allocation) bool {
+	list := c.plan.NodeUpdate[prev.NodeID]
+	i := 0
+	for i < len(list) && list[i].ID != prev.ID {
+		i++
+	}
+	if i == len(list) {
+		return false
+	}
+	rest := append(list[:i:i], list[i+1:]...)
+	if len(rest) == 0 {
+		delete(c.plan.NodeUpdate, prev.NodeID)
+	} else {
+		c.plan.NodeUpdate[prev.NodeID] = rest
+	}
+	if prev.TerminalStatus() {
+		return true // a failed allocation holds nothing
+	}
+	node := c.node(prev.NodeID)
+	if node == nil {
+		return true
+	}
+	proposed, err := c.ProposedAllocs(prev.NodeID)
+	if fit, _, _ := structs.AllocsFit(node, proposed); err != nil || !fit {
+		c.plan.NodeUpdate[prev.NodeID] = list
+		return false
+	}
+	// It counts again for spread and distinct_property.
+	c.notePlacement(prev.TaskGroup, node)
+	return true
+}

@@ -182,20 +182,26 @@ func (s *GenericScheduler) annotations(counts map[string]*structs.DesiredUpdates
 }
 
 // planAnnotations adds the plan's preemptions to the per-group counts.
+// They are counted from the plan's evictions, by the group of the
+// allocation each one makes room for: an in-place update carries the
+// PreemptedAllocations of its original placement, which this plan does
+// not evict again.
 func planAnnotations(plan *structs.Plan, counts map[string]*structs.DesiredUpdates) *structs.PlanAnnotations {
 	a := &structs.PlanAnnotations{DesiredTGUpdates: counts}
+	group := make(map[string]string)
 	for _, list := range plan.NodeAllocation {
 		for _, placed := range list {
-			if n := len(placed.PreemptedAllocations); n > 0 {
-				if u := counts[placed.TaskGroup]; u != nil {
-					u.Preemptions += n
-				}
+			if len(placed.PreemptedAllocations) > 0 {
+				group[placed.ID] = placed.TaskGroup
 			}
 		}
 	}
 	for _, list := range plan.NodePreemptions {
 		for _, p := range list {
 			a.PreemptedAllocs = append(a.PreemptedAllocs, p.Stub())
+			if u := counts[group[p.PreemptedByAllocation]]; u != nil {
+				u.Preemptions++
+			}
 		}
 	}
 	sort.Slice(a.PreemptedAllocs, func(i, j int) bool { return a.PreemptedAllocs[i].ID < a.PreemptedAllocs[j].ID })
@@ -224,8 +230,27 @@ func (s *GenericScheduler) reconcile() (*reconcileResult, error) {
 	r := &reconciler{
 		job: job, jobID: s.eval.JobID, eval: s.eval, batch: s.batch,
 		now: s.cfg.Now(), allocs: allocs, tainted: tainted, latest: latest,
+		nodeMeets: s.nodeMeets,
 	}
 	return r.compute(), nil
+}
+
+// nodeMeets reports whether the allocation's node meets the job's, the
+// group's and its tasks' node constraints (distinct_hosts and
+// distinct_property aside).
+func (s *GenericScheduler) nodeMeets(a *structs.Allocation, tg *structs.TaskGroup) bool {
+	node := s.ctx.node(a.NodeID)
+	if node == nil {
+		return true // gone: handled as lost
+	}
+	cs := append(append([]*structs.Constraint(nil), s.job.Constraints...), tg.Constraints...)
+	for _, t := range tg.Tasks {
+		cs = append(cs, t.Constraints...)
+	}
+	c := &ConstraintChecker{ctx: s.ctx}
+	c.SetConstraints(cs)
+	ok, _ := c.Feasible(node)
+	return ok
 }
 
 // taintedNodes maps the nodes of allocs to whether they are down or gone.
@@ -275,6 +300,7 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 		if m, failed := s.failedTGAllocs[p.tg.Name]; failed {
 			m.CoalescedFailures++
 			s.queued[p.tg.Name]++
+			s.keepPrevious(p)
 			continue
 		}
 		s.ctx.ResetMetrics()
@@ -289,6 +315,7 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 			}
 			s.failedTGAllocs[p.tg.Name] = metrics
 			s.queued[p.tg.Name]++
+			s.keepPrevious(p)
 			continue
 		}
 		alloc := s.newAlloc(p, option, metrics, now)
@@ -303,6 +330,17 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 		s.ctx.notePlacement(p.tg.Name, option.Node)
 	}
 	return nil
+}
+
+// keepPrevious takes back the stop of the allocation a failed placement
+// was to replace, so that a migration, reschedule or destructive update
+// with nowhere to go leaves it running (or, failed, waiting for the next
+// evaluation with its reschedule history) instead of stopping it for
+// nothing.
+func (s *GenericScheduler) keepPrevious(p placement) {
+	if p.previous != nil && p.stopsPrevious {
+		s.ctx.takeBackStop(p.previous)
+	}
 }
 
 // selectOptions penalizes the nodes a rescheduled allocation failed on.

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -66,17 +67,85 @@ func (h *Harness) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, State, er
 		return result, h.State.Snapshot(), nil
 	}
 
-	req := &structs.ApplyPlanResultsRequest{Job: plan.Job, EvalID: plan.EvalID, UpdatedAt: h.Now.UnixNano()}
-	for _, allocs := range plan.NodeUpdate {
-		req.AllocsStopped = append(req.AllocsStopped, allocs...)
+	// The scheduler planned against a consistent snapshot, so the plan
+	// applier's re-check must pass: anything else is a scheduler bug.
+	h.checkPlan(plan)
+
+	req := &structs.ApplyPlanResultsRequest{
+		Job: plan.Job, EvalID: plan.EvalID, UpdatedAt: h.Now.UnixNano(),
+		Deployment: plan.Deployment, DeploymentUpdates: plan.DeploymentUpdates,
 	}
-	for _, allocs := range plan.NodeAllocation {
-		req.AllocsPlaced = append(req.AllocsPlaced, allocs...)
+	for _, node := range sortedKeys(plan.NodeUpdate) {
+		req.AllocsStopped = append(req.AllocsStopped, plan.NodeUpdate[node]...)
+	}
+	for _, node := range sortedKeys(plan.NodePreemptions) {
+		req.AllocsPreempted = append(req.AllocsPreempted, plan.NodePreemptions[node]...)
+	}
+	for _, node := range sortedKeys(plan.NodeAllocation) {
+		req.AllocsPlaced = append(req.AllocsPlaced, plan.NodeAllocation[node]...)
 	}
 	if err := h.State.UpsertPlanResults(index, req); err != nil {
 		return nil, nil, err
 	}
-	return &structs.PlanResult{NodeUpdate: plan.NodeUpdate, NodeAllocation: plan.NodeAllocation, AllocIndex: index}, nil, nil
+	return &structs.PlanResult{
+		NodeUpdate: plan.NodeUpdate, NodeAllocation: plan.NodeAllocation, NodePreemptions: plan.NodePreemptions,
+		Deployment: plan.Deployment, DeploymentUpdates: plan.DeploymentUpdates, AllocIndex: index,
+	}, nil, nil
+}
+
+// checkPlan re-checks a plan as the leader's plan applier does: on every
+// node that receives a non-terminal allocation, what would run after
+// the plan must fit the node, and new allocations need a ready node.
+// Violations fail the test.
+func (h *Harness) checkPlan(plan *structs.Plan) {
+	h.t.Helper()
+	for _, nodeID := range sortedKeys(plan.NodeAllocation) {
+		placed := plan.NodeAllocation[nodeID]
+		node, err := h.State.NodeByID(nil, nodeID)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		all, err := h.State.AllocsByNode(nil, nodeID)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		known := make(map[string]bool, len(all))
+		var existing []*structs.Allocation
+		for _, a := range all {
+			known[a.ID] = true
+			if !a.TerminalStatus() {
+				existing = append(existing, a)
+			}
+		}
+		needsRoom := false
+		for _, a := range placed {
+			if a.TerminalStatus() {
+				continue
+			}
+			needsRoom = true
+			if !known[a.ID] && (node == nil || !node.Ready()) {
+				h.t.Errorf("plan for eval %s places %s on node %s, which is not ready", plan.EvalID, a.Name, nodeID)
+			}
+		}
+		if !needsRoom || node == nil {
+			continue
+		}
+		removed := append(append([]*structs.Allocation(nil), plan.NodeUpdate[nodeID]...), plan.NodePreemptions[nodeID]...)
+		proposed := structs.ProposedAllocs(existing, removed, placed)
+		if fit, dim, used := structs.AllocsFit(node, proposed); !fit {
+			h.t.Errorf("plan for eval %s over-commits node %s (%s): %s exhausted, %+v used of %+v",
+				plan.EvalID, node.Name, nodeID, dim, used, node.Capacity())
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // UpdateEval implements Planner.

@@ -482,9 +482,10 @@ func (it *NodeAffinityIterator) Next() *RankedNode {
 		score = sum / it.total
 		it.cache[option.Node.ID] = score
 	}
-	if score != 0 {
-		option.setScore(scoreNodeAffinity, score)
-	}
+	// Set even when zero: a node that meets no affinity must count it
+	// in the mean, or its other scores alone would beat a node that
+	// meets a positive one (Nomad #25621).
+	option.setScore(scoreNodeAffinity, score)
 	return option
 }
 

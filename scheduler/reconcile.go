@@ -28,6 +28,11 @@ type placement struct {
 	index int
 	// previous is the allocation this one replaces, if any.
 	previous *structs.Allocation
+	// stopsPrevious marks a replacement whose previous allocation the
+	// reconciler stops only to make way for it (a migration, reschedule
+	// or destructive update): if it cannot be placed, the previous one
+	// keeps running. Lost allocations are stopped regardless.
+	stopsPrevious bool
 	// reschedule marks a replacement of a failed allocation, recorded in
 	// the new allocation's reschedule tracker with delay.
 	reschedule bool
@@ -76,7 +81,12 @@ type reconciler struct {
 	tainted map[string]bool // node ID -> down or gone
 	// latest is the job's newest deployment, of any version.
 	latest *structs.Deployment
-	result *reconcileResult
+	// nodeMeets reports whether an allocation's node meets the node
+	// constraints of group tg as the job now has them; an allocation
+	// updated to a version whose constraints its node fails is
+	// replaced, not updated in place. nil: always.
+	nodeMeets func(a *structs.Allocation, tg *structs.TaskGroup) bool
+	result    *reconcileResult
 }
 
 func (r *reconciler) counts(tg string) *structs.DesiredUpdates {
@@ -267,7 +277,7 @@ func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 			counts.Migrate++
 			if idx >= 0 && idx < tg.Count && !held[idx] {
 				held[idx] = true
-				r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: idx, previous: a})
+				r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: idx, previous: a, stopsPrevious: true})
 			}
 		case !promoted && a.DeploymentStatus.IsCanary() && r.result.deployment != nil && a.DeploymentID == r.result.deployment.ID:
 			canaries = append(canaries, a)
@@ -296,7 +306,8 @@ func (r *reconciler) computeGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 			switch {
 			case r.isCurrent(a) || a.Job == nil:
 				counts.Ignore++
-			case destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg):
+			case destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg),
+				r.nodeMeets != nil && !r.nodeMeets(a, tg):
 				destructive = append(destructive, a)
 			default:
 				r.inplace(tg, a)
@@ -380,7 +391,7 @@ func (r *reconciler) inFlight(tg *structs.TaskGroup) int {
 func (r *reconciler) replace(tg *structs.TaskGroup, a *structs.Allocation) {
 	r.result.stop = append(r.result.stop, stop{alloc: a, desc: descUpdated})
 	r.counts(tg.Name).DestructiveUpdate++
-	r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: a.Index(), previous: a})
+	r.result.place = append(r.result.place, placement{tg: tg, name: a.Name, index: a.Index(), previous: a, stopsPrevious: true})
 }
 
 func (r *reconciler) inplace(tg *structs.TaskGroup, a *structs.Allocation) {
@@ -414,6 +425,7 @@ func (r *reconciler) handleFailed(tg *structs.TaskGroup, a *structs.Allocation, 
 		r.result.stop = append(r.result.stop, stop{alloc: a, desc: descRescheduled})
 		r.counts(tg.Name).Stop++
 		r.placeAt(tg, idx, a, true, delay)
+		r.result.place[len(r.result.place)-1].stopsPrevious = true
 	case rescheduleLater:
 		if a.FollowupEvalID != "" {
 			// Its follow-up evaluation already waits.
@@ -444,7 +456,8 @@ func (r *reconciler) handleFailed(tg *structs.TaskGroup, a *structs.Allocation, 
 // destructiveChange reports whether moving an allocation from group old
 // to group new needs new containers: anything about the tasks or ports
 // changed, other than the kill timeout. Count, restart, reschedule,
-// update and placement policies and meta of the group update in place.
+// update and placement policies and meta of the group update in place
+// (as long as the node still meets the constraints; see nodeMeets).
 func destructiveChange(old, new *structs.TaskGroup) bool {
 	if old == nil || new == nil {
 		return true

@@ -12,8 +12,9 @@ import (
 // count (values without a target share what the targets leave); without
 // targets, every value seen among the candidate nodes should get an
 // equal share. A node's boost is (desired - current) / desired, in
-// [-1, 1], for its value; a node without the attribute, or with a value
-// that should get nothing, scores -1. Spreads are combined by weight.
+// (0, 1], for its value; a node without the attribute, with a value
+// that should get nothing, or with a value that already has its share,
+// scores -1. Spreads are combined by weight.
 //
 // Current counts come from the context's tracker, updated after each
 // placement, so scoring a node costs O(spreads) whatever the count.
@@ -117,10 +118,12 @@ func (st *spreadState) boost(node *structs.Node) float64 {
 			}
 		}
 	}
-	if desired <= 0 {
+	if desired <= 0 || current >= desired {
+		// The value has its share: another allocation there would go
+		// over it, which is as bad as a value that should get none.
 		return -1
 	}
-	return math.Max(-1, math.Min(1, (desired-current)/desired))
+	return math.Min(1, (desired-current)/desired)
 }
 
 // Reset implements RankIterator.

@@ -111,6 +111,7 @@ func (s *SystemScheduler) stop(a *structs.Allocation, desc string, tainted map[s
 		clientStatus = structs.AllocClientStatusLost
 	}
 	s.plan.AppendStoppedAlloc(a, desc, clientStatus)
+	s.ctx.noteStop(a)
 	s.count(a.TaskGroup).Stop++
 }
 
@@ -123,6 +124,10 @@ func (s *SystemScheduler) reconcile(allocs []*structs.Allocation, tainted map[st
 		return err
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	targeted := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		targeted[n.ID] = true
+	}
 	_, schedConfig, err := s.state.SchedulerConfig()
 	if err != nil {
 		return err
@@ -164,6 +169,17 @@ func (s *SystemScheduler) reconcile(allocs []*structs.Allocation, tainted map[st
 				replaced[a.NodeID] = a
 			}
 		}
+		// A ready node the job no longer targets (its datacenter or
+		// pool was dropped) loses its allocation; one that is only not
+		// ready (ineligible, initializing) keeps it until drained.
+		for _, a := range allocs {
+			if live[a.NodeID] != a || targeted[a.NodeID] {
+				continue
+			}
+			if n := s.ctx.node(a.NodeID); n != nil && n.Ready() {
+				s.stop(a, descNotNeeded, tainted)
+			}
+		}
 		for _, node := range nodes {
 			a := live[node.ID]
 			stack.SetNodes([]*structs.Node{node})
@@ -178,8 +194,12 @@ func (s *SystemScheduler) reconcile(allocs []*structs.Allocation, tainted map[st
 				s.place(stack, tg, node, replaced[node.ID], byDC)
 			case a.Job != nil && a.Job.JobModifyIndex != job.JobModifyIndex && destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg):
 				s.plan.AppendStoppedAlloc(a, descUpdated, "")
+				s.ctx.noteStop(a)
 				s.count(tg.Name).DestructiveUpdate++
-				s.place(stack, tg, node, a, byDC)
+				if !s.place(stack, tg, node, a, byDC) {
+					// The new version does not fit: keep the old one.
+					s.ctx.takeBackStop(a)
+				}
 			case a.Job != nil && a.Job.JobModifyIndex != job.JobModifyIndex:
 				u := a.Copy()
 				u.Job, u.JobVersion, u.EvalID = nil, job.Version, s.eval.ID
@@ -204,14 +224,19 @@ func (s *SystemScheduler) feasible(stack *GenericStack, tg *structs.TaskGroup, n
 	return true, ""
 }
 
-// place places one allocation of tg on node.
-func (s *SystemScheduler) place(stack *GenericStack, tg *structs.TaskGroup, node *structs.Node, prev *structs.Allocation, byDC map[string]int) {
+// place places one allocation of tg on node, and reports whether it did.
+func (s *SystemScheduler) place(stack *GenericStack, tg *structs.TaskGroup, node *structs.Node, prev *structs.Allocation, byDC map[string]int) bool {
 	s.ctx.ResetMetrics()
 	start := time.Now()
 	option := stack.Select(tg, nil)
 	metrics := s.ctx.Metrics()
 	metrics.NodesAvailable = byDC
 	metrics.AllocationTime = time.Since(start)
+	if option == nil && metrics.NodesFiltered > 0 {
+		// distinct_hosts or distinct_property rules the node out: like
+		// a node the job's constraints filter, it is not a failure.
+		return false
+	}
 	if option == nil {
 		if m, ok := s.failedTGAllocs[tg.Name]; ok {
 			m.CoalescedFailures++
@@ -230,14 +255,17 @@ func (s *SystemScheduler) place(stack *GenericStack, tg *structs.TaskGroup, node
 			s.failedTGAllocs[tg.Name] = metrics
 		}
 		s.queued[tg.Name]++
-		return
+		return false
 	}
 	g := &GenericScheduler{eval: s.eval, job: s.job, plan: s.plan, preemptedJobs: s.preemptedJobs}
 	p := placement{tg: tg, name: structs.AllocName(s.job.ID, tg.Name, 0), previous: prev}
 	alloc := g.newAlloc(p, option, metrics, s.cfg.Now())
 	g.preempt(alloc, option)
 	s.plan.AppendAlloc(alloc)
+	// distinct_property counts this placement for the nodes after it.
+	s.ctx.notePlacement(tg.Name, option.Node)
 	s.count(tg.Name).Place++
+	return true
 }
 
 func (s *SystemScheduler) finish() error {
