@@ -51,10 +51,24 @@ func resolveTarget(target string, node *structs.Node) (string, bool) {
 type matcher struct {
 	regexps  map[string]*regexp.Regexp
 	versions map[string]structs.VersionConstraint
+	sets     map[string][]string
 }
 
 func newMatcher() *matcher {
-	return &matcher{regexps: make(map[string]*regexp.Regexp), versions: make(map[string]structs.VersionConstraint)}
+	return &matcher{regexps: make(map[string]*regexp.Regexp), versions: make(map[string]structs.VersionConstraint), sets: make(map[string][]string)}
+}
+
+// set returns the items of a comma-separated list, parsed once.
+func (m *matcher) set(list string) []string {
+	if items, ok := m.sets[list]; ok {
+		return items
+	}
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	m.sets[list] = parts
+	return parts
 }
 
 // meets reports whether a node satisfies one constraint (or affinity)
@@ -92,17 +106,15 @@ func (m *matcher) meets(operand, ltarget, rtarget string, node *structs.Node) bo
 		}
 		return re != nil && re.MatchString(l)
 	case structs.ConstraintSetContains:
-		have := splitSet(l)
-		for _, want := range strings.Split(r, ",") {
-			if !have[strings.TrimSpace(want)] {
+		for _, want := range m.set(r) {
+			if !setHas(l, want) {
 				return false
 			}
 		}
 		return true
 	case structs.ConstraintSetContainsAny:
-		have := splitSet(l)
-		for _, want := range strings.Split(r, ",") {
-			if have[strings.TrimSpace(want)] {
+		for _, want := range m.set(r) {
+			if setHas(l, want) {
 				return true
 			}
 		}
@@ -146,10 +158,15 @@ func compareOrdered(op, l, r string) bool {
 	}
 }
 
-func splitSet(s string) map[string]bool {
-	out := make(map[string]bool)
-	for _, v := range strings.Split(s, ",") {
-		out[strings.TrimSpace(v)] = true
+// setHas reports whether the comma-separated list contains item, without
+// allocating.
+func setHas(list, item string) bool {
+	for list != "" {
+		var v string
+		v, list, _ = strings.Cut(list, ",")
+		if strings.TrimSpace(v) == item {
+			return true
+		}
 	}
-	return out
+	return false
 }

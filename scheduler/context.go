@@ -20,11 +20,12 @@ type EvalContext struct {
 	metrics *structs.AllocMetric
 	matcher *matcher
 
-	// nodeAllocs caches each node's non-terminal allocations in the
-	// state snapshot; the plan's changes are layered on top per call.
-	nodeAllocs map[string][]*structs.Allocation
 	// nodes caches nodes read by ID.
 	nodes map[string]*structs.Node
+	// proposedCache caches each node's proposed allocations; see
+	// proposed. Keyed by the node object (hashing a pointer is cheaper
+	// than a UUID, and ranking asks for every option).
+	proposedCache map[*structs.Node]*proposedEntry
 
 	// counts tracks, per scope ("" for the job, else a group name) and
 	// attribute, how many of the job's allocations run per attribute
@@ -41,15 +42,15 @@ type countKey struct {
 // NewEvalContext returns a context for one scheduler run.
 func NewEvalContext(state State, plan *structs.Plan, logger hclog.Logger, rng *rand.Rand) *EvalContext {
 	return &EvalContext{
-		state:      state,
-		plan:       plan,
-		logger:     logger,
-		rng:        rng,
-		metrics:    new(structs.AllocMetric),
-		matcher:    newMatcher(),
-		nodeAllocs: make(map[string][]*structs.Allocation),
-		nodes:      make(map[string]*structs.Node),
-		counts:     make(map[countKey]map[string]int),
+		state:         state,
+		plan:          plan,
+		logger:        logger,
+		rng:           rng,
+		metrics:       new(structs.AllocMetric),
+		matcher:       newMatcher(),
+		nodes:         make(map[string]*structs.Node),
+		proposedCache: make(map[*structs.Node]*proposedEntry),
+		counts:        make(map[countKey]map[string]int),
 	}
 }
 
@@ -61,26 +62,110 @@ func (c *EvalContext) ResetMetrics() { c.metrics = new(structs.AllocMetric) }
 
 // ProposedAllocs returns what would run on the node if the plan so far
 // committed: the node's live allocations, less those the plan stops,
-// evicts or updates, plus the plan's placements on it.
+// evicts or updates, plus the plan's placements on it. The result is
+// shared: callers must not modify it.
 func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, error) {
-	existing, ok := c.nodeAllocs[nodeID]
-	if !ok {
+	node := c.node(nodeID)
+	if node == nil {
+		// A node gone from the state: compute without the cache.
 		all, err := c.state.AllocsByNode(nil, nodeID)
 		if err != nil {
 			return nil, err
 		}
+		var existing []*structs.Allocation
 		for _, a := range all {
 			if !a.TerminalStatus() {
 				existing = append(existing, a)
 			}
 		}
-		c.nodeAllocs[nodeID] = existing
+		stopped := append(append([]*structs.Allocation(nil), c.plan.NodeUpdate[nodeID]...), c.plan.NodePreemptions[nodeID]...)
+		return structs.ProposedAllocs(existing, stopped, c.plan.NodeAllocation[nodeID]), nil
 	}
-	stopped := c.plan.NodeUpdate[nodeID]
-	if pre := c.plan.NodePreemptions[nodeID]; len(pre) > 0 {
-		stopped = append(append([]*structs.Allocation(nil), stopped...), pre...)
+	e, err := c.proposed(node)
+	if err != nil {
+		return nil, err
 	}
-	return structs.ProposedAllocs(existing, stopped, c.plan.NodeAllocation[nodeID]), nil
+	return e.allocs, nil
+}
+
+// proposedEntry caches a node's proposed allocations and their total
+// resources for the plan as it was when computed (sig).
+type proposedEntry struct {
+	// existing are the node's live allocations in the state snapshot.
+	existing []*structs.Allocation
+	sig      planSig
+	valid    bool
+	allocs   []*structs.Allocation
+	used     structs.ComparableResources
+}
+
+// planSig identifies the plan's lists for one node. The scheduler only
+// appends to them, or removes a stop it takes back; either changes a
+// list's length or its last element, so an unchanged signature means an
+// unchanged list.
+type planSig struct {
+	updates, placed, preempted       int
+	lastUpdate, lastPlaced, lastPree *structs.Allocation
+}
+
+func sigOf(updates, placed, preempted []*structs.Allocation) planSig {
+	s := planSig{updates: len(updates), placed: len(placed), preempted: len(preempted)}
+	if n := len(updates); n > 0 {
+		s.lastUpdate = updates[n-1]
+	}
+	if n := len(placed); n > 0 {
+		s.lastPlaced = placed[n-1]
+	}
+	if n := len(preempted); n > 0 {
+		s.lastPree = preempted[n-1]
+	}
+	return s
+}
+
+// proposed returns the node's cached proposed allocations and usage,
+// recomputing them only when the plan's lists for the node changed.
+// Ranking visits the same nodes placement after placement, so this
+// keeps the state store read to once per node per evaluation and the
+// recomputation to nodes the plan touched since.
+func (c *EvalContext) proposed(node *structs.Node) (*proposedEntry, error) {
+	nodeID := node.ID
+	e := c.proposedCache[node]
+	if e == nil {
+		all, err := c.state.AllocsByNode(nil, nodeID)
+		if err != nil {
+			return nil, err
+		}
+		var existing []*structs.Allocation
+		for _, a := range all {
+			if !a.TerminalStatus() {
+				existing = append(existing, a)
+			}
+		}
+		e = &proposedEntry{existing: existing}
+		c.proposedCache[node] = e
+	}
+	var updates, placed, preempted []*structs.Allocation
+	if len(c.plan.NodeUpdate) > 0 {
+		updates = c.plan.NodeUpdate[nodeID]
+	}
+	if len(c.plan.NodeAllocation) > 0 {
+		placed = c.plan.NodeAllocation[nodeID]
+	}
+	if len(c.plan.NodePreemptions) > 0 {
+		preempted = c.plan.NodePreemptions[nodeID]
+	}
+	sig := sigOf(updates, placed, preempted)
+	if e.valid && e.sig == sig {
+		return e, nil
+	}
+	stopped := updates
+	if len(preempted) > 0 {
+		stopped = append(append([]*structs.Allocation(nil), updates...), preempted...)
+	}
+	e.allocs = structs.ProposedAllocs(e.existing, stopped, placed)
+	e.used = sumResources(e.allocs)
+	e.sig, e.valid = sig, true
+	return e, nil
 }
 
 // node returns a node by ID, cached.

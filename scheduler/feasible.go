@@ -23,6 +23,11 @@ type StaticIterator struct {
 	nodes  []*structs.Node
 	offset int
 	seen   int
+	// last is the position of the node Next returned last.
+	last int
+	// generation changes with every SetNodes, so position-keyed caches
+	// know when positions change meaning.
+	generation int
 }
 
 // NewStaticIterator returns a source over nodes (not copied, not
@@ -37,6 +42,7 @@ func (it *StaticIterator) Next() *structs.Node {
 		return nil
 	}
 	n := it.nodes[it.offset]
+	it.last = it.offset
 	it.offset = (it.offset + 1) % len(it.nodes)
 	it.seen++
 	it.ctx.metrics.EvaluateNode()
@@ -51,6 +57,7 @@ func (it *StaticIterator) SetNodes(nodes []*structs.Node) {
 	it.nodes = nodes
 	it.offset = 0
 	it.seen = 0
+	it.generation++
 }
 
 // shuffleNodes shuffles nodes in place with the eval's random source, so
@@ -120,66 +127,169 @@ func (c *ConstraintChecker) Feasible(node *structs.Node) (bool, string) {
 	return true, ""
 }
 
-// feasibility is a cached check result.
-type feasibility struct {
-	ok     bool
-	reason string
-}
-
 // FeasibilityWrapper filters a source through checkers, recording every
 // node a checker rejects (and why) in the placement metrics. A node's
 // result only depends on the node and the group, so it is cached for
-// the evaluation: after the first pass over the nodes, each placement
-// costs a map lookup per node instead of evaluating constraints again.
+// the evaluation, by the node's position in the source: after the first
+// pass over the nodes, each placement costs a slice lookup per node
+// instead of evaluating constraints again. Filter counts are kept per
+// reason and added to the placement metrics once per placement (Flush),
+// instead of a map update per filtered node.
 type FeasibilityWrapper struct {
 	ctx      *EvalContext
-	source   FeasibleIterator
+	source   *StaticIterator
 	checkers []FeasibilityChecker
-	// cache is the results for the current group, by node ID.
-	cache  map[string]feasibility
-	caches map[string]map[string]feasibility
+	// cache is the current group's results by node position: 0 not
+	// checked yet, 1 feasible, r+2 filtered for reasons[r].
+	cache      []uint16
+	caches     map[string][]uint16
+	generation int
+	group      string
+	// reasons are the filter reasons seen, indexed; filtered counts the
+	// current placement's filtered nodes per reason, and classes per
+	// node class.
+	reasons   []string
+	reasonIdx map[string]int
+	filtered  []int
+	anyFilter bool
+	// nodeClass is each node's class index+1 (0: not looked up yet) for
+	// the current node list; classFiltered counts the current
+	// placement's filtered nodes per class.
+	nodeClass     []uint16
+	classes       []string
+	classIdx      map[string]int
+	classFiltered []int
 }
 
 // NewFeasibilityWrapper returns a filter over source.
-func NewFeasibilityWrapper(ctx *EvalContext, source FeasibleIterator, checkers ...FeasibilityChecker) *FeasibilityWrapper {
-	return &FeasibilityWrapper{ctx: ctx, source: source, checkers: checkers, caches: make(map[string]map[string]feasibility)}
+func NewFeasibilityWrapper(ctx *EvalContext, source *StaticIterator, checkers ...FeasibilityChecker) *FeasibilityWrapper {
+	return &FeasibilityWrapper{ctx: ctx, source: source, checkers: checkers, caches: make(map[string][]uint16), reasonIdx: make(map[string]int)}
 }
 
 // SetTaskGroup selects the cache of the group being placed; the caller
 // has set the checkers up for it.
 func (w *FeasibilityWrapper) SetTaskGroup(name string) {
-	c, ok := w.caches[name]
-	if !ok {
-		c = make(map[string]feasibility)
-		w.caches[name] = c
+	w.group = name
+	w.cache = nil
+}
+
+// current returns the group's cache for the source's node list.
+func (w *FeasibilityWrapper) current() []uint16 {
+	if w.generation != w.source.generation {
+		// New node list: positions mean other nodes now.
+		w.generation = w.source.generation
+		clear(w.caches)
+		w.cache = nil
+		w.nodeClass = nil
 	}
-	w.cache = c
+	if w.cache == nil {
+		c, ok := w.caches[w.group]
+		if !ok || len(c) != len(w.source.nodes) {
+			c = make([]uint16, len(w.source.nodes))
+			w.caches[w.group] = c
+		}
+		w.cache = c
+	}
+	return w.cache
 }
 
 // Next returns the next feasible node, or nil.
 func (w *FeasibilityWrapper) Next() *structs.Node {
+	cache := w.current()
 	for {
 		n := w.source.Next()
 		if n == nil {
 			return nil
 		}
-		res, ok := w.cache[n.ID]
-		if !ok {
-			res = feasibility{ok: true}
+		pos := w.source.last
+		res := cache[pos]
+		if res == 0 {
+			res = 1
 			for _, c := range w.checkers {
 				if fine, reason := c.Feasible(n); !fine {
-					res = feasibility{reason: reason}
+					res = uint16(w.reasonID(reason) + 2)
 					break
 				}
 			}
-			w.cache[n.ID] = res
+			cache[pos] = res
 		}
-		if !res.ok {
-			w.ctx.metrics.FilterNode(n, res.reason)
+		if res == 1 {
+			return n
+		}
+		w.noteFiltered(n, int(res-2))
+	}
+}
+
+func (w *FeasibilityWrapper) reasonID(reason string) int {
+	if id, ok := w.reasonIdx[reason]; ok {
+		return id
+	}
+	id := len(w.reasons)
+	w.reasons = append(w.reasons, reason)
+	w.reasonIdx[reason] = id
+	return id
+}
+
+func (w *FeasibilityWrapper) noteFiltered(n *structs.Node, reason int) {
+	for len(w.filtered) <= reason {
+		w.filtered = append(w.filtered, 0)
+	}
+	w.filtered[reason]++
+	w.anyFilter = true
+	if n.NodeClass == "" {
+		return
+	}
+	if w.nodeClass == nil {
+		w.nodeClass = make([]uint16, len(w.source.nodes))
+	}
+	pos := w.source.last
+	c := w.nodeClass[pos]
+	if c == 0 {
+		if w.classIdx == nil {
+			w.classIdx = make(map[string]int)
+		}
+		id, ok := w.classIdx[n.NodeClass]
+		if !ok {
+			id = len(w.classes)
+			w.classes = append(w.classes, n.NodeClass)
+			w.classIdx[n.NodeClass] = id
+			w.classFiltered = append(w.classFiltered, 0)
+		}
+		c = uint16(id + 1)
+		w.nodeClass[pos] = c
+	}
+	w.classFiltered[c-1]++
+}
+
+// Flush adds the filter counts of the placement just made to the
+// context's metrics and starts counting afresh.
+func (w *FeasibilityWrapper) Flush() {
+	if !w.anyFilter {
+		return
+	}
+	m := w.ctx.metrics
+	for id, count := range w.filtered {
+		if count == 0 {
 			continue
 		}
-		return n
+		m.NodesFiltered += count
+		if m.ConstraintFiltered == nil {
+			m.ConstraintFiltered = make(map[string]int)
+		}
+		m.ConstraintFiltered[w.reasons[id]] += count
+		w.filtered[id] = 0
 	}
+	for id, count := range w.classFiltered {
+		if count == 0 {
+			continue
+		}
+		if m.ClassFiltered == nil {
+			m.ClassFiltered = make(map[string]int)
+		}
+		m.ClassFiltered[w.classes[id]] += count
+		w.classFiltered[id] = 0
+	}
+	w.anyFilter = false
 }
 
 // Reset resets the source.

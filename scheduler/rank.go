@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -65,9 +64,18 @@ type RankIterator interface {
 }
 
 // FeasibleRankIterator turns feasible nodes into unscored ranked nodes.
+// The ranked nodes of one pass come from chunks reused by the next pass
+// (a placement ranks tens of nodes; allocating each would make most of
+// an evaluation's garbage): they are valid until the next Reset, and
+// MaxScoreIterator hands out a copy of the winner.
 type FeasibleRankIterator struct {
 	source FeasibleIterator
+	chunks [][]RankedNode
+	used   int
 }
+
+// rankChunk is how many ranked nodes one chunk holds.
+const rankChunk = 64
 
 // Next implements RankIterator.
 func (it *FeasibleRankIterator) Next() *RankedNode {
@@ -75,11 +83,22 @@ func (it *FeasibleRankIterator) Next() *RankedNode {
 	if n == nil {
 		return nil
 	}
-	return &RankedNode{Node: n}
+	c, i := it.used/rankChunk, it.used%rankChunk
+	if c == len(it.chunks) {
+		it.chunks = append(it.chunks, make([]RankedNode, rankChunk))
+	}
+	it.used++
+	r := &it.chunks[c][i]
+	*r = RankedNode{Node: n}
+	return r
 }
 
-// Reset implements RankIterator.
-func (it *FeasibleRankIterator) Reset() { it.source.Reset() }
+// Reset implements RankIterator; it invalidates the ranked nodes of the
+// previous pass.
+func (it *FeasibleRankIterator) Reset() {
+	it.source.Reset()
+	it.used = 0
+}
 
 // BinPackIterator checks that the task group fits on each node next to
 // what the node already runs (and what the plan already put there),
@@ -135,13 +154,14 @@ func (it *BinPackIterator) Next() *RankedNode {
 			return nil
 		}
 		node := option.Node
-		proposed, err := it.ctx.ProposedAllocs(node.ID)
+		entry, err := it.ctx.proposed(node)
 		if err != nil {
 			it.ctx.logger.Error("failed to read node allocations", "node", node.ID, "error", err)
 			continue
 		}
+		proposed := entry.allocs
 		capacity := node.Capacity()
-		used := sumResources(proposed)
+		used := entry.used
 		total := used
 		total.Add(it.ask)
 		var preempted []*structs.Allocation
@@ -158,11 +178,14 @@ func (it *BinPackIterator) Next() *RankedNode {
 			total = used
 			total.Add(it.ask)
 		}
-		usedPorts := nodePorts(node, proposed)
-		ports, ok := assignPorts(it.ctx, node, it.tg, usedPorts)
-		if !ok {
-			it.ctx.metrics.ExhaustedNode(node, "ports")
-			continue
+		var ports []structs.AllocatedPortMapping
+		if len(it.tg.Networks) > 0 {
+			var ok bool
+			ports, ok = assignPorts(it.ctx, node, it.tg, nodePorts(node, proposed))
+			if !ok {
+				it.ctx.metrics.ExhaustedNode(node, "ports")
+				continue
+			}
 		}
 		option.Proposed = proposed
 		option.Preempted = preempted
@@ -231,9 +254,12 @@ func binPackScore(capacity, used structs.ComparableResources) float64 {
 		f := 1 - float64(used)/float64(total)
 		return math.Max(0, math.Min(1, f))
 	}
-	sum := math.Pow(10, free(used.CPU, capacity.CPU)) + math.Pow(10, free(used.MemoryMB, capacity.MemoryMB))
-	return (20 - sum) / 18
+	sum := pow10(free(used.CPU, capacity.CPU)) + pow10(free(used.MemoryMB, capacity.MemoryMB))
+	return math.Max(0, math.Min(1, (20-sum)/18))
 }
+
+// pow10 is 10^x, by exp (math.Pow is several times slower).
+func pow10(x float64) float64 { return math.Exp(x * math.Ln10) }
 
 // assignPorts grants the group's static ports (failing if one is taken)
 // and picks each dynamic port at random from the node's dynamic range
@@ -574,16 +600,19 @@ func (it *LimitIterator) SetLimit(limit int) { it.limit = limit }
 const maxScoreMeta = 5
 
 // MaxScoreIterator drains its source and returns the best option. Ties go
-// to the option seen first, which the shuffled source made random.
+// to the option seen first, which the shuffled source made random. The
+// best maxScoreMeta options are recorded in the placement metrics.
 type MaxScoreIterator struct {
 	ctx    *EvalContext
 	source RankIterator
 	max    *RankedNode
 	done   bool
-	top    []*RankedNode
+	// top holds the best options so far, best first.
+	top []*RankedNode
 }
 
-// Next returns the best option once, then nil until Reset.
+// Next returns the best option once, then nil until Reset. The option
+// is the caller's: it stays valid after later passes.
 func (it *MaxScoreIterator) Next() *RankedNode {
 	if it.done {
 		return nil
@@ -594,19 +623,38 @@ func (it *MaxScoreIterator) Next() *RankedNode {
 		if it.max == nil || option.FinalScore > it.max.FinalScore {
 			it.max = option
 		}
-		it.top = append(it.top, option)
+		it.keepTop(option)
 	}
-	sort.SliceStable(it.top, func(i, j int) bool { return it.top[i].FinalScore > it.top[j].FinalScore })
-	top := it.top
-	if len(top) > maxScoreMeta {
-		top = top[:maxScoreMeta]
-	}
-	for _, o := range top {
+	for _, o := range it.top {
 		it.ctx.metrics.ScoreMetaData = append(it.ctx.metrics.ScoreMetaData, &structs.NodeScoreMeta{
 			NodeID: o.Node.ID, Scores: o.Scores(), NormScore: o.FinalScore,
 		})
 	}
-	return it.max
+	if it.max == nil {
+		return nil
+	}
+	best := *it.max
+	return &best
+}
+
+// keepTop inserts option into the top list (stable: an option ties
+// below the ones seen before it).
+func (it *MaxScoreIterator) keepTop(option *RankedNode) {
+	n := len(it.top)
+	if n == maxScoreMeta && option.FinalScore <= it.top[n-1].FinalScore {
+		return
+	}
+	i := n
+	for i > 0 && option.FinalScore > it.top[i-1].FinalScore {
+		i--
+	}
+	if n < maxScoreMeta {
+		it.top = append(it.top, nil)
+	} else {
+		n--
+	}
+	copy(it.top[i+1:n+1], it.top[i:n])
+	it.top[i] = option
 }
 
 // Reset implements RankIterator.
