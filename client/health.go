@@ -33,6 +33,11 @@ func (ar *allocRunner) watchHealth() {
 	for {
 		select {
 		case <-ar.doneCh:
+			// The allocation finished: a task that failed before the
+			// next poll still makes it unhealthy.
+			if healthy, decided := judgeHealth(ar.Alloc().TaskStates, minHealthy, time.Now()); decided && !healthy {
+				ar.setHealth(deploymentID, false)
+			}
 			return
 		case <-ar.client.shutdownCh:
 			return

@@ -296,11 +296,9 @@ func printJobStatus(u *ui, job *api.Job, allocs []*api.AllocationListStub, evals
 			c.lost++
 		}
 	}
-	for _, e := range latestEvals(evals) {
-		for tg, n := range e.QueuedAllocations {
-			if c := summary[tg]; c != nil && e.Status == "blocked" {
-				c.queued += n
-			}
+	for tg, n := range queuedAllocs(evals) {
+		if c := summary[tg]; c != nil {
+			c.queued += n
 		}
 	}
 	rows := [][]string{{"Task Group", "Queued", "Starting", "Running", "Failed", "Complete", "Lost"}}
@@ -329,6 +327,33 @@ func printJobStatus(u *ui, job *api.Job, allocs []*api.AllocationListStub, evals
 		rows = append(rows, []string{short(a.ID), short(a.NodeID), a.TaskGroup, fmt.Sprint(a.JobVersion), a.DesiredStatus, a.ClientStatus, formatAge(a.CreateTime), formatAge(a.ModifyTime)})
 	}
 	printTable(u, rows)
+}
+
+// queuedAllocs counts, per group, the allocations waiting for capacity:
+// those of each blocked evaluation. The server records the count on the
+// evaluation that could not place them (QueuedAllocations, with
+// BlockedEval naming the blocked one), not on the blocked evaluation
+// itself, which has its own count only once it has run.
+func queuedAllocs(evals []*api.Evaluation) map[string]int {
+	queued := map[string]int{}
+	for _, b := range evals {
+		if b.Status != "blocked" {
+			continue
+		}
+		counts := b.QueuedAllocations
+		if len(counts) == 0 {
+			for _, e := range evals {
+				if e.BlockedEval == b.ID {
+					counts = e.QueuedAllocations
+					break
+				}
+			}
+		}
+		for tg, n := range counts {
+			queued[tg] += n
+		}
+	}
+	return queued
 }
 
 // latestEvals returns evaluations newest first.

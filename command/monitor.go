@@ -158,8 +158,18 @@ func (m *monitor) waitRunning() error {
 			last = line
 		}
 		ok := running == want
-		if job.Type == "batch" {
+		switch job.Type {
+		case "batch":
 			ok = running+done == want
+		case "system":
+			// One allocation per eligible node, not Count per group:
+			// every allocation of this version must run.
+			if running+pending == 0 {
+				m.ui.Printf("==> Job %q has no allocations to run\n", job.ID)
+				return nil
+			}
+			want = running + pending
+			ok = pending == 0
 		}
 		if ok {
 			m.ui.Printf("==> All %d allocations of job %q are %s\n", want, job.ID, map[bool]string{true: "running or complete", false: "running"}[job.Type == "batch"])

@@ -381,9 +381,21 @@ func (r *reconciler) inFlight(tg *structs.TaskGroup) int {
 	}
 	n := 0
 	for _, a := range r.allocs {
-		if a.DeploymentID == d.ID && a.TaskGroup == tg.Name && !a.TerminalStatus() && !a.DeploymentStatus.IsHealthy() {
-			n++
+		if a.DeploymentID != d.ID || a.TaskGroup != tg.Name || a.ServerTerminalStatus() || a.NextAllocation != "" {
+			continue
 		}
+		if a.DeploymentStatus.IsUnhealthy() {
+			// An unhealthy placement stops the rollout: the deployment
+			// is about to fail.
+			return tg.Update.MaxParallel
+		}
+		if a.DeploymentStatus.IsHealthy() {
+			continue
+		}
+		// Placed and not yet healthy, including one that failed on its
+		// client before its health was reported and was not replaced:
+		// it holds its slot.
+		n++
 	}
 	return n
 }

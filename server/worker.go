@@ -45,7 +45,7 @@ const dequeueTimeout = 500 * time.Millisecond
 const indexWaitTimeout = 5 * time.Second
 
 // schedulerTypes are the queues workers take evaluations from.
-var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch}
+var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch, structs.JobTypeSystem}
 
 func (w *Worker) run() {
 	for {
