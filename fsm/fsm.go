@@ -126,6 +126,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		return f.applyJobStability(buf, l.Index)
 	case structs.SchedulerConfigRequestType:
 		return f.applySchedulerConfig(buf, l.Index)
+	case structs.ApplyPlanResultsBatchRequestType:
+		return f.applyPlanResultsBatch(buf, l.Index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))
@@ -279,6 +281,27 @@ func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 	}
 	f.handleEvals(st, req.Evals)
 	if len(req.AllocsStopped) > 0 {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+// applyPlanResultsBatch commits every plan of the batch in one
+// transaction: all or none.
+func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
+	var req structs.ApplyPlanResultsBatchRequest
+	decode(buf, &req, index)
+	st := f.State()
+	if err := st.UpsertPlanResultsBatch(index, req.Plans); err != nil {
+		f.logger.Error("apply plan results batch failed", "plans", len(req.Plans), "error", err)
+		return err
+	}
+	stopped := false
+	for _, p := range req.Plans {
+		f.handleEvals(st, p.Evals)
+		stopped = stopped || len(p.AllocsStopped) > 0
+	}
+	if stopped {
 		f.blocked.Unblock(index)
 	}
 	return nil

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -342,3 +343,45 @@ func normalize(t *testing.T, v interface{}) []byte {
 type ioNopCloser struct{ *bytes.Buffer }
 
 func (ioNopCloser) Close() error { return nil }
+
+// A batch entry applies every plan at its index, hands their evaluations
+// to the broker and unblocks once if any plan stopped allocations.
+func TestFSM_ApplyPlanResultsBatch(t *testing.T) {
+	h := newHarness(t)
+	node := mock.Node()
+	h.mustApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: node})
+	jobA, jobB := mock.Job(), mock.Job()
+	a0 := mock.Alloc(jobA, node, 0)
+	h.mustApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: jobA, AllocsPlaced: []*structs.Allocation{a0}})
+
+	stop := a0.Copy()
+	stop.DesiredStatus = structs.AllocDesiredStatusStop
+	a1 := mock.Alloc(jobA, node, 1)
+	b0 := mock.Alloc(jobB, node, 0)
+	followup := mock.Eval(jobB)
+	followup.Status = structs.EvalStatusPending
+	before := len(h.rec.unblocked)
+	h.mustApply(structs.ApplyPlanResultsBatchRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{
+		{Job: jobA, AllocsStopped: []*structs.Allocation{stop}, AllocsPlaced: []*structs.Allocation{a1}, UpdatedAt: 9},
+		{Job: jobB, AllocsPlaced: []*structs.Allocation{b0}, Evals: []*structs.Evaluation{followup}, UpdatedAt: 9},
+	}})
+	st := h.fsm.State()
+	for _, want := range []struct {
+		id, job string
+		desired string
+	}{{a0.ID, jobA.ID, structs.AllocDesiredStatusStop}, {a1.ID, jobA.ID, structs.AllocDesiredStatusRun}, {b0.ID, jobB.ID, structs.AllocDesiredStatusRun}} {
+		a, _ := st.AllocByID(nil, want.id)
+		if a == nil || a.ModifyIndex != h.index || a.Job == nil || a.Job.ID != want.job || a.DesiredStatus != want.desired {
+			t.Fatalf("alloc %s after the batch (index %d): %+v", want.id, h.index, a)
+		}
+	}
+	if e, _ := st.EvalByID(nil, followup.ID); e == nil {
+		t.Fatal("the batch's evaluation was not stored")
+	}
+	if got := len(h.rec.unblocked) - before; got != 1 {
+		t.Fatalf("a batch that stops allocations unblocks once, got %d", got)
+	}
+	if !slices.Contains(h.rec.enqueued, followup.ID) {
+		t.Fatalf("the batch's pending evaluation was not handed to the broker: %v", h.rec.enqueued)
+	}
+}

@@ -16,6 +16,9 @@ import (
 type State interface {
 	JobByID(ws memdb.WatchSet, id string) (*structs.Job, error)
 	Nodes(ws memdb.WatchSet) ([]*structs.Node, error)
+	// NodesDerived returns build(every node), memoized per change of the
+	// nodes table under key (see state.StateStore.NodesDerived).
+	NodesDerived(key string, build func(all []*structs.Node) interface{}) (interface{}, error)
 	NodeByID(ws memdb.WatchSet, id string) (*structs.Node, error)
 	AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Allocation, error)
 	AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error)

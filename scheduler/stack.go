@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"strings"
 
 	"github.com/droverhq/drover/structs"
 )
@@ -142,10 +143,40 @@ func (s *GenericStack) Select(tg *structs.TaskGroup, opts *SelectOptions) *Ranke
 // returns how many such nodes each datacenter has, for the placement
 // metrics.
 func readyNodes(state State, job *structs.Job) ([]*structs.Node, map[string]int, error) {
-	all, err := state.Nodes(nil)
+	// The list depends only on the nodes and on the job's datacenters
+	// and pool, so it is computed once per change of the nodes table
+	// and shared by every evaluation: walking thousands of nodes per
+	// evaluation was a third of the leader's CPU under load.
+	pool := job.NodePool
+	if pool == "" {
+		pool = structs.DefaultNodePool
+	}
+	key := "ready\x00" + pool + "\x00" + strings.Join(job.Datacenters, "\x00")
+	raw, err := state.NodesDerived(key, func(all []*structs.Node) interface{} {
+		return filterReadyNodes(all, job)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
+	ready := raw.(*readyNodeList)
+	// The caller shuffles its list and may keep the counts: copies.
+	out := append([]*structs.Node(nil), ready.nodes...)
+	byDC := make(map[string]int, len(ready.byDC))
+	for dc, n := range ready.byDC {
+		byDC[dc] = n
+	}
+	return out, byDC, nil
+}
+
+// readyNodeList is the memoized result of filterReadyNodes.
+type readyNodeList struct {
+	nodes []*structs.Node
+	byDC  map[string]int
+}
+
+// filterReadyNodes keeps the nodes job may be placed on by status,
+// eligibility, datacenter and pool, and counts them per datacenter.
+func filterReadyNodes(all []*structs.Node, job *structs.Job) *readyNodeList {
 	dcs := make(map[string]bool, len(job.Datacenters))
 	anyDC := false
 	for _, dc := range job.Datacenters {
@@ -163,7 +194,7 @@ func readyNodes(state State, job *structs.Job) ([]*structs.Node, map[string]int,
 		out = append(out, n)
 		byDC[n.Datacenter]++
 	}
-	return out, byDC, nil
+	return &readyNodeList{nodes: out, byDC: byDC}
 }
 
 // inPool reports whether a node belongs to the job's node pool.

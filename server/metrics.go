@@ -15,6 +15,7 @@ type serverMetrics struct {
 
 	planApply        prometheus.Summary
 	planQueueWait    prometheus.Summary
+	planBatchSize    prometheus.Summary
 	evalLatency      prometheus.Summary
 	raftApply        prometheus.Summary
 	allocsPlaced     prometheus.Counter
@@ -44,6 +45,7 @@ func newServerMetrics() *serverMetrics {
 		registry:         prometheus.NewRegistry(),
 		planApply:        summary("plan_apply_seconds", "Time from a plan's submission to its commit result (queue wait, re-check, Raft commit)."),
 		planQueueWait:    summary("plan_queue_wait_seconds", "Time a plan waited in the plan queue."),
+		planBatchSize:    summary("plan_batch_size", "Plans committed together in one Raft entry."),
 		evalLatency:      summary("eval_seconds", "Time from an evaluation becoming ready in the broker to its acknowledgement."),
 		raftApply:        summary("raft_apply_seconds", "Time to commit and apply one Raft entry on the leader."),
 		allocsPlaced:     counter("allocs_placed_total", "Allocations committed by the plan applier."),
@@ -56,7 +58,7 @@ func newServerMetrics() *serverMetrics {
 		allocUpdates:     counter("alloc_client_updates_total", "Allocation updates from clients."),
 		allocUpdateBatch: counter("alloc_client_update_batches_total", "Client allocation update requests (each one Raft entry)."),
 	}
-	m.registry.MustRegister(m.planApply, m.planQueueWait, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
+	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
 		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch)
 	return m
 }

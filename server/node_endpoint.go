@@ -242,7 +242,10 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 		return err
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		allocs, err := st.AllocsByNode(ws, args.NodeID)
+		// Woken only by changes to this node's allocations, not by
+		// memdb's watch on the index, which fires for neighbours too.
+		ws.Add(st.AllocsChangedCh(args.NodeID))
+		allocs, err := st.AllocsByNode(nil, args.NodeID)
 		if err != nil {
 			return err
 		}
@@ -256,8 +259,8 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 }
 
 // GetClientAllocs is the client's blocking watch: it maps each of the
-// node's allocation IDs to its AllocModifyIndex, and returns when any of
-// the node's allocations changes.
+// node's allocation IDs to its AllocModifyIndex, and returns when the
+// server changed any of them (placed, updated or stopped one).
 func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeClientAllocsResponse) error {
 	if done, err := n.srv.forward("Node.GetClientAllocs", args, args, reply); done {
 		return err
@@ -273,7 +276,10 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		allocs, err := st.AllocsByNode(ws, args.NodeID)
+		// Woken only by changes to this node's allocations, not by
+		// memdb's watch on the index, which fires for neighbours too.
+		ws.Add(st.AllocsChangedCh(args.NodeID))
+		allocs, err := st.AllocsByNode(nil, args.NodeID)
 		if err != nil {
 			return err
 		}
@@ -281,8 +287,11 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 		var max uint64
 		for _, a := range allocs {
 			reply.Allocs[a.ID] = a.AllocModifyIndex
-			if a.ModifyIndex > max {
-				max = a.ModifyIndex
+			// The server's changes only (placement, update, stop), not
+			// the client's own status reports: those would wake the
+			// watch just to tell the client what it said.
+			if a.AllocModifyIndex > max {
+				max = a.AllocModifyIndex
 			}
 		}
 		reply.Index = max

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/droverhq/drover/state"
@@ -27,94 +26,178 @@ import (
 // always passes; only genuine races are rejected. Committed allocations
 // therefore never exceed a node's capacity.
 
+// planBatchMax bounds how many plans share one Raft entry, which keeps
+// entries (and the FSM transaction that applies them) a few hundred
+// kilobytes at most.
+const planBatchMax = 64
+
+// planBatch is a group of checked plans committed in one Raft entry.
+type planBatch struct {
+	futures []*PlanFuture
+	results []*structs.PlanResult
+	reqs    []*structs.ApplyPlanResultsRequest
+	// done is closed once the entry committed or failed; failed is set
+	// before that when it failed.
+	done   chan struct{}
+	failed bool
+}
+
+func (b *planBatch) add(f *PlanFuture, result *structs.PlanResult, req *structs.ApplyPlanResultsRequest) {
+	b.futures = append(b.futures, f)
+	b.results = append(b.results, result)
+	b.reqs = append(b.reqs, req)
+}
+
 // planApply runs the plan applier until stopCh closes.
 //
-// It pipelines: while plan N's Raft entry commits, plan N+1 is already
-// checked, against a snapshot that has plan N's result applied to it
-// optimistically. At most one plan is in Raft at a time, so a plan is
-// only ever checked against state that includes every plan committed
-// before it; if plan N fails to commit, the optimistic snapshot is
-// dropped and the next plan is checked against the real state.
+// It pipelines and batches: while one Raft entry of plans commits, the
+// plans that arrive are checked, each against a snapshot that has every
+// plan before it applied optimistically (the one in Raft and the ones
+// already checked), and gathered into the next entry, which goes to
+// Raft as soon as the previous one is done. At most one entry is in Raft
+// at a time, so a plan is only ever checked against state that includes
+// every plan committed before it; if an entry fails to commit, the plans
+// gathered behind it are checked again against the real state.
 func (s *Server) planApply(stopCh <-chan struct{}) {
 	var (
-		snap *state.Snapshot
-		// inflight is closed when the plan in Raft has committed (or
-		// failed); nil when no plan is in Raft.
-		inflight chan struct{}
-		// failed is set by the waiter when the plan in Raft failed.
-		failed atomic.Bool
+		// snap is the state plans are checked against: the real state
+		// plus, optimistically, inflight and pending. nil means "read
+		// the real state".
+		snap     *state.Snapshot
+		inflight *planBatch
+		pending  *planBatch
 	)
+	// settle handles the end of the inflight entry: submit what was
+	// gathered behind it, re-checked first if the entry failed.
+	settle := func() {
+		failed := inflight.failed
+		inflight = nil
+		if failed {
+			snap = nil
+			if pending != nil {
+				old := pending
+				pending = nil
+				for _, f := range old.futures {
+					snap, pending = s.checkInto(snap, pending, f)
+				}
+			}
+		}
+		if pending != nil {
+			inflight = s.submitPlanBatch(pending)
+			pending = nil
+		} else {
+			// Nothing optimistic is outstanding: the next plan reads the
+			// real state, which now includes everything committed.
+			snap = nil
+		}
+	}
 	for {
-		f, err := s.planQueue.Dequeue(stopCh)
+		if inflight != nil {
+			full := pending != nil && len(pending.futures) >= planBatchMax
+			if full {
+				<-inflight.done
+			}
+			select {
+			case <-inflight.done:
+				settle()
+				continue
+			default:
+			}
+		}
+		var doneCh chan struct{}
+		if inflight != nil {
+			doneCh = inflight.done
+		}
+		f, err := s.planQueue.DequeueOr(stopCh, doneCh)
 		if err != nil {
 			if inflight != nil {
-				<-inflight
+				<-inflight.done
+			}
+			if pending != nil {
+				for _, pf := range pending.futures {
+					s.finishPlan(pf, nil, ErrPlanQueueDisabled)
+				}
 			}
 			return
 		}
+		if f == nil {
+			continue // inflight is done: settled at the top
+		}
 		s.metrics.planQueueWait.Observe(time.Since(f.enqueued).Seconds())
-		if inflight != nil {
-			select {
-			case <-inflight:
-				// The previous plan is done: read the real state again.
-				inflight, snap = nil, nil
-			default:
-				if failed.Load() {
-					<-inflight
-					inflight, snap = nil, nil
-				}
-			}
+		snap, pending = s.checkInto(snap, pending, f)
+		if inflight == nil && pending != nil {
+			inflight = s.submitPlanBatch(pending)
+			pending = nil
 		}
-		if snap == nil {
-			snap = s.State().Snapshot()
-		}
-		result, req, err := s.checkPlan(snap, f.plan)
-		if err != nil || req == nil {
-			s.finishPlan(f, result, err)
-			continue
-		}
-		// One plan in Raft at a time: wait for the previous one.
-		if inflight != nil {
-			<-inflight
-			inflight = nil
-			if failed.Load() {
-				// The optimistic snapshot holds a plan that did not commit:
-				// check this plan again against the real state.
-				snap = s.State().Snapshot()
-				if result, req, err = s.checkPlan(snap, f.plan); err != nil || req == nil {
-					s.finishPlan(f, result, err)
-					continue
-				}
-			}
-		}
-		applied, err := s.raftApplyAsync(structs.ApplyPlanResultsRequestType, req)
-		if err != nil {
-			s.finishPlan(f, nil, err)
-			snap = nil
-			continue
-		}
-		// Apply the result to the snapshot as if committed, for the
-		// next plan's check.
-		optimisticIndex, _ := snap.LatestIndex()
-		if err := snap.UpsertPlanResults(optimisticIndex+1, req); err != nil {
-			s.logger.Warn("optimistic plan apply failed; the next plan reads the real state", "error", err)
-			snap = nil
-		}
-		failed.Store(false)
-		done := make(chan struct{})
-		inflight = done
-		go func(f *PlanFuture, result *structs.PlanResult) {
-			defer close(done)
-			_, index, err := s.raftResult(structs.ApplyPlanResultsRequestType, applied)
-			if err != nil {
-				failed.Store(true)
-				s.finishPlan(f, nil, fmt.Errorf("commit plan: %w", err))
-				return
-			}
-			result.AllocIndex = index
-			s.finishPlan(f, result, nil)
-		}(f, result)
 	}
+}
+
+// checkInto checks f's plan against snap (the real state when nil) and,
+// if anything is to commit, adds it to batch and applies it to snap
+// optimistically. Plans with nothing to commit, or that fail the check,
+// are answered at once.
+func (s *Server) checkInto(snap *state.Snapshot, batch *planBatch, f *PlanFuture) (*state.Snapshot, *planBatch) {
+	if snap == nil {
+		snap = s.State().Snapshot()
+	}
+	result, req, err := s.checkPlan(snap, f.plan)
+	if err != nil || req == nil {
+		s.finishPlan(f, result, err)
+		return snap, batch
+	}
+	optimisticIndex, _ := snap.LatestIndex()
+	if err := snap.UpsertPlanResults(optimisticIndex+1, req); err != nil {
+		// The plan cannot be applied even to the snapshot: it would fail
+		// in the FSM too, and take its batch with it. The failed
+		// transaction left snap unchanged.
+		s.logger.Warn("plan does not apply to the state; rejecting it", "eval_id", f.plan.EvalID, "error", err)
+		s.finishPlan(f, nil, fmt.Errorf("apply plan: %w", err))
+		return snap, batch
+	}
+	if batch == nil {
+		batch = &planBatch{}
+	}
+	batch.add(f, result, req)
+	return snap, batch
+}
+
+// submitPlanBatch hands the batch to Raft and answers its plans once it
+// commits. A batch of one is written as a plain plan entry.
+func (s *Server) submitPlanBatch(b *planBatch) *planBatch {
+	b.done = make(chan struct{})
+	msgType := structs.ApplyPlanResultsRequestType
+	var msg interface{} = b.reqs[0]
+	if len(b.reqs) > 1 {
+		msgType = structs.ApplyPlanResultsBatchRequestType
+		msg = &structs.ApplyPlanResultsBatchRequest{Plans: b.reqs}
+	}
+	s.metrics.planBatchSize.Observe(float64(len(b.reqs)))
+	applied, err := s.raftApplyAsync(msgType, msg)
+	if err != nil {
+		b.failed = true
+		for _, f := range b.futures {
+			s.finishPlan(f, nil, err)
+		}
+		close(b.done)
+		return b
+	}
+	go func() {
+		_, index, err := s.raftResult(msgType, applied)
+		if err != nil {
+			b.failed = true
+			err = fmt.Errorf("commit plan: %w", err)
+		}
+		for i, f := range b.futures {
+			if err != nil {
+				s.finishPlan(f, nil, err)
+				continue
+			}
+			b.results[i].AllocIndex = index
+			s.finishPlan(f, b.results[i], nil)
+		}
+		close(b.done)
+	}()
+	return b
 }
 
 // finishPlan answers a plan's submitter and records the plan metrics.

@@ -88,6 +88,13 @@ func (q *PlanQueue) Enqueue(plan *structs.Plan) (*PlanFuture, error) {
 
 // Dequeue waits for the next plan until stopCh closes.
 func (q *PlanQueue) Dequeue(stopCh <-chan struct{}) (*PlanFuture, error) {
+	return q.DequeueOr(stopCh, nil)
+}
+
+// DequeueOr waits for the next plan until stopCh closes, or until wakeCh
+// closes, when it returns a nil plan and no error. A nil wakeCh never
+// fires.
+func (q *PlanQueue) DequeueOr(stopCh, wakeCh <-chan struct{}) (*PlanFuture, error) {
 	for {
 		// An applier of an earlier term must not take plans of the next.
 		select {
@@ -110,6 +117,11 @@ func (q *PlanQueue) Dequeue(stopCh <-chan struct{}) (*PlanFuture, error) {
 		q.l.Unlock()
 		select {
 		case <-wake:
+		case <-wakeCh:
+			q.l.Lock()
+			delete(q.waiters, wake)
+			q.l.Unlock()
+			return nil, nil
 		case <-stopCh:
 			q.l.Lock()
 			delete(q.waiters, wake)

@@ -562,3 +562,65 @@ func TestServer_PipelinedPlansNeverOvercommit(t *testing.T) {
 		t.Fatalf("node holds %d allocations, fit=%v (%s)", len(allocs), fit, dim)
 	}
 }
+
+// Plans that queue up while an entry commits share the next Raft entry:
+// twenty plans submitted at once commit in fewer than twenty entries,
+// each plan's result names the entry it committed in, and every
+// allocation is stored at that index.
+func TestServer_QueuedPlansShareRaftEntries(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	node := mock.Node()
+	registerNode(t, s, node)
+
+	const n = 20
+	plans := make([]*structs.Plan, 0, n)
+	for i := 0; i < n; i++ {
+		job := mock.Job()
+		job.TaskGroups[0].Count = 0
+		registerJob(t, s, job)
+		stored, _ := s.State().JobByID(nil, job.ID)
+		eval := mock.Eval(stored)
+		eval.ID = structs.GenerateUUID()
+		s.evalBroker.Enqueue(eval)
+		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, time.Second, nil)
+		if err != nil || got == nil {
+			t.Fatalf("dequeue: %v", err)
+		}
+		a := mock.Alloc(stored, node, 0)
+		a.AllocatedResources.Tasks["server"].Memory.MemoryMB = 10
+		a.AllocatedResources.Tasks["server"].Cpu.CpuShares = 10
+		a.AllocatedResources.Shared.Ports = nil
+		plan := &structs.Plan{EvalID: got.ID, EvalToken: token, Job: stored}
+		plan.AppendAlloc(a)
+		plans = append(plans, plan)
+	}
+	futures := make([]*PlanFuture, 0, n)
+	for _, plan := range plans {
+		f, err := s.planQueue.Enqueue(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	entries := map[uint64]bool{}
+	for i, f := range futures {
+		res, err := f.Wait(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.NodeAllocation[node.ID]) != 1 || res.AllocIndex == 0 {
+			t.Fatalf("plan %d: %+v", i, res)
+		}
+		entries[res.AllocIndex] = true
+		for _, a := range plans[i].NodeAllocation[node.ID] {
+			stored, _ := s.State().AllocByID(nil, a.ID)
+			if stored == nil || stored.CreateIndex != res.AllocIndex || stored.Job == nil {
+				t.Fatalf("plan %d committed at %d, its allocation: %+v", i, res.AllocIndex, stored)
+			}
+		}
+	}
+	if len(entries) >= n {
+		t.Fatalf("%d plans committed in %d Raft entries: none was batched", n, len(entries))
+	}
+	t.Logf("%d plans committed in %d Raft entries", n, len(entries))
+}

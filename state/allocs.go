@@ -15,6 +15,34 @@ import (
 func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResultsRequest) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
+	touched := make(map[string]struct{})
+	if err := upsertPlanResultsTxn(txn, index, req, touched); err != nil {
+		return err
+	}
+	txn.Commit()
+	s.allocWatch.notify(touched)
+	return nil
+}
+
+// UpsertPlanResultsBatch commits several plans, in order, in one
+// transaction at one index: if any fails, none is applied.
+func (s *StateStore) UpsertPlanResultsBatch(index uint64, reqs []*structs.ApplyPlanResultsRequest) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	touched := make(map[string]struct{})
+	for i, req := range reqs {
+		if err := upsertPlanResultsTxn(txn, index, req, touched); err != nil {
+			return fmt.Errorf("plan %d of %d (eval %s): %w", i+1, len(reqs), req.EvalID, err)
+		}
+	}
+	txn.Commit()
+	s.allocWatch.notify(touched)
+	return nil
+}
+
+// upsertPlanResultsTxn applies one plan in txn and adds the nodes whose
+// allocations it changed to touched.
+func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanResultsRequest, touched map[string]struct{}) error {
 	jobs := make(map[string]struct{})
 
 	// The deployment first: placements below count against it.
@@ -54,6 +82,7 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 			return fmt.Errorf("stop alloc: %w", err)
 		}
 		jobs[a.JobID] = struct{}{}
+		touched[a.NodeID] = struct{}{}
 	}
 
 	for _, alloc := range req.AllocsPlaced {
@@ -104,6 +133,7 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 			return fmt.Errorf("insert alloc: %w", err)
 		}
 		jobs[a.JobID] = struct{}{}
+		touched[a.NodeID] = struct{}{}
 		if a.PreviousAllocation != "" && raw == nil {
 			if err := linkNextAllocTxn(txn, index, a.PreviousAllocation, a.ID); err != nil {
 				return err
@@ -119,11 +149,7 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 	for _, e := range req.Evals {
 		jobs[e.JobID] = struct{}{}
 	}
-	if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return refreshJobStatusTxn(txn, index, jobs)
 }
 
 // linkNextAllocTxn records on prev that next replaced it.
@@ -241,6 +267,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	touched := make(map[string]struct{})
 	for _, id := range ids {
 		raw, err := txn.First(TableAllocs, "id", id)
 		if err != nil {
@@ -256,6 +283,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 		if err := txn.Insert(TableAllocs, a); err != nil {
 			return fmt.Errorf("update alloc: %w", err)
 		}
+		touched[a.NodeID] = struct{}{}
 	}
 	if err := setIndex(txn, index, TableAllocs); err != nil {
 		return err
@@ -264,6 +292,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 		return err
 	}
 	txn.Commit()
+	s.allocWatch.notify(touched)
 	return nil
 }
 

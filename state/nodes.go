@@ -12,6 +12,7 @@ import (
 // scheduling eligibility is kept from the existing record when the
 // update does not set one. evals are written in the same transaction.
 func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int64, evals []*structs.Evaluation) error {
+	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", node.ID)
@@ -54,6 +55,7 @@ func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int6
 // UpdateNodeStatus changes a node's status. evals are written in the same
 // transaction.
 func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64, evals []*structs.Evaluation) error {
+	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)
@@ -84,6 +86,7 @@ func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updat
 
 // DeleteNode removes a node.
 func (s *StateStore) DeleteNode(index uint64, nodeID string) error {
+	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)
@@ -126,6 +129,7 @@ func (s *StateStore) Nodes(ws memdb.WatchSet) ([]*structs.Node, error) {
 // ineligible) or ends one (strategy nil; markEligible makes it eligible
 // again).
 func (s *StateStore) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool, updatedAt int64) error {
+	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)
@@ -158,6 +162,7 @@ func (s *StateStore) UpdateNodeDrain(index uint64, nodeID string, strategy *stru
 // node cannot be made eligible. evals are written in the same
 // transaction.
 func (s *StateStore) UpdateNodeEligibility(index uint64, nodeID, eligibility string, evals []*structs.Evaluation) error {
+	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)

@@ -276,3 +276,91 @@ func TestStateStore_HashFollowsContent(t *testing.T) {
 		t.Fatal("only the changed table's hash must change")
 	}
 }
+
+// A batch of plans commits in one transaction: a plan that cannot apply
+// leaves the plans before it uncommitted too.
+func TestStateStore_UpsertPlanResultsBatchIsAtomic(t *testing.T) {
+	s := NewStateStore()
+	node := mock.Node()
+	job := mock.Job()
+	first := mock.Alloc(job, node, 0)
+	second := mock.Alloc(job, node, 1)
+	good := &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{first}, UpdatedAt: 10}
+	bad := &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{second}, UpdatedAt: 10,
+		DeploymentUpdates: []*structs.DeploymentStatusUpdate{{DeploymentID: "no-such-deployment", Status: structs.DeploymentStatusFailed}}}
+	if err := s.UpsertPlanResultsBatch(5, []*structs.ApplyPlanResultsRequest{good, bad}); err == nil {
+		t.Fatal("a batch with an unknown deployment applied")
+	}
+	if a, _ := s.AllocByID(nil, first.ID); a != nil {
+		t.Fatal("the first plan of a failed batch was committed")
+	}
+
+	third := mock.Alloc(job, node, 2)
+	next := &structs.ApplyPlanResultsRequest{Job: job, AllocsPlaced: []*structs.Allocation{third}, UpdatedAt: 11}
+	if err := s.UpsertPlanResultsBatch(6, []*structs.ApplyPlanResultsRequest{good, next}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{first.ID, third.ID} {
+		a, _ := s.AllocByID(nil, id)
+		if a == nil || a.CreateIndex != 6 || a.Job == nil || a.Job.ID != job.ID {
+			t.Fatalf("alloc %s after the batch: %+v", id, a)
+		}
+	}
+	if idx, _ := s.Index(TableAllocs); idx != 6 {
+		t.Fatalf("allocs table index %d, want 6", idx)
+	}
+}
+
+// A node's allocation watch fires when the server changes one of its
+// allocations, and not for client status reports or other nodes.
+func TestStateStore_AllocsChangedCh(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	n1, n2 := mock.Node(), mock.Node()
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch1, ch2 := s.AllocsChangedCh(n1.ID), s.AllocsChangedCh(n2.ID)
+	a := mock.Alloc(job, n1, 0)
+	if err := s.UpsertPlanResultsBatch(2, []*structs.ApplyPlanResultsRequest{{Job: job, AllocsPlaced: []*structs.Allocation{a}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ch1) || closed(ch2) {
+		t.Fatalf("after a placement on node 1: node 1 woken %v, node 2 woken %v", closed(ch1), closed(ch2))
+	}
+
+	ch1 = s.AllocsChangedCh(n1.ID)
+	update := a.Copy()
+	update.ClientStatus = structs.AllocClientStatusRunning
+	if err := s.UpdateAllocsFromClient(3, []*structs.Allocation{update}, 30, nil); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch1) {
+		t.Fatal("a client's own status report woke its watch")
+	}
+
+	stop := a.Copy()
+	stop.DesiredStatus = structs.AllocDesiredStatusStop
+	if err := s.UpsertPlanResults(4, &structs.ApplyPlanResultsRequest{Job: job, AllocsStopped: []*structs.Allocation{stop}}); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ch1) {
+		t.Fatal("stopping the node's allocation did not wake its watch")
+	}
+
+	ch1 = s.AllocsChangedCh(n1.ID)
+	if err := s.UpdateAllocsDesiredTransitions(5, map[string]*structs.DesiredTransition{a.ID: {Migrate: true}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ch1) {
+		t.Fatal("a desired transition did not wake the node's watch")
+	}
+	if snap := s.Snapshot(); snap.AllocsChangedCh(n1.ID) != nil {
+		t.Fatal("a snapshot hands out allocation watches")
+	}
+}

@@ -31,6 +31,7 @@ const (
 	AllocUpdateDesiredTransitionRequestType MessageType = 13
 	JobStabilityRequestType                 MessageType = 14
 	SchedulerConfigRequestType              MessageType = 15
+	ApplyPlanResultsBatchRequestType        MessageType = 16
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -75,6 +76,8 @@ func (t MessageType) String() string {
 		return "JobStability"
 	case SchedulerConfigRequestType:
 		return "SchedulerConfig"
+	case ApplyPlanResultsBatchRequestType:
+		return "ApplyPlanResultsBatch"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

@@ -135,3 +135,11 @@ type ApplyPlanResultsRequest struct {
 	// UpdatedAt is stamped by the leader, Unix nanos.
 	UpdatedAt int64
 }
+
+// ApplyPlanResultsBatchRequest commits several plans in one Raft entry,
+// applied in order in one state transaction: the plan applier gathers
+// the plans that arrive while the previous entry commits, so Raft's
+// round trip is paid once per batch, not once per plan.
+type ApplyPlanResultsBatchRequest struct {
+	Plans []*ApplyPlanResultsRequest
+}
