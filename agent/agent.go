@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -115,7 +116,11 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		a.rpc = srv
 	} else {
 		a.pool = rpcpool.New()
-		a.rpc = newServerProxy(a.pool, c.Client.Servers, a.gossip)
+		proxy := newServerProxy(a.pool, c.Client.Servers, a.gossip)
+		// A fleet of clients with the same server list must not all
+		// pick the same server first.
+		proxy.shuffle = true
+		a.rpc = proxy
 	}
 
 	if c.Client.Enabled {
@@ -330,6 +335,9 @@ type serverProxy struct {
 	pool       *rpcpool.Pool
 	configured []string
 	gossip     *gossip.Pool
+	// shuffle tries the candidate servers in random order until one
+	// answers (then it sticks to that one).
+	shuffle bool
 
 	// l guards current.
 	l       sync.Mutex
@@ -355,6 +363,9 @@ func (p *serverProxy) servers() []string {
 		candidates = append(candidates, p.gossip.AliveServerAddrs()...)
 	}
 	candidates = append(candidates, p.configured...)
+	if p.shuffle {
+		rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	}
 	for _, s := range candidates {
 		if !seen[s] {
 			seen[s] = true

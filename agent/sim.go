@@ -19,7 +19,8 @@ type (
 // SimNodes runs simulated client nodes (see package client/sim) against
 // the servers at the given RPC addresses, through the same server proxy
 // a client-only agent uses: it sticks to a server that answers and moves
-// on when one cannot be reached. started is called with the simulator
+// on when one cannot be reached. The nodes are spread over the servers
+// (each starts with a different one), as a real fleet's clients are. started is called with the simulator
 // before registration begins, so the caller can read its stats; Run's
 // progress callback reports registrations. SimNodes returns when ctx is
 // done.
@@ -27,6 +28,13 @@ func SimNodes(ctx context.Context, cfg sim.Config, servers []string, logger hclo
 	pool := rpcpool.New()
 	defer pool.Shutdown()
 	cfg.RPC = newServerProxy(pool, servers, nil)
+	// One proxy per server, each trying a different server first, so
+	// the nodes' watches spread over the servers as a real fleet's do.
+	cfg.NodeRPCs = nil
+	for i := range servers {
+		rotated := append(append([]string(nil), servers[i:]...), servers[:i]...)
+		cfg.NodeRPCs = append(cfg.NodeRPCs, newServerProxy(pool, rotated, nil))
+	}
 	cfg.Logger = logger
 	s := sim.New(cfg)
 	if started != nil {

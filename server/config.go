@@ -74,23 +74,33 @@ type Config struct {
 //
 // Raft timing: hashicorp/raft's defaults (1s heartbeat and election
 // timeouts) are built for WANs and make a leader change take 2-3s. On a
-// LAN, round trips are well under a millisecond, so Drover uses 500ms
-// heartbeat and election timeouts and a 250ms leader lease: a follower
-// notices a dead leader after 500-1000ms (the timeout is randomised
-// between 1x and 2x) and an election takes one more round. A leader that
-// cannot reach a quorum for 250ms steps down, which bounds how long a
-// partitioned ex-leader believes it leads.
+// LAN, round trips are well under a millisecond, so Drover uses 300ms
+// heartbeat and election timeouts and a 300ms leader lease: a follower
+// notices a dead leader 300-600ms after its last contact (the timeout is
+// randomised between 1x and 2x) and an election takes one more short
+// round, so a new leader takes writes about half a second after the old
+// one died (`drover bench -scenarios failover`). The leader sends
+// heartbeats every 30ms (a tenth of the timeout), so a follower only
+// starts an election after ten missed in a row, which keeps elections
+// away even on a loaded two-core machine. A leader that cannot reach a
+// quorum for 300ms steps down, which bounds how long a partitioned
+// ex-leader believes it leads.
+//
+// Scheduler workers: a worker spends most of an evaluation waiting for
+// its plan and its evaluation update to commit through Raft, not on the
+// CPU, so the leader runs four per core; their plans are batched into
+// shared Raft entries by the plan applier.
 func DefaultConfig() *Config {
 	return &Config{
 		BootstrapExpect:        1,
-		RaftHeartbeatTimeout:   500 * time.Millisecond,
-		RaftElectionTimeout:    500 * time.Millisecond,
-		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftHeartbeatTimeout:   300 * time.Millisecond,
+		RaftElectionTimeout:    300 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 300 * time.Millisecond,
 		RaftCommitTimeout:      10 * time.Millisecond,
 		RaftSnapshotThreshold:  8192,
 		RaftSnapshotInterval:   2 * time.Minute,
 		RaftTrailingLogs:       10240,
-		NumSchedulers:          runtime.NumCPU(),
+		NumSchedulers:          4 * runtime.NumCPU(),
 		EvalNackTimeout:        60 * time.Second,
 		EvalDeliveryLimit:      3,
 		MinHeartbeatTTL:        10 * time.Second,

@@ -25,6 +25,13 @@ type Config struct {
 	Count int
 	// RPC reaches the servers.
 	RPC RPCer
+	// NodeRPCs, when set, spread the nodes' own RPCs (registration,
+	// heartbeats, allocation watches) over several server proxies: node
+	// i uses NodeRPCs[i % len]. Like a fleet of real clients, each
+	// sticking to its own server, this spreads the stale watch reads
+	// over every server instead of loading one. Batched status updates
+	// go through RPC.
+	NodeRPCs []RPCer
 	// NamePrefix names the nodes "<prefix>-00042"; simulators sharing a
 	// cluster need different prefixes. Default "sim".
 	NamePrefix string
@@ -109,6 +116,7 @@ type Simulator struct {
 type simNode struct {
 	sim  *Simulator
 	node *structs.Node
+	rpc  RPCer
 
 	mu     sync.Mutex
 	allocs map[string]*simAlloc
@@ -126,7 +134,11 @@ func New(cfg Config) *Simulator {
 	cfg.defaults()
 	s := &Simulator{cfg: cfg, pending: make(map[string]*structs.Allocation), updateCh: make(chan struct{}, 1)}
 	for i := 0; i < cfg.Count; i++ {
-		s.nodes = append(s.nodes, &simNode{sim: s, node: s.buildNode(i), allocs: make(map[string]*simAlloc)})
+		rpc := cfg.RPC
+		if len(cfg.NodeRPCs) > 0 {
+			rpc = cfg.NodeRPCs[i%len(cfg.NodeRPCs)]
+		}
+		s.nodes = append(s.nodes, &simNode{sim: s, node: s.buildNode(i), rpc: rpc, allocs: make(map[string]*simAlloc)})
 	}
 	return s
 }
@@ -286,7 +298,7 @@ func backoff(attempt int) time.Duration {
 func (n *simNode) register(ctx context.Context) (time.Duration, bool) {
 	for attempt := 0; ; attempt++ {
 		var resp structs.NodeUpdateResponse
-		err := n.sim.cfg.RPC.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n.node}, &resp)
+		err := n.rpc.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n.node}, &resp)
 		if err == nil {
 			n.sim.stats.registered.Add(1)
 			n.noteTTL(resp.HeartbeatTTL)
@@ -322,7 +334,7 @@ func (n *simNode) heartbeat(ctx context.Context, ttl time.Duration) {
 			return
 		}
 		var resp structs.NodeUpdateResponse
-		err := n.sim.cfg.RPC.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{
+		err := n.rpc.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{
 			NodeID: n.node.ID, SecretID: n.node.SecretID, Status: structs.NodeStatusReady,
 		}, &resp)
 		if err != nil {
@@ -362,7 +374,7 @@ func (n *simNode) watch(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		var resp structs.NodeClientAllocsResponse
-		err := n.sim.cfg.RPC.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{
+		err := n.rpc.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{
 			NodeID: n.node.ID, SecretID: n.node.SecretID,
 			QueryOptions: structs.QueryOptions{MinQueryIndex: index, MaxQueryTime: watchMaxQueryTime, AllowStale: true},
 		}, &resp)
@@ -412,7 +424,7 @@ func (n *simNode) reconcile(ctx context.Context, server map[string]uint64, index
 		return nil
 	}
 	var resp structs.AllocsGetResponse
-	err := n.sim.cfg.RPC.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
+	err := n.rpc.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
 		AllocIDs:     pull,
 		QueryOptions: structs.QueryOptions{MinQueryIndex: index - 1, AllowStale: true, MaxQueryTime: 10 * time.Second},
 	}, &resp)
