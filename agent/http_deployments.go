@@ -157,7 +157,8 @@ type DeploymentPromoteBody struct {
 }
 
 func (a *Agent) deploymentPromote(w http.ResponseWriter, r *http.Request) (interface{}, error) {
-	body := DeploymentPromoteBody{All: true}
+	// No body, or a body naming no groups, promotes every group.
+	var body DeploymentPromoteBody
 	if r.ContentLength != 0 {
 		if err := a.decodeBody(w, r, &body); err != nil {
 			return nil, err

@@ -181,7 +181,7 @@ func (c *converter) job(b *hcl.Block) *structs.Job {
 	}
 	for _, gb := range content.Blocks.OfType("group") {
 		path := fmt.Sprintf("TaskGroups[%d]", len(j.TaskGroups))
-		tg := c.group(gb, path)
+		tg := c.group(gb, path, j.Type)
 		if tg.Update == nil && j.Update != nil {
 			// Canonicalize gives the group a copy of the job's update
 			// block, and Validate reports problems with it under the
@@ -194,7 +194,7 @@ func (c *converter) job(b *hcl.Block) *structs.Job {
 }
 
 // group converts a `group "<name>" { ... }` block found at path.
-func (c *converter) group(b *hcl.Block, path string) *structs.TaskGroup {
+func (c *converter) group(b *hcl.Block, path, jobType string) *structs.TaskGroup {
 	tg := &structs.TaskGroup{Name: b.Labels[0], Count: 1}
 	c.record(path, b.DefRange)
 	c.record(path+".Name", b.LabelRanges[0])
@@ -213,10 +213,10 @@ func (c *converter) group(b *hcl.Block, path string) *structs.TaskGroup {
 		tg.Networks = append(tg.Networks, c.network(nb, npath))
 	}
 	if rb := c.single(content.Blocks, "restart", where); rb != nil {
-		tg.RestartPolicy = c.restart(rb, path+".RestartPolicy")
+		tg.RestartPolicy = c.restart(rb, path+".RestartPolicy", jobType)
 	}
 	if rb := c.single(content.Blocks, "reschedule", where); rb != nil {
-		tg.ReschedulePolicy = c.reschedule(rb, path+".ReschedulePolicy")
+		tg.ReschedulePolicy = c.reschedule(rb, path+".ReschedulePolicy", jobType)
 	}
 	c.placement(content.Blocks, path+".", &tg.Constraints, &tg.Affinities, &tg.Spreads)
 	if ub := c.single(content.Blocks, "update", where); ub != nil {
@@ -257,8 +257,11 @@ func (c *converter) network(b *hcl.Block, path string) *structs.NetworkResource 
 	return n
 }
 
-func (c *converter) restart(b *hcl.Block, path string) *structs.RestartPolicy {
-	rp := &structs.RestartPolicy{}
+// restart converts a `restart { ... }` block: the attributes it sets
+// override the job type's defaults, so `restart { attempts = 5 }` keeps
+// the default interval, delay and mode.
+func (c *converter) restart(b *hcl.Block, path, jobType string) *structs.RestartPolicy {
+	rp := structs.DefaultRestartPolicy(jobType)
 	c.record(path, b.DefRange)
 	attrs := c.content(b.Body, restartSchema).Attributes
 	c.setInt(attrs, "attempts", path+".Attempts", &rp.Attempts)
@@ -268,8 +271,10 @@ func (c *converter) restart(b *hcl.Block, path string) *structs.RestartPolicy {
 	return rp
 }
 
-func (c *converter) reschedule(b *hcl.Block, path string) *structs.ReschedulePolicy {
-	rp := &structs.ReschedulePolicy{}
+// reschedule converts a `reschedule { ... }` block over the job type's
+// defaults, as restart does.
+func (c *converter) reschedule(b *hcl.Block, path, jobType string) *structs.ReschedulePolicy {
+	rp := structs.DefaultReschedulePolicy(jobType)
 	c.record(path, b.DefRange)
 	attrs := c.content(b.Body, rescheduleSchema).Attributes
 	c.setInt(attrs, "attempts", path+".Attempts", &rp.Attempts)

@@ -262,3 +262,39 @@ func dump(j *structs.Job) string {
 	}
 	return string(b)
 }
+
+// A restart or reschedule block overrides only what it sets: the rest
+// keeps the job type's defaults.
+func TestParse_PartialPoliciesKeepDefaults(t *testing.T) {
+	src := `
+job "p" {
+  type = "batch"
+  group "g" {
+    restart {
+      attempts = 5
+    }
+    reschedule {
+      delay = "10s"
+    }
+    task "t" {
+      driver = "containerd"
+      config { image = "busybox" }
+    }
+  }
+}`
+	job, err := Parse("p.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := job.TaskGroups[0]
+	wantRestart := structs.DefaultRestartPolicy(structs.JobTypeBatch)
+	wantRestart.Attempts = 5
+	if *tg.RestartPolicy != *wantRestart {
+		t.Errorf("restart policy %+v, want %+v", *tg.RestartPolicy, *wantRestart)
+	}
+	wantResched := structs.DefaultReschedulePolicy(structs.JobTypeBatch)
+	wantResched.Delay = 10 * time.Second
+	if *tg.ReschedulePolicy != *wantResched {
+		t.Errorf("reschedule policy %+v, want %+v", *tg.ReschedulePolicy, *wantResched)
+	}
+}

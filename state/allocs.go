@@ -196,6 +196,9 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		a.TaskStates = update.TaskStates
 		if update.DeploymentStatus != nil && a.DeploymentID != "" {
 			a.DeploymentStatus = update.DeploymentStatus.Copy()
+			// Whether an allocation is a canary is the scheduler's to
+			// say; the client reports health only.
+			a.DeploymentStatus.Canary = old.DeploymentStatus.IsCanary()
 			if err := countHealthTxn(txn, index, old, a, updatedAt); err != nil {
 				return err
 			}

@@ -364,3 +364,30 @@ func TestStateStore_AllocsChangedCh(t *testing.T) {
 		t.Fatal("a snapshot hands out allocation watches")
 	}
 }
+
+// A client's health report does not clear the canary flag the
+// scheduler set.
+func TestStateStore_ClientHealthKeepsCanary(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	node := mock.Node()
+	d := &structs.Deployment{ID: structs.GenerateUUID(), JobID: job.ID, Status: structs.DeploymentStatusRunning,
+		TaskGroups: map[string]*structs.DeploymentState{job.TaskGroups[0].Name: {DesiredTotal: 1, DesiredCanaries: 1}}}
+	a := mock.Alloc(job, node, 0)
+	a.DeploymentID = d.ID
+	a.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+	if err := s.UpsertPlanResults(2, &structs.ApplyPlanResultsRequest{Job: job, Deployment: d, AllocsPlaced: []*structs.Allocation{a}}); err != nil {
+		t.Fatal(err)
+	}
+	healthy := true
+	update := a.Copy()
+	update.ClientStatus = structs.AllocClientStatusRunning
+	update.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy}
+	if err := s.UpdateAllocsFromClient(3, []*structs.Allocation{update}, 30, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.AllocByID(nil, a.ID)
+	if !got.DeploymentStatus.IsCanary() || !got.DeploymentStatus.IsHealthy() {
+		t.Fatalf("deployment status after the client's report: %+v", got.DeploymentStatus)
+	}
+}
