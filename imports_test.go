@@ -27,7 +27,8 @@ var allowedImports = map[string][]string{
 	"api":               {},
 	"client/sim":        {"structs"},
 	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip"},
-	"command":           {"api", "jobspec", "agent"},
+	"bench":             {"api", "jobspec", "testutil"},
+	"command":           {"api", "jobspec", "agent", "bench"},
 	".":                 {"command", "driver/containerd"},
 }
 

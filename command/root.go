@@ -109,6 +109,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newServerCommand(g),
 		newOperatorCommand(g),
 		newSimCommand(g),
+		newBenchCommand(g),
 		newVersionCommand(g),
 	)
 	return root
