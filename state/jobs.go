@@ -198,22 +198,30 @@ func (s *StateStore) JobByIDAndVersion(ws memdb.WatchSet, id string, version uin
 //   - dead: the job is stopped, or everything it had has finished;
 //   - pending: it waits for an evaluation or has never had anything.
 func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
-	allocs, _ := collect[*structs.Allocation](txn, nil, TableAllocs, "job", job.ID)
-	for _, a := range allocs {
-		if !a.TerminalStatus() {
-			return structs.JobStatusRunning
+	// Iterate, stopping at the first live allocation or evaluation: this
+	// runs for every write that touches a job, and a job accumulates
+	// thousands of terminal evaluations and allocations.
+	seen := false
+	if iter, err := txn.Get(TableAllocs, "job", job.ID); err == nil {
+		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+			seen = true
+			if !raw.(*structs.Allocation).TerminalStatus() {
+				return structs.JobStatusRunning
+			}
 		}
 	}
 	if job.Stop {
 		return structs.JobStatusDead
 	}
-	evals, _ := collect[*structs.Evaluation](txn, nil, TableEvals, "job", job.ID)
-	for _, e := range evals {
-		if !e.TerminalStatus() {
-			return structs.JobStatusPending
+	if iter, err := txn.Get(TableEvals, "job", job.ID); err == nil {
+		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+			seen = true
+			if !raw.(*structs.Evaluation).TerminalStatus() {
+				return structs.JobStatusPending
+			}
 		}
 	}
-	if len(allocs) > 0 || len(evals) > 0 {
+	if seen {
 		return structs.JobStatusDead
 	}
 	return structs.JobStatusPending
