@@ -596,8 +596,10 @@ func (it *LimitIterator) Reset() {
 // SetLimit changes the limit.
 func (it *LimitIterator) SetLimit(limit int) { it.limit = limit }
 
-// maxScoreMeta is how many top nodes a placement's metrics keep.
-const maxScoreMeta = 5
+// maxScoreMeta is how many top nodes a placement's metrics keep: three
+// explain a choice, and every one costs ~500 bytes on each allocation in
+// the Raft log and in every server's memory.
+const maxScoreMeta = 3
 
 // MaxScoreIterator drains its source and returns the best option. Ties go
 // to the option seen first, which the shuffled source made random. The
