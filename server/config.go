@@ -41,6 +41,8 @@ type Config struct {
 	RaftTrailingLogs      uint64
 
 	// NumSchedulers is how many scheduler workers run on the leader.
+	// Zero runs none (tests that dequeue evaluations themselves); the
+	// agent always configures at least one.
 	NumSchedulers int
 
 	// EvalNackTimeout is how long a worker may hold an evaluation
@@ -123,8 +125,8 @@ func (c *Config) validate() error {
 	if c.BootstrapExpect > 1 && c.Membership == nil {
 		return fmt.Errorf("server: bootstrap_expect %d needs gossip membership to find the other servers", c.BootstrapExpect)
 	}
-	if c.NumSchedulers < 1 {
-		c.NumSchedulers = 1
+	if c.NumSchedulers < 0 {
+		c.NumSchedulers = 0
 	}
 	if c.RPCAdvertise == nil {
 		c.RPCAdvertise = c.RPCAddr

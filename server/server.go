@@ -370,7 +370,21 @@ type raftApplied struct {
 // Raft's errors to coded ones.
 func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, uint64, error) {
 	future := a.future
-	err := future.Error()
+	// Raft answers every write it took, except one still queued in its
+	// apply channel when it shuts down: wait for our shutdown too, so a
+	// worker or request never hangs the server's Shutdown.
+	done := make(chan error, 1)
+	go func() { done <- future.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-s.shutdownCh:
+		select {
+		case err = <-done:
+		default:
+			return nil, 0, structs.NewError(structs.CodeOutcomeUnknown, "server shutting down; the write may or may not have been applied")
+		}
+	}
 	s.metrics.raftApply.Observe(time.Since(a.start).Seconds())
 	if err != nil {
 		switch {

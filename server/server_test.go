@@ -238,11 +238,11 @@ func TestServer_HeartbeatExpiryMarksNodeDownAndReplaces(t *testing.T) {
 		}
 	}()
 
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+	testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
 		n, _ := s.State().NodeByID(nil, a.ID)
 		return n.Status == structs.NodeStatusDown, fmt.Errorf("node a is %s", n.Status)
 	})
-	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+	testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
 		live := liveAllocs(t, s, job.ID)
 		for _, al := range live {
 			if al.NodeID != b.ID {
@@ -525,7 +525,7 @@ func TestServer_PipelinedPlansNeverOvercommit(t *testing.T) {
 		eval := mock.Eval(stored)
 		eval.ID = structs.GenerateUUID()
 		s.evalBroker.Enqueue(eval)
-		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, time.Second, nil)
+		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, 10*time.Second, nil)
 		if err != nil || got == nil {
 			t.Fatalf("dequeue: %v", err)
 		}
@@ -582,7 +582,7 @@ func TestServer_QueuedPlansShareRaftEntries(t *testing.T) {
 		eval := mock.Eval(stored)
 		eval.ID = structs.GenerateUUID()
 		s.evalBroker.Enqueue(eval)
-		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, time.Second, nil)
+		got, token, err := s.evalBroker.Dequeue([]string{stored.Type}, 10*time.Second, nil)
 		if err != nil || got == nil {
 			t.Fatalf("dequeue: %v", err)
 		}
