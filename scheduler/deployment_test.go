@@ -539,3 +539,29 @@ func TestDeployment_StoppingTheJobCancelsItsDeployment(t *testing.T) {
 		t.Fatalf("stored deployment %s", got.Status)
 	}
 }
+
+// Dropping a datacenter from a job replaces the allocations placed there
+// (they no longer qualify) and leaves the others in place.
+func TestUpdate_DatacenterRemovedMovesAllocs(t *testing.T) {
+	h := NewHarness(t)
+	inDC := func(dc string) func(*structs.Node) { return func(n *structs.Node) { n.Datacenter = dc } }
+	d1 := namedNode("d1", inDC("dc1"))
+	d2 := namedNode("d2", inDC("dc2"))
+	job := smallJob(2)
+	job.Datacenters = []string{"dc1", "dc2"}
+	job.TaskGroups[0].Constraints = []*structs.Constraint{{Operand: structs.ConstraintDistinctHosts}}
+	h.Process(register(t, h, job, d1, d2))
+	if got := placedOn(h.live(job.ID)); got[d1.ID] != 1 || got[d2.ID] != 1 {
+		t.Fatalf("initial %v", got)
+	}
+	v1 := job.Copy()
+	v1.Datacenters = []string{"dc1"}
+	v1.TaskGroups[0].Constraints = nil
+	h.Process(register(t, h, v1))
+	if u := h.LastPlan().Annotations.DesiredTGUpdates["web"]; u.InPlaceUpdate != 1 || u.DestructiveUpdate != 1 {
+		t.Fatalf("annotations %+v, want the dc1 alloc in place and the dc2 one replaced", u)
+	}
+	if got := placedOn(h.live(job.ID)); got[d1.ID] != 2 || got[d2.ID] != 0 {
+		t.Fatalf("live per node %v, want both in dc1", got)
+	}
+}

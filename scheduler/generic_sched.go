@@ -235,13 +235,16 @@ func (s *GenericScheduler) reconcile() (*reconcileResult, error) {
 	return r.compute(), nil
 }
 
-// nodeMeets reports whether the allocation's node meets the job's, the
-// group's and its tasks' node constraints (distinct_hosts and
-// distinct_property aside).
+// nodeMeets reports whether the allocation's node is still in the job's
+// datacenters and node pool and meets the job's, the group's and its
+// tasks' node constraints (distinct_hosts and distinct_property aside).
 func (s *GenericScheduler) nodeMeets(a *structs.Allocation, tg *structs.TaskGroup) bool {
 	node := s.ctx.node(a.NodeID)
 	if node == nil {
 		return true // gone: handled as lost
+	}
+	if !inDatacenters(s.job, node) || !inPool(s.job, node) {
+		return false
 	}
 	cs := append(append([]*structs.Constraint(nil), s.job.Constraints...), tg.Constraints...)
 	for _, t := range tg.Tasks {

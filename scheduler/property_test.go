@@ -585,12 +585,3 @@ func hasDistinctHosts(tg *structs.TaskGroup) bool {
 	}
 	return false
 }
-
-func inDatacenters(job *structs.Job, n *structs.Node) bool {
-	for _, dc := range job.Datacenters {
-		if dc == "*" || dc == n.Datacenter {
-			return true
-		}
-	}
-	return false
-}

@@ -197,6 +197,17 @@ func filterReadyNodes(all []*structs.Node, job *structs.Job) *readyNodeList {
 	return &readyNodeList{nodes: out, byDC: byDC}
 }
 
+// inDatacenters reports whether a node is in one of the job's
+// datacenters ("*" matches every one).
+func inDatacenters(job *structs.Job, n *structs.Node) bool {
+	for _, dc := range job.Datacenters {
+		if dc == "*" || dc == n.Datacenter {
+			return true
+		}
+	}
+	return false
+}
+
 // inPool reports whether a node belongs to the job's node pool.
 func inPool(job *structs.Job, n *structs.Node) bool {
 	pool := job.NodePool
