@@ -290,7 +290,9 @@ func printPlacementMetrics(u *ui, m *api.AllocMetric) {
 			if v, ok := s.Scores[c]; ok {
 				row = append(row, fmt.Sprintf("%.3g", v))
 			} else {
-				row = append(row, "0")
+				// Did not apply to this node, and is not part of its
+				// final score (the mean of the components that did).
+				row = append(row, "-")
 			}
 		}
 		row = append(row, fmt.Sprintf("%.3g", s.NormScore))
