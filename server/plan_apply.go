@@ -26,16 +26,23 @@ import (
 // always passes; only genuine races are rejected. Committed allocations
 // therefore never exceed a node's capacity.
 
-// planBatchMax bounds how many plans share one Raft entry, which keeps
-// entries (and the FSM transaction that applies them) a few hundred
-// kilobytes at most.
-const planBatchMax = 64
+// planBatchMax and planBatchMaxAllocs bound how many plans, and how many
+// placed or stopped allocations, share one Raft entry. Entries stay a few
+// megabytes at most: they are held in Raft's log cache and replicated
+// whole, and a batch of large plans (a job of 1,000 allocations plans
+// them all at once) would otherwise reach a hundred megabytes.
+const (
+	planBatchMax       = 64
+	planBatchMaxAllocs = 2048
+)
 
 // planBatch is a group of checked plans committed in one Raft entry.
 type planBatch struct {
 	futures []*PlanFuture
 	results []*structs.PlanResult
 	reqs    []*structs.ApplyPlanResultsRequest
+	// allocs counts the allocations the batch places, stops or evicts.
+	allocs int
 	// done is closed once the entry committed or failed; failed is set
 	// before that when it failed.
 	done   chan struct{}
@@ -46,6 +53,12 @@ func (b *planBatch) add(f *PlanFuture, result *structs.PlanResult, req *structs.
 	b.futures = append(b.futures, f)
 	b.results = append(b.results, result)
 	b.reqs = append(b.reqs, req)
+	b.allocs += len(req.AllocsPlaced) + len(req.AllocsStopped) + len(req.AllocsPreempted)
+}
+
+// full reports whether the batch should take no more plans.
+func (b *planBatch) full() bool {
+	return b != nil && (len(b.futures) >= planBatchMax || b.allocs >= planBatchMaxAllocs)
 }
 
 // planApply runs the plan applier until stopCh closes.
@@ -85,6 +98,22 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 		if pending != nil {
 			inflight = s.submitPlanBatch(pending)
 			pending = nil
+			// Check the next plans against the newest state plus the
+			// entry now in Raft, not against the fork used so far: kept
+			// across entries, a fork grows with every plan (a second
+			// copy of every allocation placed under load) and misses
+			// everything else that changed meanwhile (clients' updates,
+			// nodes going down).
+			snap = s.State().Snapshot()
+			for _, req := range inflight.reqs {
+				index, _ := snap.LatestIndex()
+				if err := snap.UpsertPlanResults(index+1, req); err != nil {
+					s.logger.Warn("optimistic plan apply failed; waiting for the entry to commit", "error", err)
+					<-inflight.done
+					snap = nil
+					break
+				}
+			}
 		} else {
 			// Nothing optimistic is outstanding: the next plan reads the
 			// real state, which now includes everything committed.
@@ -93,8 +122,7 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 	}
 	for {
 		if inflight != nil {
-			full := pending != nil && len(pending.futures) >= planBatchMax
-			if full {
+			if pending.full() {
 				<-inflight.done
 			}
 			select {

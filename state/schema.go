@@ -62,7 +62,6 @@ func schema() *memdb.DBSchema {
 				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				"node": {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
 				"job":  {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
-				"eval": {Name: "eval", Indexer: &memdb.StringFieldIndex{Field: "EvalID"}},
 			},
 		},
 		TableEvals: {

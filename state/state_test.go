@@ -391,3 +391,35 @@ func TestStateStore_ClientHealthKeepsCanary(t *testing.T) {
 		t.Fatalf("deployment status after the client's report: %+v", got.DeploymentStatus)
 	}
 }
+
+// AllocsByEval finds an evaluation's allocations among its job's.
+func TestStateStore_AllocsByEval(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	node := mock.Node()
+	e1, e2 := mock.Eval(job), mock.Eval(job)
+	e2.ID = structs.GenerateUUID()
+	other := mock.Job()
+	e3 := mock.Eval(other)
+	e3.ID = structs.GenerateUUID()
+	if err := s.UpsertEvals(1, []*structs.Evaluation{e1, e2, e3}); err != nil {
+		t.Fatal(err)
+	}
+	a1, a2, a3 := mock.Alloc(job, node, 0), mock.Alloc(job, node, 1), mock.Alloc(other, node, 0)
+	a1.EvalID, a2.EvalID, a3.EvalID = e1.ID, e2.ID, e1.ID // a3: another job's alloc claiming e1
+	for _, req := range []*structs.ApplyPlanResultsRequest{
+		{Job: job, AllocsPlaced: []*structs.Allocation{a1, a2}},
+		{Job: other, AllocsPlaced: []*structs.Allocation{a3}},
+	} {
+		if err := s.UpsertPlanResults(2, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.AllocsByEval(nil, e1.ID)
+	if err != nil || len(got) != 1 || got[0].ID != a1.ID {
+		t.Fatalf("allocs of e1: %v %v", got, err)
+	}
+	if got, _ := s.AllocsByEval(nil, "no-such-eval"); len(got) != 0 {
+		t.Fatalf("allocs of an unknown eval: %v", got)
+	}
+}
