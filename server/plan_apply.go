@@ -106,8 +106,7 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 			// nodes going down).
 			snap = s.State().Snapshot()
 			for _, req := range inflight.reqs {
-				index, _ := snap.LatestIndex()
-				if err := snap.UpsertPlanResults(index+1, req); err != nil {
+				if err := s.applyOptimistically(snap, req); err != nil {
 					s.logger.Warn("optimistic plan apply failed; waiting for the entry to commit", "error", err)
 					<-inflight.done
 					snap = nil
@@ -173,8 +172,7 @@ func (s *Server) checkInto(snap *state.Snapshot, batch *planBatch, f *PlanFuture
 		s.finishPlan(f, result, err)
 		return snap, batch
 	}
-	optimisticIndex, _ := snap.LatestIndex()
-	if err := snap.UpsertPlanResults(optimisticIndex+1, req); err != nil {
+	if err := s.applyOptimistically(snap, req); err != nil {
 		// The plan cannot be applied even to the snapshot: it would fail
 		// in the FSM too, and take its batch with it. The failed
 		// transaction left snap unchanged.
@@ -187,6 +185,19 @@ func (s *Server) checkInto(snap *state.Snapshot, batch *planBatch, f *PlanFuture
 	}
 	batch.add(f, result, req)
 	return snap, batch
+}
+
+// applyOptimistically applies a checked plan to snap as if committed.
+// Every optimistic plan takes the index after the real state's newest,
+// not one more than the previous optimistic plan: a rejected plan's
+// RefreshIndex is read from snap, and a worker waits for the real state
+// to reach it, which a count of uncommitted plans could overshoot.
+func (s *Server) applyOptimistically(snap *state.Snapshot, req *structs.ApplyPlanResultsRequest) error {
+	index, err := s.State().LatestIndex()
+	if err != nil {
+		return err
+	}
+	return snap.UpsertPlanResults(index+1, req)
 }
 
 // submitPlanBatch hands the batch to Raft and answers its plans once it

@@ -166,8 +166,10 @@ func (s *Server) setupRaft() error {
 	conf.SnapshotInterval = s.config.RaftSnapshotInterval
 	conf.TrailingLogs = s.config.RaftTrailingLogs
 	conf.Logger = s.config.Logger.Named("raft")
-	// Apply many log entries to the FSM per call when they queue up.
-	conf.BatchApplyCh = true
+	// BatchApplyCh stays off: Raft batches concurrent writes into one
+	// disk write either way, and with a buffered apply channel a write
+	// still queued there at shutdown is never answered, which hung
+	// Shutdown on a worker waiting for it.
 	s.leaderNotifyCh = make(chan bool, 10)
 	conf.NotifyCh = s.leaderNotifyCh
 
@@ -370,21 +372,7 @@ type raftApplied struct {
 // Raft's errors to coded ones.
 func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, uint64, error) {
 	future := a.future
-	// Raft answers every write it took, except one still queued in its
-	// apply channel when it shuts down: wait for our shutdown too, so a
-	// worker or request never hangs the server's Shutdown.
-	done := make(chan error, 1)
-	go func() { done <- future.Error() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-s.shutdownCh:
-		select {
-		case err = <-done:
-		default:
-			return nil, 0, structs.NewError(structs.CodeOutcomeUnknown, "server shutting down; the write may or may not have been applied")
-		}
-	}
+	err := future.Error()
 	s.metrics.raftApply.Observe(time.Since(a.start).Seconds())
 	if err != nil {
 		switch {
