@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/testutil"
 )
 
 // agentProc is a drover agent process (server or dev agent) on its own
@@ -184,7 +185,7 @@ func (c *cluster) agreedLeader(not *agentProc) (*agentProc, error) {
 // than not.
 func (c *cluster) waitLeader(ctx context.Context, not *agentProc, timeout time.Duration) (*agentProc, error) {
 	var leader *agentProc
-	err := poll(ctx, timeout, 10*time.Millisecond, func() (bool, error) {
+	err := testutil.PollCtx(ctx, timeout, 10*time.Millisecond, func() (bool, error) {
 		for _, s := range c.servers {
 			if !s.alive() && s != not {
 				return false, s.exitError()
@@ -214,7 +215,7 @@ func (c *cluster) checkAlive() error {
 // reporting progress.
 func (c *cluster) waitReadyNodes(ctx context.Context, want int, timeout time.Duration) error {
 	var lastPrint time.Time
-	return poll(ctx, timeout, 500*time.Millisecond, func() (bool, error) {
+	return testutil.PollCtx(ctx, timeout, 500*time.Millisecond, func() (bool, error) {
 		if err := c.checkAlive(); err != nil {
 			return false, err
 		}
@@ -238,33 +239,6 @@ func (c *cluster) waitReadyNodes(ctx context.Context, want int, timeout time.Dur
 		}
 		return ready >= want, fmt.Errorf("%d of %d nodes ready (%d listed)", ready, want, len(nodes))
 	})
-}
-
-// poll calls cond every interval until it returns true, ctx is done or
-// timeout passes; the error then says what cond last reported.
-func poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			lastErr = err
-		}
-		if time.Now().After(deadline) {
-			if lastErr == nil {
-				lastErr = fmt.Errorf("condition not met")
-			}
-			return fmt.Errorf("timed out after %s: %w", timeout, lastErr)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }
 
 // sleepCtx waits d or until ctx is done.

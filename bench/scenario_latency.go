@@ -156,7 +156,7 @@ func importBusybox(ctx context.Context, address, ns, dir string) error {
 
 // waitDevReady waits until the dev agent's node is ready.
 func waitDevReady(ctx context.Context, a *agentProc) error {
-	return poll(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
+	return testutil.PollCtx(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
 		if !a.alive() {
 			return false, a.exitError()
 		}
@@ -205,7 +205,7 @@ func stopAndPurge(ctx context.Context, a *agentProc, id string) error {
 	if _, _, err := a.api.Jobs().Deregister(id, false); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
-	err := poll(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
+	err := testutil.PollCtx(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
 		allocs, _, err := a.api.Jobs().Allocations(id, &api.QueryOptions{Context: ctx})
 		if err != nil {
 			return false, err

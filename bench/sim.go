@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/droverhq/drover/testutil"
 )
 
 // simRegistered matches the simulator's registration progress line,
@@ -55,7 +57,7 @@ func (r *runner) startSim(ctx context.Context, dir string, c *cluster, count int
 	}
 	r.progress("started %d simulated nodes (pid %d) against %s", count, s.pid(), c.rpcAddrs())
 	timeout := 2*time.Minute + time.Duration(count)*20*time.Millisecond
-	err := poll(ctx, timeout, time.Second, func() (bool, error) {
+	err := testutil.PollCtx(ctx, timeout, time.Second, func() (bool, error) {
 		if !s.alive() {
 			return false, s.exitError()
 		}

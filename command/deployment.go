@@ -19,6 +19,17 @@ func newDeploymentCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// deploymentArg connects to the agent and resolves a deployment ID or
+// unique prefix given on the command line.
+func deploymentArg(g *globals, arg string) (*api.Client, string, error) {
+	c, err := g.client()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := resolveDeploymentID(c, arg)
+	return c, id, err
+}
+
 func resolveDeploymentID(c *api.Client, id string) (string, error) {
 	deps, _, err := c.Deployments().List(&api.QueryOptions{Prefix: id})
 	if err != nil {
@@ -69,11 +80,7 @@ func newDeploymentStatusCommand(g *globals) *cobra.Command {
 		Short: "Show a deployment: per-group progress and its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := resolveDeploymentID(c, args[0])
+			c, id, err := deploymentArg(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -148,11 +155,7 @@ func newDeploymentPromoteCommand(g *globals) *cobra.Command {
 		Short: "Promote a deployment's healthy canaries so the rollout continues",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := resolveDeploymentID(c, args[0])
+			c, id, err := deploymentArg(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -174,11 +177,7 @@ func newDeploymentFailCommand(g *globals) *cobra.Command {
 		Short: "Fail a running deployment (reverting the job if the deployment asks for auto_revert)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := resolveDeploymentID(c, args[0])
+			c, id, err := deploymentArg(g, args[0])
 			if err != nil {
 				return err
 			}

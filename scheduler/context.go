@@ -68,15 +68,9 @@ func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, erro
 	node := c.node(nodeID)
 	if node == nil {
 		// A node gone from the state: compute without the cache.
-		all, err := c.state.AllocsByNode(nil, nodeID)
+		existing, err := c.liveAllocs(nodeID)
 		if err != nil {
 			return nil, err
-		}
-		var existing []*structs.Allocation
-		for _, a := range all {
-			if !a.TerminalStatus() {
-				existing = append(existing, a)
-			}
 		}
 		stopped := append(append([]*structs.Allocation(nil), c.plan.NodeUpdate[nodeID]...), c.plan.NodePreemptions[nodeID]...)
 		return structs.ProposedAllocs(existing, stopped, c.plan.NodeAllocation[nodeID]), nil
@@ -86,6 +80,21 @@ func (c *EvalContext) ProposedAllocs(nodeID string) ([]*structs.Allocation, erro
 		return nil, err
 	}
 	return e.allocs, nil
+}
+
+// liveAllocs returns the node's non-terminal allocations in the state.
+func (c *EvalContext) liveAllocs(nodeID string) ([]*structs.Allocation, error) {
+	all, err := c.state.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	var live []*structs.Allocation
+	for _, a := range all {
+		if !a.TerminalStatus() {
+			live = append(live, a)
+		}
+	}
+	return live, nil
 }
 
 // proposedEntry caches a node's proposed allocations and their total
@@ -131,15 +140,9 @@ func (c *EvalContext) proposed(node *structs.Node) (*proposedEntry, error) {
 	nodeID := node.ID
 	e := c.proposedCache[node]
 	if e == nil {
-		all, err := c.state.AllocsByNode(nil, nodeID)
+		existing, err := c.liveAllocs(nodeID)
 		if err != nil {
 			return nil, err
-		}
-		var existing []*structs.Allocation
-		for _, a := range all {
-			if !a.TerminalStatus() {
-				existing = append(existing, a)
-			}
 		}
 		e = &proposedEntry{existing: existing}
 		c.proposedCache[node] = e

@@ -424,23 +424,30 @@ func (s *GenericScheduler) finish() error {
 		eval.DeploymentID = s.plan.Deployment.ID
 	}
 
-	if len(s.failedTGAllocs) > 0 {
-		// A blocked evaluation being re-processed that still cannot
-		// place goes back to waiting, rather than spawning another.
-		if s.eval.Status == structs.EvalStatusBlocked {
-			return s.planner.ReblockEval(eval)
+	return completeEval(s.planner, s.eval, eval)
+}
+
+// completeEval records an evaluation's outcome: eval (a copy of orig with
+// the results filled in) completes, after a blocked evaluation is
+// created for what could not be placed. A blocked evaluation being
+// re-processed that still cannot place goes back to waiting instead of
+// spawning another.
+func completeEval(planner Planner, orig, eval *structs.Evaluation) error {
+	if len(eval.FailedTGAllocs) > 0 {
+		if orig.Status == structs.EvalStatusBlocked {
+			return planner.ReblockEval(eval)
 		}
-		blocked := s.eval.CreateBlockedEval(s.failedTGAllocs)
+		blocked := orig.CreateBlockedEval(eval.FailedTGAllocs)
 		// The blocked tracker compares this with later capacity changes.
-		blocked.SnapshotIndex = s.plan.SnapshotIndex
-		if err := s.planner.CreateEval(blocked); err != nil {
+		blocked.SnapshotIndex = eval.SnapshotIndex
+		if err := planner.CreateEval(blocked); err != nil {
 			return err
 		}
 		eval.BlockedEval = blocked.ID
 	}
 	eval.Status = structs.EvalStatusComplete
 	eval.StatusDescription = ""
-	return s.planner.UpdateEval(eval)
+	return planner.UpdateEval(eval)
 }
 
 // createPreemptionEvals gives each job that lost allocations to

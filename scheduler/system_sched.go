@@ -276,18 +276,5 @@ func (s *SystemScheduler) finish() error {
 	eval.FailedTGAllocs = s.failedTGAllocs
 	eval.QueuedAllocations = s.queued
 	eval.SnapshotIndex = s.plan.SnapshotIndex
-	if len(s.failedTGAllocs) > 0 {
-		if s.eval.Status == structs.EvalStatusBlocked {
-			return s.planner.ReblockEval(eval)
-		}
-		blocked := s.eval.CreateBlockedEval(s.failedTGAllocs)
-		blocked.SnapshotIndex = s.plan.SnapshotIndex
-		if err := s.planner.CreateEval(blocked); err != nil {
-			return err
-		}
-		eval.BlockedEval = blocked.ID
-	}
-	eval.Status = structs.EvalStatusComplete
-	eval.StatusDescription = ""
-	return s.planner.UpdateEval(eval)
+	return completeEval(s.planner, s.eval, eval)
 }

@@ -55,6 +55,18 @@ func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int6
 // UpdateNodeStatus changes a node's status. evals are written in the same
 // transaction.
 func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updatedAt int64, evals []*structs.Evaluation) error {
+	return s.updateNode(index, nodeID, evals, func(n *structs.Node) error {
+		if n.Status != status {
+			n.StatusUpdatedAt = updatedAt
+		}
+		n.Status = status
+		return nil
+	})
+}
+
+// updateNode applies change to a copy of the node and writes it, with
+// evals, in one transaction at index.
+func (s *StateStore) updateNode(index uint64, nodeID string, evals []*structs.Evaluation, change func(*structs.Node) error) error {
 	s.detachNodeViews()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
@@ -66,10 +78,9 @@ func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updat
 		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
 	}
 	n := raw.(*structs.Node).Copy()
-	if n.Status != status {
-		n.StatusUpdatedAt = updatedAt
+	if err := change(n); err != nil {
+		return err
 	}
-	n.Status = status
 	n.ModifyIndex = index
 	if err := txn.Insert(TableNodes, n); err != nil {
 		return fmt.Errorf("update node: %w", err)
@@ -129,64 +140,27 @@ func (s *StateStore) Nodes(ws memdb.WatchSet) ([]*structs.Node, error) {
 // ineligible) or ends one (strategy nil; markEligible makes it eligible
 // again).
 func (s *StateStore) UpdateNodeDrain(index uint64, nodeID string, strategy *structs.DrainStrategy, markEligible bool, updatedAt int64) error {
-	s.detachNodeViews()
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	raw, err := txn.First(TableNodes, "id", nodeID)
-	if err != nil {
-		return fmt.Errorf("node lookup: %w", err)
-	}
-	if raw == nil {
-		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
-	}
-	n := raw.(*structs.Node).Copy()
-	n.DrainStrategy = strategy.Copy()
-	switch {
-	case strategy != nil:
-		n.SchedulingEligibility = structs.NodeSchedulingIneligible
-	case markEligible:
-		n.SchedulingEligibility = structs.NodeSchedulingEligible
-	}
-	n.ModifyIndex = index
-	if err := txn.Insert(TableNodes, n); err != nil {
-		return fmt.Errorf("update node: %w", err)
-	}
-	if err := setIndex(txn, index, TableNodes); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return s.updateNode(index, nodeID, nil, func(n *structs.Node) error {
+		n.DrainStrategy = strategy.Copy()
+		switch {
+		case strategy != nil:
+			n.SchedulingEligibility = structs.NodeSchedulingIneligible
+		case markEligible:
+			n.SchedulingEligibility = structs.NodeSchedulingEligible
+		}
+		return nil
+	})
 }
 
 // UpdateNodeEligibility sets a node's scheduling eligibility. A draining
 // node cannot be made eligible. evals are written in the same
 // transaction.
 func (s *StateStore) UpdateNodeEligibility(index uint64, nodeID, eligibility string, evals []*structs.Evaluation) error {
-	s.detachNodeViews()
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	raw, err := txn.First(TableNodes, "id", nodeID)
-	if err != nil {
-		return fmt.Errorf("node lookup: %w", err)
-	}
-	if raw == nil {
-		return fmt.Errorf("node %q: %w", nodeID, ErrNotFound)
-	}
-	n := raw.(*structs.Node).Copy()
-	if n.DrainStrategy != nil && eligibility == structs.NodeSchedulingEligible {
-		return structs.NewError(structs.CodeConflict, fmt.Sprintf("node %s is draining; stop the drain to make it eligible", nodeID))
-	}
-	n.SchedulingEligibility = eligibility
-	n.ModifyIndex = index
-	if err := txn.Insert(TableNodes, n); err != nil {
-		return fmt.Errorf("update node: %w", err)
-	}
-	if err := setIndex(txn, index, TableNodes); err != nil {
-		return err
-	}
-	if err := upsertEvalsTxn(txn, index, evals); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return s.updateNode(index, nodeID, evals, func(n *structs.Node) error {
+		if n.DrainStrategy != nil && eligibility == structs.NodeSchedulingEligible {
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf("node %s is draining; stop the drain to make it eligible", nodeID))
+		}
+		n.SchedulingEligibility = eligibility
+		return nil
+	})
 }

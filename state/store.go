@@ -115,13 +115,9 @@ func (s *StateStore) Snapshot() *Snapshot {
 // modify what it returns.
 func (s *StateStore) NodesDerived(key string, build func(all []*structs.Node) interface{}) (interface{}, error) {
 	txn := s.db.Txn(false)
-	raw, err := txn.First(TableIndex, "id", TableNodes)
+	index, err := indexTxn(txn, TableNodes)
 	if err != nil {
-		return nil, fmt.Errorf("index lookup %s: %w", TableNodes, err)
-	}
-	var index uint64
-	if raw != nil {
-		index = raw.(*IndexEntry).Value
+		return nil, err
 	}
 	v := s.nodeViews.Load()
 	v.mu.Lock()
@@ -169,7 +165,12 @@ func (s *StateStore) Abandon() {
 
 // Index returns the Raft index at which table last changed.
 func (s *StateStore) Index(table string) (uint64, error) {
-	txn := s.db.Txn(false)
+	return indexTxn(s.db.Txn(false), table)
+}
+
+// indexTxn returns the Raft index at which table last changed, as txn
+// sees it.
+func indexTxn(txn *memdb.Txn, table string) (uint64, error) {
 	raw, err := txn.First(TableIndex, "id", table)
 	if err != nil {
 		return 0, fmt.Errorf("index lookup %s: %w", table, err)

@@ -93,29 +93,15 @@ func (j *Job) diffFields() map[string]string {
 
 // taskGroupDiffs matches groups by name and diffs each, sorted by name.
 func taskGroupDiffs(old, new []*TaskGroup, contextual bool) []*TaskGroupDiff {
-	oldByName, newByName, names := matchByName(old, new, func(tg *TaskGroup) string { return tg.Name })
-	var out []*TaskGroupDiff
-	for _, name := range names {
-		out = append(out, taskGroupDiff(oldByName[name], newByName[name], contextual))
-	}
-	return out
+	return diffByName(old, new, func(tg *TaskGroup) string { return tg.Name }, taskGroupDiff, contextual)
 }
 
 // taskGroupDiff compares one group; old or new may be nil (not both).
 func taskGroupDiff(old, new *TaskGroup, contextual bool) *TaskGroupDiff {
-	diff := &TaskGroupDiff{Type: DiffTypeNone}
+	diff := &TaskGroupDiff{}
 	var o, n TaskGroup
-	switch {
-	case old == nil:
-		diff.Type, diff.Name = DiffTypeAdded, new.Name
-		n = *new
-	case new == nil:
-		diff.Type, diff.Name = DiffTypeDeleted, old.Name
-		o = *old
-	default:
-		diff.Name = new.Name
-		o, n = *old, *new
-	}
+	diff.Type, o, n = pairSides(old, new)
+	diff.Name = pick(new, old).Name
 
 	diff.Fields = fieldDiffs(old.diffFields(), new.diffFields(), contextual)
 	sortFields(diff.Fields)
@@ -209,29 +195,15 @@ func annotateTask(diff *TaskDiff, groupType DiffType) {
 
 // taskDiffs matches tasks by name and diffs each, sorted by name.
 func taskDiffs(old, new []*Task, contextual bool) []*TaskDiff {
-	oldByName, newByName, names := matchByName(old, new, func(t *Task) string { return t.Name })
-	var out []*TaskDiff
-	for _, name := range names {
-		out = append(out, taskDiff(oldByName[name], newByName[name], contextual))
-	}
-	return out
+	return diffByName(old, new, func(t *Task) string { return t.Name }, taskDiff, contextual)
 }
 
 // taskDiff compares one task; old or new may be nil (not both).
 func taskDiff(old, new *Task, contextual bool) *TaskDiff {
-	diff := &TaskDiff{Type: DiffTypeNone}
+	diff := &TaskDiff{}
 	var o, n Task
-	switch {
-	case old == nil:
-		diff.Type, diff.Name = DiffTypeAdded, new.Name
-		n = *new
-	case new == nil:
-		diff.Type, diff.Name = DiffTypeDeleted, old.Name
-		o = *old
-	default:
-		diff.Name = new.Name
-		o, n = *old, *new
-	}
+	diff.Type, o, n = pairSides(old, new)
+	diff.Name = pick(new, old).Name
 
 	diff.Fields = fieldDiffs(old.diffFields(), new.diffFields(), contextual)
 	sortFields(diff.Fields)
@@ -643,6 +615,39 @@ func groupsChanged(gs []*TaskGroupDiff) bool {
 }
 
 // Ordering.
+
+// diffByName matches two lists by name and diffs each pair with diff,
+// sorted by name.
+func diffByName[T, D any](old, new []*T, name func(*T) string, diff func(o, n *T, contextual bool) D, contextual bool) []D {
+	oldBy, newBy, names := matchByName(old, new, name)
+	var out []D
+	for _, nm := range names {
+		out = append(out, diff(oldBy[nm], newBy[nm], contextual))
+	}
+	return out
+}
+
+// pairSides classifies a pair where old or new may be nil (not both) and
+// returns the values to compare, the zero value standing for a missing
+// side.
+func pairSides[T any](old, new *T) (DiffType, T, T) {
+	var o, n T
+	switch {
+	case old == nil:
+		return DiffTypeAdded, o, *new
+	case new == nil:
+		return DiffTypeDeleted, *old, n
+	}
+	return DiffTypeNone, *old, *new
+}
+
+// pick returns a if it is not nil, else b.
+func pick[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}
 
 // matchByName indexes two lists by a name and returns the union of the
 // names, sorted. Items without a name key collide like any other.

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -19,6 +20,12 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, error)) {
 // Poll is WaitFor without a testing.TB: it returns an error describing
 // the last failure when timeout passes.
 func Poll(timeout time.Duration, cond func() (bool, error)) error {
+	return PollCtx(context.Background(), timeout, 20*time.Millisecond, cond)
+}
+
+// PollCtx calls cond every interval until it returns true, ctx is done
+// or timeout passes; the error then says what cond last reported.
+func PollCtx(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
@@ -26,13 +33,19 @@ func Poll(timeout time.Duration, cond func() (bool, error)) error {
 		if ok {
 			return nil
 		}
-		lastErr = err
+		if err != nil {
+			lastErr = err
+		}
 		if time.Now().After(deadline) {
 			if lastErr == nil {
 				lastErr = fmt.Errorf("condition not met")
 			}
 			return fmt.Errorf("timed out after %s: %w", timeout, lastErr)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
 	}
 }
