@@ -19,14 +19,14 @@ func newDeploymentCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// deploymentArg connects to the agent and resolves a deployment ID or
-// unique prefix given on the command line.
-func deploymentArg(g *globals, arg string) (*api.Client, string, error) {
+// clientAndID connects to the agent and resolves an ID or unique prefix
+// given on the command line with resolve.
+func clientAndID(g *globals, arg string, resolve func(*api.Client, string) (string, error)) (*api.Client, string, error) {
 	c, err := g.client()
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := resolveDeploymentID(c, arg)
+	id, err := resolve(c, arg)
 	return c, id, err
 }
 
@@ -80,7 +80,7 @@ func newDeploymentStatusCommand(g *globals) *cobra.Command {
 		Short: "Show a deployment: per-group progress and its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := deploymentArg(g, args[0])
+			c, id, err := clientAndID(g, args[0], resolveDeploymentID)
 			if err != nil {
 				return err
 			}
@@ -155,7 +155,7 @@ func newDeploymentPromoteCommand(g *globals) *cobra.Command {
 		Short: "Promote a deployment's healthy canaries so the rollout continues",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := deploymentArg(g, args[0])
+			c, id, err := clientAndID(g, args[0], resolveDeploymentID)
 			if err != nil {
 				return err
 			}
@@ -177,7 +177,7 @@ func newDeploymentFailCommand(g *globals) *cobra.Command {
 		Short: "Fail a running deployment (reverting the job if the deployment asks for auto_revert)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := deploymentArg(g, args[0])
+			c, id, err := clientAndID(g, args[0], resolveDeploymentID)
 			if err != nil {
 				return err
 			}

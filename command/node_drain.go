@@ -43,11 +43,7 @@ it is done.`,
 			if enable == disable {
 				return fmt.Errorf("give -enable or -disable")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := resolveNodeID(c, args[0])
+			c, id, err := clientAndID(g, args[0], resolveNodeID)
 			if err != nil {
 				return err
 			}
@@ -123,11 +119,7 @@ func newNodeEligibilityCommand(g *globals) *cobra.Command {
 			if enable == disable {
 				return fmt.Errorf("give -enable or -disable")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			id, err := resolveNodeID(c, args[0])
+			c, id, err := clientAndID(g, args[0], resolveNodeID)
 			if err != nil {
 				return err
 			}

@@ -579,35 +579,25 @@ func setFieldDiffs(name string, old, new []string, contextual bool) []*FieldDiff
 // Change detection.
 
 func fieldsChanged(fs []*FieldDiff) bool {
-	for _, f := range fs {
-		if f.Type != DiffTypeNone {
-			return true
-		}
-	}
-	return false
+	return anyChanged(fs, func(f *FieldDiff) DiffType { return f.Type })
 }
 
 func objectsChanged(os []*ObjectDiff) bool {
-	for _, o := range os {
-		if o.Type != DiffTypeNone {
-			return true
-		}
-	}
-	return false
+	return anyChanged(os, func(o *ObjectDiff) DiffType { return o.Type })
 }
 
 func tasksChanged(ts []*TaskDiff) bool {
-	for _, t := range ts {
-		if t.Type != DiffTypeNone {
-			return true
-		}
-	}
-	return false
+	return anyChanged(ts, func(t *TaskDiff) DiffType { return t.Type })
 }
 
 func groupsChanged(gs []*TaskGroupDiff) bool {
-	for _, g := range gs {
-		if g.Type != DiffTypeNone {
+	return anyChanged(gs, func(g *TaskGroupDiff) DiffType { return g.Type })
+}
+
+// anyChanged reports whether any diff in the list is not DiffTypeNone.
+func anyChanged[T any](list []T, typ func(T) DiffType) bool {
+	for _, d := range list {
+		if typ(d) != DiffTypeNone {
 			return true
 		}
 	}
