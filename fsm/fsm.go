@@ -274,6 +274,7 @@ func (f *FSM) applyEvalUpdate(buf []byte, index uint64) interface{} {
 func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsRequest
 	decode(buf, &req, index)
+	req.Compact()
 	st := f.State()
 	if err := st.UpsertPlanResults(index, &req); err != nil {
 		f.logger.Error("apply plan results failed", "error", err)
@@ -291,6 +292,9 @@ func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsBatchRequest
 	decode(buf, &req, index)
+	for _, p := range req.Plans {
+		p.Compact()
+	}
 	st := f.State()
 	if err := st.UpsertPlanResultsBatch(index, req.Plans); err != nil {
 		f.logger.Error("apply plan results batch failed", "plans", len(req.Plans), "error", err)
@@ -310,6 +314,7 @@ func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
 	var req structs.AllocUpdateRequest
 	decode(buf, &req, index)
+	req.Compact()
 	st := f.State()
 	if err := st.UpdateAllocsFromClient(index, req.Alloc, req.UpdatedAt, req.Evals); err != nil {
 		return err

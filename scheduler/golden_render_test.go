@@ -129,9 +129,11 @@ func scoreLine(a *structs.Allocation) string {
 		if m.NodeID != a.NodeID {
 			continue
 		}
+		sorted := append(structs.ScoreComponents(nil), m.Scores...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 		var parts []string
-		for _, k := range sortedKeys(m.Scores) {
-			parts = append(parts, fmt.Sprintf("%s %.3f", k, m.Scores[k]))
+		for _, c := range sorted {
+			parts = append(parts, fmt.Sprintf("%s %.3f", c.Name, c.Score))
 		}
 		return fmt.Sprintf("score %.3f = mean(%s)", m.NormScore, strings.Join(parts, ", "))
 	}

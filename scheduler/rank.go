@@ -21,7 +21,10 @@ const (
 )
 
 // scoreNames name the components in placement explanations.
-var scoreNames = [numScores]string{"binpack", "job-anti-affinity", "node-affinity", "spread", "node-reschedule-penalty", "preemption"}
+var scoreNames = [numScores]string{
+	structs.ScoreBinpack, structs.ScoreJobAntiAffinity, structs.ScoreNodeAffinity,
+	structs.ScoreSpread, structs.ScoreReschedulePenalty, structs.ScorePreemption,
+}
 
 // RankedNode is a feasible node with what the placement would get on it
 // and how well it scores.
@@ -46,12 +49,18 @@ func (r *RankedNode) setScore(i int, v float64) {
 	r.has[i] = true
 }
 
-// Scores returns the components set, by name.
-func (r *RankedNode) Scores() map[string]float64 {
-	out := make(map[string]float64, numScores)
+// Scores returns the components set, in scoreNames order.
+func (r *RankedNode) Scores() structs.ScoreComponents {
+	n := 0
 	for i := 0; i < numScores; i++ {
 		if r.has[i] {
-			out[scoreNames[i]] = r.scores[i]
+			n++
+		}
+	}
+	out := make(structs.ScoreComponents, 0, n)
+	for i := 0; i < numScores; i++ {
+		if r.has[i] {
+			out = append(out, structs.ScoreComponent{Name: scoreNames[i], Score: r.scores[i]})
 		}
 	}
 	return out

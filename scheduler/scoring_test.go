@@ -29,7 +29,7 @@ func scoreOf(m *structs.AllocMetric, nodeID, component string) (float64, bool) {
 	}
 	for _, s := range m.ScoreMetaData {
 		if s.NodeID == nodeID {
-			v, ok := s.Scores[component]
+			v, ok := s.Scores.Get(component)
 			return v, ok
 		}
 	}

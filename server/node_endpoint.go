@@ -313,37 +313,88 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	st := n.srv.State()
 	now := time.Now().UnixNano()
 	seen := make(map[string]bool)
+	// cause marks the updates that call for an evaluation.
+	cause := make([]bool, len(args.Alloc))
 	var evals []*structs.Evaluation
-	for _, update := range args.Alloc {
+	for i, update := range args.Alloc {
 		existing, err := st.AllocByID(nil, update.ID)
 		if err != nil {
 			return err
 		}
-		if existing == nil || seen[existing.JobID] {
+		if existing == nil {
 			continue
 		}
 		becameTerminal := update.ClientTerminalStatus() && existing.ClientStatus != update.ClientStatus
-		if becameTerminal && existing.DesiredStatus == structs.AllocDesiredStatusRun {
-			seen[existing.JobID] = true
+		failed := becameTerminal && existing.DesiredStatus == structs.AllocDesiredStatusRun
+		// A deployment allocation's health decided: the rollout may go on.
+		healthDecided := existing.DeploymentID != "" && update.DeploymentStatus != nil && update.DeploymentStatus.Healthy != nil &&
+			(existing.DeploymentStatus == nil || existing.DeploymentStatus.Healthy == nil || *existing.DeploymentStatus.Healthy != *update.DeploymentStatus.Healthy)
+		if !failed && !healthDecided {
+			continue
+		}
+		cause[i] = true
+		if seen[existing.JobID] {
+			continue
+		}
+		seen[existing.JobID] = true
+		if failed {
 			evals = append(evals, n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerRetryFailed, "", now))
 			continue
 		}
-		// A deployment allocation's health decided: the rollout may go on.
-		if existing.DeploymentID != "" && update.DeploymentStatus != nil && update.DeploymentStatus.Healthy != nil &&
-			(existing.DeploymentStatus == nil || existing.DeploymentStatus.Healthy == nil || *existing.DeploymentStatus.Healthy != *update.DeploymentStatus.Healthy) {
-			seen[existing.JobID] = true
-			e := n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerDeploymentWatcher, "", now)
-			e.DeploymentID = existing.DeploymentID
-			evals = append(evals, e)
-		}
+		e := n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerDeploymentWatcher, "", now)
+		e.DeploymentID = existing.DeploymentID
+		evals = append(evals, e)
 	}
 	n.srv.metrics.allocUpdates.Add(float64(len(args.Alloc)))
 	n.srv.metrics.allocUpdateBatch.Inc()
-	req := &structs.AllocUpdateRequest{Alloc: args.Alloc, Evals: evals, UpdatedAt: now}
-	_, index, err := n.srv.raftApply(structs.AllocClientUpdateRequestType, req)
-	if err != nil {
-		return err
+
+	// Large batches go to Raft as several entries, in order. The first
+	// carries the evaluations with every update that caused one, so an
+	// evaluation never runs before what caused it is in the state, nor
+	// is lost if a later entry fails and the client retries (the retry
+	// finds the status already changed and creates none).
+	var first, rest []*structs.Allocation
+	for i, a := range args.Alloc {
+		if cause[i] {
+			first = append(first, a)
+		} else {
+			rest = append(rest, a)
+		}
 	}
-	reply.Index = index
-	return nil
+	var reqs []*structs.AllocUpdateRequest
+	for len(first) > 0 || len(rest) > 0 || len(reqs) == 0 {
+		req := &structs.AllocUpdateRequest{UpdatedAt: now}
+		if len(reqs) == 0 {
+			req.Alloc, req.Evals, first = first, evals, nil
+		}
+		k := min(len(rest), max(0, maxAllocUpdatesPerEntry-len(req.Alloc)))
+		req.Alloc, rest = append(req.Alloc, rest[:k]...), rest[k:]
+		reqs = append(reqs, req)
+	}
+	applied := make([]raftApplied, 0, len(reqs))
+	var firstErr error
+	for _, req := range reqs {
+		a, err := n.srv.raftApplyAsync(structs.AllocClientUpdateRequestType, req)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		applied = append(applied, a)
+	}
+	for _, a := range applied {
+		_, index, err := n.srv.raftResult(structs.AllocClientUpdateRequestType, a)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		reply.Index = max(reply.Index, index)
+	}
+	return firstErr
 }
+
+// maxAllocUpdatesPerEntry bounds the client updates one Raft entry
+// carries. The state store applies an entry in one transaction, and a
+// transaction that changes more than a few thousand index nodes
+// (go-immutable-radix tracks 8,192 watch channels) falls back to
+// comparing the whole allocation table before and after to find whom to
+// wake: at 100,000 allocations that cost more than the updates.
+const maxAllocUpdatesPerEntry = 512

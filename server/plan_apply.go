@@ -30,10 +30,13 @@ import (
 // placed or stopped allocations, share one Raft entry. Entries stay a few
 // megabytes at most: they are held in Raft's log cache and replicated
 // whole, and a batch of large plans (a job of 1,000 allocations plans
-// them all at once) would otherwise reach a hundred megabytes.
+// them all at once) would otherwise reach a hundred megabytes. The
+// state store applies an entry in one transaction, which also should
+// stay under a few thousand changed index nodes (see
+// maxAllocUpdatesPerEntry).
 const (
 	planBatchMax       = 64
-	planBatchMaxAllocs = 2048
+	planBatchMaxAllocs = 1024
 )
 
 // planBatch is a group of checked plans committed in one Raft entry.

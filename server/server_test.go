@@ -624,3 +624,67 @@ func TestServer_QueuedPlansShareRaftEntries(t *testing.T) {
 	}
 	t.Logf("%d plans committed in %d Raft entries", n, len(entries))
 }
+
+func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	job := mock.Job()
+	job.TaskGroups[0].Count = 1300
+	registerJob(t, s, job)
+	stored, _ := s.State().JobByID(nil, job.ID)
+	node := mock.Node()
+	plan := &structs.ApplyPlanResultsRequest{Job: stored, UpdatedAt: 1}
+	for i := 0; i < 1300; i++ {
+		a := mock.Alloc(stored, node, i)
+		a.Job, a.TaskStates, a.ClientStatus = nil, nil, structs.AllocClientStatusPending
+		plan.AllocsPlaced = append(plan.AllocsPlaced, a)
+	}
+	if _, _, err := s.raftApply(structs.ApplyPlanResultsRequestType, plan); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.State().LatestIndex()
+
+	// 1,300 updates; the last one reports a failure, which needs an
+	// evaluation.
+	req := &structs.AllocUpdateRequest{}
+	for i, a := range plan.AllocsPlaced {
+		u := &structs.Allocation{ID: a.ID, NodeID: a.NodeID, ClientStatus: structs.AllocClientStatusRunning}
+		if i == 600 || i == len(plan.AllocsPlaced)-1 {
+			u.ClientStatus = structs.AllocClientStatusFailed
+		}
+		req.Alloc = append(req.Alloc, u)
+	}
+	var resp structs.GenericResponse
+	if err := s.RPC("Node.UpdateAlloc", req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if entries := resp.Index - before; entries < 3 {
+		t.Fatalf("1,300 updates went in %d Raft entries (%d..%d); want at least 3 of at most %d", entries, before, resp.Index, maxAllocUpdatesPerEntry)
+	}
+	failed := map[string]bool{plan.AllocsPlaced[600].ID: true, plan.AllocsPlaced[len(plan.AllocsPlaced)-1].ID: true}
+	for _, a := range plan.AllocsPlaced {
+		got, _ := s.State().AllocByID(nil, a.ID)
+		want := structs.AllocClientStatusRunning
+		if failed[a.ID] {
+			want = structs.AllocClientStatusFailed
+		}
+		if got.ClientStatus != want {
+			t.Fatalf("alloc %s: client status %q, want %q", a.ID, got.ClientStatus, want)
+		}
+	}
+	evals, _ := s.State().EvalsByJob(nil, job.ID)
+	var retry *structs.Evaluation
+	for _, e := range evals {
+		if e.TriggeredBy == structs.EvalTriggerRetryFailed {
+			retry = e
+		}
+	}
+	if retry == nil {
+		t.Fatal("no evaluation for the failed allocation")
+	}
+	for id := range failed {
+		got, _ := s.State().AllocByID(nil, id)
+		if retry.CreateIndex != got.ModifyIndex {
+			t.Fatalf("the evaluation was committed at %d, a failure it answers at %d: it could run before seeing it", retry.CreateIndex, got.ModifyIndex)
+		}
+	}
+}

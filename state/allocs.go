@@ -90,7 +90,11 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		if err != nil {
 			return fmt.Errorf("alloc lookup: %w", err)
 		}
-		a := alloc.Copy()
+		// A shallow copy: the request's resources, metrics and task
+		// states are kept as they are (the FSM decoded them for this
+		// transaction alone, and stored objects are never modified).
+		a := new(structs.Allocation)
+		*a = *alloc
 		if a.Job == nil {
 			a.Job = req.Job
 		}
@@ -187,12 +191,18 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 			continue
 		}
 		old := raw.(*structs.Allocation)
-		a := old.Copy()
+		// A shallow copy: what the client does not report (resources,
+		// metrics, the job) is shared with the stored version, which
+		// nothing modifies; what it reports is replaced whole.
+		a := new(structs.Allocation)
+		*a = *old
 		// A lost allocation stays lost: the server already replaced it.
 		if a.ClientStatus != structs.AllocClientStatusLost || update.ClientStatus == structs.AllocClientStatusComplete {
 			a.ClientStatus = update.ClientStatus
 		}
-		a.ClientDescription = update.ClientDescription
+		if update.ClientDescription != old.ClientDescription {
+			a.ClientDescription = update.ClientDescription
+		}
 		a.TaskStates = update.TaskStates
 		if update.DeploymentStatus != nil && a.DeploymentID != "" {
 			a.DeploymentStatus = update.DeploymentStatus.Copy()

@@ -173,8 +173,10 @@ type AllocMetric struct {
 
 // NodeScoreMeta is one node's score breakdown.
 type NodeScoreMeta struct {
-	NodeID    string
-	Scores    map[string]float64
+	NodeID string
+	// Scores are the components set for the node, in the scheduler's
+	// order; JSON shows them as an object, name to score.
+	Scores    ScoreComponents
 	NormScore float64
 }
 
@@ -193,10 +195,7 @@ func (m *AllocMetric) Copy() *AllocMetric {
 		c.ScoreMetaData = make([]*NodeScoreMeta, len(m.ScoreMetaData))
 		for i, s := range m.ScoreMetaData {
 			sc := *s
-			sc.Scores = make(map[string]float64, len(s.Scores))
-			for k, v := range s.Scores {
-				sc.Scores[k] = v
-			}
+			sc.Scores = append(ScoreComponents(nil), s.Scores...)
 			c.ScoreMetaData[i] = &sc
 		}
 	}

@@ -101,6 +101,12 @@ func Encode(t MessageType, msg interface{}) ([]byte, error) {
 	if err := codec.NewEncoder(&buf, MsgpackHandle).Encode(msg); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
 	}
+	// Raft keeps the entry (in its log cache, and in flight to each
+	// follower); the buffer grew by doubling, so a large entry may have
+	// up to twice its length in capacity. Keep only what it uses.
+	if b := buf.Bytes(); cap(b) > 64<<10 && cap(b)-len(b) > len(b)/8 {
+		return append([]byte(nil), b...), nil
+	}
 	return buf.Bytes(), nil
 }
 
