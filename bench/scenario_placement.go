@@ -35,6 +35,8 @@ over the three servers.
   plans, plan_rejected_nodes, evals_acked: leader counters over the run.
   allocations_listed      non-terminal allocations listed through the API
                           at the end (must equal jobs x count).
+  nodes_used              nodes holding allocations at the end: how
+                          tightly the scheduler packed (fewer is tighter).
   nodes_over_capacity     nodes whose non-terminal allocations' cpu or
                           memory exceed NodeResources - ReservedResources
                           (must be 0).`,
@@ -87,12 +89,14 @@ func runPlacement(ctx context.Context, r *runner, res *Result, dir string) error
 		"wall time from the first job registration sent to the leader's drover_allocs_placed_total reaching the total")
 	m.report(res)
 
-	over, listed, err := checkCapacity(ctx, m.leader)
+	over, listed, nodesUsed, err := checkCapacity(ctx, m.leader)
 	if err != nil {
 		return fmt.Errorf("capacity check: %w", err)
 	}
 	res.add("allocations_listed", "non-terminal allocations listed through the API", "allocations", float64(listed),
 		"allocations listed by GET /v1/allocations on the leader at the end whose desired status is run and client status is not terminal").invariant("==", float64(total))
+	res.add("nodes_used", "nodes holding allocations at the end (fewer: tighter packing)", "nodes", float64(nodesUsed),
+		"distinct nodes of the non-terminal allocations listed at the end; the bin-packing scheduler fills nodes before using new ones")
 	res.add("nodes_over_capacity", "nodes over capacity (cpu or memory)", "nodes", float64(len(over)),
 		"nodes whose non-terminal allocations ask for more cpu or memory than NodeResources minus ReservedResources").invariant("==", 0)
 	for i, o := range over {
@@ -255,11 +259,11 @@ func (m *placeMeasure) report(res *Result) {
 // and returns a description of each node whose non-terminal allocations
 // exceed its resources less its reserved resources, and the number of
 // non-terminal allocations.
-func checkCapacity(ctx context.Context, leader *agentProc) (over []string, live int, err error) {
+func checkCapacity(ctx context.Context, leader *agentProc) (over []string, live, nodesUsed int, err error) {
 	cl := newAPIClient(leader.httpAddr(), 5*time.Minute)
 	allocs, _, err := cl.Allocations().List(&api.QueryOptions{Context: ctx})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	type use struct{ cpu, mem int64 }
 	used := map[string]*use{}
@@ -282,7 +286,7 @@ func checkCapacity(ctx context.Context, leader *agentProc) (over []string, live 
 	}
 	stubs, _, err := cl.Nodes().List(&api.QueryOptions{Context: ctx})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	known := map[string]bool{}
 	for _, n := range stubs {
@@ -327,7 +331,7 @@ func checkCapacity(ctx context.Context, leader *agentProc) (over []string, live 
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		return nil, 0, fmt.Errorf("read %d nodes: %w", len(errs), errs[0])
+		return nil, 0, 0, fmt.Errorf("read %d nodes: %w", len(errs), errs[0])
 	}
-	return over, live, nil
+	return over, live, len(used), nil
 }
