@@ -276,6 +276,7 @@ func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 	decode(buf, &req, index)
 	req.Compact()
 	st := f.State()
+	st.ShareNodeStrings(req.AllocsPlaced)
 	if err := st.UpsertPlanResults(index, &req); err != nil {
 		f.logger.Error("apply plan results failed", "error", err)
 		return err
@@ -292,10 +293,11 @@ func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsBatchRequest
 	decode(buf, &req, index)
+	st := f.State()
 	for _, p := range req.Plans {
 		p.Compact()
+		st.ShareNodeStrings(p.AllocsPlaced)
 	}
-	st := f.State()
 	if err := st.UpsertPlanResultsBatch(index, req.Plans); err != nil {
 		f.logger.Error("apply plan results batch failed", "plans", len(req.Plans), "error", err)
 		return err

@@ -313,10 +313,10 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	st := n.srv.State()
 	now := time.Now().UnixNano()
 	seen := make(map[string]bool)
-	// cause marks the updates that call for an evaluation.
-	cause := make([]bool, len(args.Alloc))
+	// cause marks the allocations whose reports call for an evaluation.
+	cause := make(map[string]bool)
 	var evals []*structs.Evaluation
-	for i, update := range args.Alloc {
+	for _, update := range args.Alloc {
 		existing, err := st.AllocByID(nil, update.ID)
 		if err != nil {
 			return err
@@ -332,7 +332,7 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		if !failed && !healthDecided {
 			continue
 		}
-		cause[i] = true
+		cause[update.ID] = true
 		if seen[existing.JobID] {
 			continue
 		}
@@ -353,9 +353,18 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	// evaluation never runs before what caused it is in the state, nor
 	// is lost if a later entry fails and the client retries (the retry
 	// finds the status already changed and creates none).
+	// Reordering must not put an older report of an allocation after a
+	// newer one: only the last report of each allocation is kept.
+	last := make(map[string]int, len(args.Alloc))
+	for i, a := range args.Alloc {
+		last[a.ID] = i
+	}
 	var first, rest []*structs.Allocation
 	for i, a := range args.Alloc {
-		if cause[i] {
+		if last[a.ID] != i {
+			continue
+		}
+		if cause[a.ID] {
 			first = append(first, a)
 		} else {
 			rest = append(rest, a)

@@ -67,19 +67,19 @@ func (b *planBatch) full() bool {
 // planApply runs the plan applier until stopCh closes.
 //
 // It pipelines and batches: while one Raft entry of plans commits, the
-// plans that arrive are checked, each against a snapshot that has every
-// plan before it applied optimistically (the one in Raft and the ones
-// already checked), and gathered into the next entry, which goes to
+// plans that arrive are checked, each against a view of the state with
+// every plan before it applied optimistically (the one in Raft and the
+// ones already checked; see planView), and gathered into the next entry, which goes to
 // Raft as soon as the previous one is done. At most one entry is in Raft
 // at a time, so a plan is only ever checked against state that includes
 // every plan committed before it; if an entry fails to commit, the plans
 // gathered behind it are checked again against the real state.
 func (s *Server) planApply(stopCh <-chan struct{}) {
 	var (
-		// snap is the state plans are checked against: the real state
+		// view is the state plans are checked against: the real state
 		// plus, optimistically, inflight and pending. nil means "read
 		// the real state".
-		snap     *state.Snapshot
+		view     *planView
 		inflight *planBatch
 		pending  *planBatch
 	)
@@ -89,12 +89,12 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 		failed := inflight.failed
 		inflight = nil
 		if failed {
-			snap = nil
+			view = nil
 			if pending != nil {
 				old := pending
 				pending = nil
 				for _, f := range old.futures {
-					snap, pending = s.checkInto(snap, pending, f)
+					view, pending = s.checkInto(view, pending, f)
 				}
 			}
 		}
@@ -102,24 +102,18 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 			inflight = s.submitPlanBatch(pending)
 			pending = nil
 			// Check the next plans against the newest state plus the
-			// entry now in Raft, not against the fork used so far: kept
-			// across entries, a fork grows with every plan (a second
-			// copy of every allocation placed under load) and misses
-			// everything else that changed meanwhile (clients' updates,
-			// nodes going down).
-			snap = s.State().Snapshot()
+			// entry now in Raft, not against the view used so far: kept
+			// across entries, it would hold every plan placed under load
+			// and miss everything else that changed meanwhile (clients'
+			// updates, nodes going down).
+			view = s.newPlanView()
 			for _, req := range inflight.reqs {
-				if err := s.applyOptimistically(snap, req); err != nil {
-					s.logger.Warn("optimistic plan apply failed; waiting for the entry to commit", "error", err)
-					<-inflight.done
-					snap = nil
-					break
-				}
+				view.apply(req)
 			}
 		} else {
 			// Nothing optimistic is outstanding: the next plan reads the
 			// real state, which now includes everything committed.
-			snap = nil
+			view = nil
 		}
 	}
 	for {
@@ -154,7 +148,7 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 			continue // inflight is done: settled at the top
 		}
 		s.metrics.planQueueWait.Observe(time.Since(f.enqueued).Seconds())
-		snap, pending = s.checkInto(snap, pending, f)
+		view, pending = s.checkInto(view, pending, f)
 		if inflight == nil && pending != nil {
 			inflight = s.submitPlanBatch(pending)
 			pending = nil
@@ -162,45 +156,158 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 	}
 }
 
-// checkInto checks f's plan against snap (the real state when nil) and,
-// if anything is to commit, adds it to batch and applies it to snap
-// optimistically. Plans with nothing to commit, or that fail the check,
-// are answered at once.
-func (s *Server) checkInto(snap *state.Snapshot, batch *planBatch, f *PlanFuture) (*state.Snapshot, *planBatch) {
-	if snap == nil {
-		snap = s.State().Snapshot()
+// checkInto checks f's plan against view (the real state when nil) and,
+// if anything is to commit, adds it to batch and to view. Plans with
+// nothing to commit, or that fail the check, are answered at once.
+func (s *Server) checkInto(view *planView, batch *planBatch, f *PlanFuture) (*planView, *planBatch) {
+	if view == nil {
+		view = s.newPlanView()
 	}
-	result, req, err := s.checkPlan(snap, f.plan)
+	result, req, err := s.checkPlan(view, f.plan)
 	if err != nil || req == nil {
 		s.finishPlan(f, result, err)
-		return snap, batch
+		return view, batch
 	}
-	if err := s.applyOptimistically(snap, req); err != nil {
-		// The plan cannot be applied even to the snapshot: it would fail
-		// in the FSM too, and take its batch with it. The failed
-		// transaction left snap unchanged.
+	if err := view.canApply(req); err != nil {
+		// The plan would fail in the FSM, and take its batch with it.
 		s.logger.Warn("plan does not apply to the state; rejecting it", "eval_id", f.plan.EvalID, "error", err)
 		s.finishPlan(f, nil, fmt.Errorf("apply plan: %w", err))
-		return snap, batch
+		return view, batch
 	}
+	view.apply(req)
 	if batch == nil {
 		batch = &planBatch{}
 	}
 	batch.add(f, result, req)
-	return snap, batch
+	return view, batch
 }
 
-// applyOptimistically applies a checked plan to snap as if committed.
-// Every optimistic plan takes the index after the real state's newest,
-// not one more than the previous optimistic plan: a rejected plan's
-// RefreshIndex is read from snap, and a worker waits for the real state
-// to reach it, which a count of uncommitted plans could overshoot.
-func (s *Server) applyOptimistically(snap *state.Snapshot, req *structs.ApplyPlanResultsRequest) error {
-	index, err := s.State().LatestIndex()
-	if err != nil {
-		return err
+// planView is what the plan applier checks plans against: a snapshot of
+// the real state, and the allocations of plans checked but not yet in
+// it (the entry in Raft and the plans gathered for the next), per node.
+// It replaces applying each plan to a copy of the state store, which
+// cost the leader a second set of index writes per placement and a
+// second copy of their index nodes until the entry committed.
+type planView struct {
+	snap *state.Snapshot
+	// nodes holds, for every node an uncommitted plan touched, the
+	// node's allocations as those plans leave them, by ID.
+	nodes map[string]map[string]*structs.Allocation
+	// deployments are the deployments uncommitted plans create.
+	deployments map[string]bool
+	// optIndex is the index after the real state's newest when a plan
+	// was last added: a rejected plan's RefreshIndex, which a worker
+	// waits for the real state to reach. Not one more per uncommitted
+	// plan, which could overshoot what Raft reaches.
+	optIndex uint64
+	// latest is the real state's newest index, read through it.
+	latest func() (uint64, error)
+}
+
+func (s *Server) newPlanView() *planView {
+	return &planView{snap: s.State().Snapshot(), latest: s.State().LatestIndex}
+}
+
+// newPlanViewOf returns a view of snap alone.
+func newPlanViewOf(snap *state.Snapshot) *planView {
+	return &planView{snap: snap, latest: snap.LatestIndex}
+}
+
+// allocsByNode returns the node's allocations with the uncommitted plans
+// applied.
+func (v *planView) allocsByNode(nodeID string) ([]*structs.Allocation, error) {
+	if m, ok := v.nodes[nodeID]; ok {
+		out := make([]*structs.Allocation, 0, len(m))
+		for _, a := range m {
+			out = append(out, a)
+		}
+		return out, nil
 	}
-	return snap.UpsertPlanResults(index+1, req)
+	return v.snap.AllocsByNode(nil, nodeID)
+}
+
+// latestIndex is the index a worker must see to include everything the
+// view holds.
+func (v *planView) latestIndex() (uint64, error) {
+	idx, err := v.snap.LatestIndex()
+	if err != nil {
+		return 0, err
+	}
+	return max(idx, v.optIndex), nil
+}
+
+// node returns the node's allocations for changing, read from the
+// snapshot the first time.
+func (v *planView) node(nodeID string) map[string]*structs.Allocation {
+	if m, ok := v.nodes[nodeID]; ok {
+		return m
+	}
+	existing, err := v.snap.AllocsByNode(nil, nodeID)
+	if err != nil {
+		// A snapshot read does not fail; if it did, checking against
+		// the plans alone only risks a rejection in the next check.
+		existing = nil
+	}
+	m := make(map[string]*structs.Allocation, len(existing)+4)
+	for _, a := range existing {
+		m[a.ID] = a
+	}
+	if v.nodes == nil {
+		v.nodes = make(map[string]map[string]*structs.Allocation)
+	}
+	v.nodes[nodeID] = m
+	return m
+}
+
+// canApply reports what would make the FSM fail to apply req, as it
+// would fail the whole batch: a deployment update for a deployment that
+// neither the state nor an uncommitted plan has.
+func (v *planView) canApply(req *structs.ApplyPlanResultsRequest) error {
+	for _, u := range req.DeploymentUpdates {
+		if u.DeploymentID == "" || v.deployments[u.DeploymentID] || (req.Deployment != nil && req.Deployment.ID == u.DeploymentID) {
+			continue
+		}
+		d, err := v.snap.DeploymentByID(nil, u.DeploymentID)
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			return fmt.Errorf("deployment %s: %w", u.DeploymentID, state.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// apply adds a checked plan to the view as if committed: its stops and
+// evictions mark the allocations stopped, its placements are added or
+// replace the allocations they update.
+func (v *planView) apply(req *structs.ApplyPlanResultsRequest) {
+	if idx, err := v.latest(); err == nil {
+		v.optIndex = idx + 1
+	}
+	if req.Deployment != nil {
+		if v.deployments == nil {
+			v.deployments = make(map[string]bool)
+		}
+		v.deployments[req.Deployment.ID] = true
+	}
+	for _, list := range [][]*structs.Allocation{req.AllocsStopped, req.AllocsPreempted} {
+		for _, stop := range list {
+			m := v.node(stop.NodeID)
+			if cur, ok := m[stop.ID]; ok {
+				a := new(structs.Allocation)
+				*a = *cur
+				a.DesiredStatus = stop.DesiredStatus
+				if stop.ClientStatus != "" {
+					a.ClientStatus = stop.ClientStatus
+				}
+				m[stop.ID] = a
+			}
+		}
+	}
+	for _, a := range req.AllocsPlaced {
+		v.node(a.NodeID)[a.ID] = a
+	}
 }
 
 // submitPlanBatch hands the batch to Raft and answers its plans once it
@@ -264,7 +371,7 @@ func (s *Server) finishPlan(f *PlanFuture, result *structs.PlanResult, err error
 // applyPlan checks and commits one plan, synchronously (tests; the
 // plan applier pipelines the same two steps).
 func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
-	result, req, err := s.checkPlan(s.State().Snapshot(), plan)
+	result, req, err := s.checkPlan(s.newPlanView(), plan)
 	if err != nil || req == nil {
 		return result, err
 	}
@@ -276,16 +383,16 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 	return result, nil
 }
 
-// checkPlan re-checks a plan against snap and builds the Raft request
+// checkPlan re-checks a plan against view and builds the Raft request
 // that commits what fits. A nil request means there is nothing to
 // commit (the result says what was rejected, if anything).
-func (s *Server) checkPlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult, *structs.ApplyPlanResultsRequest, error) {
+func (s *Server) checkPlan(view *planView, plan *structs.Plan) (*structs.PlanResult, *structs.ApplyPlanResultsRequest, error) {
 	// The submitting worker must still own the evaluation; a worker whose
 	// delivery timed out must not commit.
 	if err := s.evalBroker.Outstanding(plan.EvalID, plan.EvalToken); err != nil {
 		return nil, nil, err
 	}
-	result, reasons, err := evaluatePlan(snap, plan)
+	result, reasons, err := evaluatePlan(view, plan)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -326,9 +433,9 @@ func (s *Server) checkPlan(snap *state.Snapshot, plan *structs.Plan) (*structs.P
 	return result, req, nil
 }
 
-// evaluatePlan re-checks plan against snap and returns what may commit,
+// evaluatePlan re-checks plan against view and returns what may commit,
 // and why each rejected node was rejected.
-func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult, map[string]string, error) {
+func evaluatePlan(view *planView, plan *structs.Plan) (*structs.PlanResult, map[string]string, error) {
 	rejectReasons := make(map[string]string)
 	result := &structs.PlanResult{
 		NodeUpdate:      make(map[string][]*structs.Allocation),
@@ -352,7 +459,7 @@ func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult
 	sort.Strings(ids)
 
 	for _, nodeID := range ids {
-		fit, reason, err := evaluateNodePlan(snap, plan, nodeID)
+		fit, reason, err := evaluateNodePlan(view, plan, nodeID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -372,7 +479,7 @@ func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult
 		}
 	}
 	if len(result.RejectedNodes) > 0 {
-		idx, err := snap.LatestIndex()
+		idx, err := view.latestIndex()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -383,7 +490,7 @@ func evaluatePlan(snap *state.Snapshot, plan *structs.Plan) (*structs.PlanResult
 
 // evaluateNodePlan checks the plan's part for one node. It returns the
 // reason when it does not fit.
-func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (bool, string, error) {
+func evaluateNodePlan(view *planView, plan *structs.Plan, nodeID string) (bool, string, error) {
 	placed := plan.NodeAllocation[nodeID]
 	needsRoom := false
 	for _, a := range placed {
@@ -397,14 +504,14 @@ func evaluateNodePlan(snap *state.Snapshot, plan *structs.Plan, nodeID string) (
 		// on a down node.
 		return true, "", nil
 	}
-	node, err := snap.NodeByID(nil, nodeID)
+	node, err := view.snap.NodeByID(nil, nodeID)
 	if err != nil {
 		return false, "", err
 	}
 	if node == nil {
 		return false, "node does not exist", nil
 	}
-	existingAll, err := snap.AllocsByNode(nil, nodeID)
+	existingAll, err := view.allocsByNode(nodeID)
 	if err != nil {
 		return false, "", err
 	}

@@ -124,7 +124,7 @@ func TestServer_PlanApplierRejectsStalePlan(t *testing.T) {
 		a.ClientStatus = structs.AllocClientStatusPending
 		plan.AppendAlloc(a)
 	}
-	if res, _, err := evaluatePlan(stale, plan); err != nil || len(res.RejectedNodes) != 0 {
+	if res, _, err := evaluatePlan(newPlanViewOf(stale), plan); err != nil || len(res.RejectedNodes) != 0 {
 		t.Fatalf("plan should fit the snapshot it was made from: %v %v", res, err)
 	}
 
@@ -133,7 +133,7 @@ func TestServer_PlanApplierRejectsStalePlan(t *testing.T) {
 	big := mock.Alloc(stored, node, 9)
 	big.AllocatedResources.Tasks["server"].Memory.MemoryMB = 600
 	filler.AppendAlloc(big)
-	fillRes, _, err := evaluatePlan(s.State().Snapshot(), filler)
+	fillRes, _, err := evaluatePlan(newPlanViewOf(s.State().Snapshot()), filler)
 	if err != nil || len(fillRes.RejectedNodes) != 0 {
 		t.Fatalf("filler rejected: %v", err)
 	}
@@ -142,7 +142,7 @@ func TestServer_PlanApplierRejectsStalePlan(t *testing.T) {
 	}
 
 	// Re-checked against the newest state, the stale plan no longer fits.
-	res, reasons, err := evaluatePlan(s.State().Snapshot(), plan)
+	res, reasons, err := evaluatePlan(newPlanViewOf(s.State().Snapshot()), plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,6 +653,10 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 		}
 		req.Alloc = append(req.Alloc, u)
 	}
+	// An older report of the failed allocation, earlier in the batch,
+	// must not be applied after the failure.
+	stale := &structs.Allocation{ID: plan.AllocsPlaced[600].ID, NodeID: node.ID, ClientStatus: structs.AllocClientStatusRunning}
+	req.Alloc = append([]*structs.Allocation{stale}, req.Alloc...)
 	var resp structs.GenericResponse
 	if err := s.RPC("Node.UpdateAlloc", req, &resp); err != nil {
 		t.Fatal(err)
@@ -686,5 +690,58 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 		if retry.CreateIndex != got.ModifyIndex {
 			t.Fatalf("the evaluation was committed at %d, a failure it answers at %d: it could run before seeing it", retry.CreateIndex, got.ModifyIndex)
 		}
+	}
+}
+
+func TestPlanView_UncommittedPlansCountOnTheirNodes(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	node := mock.Node()
+	registerNode(t, s, node)
+	job := mock.Job()
+	registerJob(t, s, job)
+	stored, _ := s.State().JobByID(nil, job.ID)
+	running := mock.Alloc(stored, node, 0)
+	running.Job = nil
+	if _, _, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, AllocsPlaced: []*structs.Allocation{running}}); err != nil {
+		t.Fatal(err)
+	}
+
+	view := s.newPlanView()
+	placed := mock.Alloc(stored, node, 1)
+	stop := running.Copy()
+	stop.DesiredStatus = structs.AllocDesiredStatusStop
+	view.apply(&structs.ApplyPlanResultsRequest{Job: stored, AllocsPlaced: []*structs.Allocation{placed}, AllocsStopped: []*structs.Allocation{stop}})
+
+	allocs, err := view.allocsByNode(node.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]bool{}
+	for _, a := range allocs {
+		if !a.TerminalStatus() {
+			live[a.ID] = true
+		}
+	}
+	if len(allocs) != 2 || !live[placed.ID] || live[running.ID] {
+		t.Fatalf("view of the node: %d allocations, live %v; want the placement live and the stopped one not", len(allocs), live)
+	}
+	// The real state is untouched, and a rejected plan is told to wait
+	// for the entry in Raft.
+	if real, _ := s.State().AllocByID(nil, running.ID); real.DesiredStatus != structs.AllocDesiredStatusRun {
+		t.Fatal("the view changed the state store")
+	}
+	latest, _ := s.State().LatestIndex()
+	if idx, _ := view.latestIndex(); idx != latest+1 {
+		t.Fatalf("view index %d, want %d", idx, latest+1)
+	}
+
+	// A deployment update needs its deployment in the state or in the view.
+	upd := &structs.ApplyPlanResultsRequest{DeploymentUpdates: []*structs.DeploymentStatusUpdate{{DeploymentID: "missing", Status: structs.DeploymentStatusCancelled}}}
+	if err := view.canApply(upd); err == nil {
+		t.Fatal("an update of an unknown deployment would fail the batch, but canApply accepted it")
+	}
+	view.apply(&structs.ApplyPlanResultsRequest{Deployment: &structs.Deployment{ID: "missing", JobID: job.ID}})
+	if err := view.canApply(upd); err != nil {
+		t.Fatalf("deployment created by an uncommitted plan: %v", err)
 	}
 }

@@ -164,3 +164,38 @@ func (s *StateStore) UpdateNodeEligibility(index uint64, nodeID, eligibility str
 		return nil
 	})
 }
+
+// ShareNodeStrings makes decoded allocations refer to the node IDs and
+// names the nodes table already holds, instead of each carrying its own
+// copy: the allocation's node, and the nodes its placement metrics
+// scored (three 36-byte IDs per allocation). Only for objects the
+// caller owns (the FSM's decoded requests): it rewrites string fields
+// to equal values.
+func (s *StateStore) ShareNodeStrings(allocs []*structs.Allocation) {
+	txn := s.db.Txn(false)
+	lookup := func(id string) *structs.Node {
+		raw, err := txn.First(TableNodes, "id", id)
+		if err != nil || raw == nil {
+			return nil
+		}
+		return raw.(*structs.Node)
+	}
+	for _, a := range allocs {
+		if n := lookup(a.NodeID); n != nil {
+			a.NodeID = n.ID
+			if a.NodeName == n.Name {
+				a.NodeName = n.Name
+			}
+		}
+		if a.Metrics == nil {
+			continue
+		}
+		for _, m := range a.Metrics.ScoreMetaData {
+			if m.NodeID == a.NodeID {
+				m.NodeID = a.NodeID
+			} else if n := lookup(m.NodeID); n != nil {
+				m.NodeID = n.ID
+			}
+		}
+	}
+}
