@@ -327,6 +327,21 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	// The lists by node and by job are not in the snapshot: the restore
+	// rebuilds them.
+	allocs, _ := h.fsm.State().Allocs(nil)
+	for _, a := range allocs {
+		for what, list := range map[string]func(*state.StateStore) ([]*structs.Allocation, error){
+			"node " + a.NodeID: func(s *state.StateStore) ([]*structs.Allocation, error) { return s.AllocsByNode(nil, a.NodeID) },
+			"job " + a.JobID:   func(s *state.StateStore) ([]*structs.Allocation, error) { return s.AllocsByJob(nil, a.JobID) },
+		} {
+			b, _ := list(h.fsm.State())
+			r, _ := list(restored.State())
+			if len(b) == 0 || !reflect.DeepEqual(normalize(t, b), normalize(t, r)) {
+				t.Fatalf("allocations of %s: %d before the snapshot, %d after restore", what, len(b), len(r))
+			}
+		}
+	}
 }
 
 // normalize re-encodes a value so that the comparison ignores pointer

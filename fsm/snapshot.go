@@ -197,8 +197,7 @@ func restoreInto(st *state.StateStore, r io.Reader) error {
 			return err
 		}
 	}
-	restore.Commit()
-	return nil
+	return restore.Commit()
 }
 
 func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {

@@ -44,6 +44,7 @@ func (s *StateStore) UpsertPlanResultsBatch(index uint64, reqs []*structs.ApplyP
 // allocations it changed to touched.
 func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanResultsRequest, touched map[string]struct{}) error {
 	jobs := make(map[string]struct{})
+	var sets allocSetWriter
 
 	// The deployment first: placements below count against it.
 	if req.Deployment != nil {
@@ -78,7 +79,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		}
 		a.ModifyIndex, a.AllocModifyIndex = index, index
 		a.ModifyTime = req.UpdatedAt
-		if err := txn.Insert(TableAllocs, a); err != nil {
+		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("stop alloc: %w", err)
 		}
 		jobs[a.JobID] = struct{}{}
@@ -133,16 +134,19 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		}
 		a.ModifyIndex, a.AllocModifyIndex = index, index
 		a.ModifyTime = req.UpdatedAt
-		if err := txn.Insert(TableAllocs, a); err != nil {
+		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("insert alloc: %w", err)
 		}
 		jobs[a.JobID] = struct{}{}
 		touched[a.NodeID] = struct{}{}
 		if a.PreviousAllocation != "" && raw == nil {
-			if err := linkNextAllocTxn(txn, index, a.PreviousAllocation, a.ID); err != nil {
+			if err := linkNextAllocTxn(txn, &sets, index, a.PreviousAllocation, a.ID); err != nil {
 				return err
 			}
 		}
+	}
+	if err := sets.flush(txn); err != nil {
+		return err
 	}
 	if err := setIndex(txn, index, TableAllocs); err != nil {
 		return err
@@ -157,7 +161,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 }
 
 // linkNextAllocTxn records on prev that next replaced it.
-func linkNextAllocTxn(txn *memdb.Txn, index uint64, prevID, nextID string) error {
+func linkNextAllocTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64, prevID, nextID string) error {
 	raw, err := txn.First(TableAllocs, "id", prevID)
 	if err != nil {
 		return fmt.Errorf("alloc lookup: %w", err)
@@ -168,7 +172,7 @@ func linkNextAllocTxn(txn *memdb.Txn, index uint64, prevID, nextID string) error
 	prev := raw.(*structs.Allocation).Copy()
 	prev.NextAllocation = nextID
 	prev.ModifyIndex = index
-	if err := txn.Insert(TableAllocs, prev); err != nil {
+	if err := insertAllocTxn(txn, sets, prev); err != nil {
 		return fmt.Errorf("link alloc: %w", err)
 	}
 	return nil
@@ -182,6 +186,7 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	jobs := make(map[string]struct{})
+	var sets allocSetWriter
 	for _, update := range allocs {
 		raw, err := txn.First(TableAllocs, "id", update.ID)
 		if err != nil {
@@ -218,10 +223,13 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		if update.FollowupEvalID != "" {
 			a.FollowupEvalID = update.FollowupEvalID
 		}
-		if err := txn.Insert(TableAllocs, a); err != nil {
+		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("update alloc: %w", err)
 		}
 		jobs[a.JobID] = struct{}{}
+	}
+	if err := sets.flush(txn); err != nil {
+		return err
 	}
 	if err := setIndex(txn, index, TableAllocs); err != nil {
 		return err
@@ -252,12 +260,12 @@ func (s *StateStore) AllocsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*stru
 
 // AllocsByNode returns every allocation on a node, terminal or not.
 func (s *StateStore) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error) {
-	return collect[*structs.Allocation](s.db.Txn(false), ws, TableAllocs, "node", nodeID)
+	return allocsInSetTxn(s.db.Txn(false), ws, tableNodeAllocs, nodeID)
 }
 
 // AllocsByJob returns every allocation of a job.
 func (s *StateStore) AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Allocation, error) {
-	return collect[*structs.Allocation](s.db.Txn(false), ws, TableAllocs, "job", jobID)
+	return allocsInSetTxn(s.db.Txn(false), ws, tableJobAllocs, jobID)
 }
 
 // AllocsByEval returns the allocations an evaluation placed.
@@ -275,7 +283,7 @@ func (s *StateStore) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.
 	if raw == nil {
 		return nil, nil
 	}
-	all, err := collect[*structs.Allocation](txn, ws, TableAllocs, "job", raw.(*structs.Evaluation).JobID)
+	all, err := allocsInSetTxn(txn, ws, tableJobAllocs, raw.(*structs.Evaluation).JobID)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +312,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 	}
 	sort.Strings(ids)
 	touched := make(map[string]struct{})
+	var sets allocSetWriter
 	for _, id := range ids {
 		raw, err := txn.First(TableAllocs, "id", id)
 		if err != nil {
@@ -316,10 +325,13 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 		a.DesiredTransition = *transitions[id]
 		a.ModifyIndex = index
 		a.AllocModifyIndex = index
-		if err := txn.Insert(TableAllocs, a); err != nil {
+		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("update alloc: %w", err)
 		}
 		touched[a.NodeID] = struct{}{}
+	}
+	if err := sets.flush(txn); err != nil {
+		return err
 	}
 	if err := setIndex(txn, index, TableAllocs); err != nil {
 		return err
@@ -401,4 +413,14 @@ func short(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// insertAllocTxn writes an allocation version and records it for its
+// node's and job's rows (flushed by the caller before commit).
+func insertAllocTxn(txn *memdb.Txn, sets *allocSetWriter, a *structs.Allocation) error {
+	if err := txn.Insert(TableAllocs, a); err != nil {
+		return err
+	}
+	sets.put(a)
+	return nil
 }

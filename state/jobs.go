@@ -202,10 +202,10 @@ func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
 	// runs for every write that touches a job, and a job accumulates
 	// thousands of terminal evaluations and allocations.
 	seen := false
-	if iter, err := txn.Get(TableAllocs, "job", job.ID); err == nil {
-		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+	if allocs, err := allocSetTxn(txn, nil, tableJobAllocs, job.ID); err == nil {
+		for _, a := range allocs {
 			seen = true
-			if !raw.(*structs.Allocation).TerminalStatus() {
+			if !a.TerminalStatus() {
 				return structs.JobStatusRunning
 			}
 		}

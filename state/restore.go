@@ -9,9 +9,13 @@ import (
 )
 
 // Restore bulk-loads a fresh store from an FSM snapshot. Objects are
-// inserted as they are, indexes included; nothing is recomputed.
+// inserted as they are, indexes included; only the allocation lists by
+// node and job (alloc_sets.go) are rebuilt.
 type Restore struct {
 	txn *memdb.Txn
+	// sets rebuilds the allocation rows by node and job, which
+	// snapshots do not carry.
+	sets allocSetWriter
 }
 
 // Restore starts a restore into s, which must be a new, empty store.
@@ -23,7 +27,13 @@ func (s *StateStore) Restore() *Restore {
 func (r *Restore) Abort() { r.txn.Abort() }
 
 // Commit makes the restored data visible.
-func (r *Restore) Commit() { r.txn.Commit() }
+func (r *Restore) Commit() error {
+	if err := r.sets.flush(r.txn); err != nil {
+		return fmt.Errorf("restore allocation lists: %w", err)
+	}
+	r.txn.Commit()
+	return nil
+}
 
 // IndexRestore loads one table index entry.
 func (r *Restore) IndexRestore(e *IndexEntry) error { return r.insert(TableIndex, e) }
@@ -38,7 +48,13 @@ func (r *Restore) JobVersionRestore(j *structs.Job) error { return r.insert(Tabl
 func (r *Restore) NodeRestore(n *structs.Node) error { return r.insert(TableNodes, n) }
 
 // AllocRestore loads one allocation.
-func (r *Restore) AllocRestore(a *structs.Allocation) error { return r.insert(TableAllocs, a) }
+func (r *Restore) AllocRestore(a *structs.Allocation) error {
+	if err := r.insert(TableAllocs, a); err != nil {
+		return err
+	}
+	r.sets.put(a)
+	return nil
+}
 
 // EvalRestore loads one evaluation.
 func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.insert(TableEvals, e) }

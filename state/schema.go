@@ -59,11 +59,13 @@ func schema() *memdb.DBSchema {
 		TableAllocs: {
 			Name: TableAllocs,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"node": {Name: "node", Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
-				"job":  {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+				// Listing by node and by job goes through the derived
+				// rows of alloc_sets.go, not indexes.
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 			},
 		},
+		tableNodeAllocs: allocSetSchema(tableNodeAllocs),
+		tableJobAllocs:  allocSetSchema(tableJobAllocs),
 		TableEvals: {
 			Name: TableEvals,
 			Indexes: map[string]*memdb.IndexSchema{
