@@ -37,7 +37,11 @@ type snapshotHeader struct {
 	LastIndex uint64
 }
 
-const snapshotVersion = 1
+// snapshotVersion 2: placement score components are encoded as a list
+// of {Name, Score} (structs.ScoreComponents), not a map. Version 1
+// snapshots, and Raft logs written before that change, do not decode:
+// such data directories are to be discarded (nothing was released).
+const snapshotVersion = 2
 
 // Snapshot captures the state store. It is called on raft's FSM
 // goroutine and must be fast: it only takes a memdb snapshot; the
