@@ -32,7 +32,8 @@ func (a *Alloc) GetAlloc(args *structs.AllocSpecificRequest, reply *structs.Sing
 	})
 }
 
-// GetAllocs reads several allocations by ID; unknown IDs are skipped.
+// GetAllocs reads several allocations by ID for a client, without their
+// placement metrics; unknown IDs are skipped.
 func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsGetResponse) error {
 	if done, err := a.srv.forward("Alloc.GetAllocs", args, args, reply); done {
 		return err
@@ -45,6 +46,14 @@ func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsG
 				return err
 			}
 			if alloc != nil {
+				if alloc.Metrics != nil {
+					// Clients do not read placement metrics; the
+					// stored allocation is shared, so a copy.
+					c := new(structs.Allocation)
+					*c = *alloc
+					c.Metrics = nil
+					alloc = c
+				}
 				reply.Allocs = append(reply.Allocs, alloc)
 			}
 		}

@@ -483,6 +483,13 @@ func TestServer_GetAllocsAnswersCatchUpReadsAtOnce(t *testing.T) {
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Fatalf("a read for a server that is caught up waited %s", waited)
 	}
+	// Clients get no placement metrics; the stored allocation keeps them.
+	if resp.Allocs[0].Metrics != nil {
+		t.Fatal("Alloc.GetAllocs sent the placement metrics to a client")
+	}
+	if stored, _ := s.State().AllocByID(nil, allocs[1].ID); stored.Metrics == nil {
+		t.Fatal("the stored allocation lost its placement metrics")
+	}
 }
 
 func TestHeartbeater_RacingHeartbeatKeepsNodeUp(t *testing.T) {

@@ -257,7 +257,10 @@ type SingleAllocResponse struct {
 	QueryMeta
 }
 
-// AllocsGetRequest reads several allocations by ID.
+// AllocsGetRequest reads several allocations by ID: the RPC clients pull
+// the allocations placed on them with. The answer leaves out the
+// placement metrics, which clients never read (a third of an
+// allocation's encoding).
 type AllocsGetRequest struct {
 	AllocIDs []string
 	QueryOptions
