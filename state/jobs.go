@@ -198,9 +198,10 @@ func (s *StateStore) JobByIDAndVersion(ws memdb.WatchSet, id string, version uin
 //   - dead: the job is stopped, or everything it had has finished;
 //   - pending: it waits for an evaluation or has never had anything.
 func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
-	// Iterate, stopping at the first live allocation or evaluation: this
-	// runs for every write that touches a job, and a job accumulates
-	// thousands of terminal evaluations and allocations.
+	// This runs for every write that touches a job, and a job
+	// accumulates thousands of terminal evaluations: live ones are found
+	// through their own index (job_live), in one lookup. Allocations
+	// are read from the job's row, stopping at the first live one.
 	seen := false
 	if allocs, err := allocSetTxn(txn, nil, tableJobAllocs, job.ID); err == nil {
 		for _, a := range allocs {
@@ -213,12 +214,12 @@ func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
 	if job.Stop {
 		return structs.JobStatusDead
 	}
-	if iter, err := txn.Get(TableEvals, "job", job.ID); err == nil {
-		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+	if raw, err := txn.First(TableEvals, "job_live", job.ID); err == nil && raw != nil {
+		return structs.JobStatusPending
+	}
+	if !seen {
+		if raw, err := txn.First(TableEvals, "job", job.ID); err == nil && raw != nil {
 			seen = true
-			if !raw.(*structs.Evaluation).TerminalStatus() {
-				return structs.JobStatusPending
-			}
 		}
 	}
 	if seen {

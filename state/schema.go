@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
 )
 
 // Table names.
@@ -71,6 +73,10 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+				// job_live holds only non-terminal evaluations, so that a
+				// job's status needs one lookup, not a walk over every
+				// evaluation the job ever had.
+				"job_live": {Name: "job_live", AllowMissing: true, Indexer: &liveEvalJobIndex{memdb.StringFieldIndex{Field: "JobID"}}},
 			},
 		},
 		TableDeployment: {
@@ -96,4 +102,18 @@ func mustNewDB() *memdb.MemDB {
 		panic(fmt.Sprintf("state: invalid schema: %v", err))
 	}
 	return db
+}
+
+// liveEvalJobIndex indexes non-terminal evaluations by job; terminal ones
+// are left out of the index.
+type liveEvalJobIndex struct {
+	memdb.StringFieldIndex
+}
+
+// FromObject implements memdb.SingleIndexer.
+func (i *liveEvalJobIndex) FromObject(obj interface{}) (bool, []byte, error) {
+	if e, ok := obj.(*structs.Evaluation); !ok || e.TerminalStatus() {
+		return false, nil, nil
+	}
+	return i.StringFieldIndex.FromObject(obj)
 }

@@ -423,3 +423,39 @@ func TestStateStore_AllocsByEval(t *testing.T) {
 		t.Fatalf("allocs of an unknown eval: %v", got)
 	}
 }
+
+func TestStateStore_JobStatusFindsTheLiveEvalAmongMany(t *testing.T) {
+	s := NewStateStore()
+	job := mock.Job()
+	job.TaskGroups[0].Count = 0
+	if err := s.UpsertJob(1, job, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		j, _ := s.JobByID(nil, job.ID)
+		return j.Status
+	}
+	var evals []*structs.Evaluation
+	for i := 0; i < 200; i++ {
+		e := mock.Eval(job)
+		e.Status = structs.EvalStatusComplete
+		evals = append(evals, e)
+	}
+	blocked := mock.Eval(job)
+	blocked.Status = structs.EvalStatusBlocked
+	evals = append(evals, blocked)
+	if err := s.UpsertEvals(2, evals); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != structs.JobStatusPending {
+		t.Fatalf("one blocked eval among 200 complete ones: %s, want pending", st)
+	}
+	canceled := blocked.Copy()
+	canceled.Status = structs.EvalStatusCanceled
+	if err := s.UpsertEvals(3, []*structs.Evaluation{canceled}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != structs.JobStatusDead {
+		t.Fatalf("every eval terminal, nothing running: %s, want dead", st)
+	}
+}
