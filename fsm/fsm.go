@@ -274,9 +274,8 @@ func (f *FSM) applyEvalUpdate(buf []byte, index uint64) interface{} {
 func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsRequest
 	decode(buf, &req, index)
-	req.Compact()
 	st := f.State()
-	st.ShareNodeStrings(req.AllocsPlaced)
+	compactPlan(st, &req)
 	if err := st.UpsertPlanResults(index, &req); err != nil {
 		f.logger.Error("apply plan results failed", "error", err)
 		return err
@@ -295,8 +294,7 @@ func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 	decode(buf, &req, index)
 	st := f.State()
 	for _, p := range req.Plans {
-		p.Compact()
-		st.ShareNodeStrings(p.AllocsPlaced)
+		compactPlan(st, p)
 	}
 	if err := st.UpsertPlanResultsBatch(index, req.Plans); err != nil {
 		f.logger.Error("apply plan results batch failed", "plans", len(req.Plans), "error", err)
@@ -311,6 +309,14 @@ func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 		f.blocked.Unblock(index)
 	}
 	return nil
+}
+
+// compactPlan makes a decoded plan's allocations share what they have
+// in common with each other, the plan's job and the nodes table, before
+// the state store keeps them.
+func compactPlan(st *state.StateStore, req *structs.ApplyPlanResultsRequest) {
+	req.Compact()
+	st.ShareNodeStrings(req.AllocsPlaced)
 }
 
 func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {

@@ -145,10 +145,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 			}
 		}
 	}
-	if err := sets.flush(txn); err != nil {
-		return err
-	}
-	if err := setIndex(txn, index, TableAllocs); err != nil {
+	if err := finishAllocsTxn(txn, &sets, index); err != nil {
 		return err
 	}
 	if err := upsertEvalsTxn(txn, index, req.Evals); err != nil {
@@ -228,10 +225,7 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		}
 		jobs[a.JobID] = struct{}{}
 	}
-	if err := sets.flush(txn); err != nil {
-		return err
-	}
-	if err := setIndex(txn, index, TableAllocs); err != nil {
+	if err := finishAllocsTxn(txn, &sets, index); err != nil {
 		return err
 	}
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
@@ -283,7 +277,7 @@ func (s *StateStore) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.
 	if raw == nil {
 		return nil, nil
 	}
-	all, err := allocsInSetTxn(txn, ws, tableJobAllocs, raw.(*structs.Evaluation).JobID)
+	all, err := allocSetTxn(txn, ws, tableJobAllocs, raw.(*structs.Evaluation).JobID)
 	if err != nil {
 		return nil, err
 	}
@@ -330,10 +324,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 		}
 		touched[a.NodeID] = struct{}{}
 	}
-	if err := sets.flush(txn); err != nil {
-		return err
-	}
-	if err := setIndex(txn, index, TableAllocs); err != nil {
+	if err := finishAllocsTxn(txn, &sets, index); err != nil {
 		return err
 	}
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
@@ -415,8 +406,18 @@ func short(id string) string {
 	return id
 }
 
+// finishAllocsTxn ends the allocation writes of a transaction: it writes
+// the node and job rows of what insertAllocTxn recorded and moves the
+// allocs table's index.
+func finishAllocsTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64) error {
+	if err := sets.flush(txn); err != nil {
+		return err
+	}
+	return setIndex(txn, index, TableAllocs)
+}
+
 // insertAllocTxn writes an allocation version and records it for its
-// node's and job's rows (flushed by the caller before commit).
+// node's and job's rows (written by finishAllocsTxn before commit).
 func insertAllocTxn(txn *memdb.Txn, sets *allocSetWriter, a *structs.Allocation) error {
 	if err := txn.Insert(TableAllocs, a); err != nil {
 		return err

@@ -112,10 +112,9 @@ func (r *ApplyPlanResultsRequest) Compact() {
 				m.ClassExhausted = shareIntMap(prev.ClassExhausted, m.ClassExhausted)
 				m.DimensionExhausted = shareIntMap(prev.DimensionExhausted, m.DimensionExhausted)
 			}
+			// Scored node IDs are shared with the nodes table by
+			// state.ShareNodeStrings, which has it.
 			for _, s := range m.ScoreMetaData {
-				if s.NodeID == a.NodeID {
-					s.NodeID = a.NodeID
-				}
 				for i := range s.Scores {
 					s.Scores[i].Name = internWord(s.Scores[i].Name)
 				}
