@@ -44,6 +44,18 @@ type Config struct {
 	DataDir    string `hcl:"data_dir,optional"`
 	NodeName   string `hcl:"name,optional"`
 	Datacenter string `hcl:"datacenter,optional"`
+	// Region names the cluster in server certificates
+	// (server.<region>.drover); default "global".
+	Region string `hcl:"region,optional"`
+
+	// Encrypt is the gossip encryption key, base64 of 32 bytes. Every
+	// member of the pool must know it; see `drover operator gossip
+	// keyring`.
+	Encrypt string `hcl:"encrypt,optional"`
+	// TLS turns on mTLS for HTTP and RPC.
+	TLS *TLSConfig `hcl:"tls,block"`
+	// Limits bound what clients of the agent may ask for.
+	Limits *Limits `hcl:"limits,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -64,6 +76,50 @@ type Config struct {
 	Server     *ServerConfig     `hcl:"server,block"`
 	Client     *ClientConfig     `hcl:"client,block"`
 	Containerd *ContainerdConfig `hcl:"containerd,block"`
+}
+
+// TLSConfig is the agent's tls block.
+type TLSConfig struct {
+	// HTTP serves the HTTP API over HTTPS only.
+	HTTP bool `hcl:"http,optional"`
+	// RPC makes every connection on the RPC port (RPC, Raft, forwarding,
+	// client RPC) TLS from its first byte; plaintext is refused.
+	RPC bool `hcl:"rpc,optional"`
+
+	CAFile   string `hcl:"ca_file,optional"`
+	CertFile string `hcl:"cert_file,optional"`
+	KeyFile  string `hcl:"key_file,optional"`
+
+	// VerifyServerHostname makes outgoing RPC check that the other end
+	// holds a server certificate (server.<region>.drover). Default true.
+	VerifyServerHostname *bool `hcl:"verify_server_hostname,optional"`
+	// VerifyHTTPSClient makes the HTTPS API require a client
+	// certificate signed by the CA. Default false.
+	VerifyHTTPSClient *bool `hcl:"verify_https_client,optional"`
+}
+
+// Limits is the agent's limits block. Pointers tell "unset" (the
+// default applies) from 0 (no limit, where 0 means that).
+type Limits struct {
+	// HTTPMaxConnsPerClient and RPCMaxConnsPerClient bound the open
+	// connections from one client IP (Nomad's names); 0 disables.
+	HTTPMaxConnsPerClient *int `hcl:"http_max_conns_per_client,optional"`
+	RPCMaxConnsPerClient  *int `hcl:"rpc_max_conns_per_client,optional"`
+	// HTTPSHandshakeTimeout and RPCHandshakeTimeout bound a new
+	// connection's TLS handshake (and RPC protocol byte); durations.
+	HTTPSHandshakeTimeout string `hcl:"https_handshake_timeout,optional"`
+	RPCHandshakeTimeout   string `hcl:"rpc_handshake_timeout,optional"`
+	// MaxBlockingQueriesPerClient bounds the blocking queries one client
+	// IP may have waiting at once; more are answered without waiting.
+	MaxBlockingQueriesPerClient *int `hcl:"max_blocking_queries_per_client,optional"`
+
+	// Admission limits on jobs (server side; job plan is held to them
+	// too).
+	MaxCountPerGroup int   `hcl:"max_count_per_group,optional"`
+	MaxGroupsPerJob  int   `hcl:"max_groups_per_job,optional"`
+	MaxTasksPerGroup int   `hcl:"max_tasks_per_group,optional"`
+	MaxTaskCPU       int64 `hcl:"max_task_cpu,optional"`
+	MaxTaskMemoryMB  int64 `hcl:"max_task_memory_mb,optional"`
 }
 
 // Ports are the agent's listening ports.
@@ -124,7 +180,10 @@ func DefaultConfig() *Config {
 		BindAddr:        "0.0.0.0",
 		Ports:           &Ports{HTTP: DefaultHTTPPort, RPC: DefaultRPCPort, Gossip: DefaultGossipPort},
 		Datacenter:      "dc1",
+		Region:          "global",
 		LogLevel:        "info",
+		TLS:             &TLSConfig{},
+		Limits:          &Limits{},
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		Server:          &ServerConfig{BootstrapExpect: 1},
 		Client:          &ClientConfig{Reserved: &ReservedConfig{}},
@@ -174,7 +233,11 @@ func (c *Config) Merge(o *Config) {
 	setString(&c.DataDir, o.DataDir)
 	setString(&c.NodeName, o.NodeName)
 	setString(&c.Datacenter, o.Datacenter)
+	setString(&c.Region, o.Region)
+	setString(&c.Encrypt, o.Encrypt)
 	setString(&c.LogLevel, o.LogLevel)
+	c.TLS.merge(o.TLS)
+	c.Limits.merge(o.Limits)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -246,6 +309,53 @@ func (c *Config) Merge(o *Config) {
 	if ct := o.Containerd; ct != nil {
 		setString(&c.Containerd.Address, ct.Address)
 		setString(&c.Containerd.Namespace, ct.Namespace)
+	}
+}
+
+func (t *TLSConfig) merge(o *TLSConfig) {
+	if o == nil {
+		return
+	}
+	if o.HTTP {
+		t.HTTP = true
+	}
+	if o.RPC {
+		t.RPC = true
+	}
+	setString(&t.CAFile, o.CAFile)
+	setString(&t.CertFile, o.CertFile)
+	setString(&t.KeyFile, o.KeyFile)
+	if o.VerifyServerHostname != nil {
+		t.VerifyServerHostname = o.VerifyServerHostname
+	}
+	if o.VerifyHTTPSClient != nil {
+		t.VerifyHTTPSClient = o.VerifyHTTPSClient
+	}
+}
+
+func (l *Limits) merge(o *Limits) {
+	if o == nil {
+		return
+	}
+	for _, p := range []struct{ dst, src **int }{
+		{&l.HTTPMaxConnsPerClient, &o.HTTPMaxConnsPerClient},
+		{&l.RPCMaxConnsPerClient, &o.RPCMaxConnsPerClient},
+		{&l.MaxBlockingQueriesPerClient, &o.MaxBlockingQueriesPerClient},
+	} {
+		if *p.src != nil {
+			*p.dst = *p.src
+		}
+	}
+	setString(&l.HTTPSHandshakeTimeout, o.HTTPSHandshakeTimeout)
+	setString(&l.RPCHandshakeTimeout, o.RPCHandshakeTimeout)
+	setInt(&l.MaxCountPerGroup, o.MaxCountPerGroup)
+	setInt(&l.MaxGroupsPerJob, o.MaxGroupsPerJob)
+	setInt(&l.MaxTasksPerGroup, o.MaxTasksPerGroup)
+	if o.MaxTaskCPU != 0 {
+		l.MaxTaskCPU = o.MaxTaskCPU
+	}
+	if o.MaxTaskMemoryMB != 0 {
+		l.MaxTaskMemoryMB = o.MaxTaskMemoryMB
 	}
 }
 

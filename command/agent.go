@@ -37,6 +37,19 @@ type agentFlags struct {
 	logLevel          string
 	logJSON           bool
 	enableDebug       bool
+
+	region                  string
+	encrypt                 string
+	tlsHTTP                 bool
+	tlsRPC                  bool
+	tlsCAFile               string
+	tlsCertFile             string
+	tlsKeyFile              string
+	tlsVerifyServerHostname bool
+	tlsVerifyHTTPSClient    bool
+	httpMaxConnsPerClient   int
+	rpcMaxConnsPerClient    int
+	maxCountPerGroup        int
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -87,6 +100,18 @@ left running and re-attached at the next start.`,
 	fl.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default info)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API (for profiling; do not expose)")
+	fl.StringVar(&f.region, "region", "", "region of the cluster, the <region> of server.<region>.drover in server certificates (default global)")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 of 32 bytes (drover operator gossip keyring generate)")
+	fl.BoolVar(&f.tlsHTTP, "tls-http", false, "serve the HTTP API over HTTPS only")
+	fl.BoolVar(&f.tlsRPC, "tls-rpc", false, "make every RPC, Raft and forwarding connection mTLS; plaintext is refused")
+	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "CA certificate (PEM) that signs every agent's certificate")
+	fl.StringVar(&f.tlsCertFile, "tls-cert-file", "", "this agent's certificate (PEM), from drover tls cert create")
+	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "this agent's private key (PEM)")
+	fl.BoolVar(&f.tlsVerifyServerHostname, "tls-verify-server-hostname", true, "outgoing RPC requires the other end's server certificate (server.<region>.drover)")
+	fl.BoolVar(&f.tlsVerifyHTTPSClient, "tls-verify-https-client", false, "the HTTPS API requires a client certificate signed by the CA")
+	fl.IntVar(&f.httpMaxConnsPerClient, "http-max-conns-per-client", -1, "open HTTP connections allowed from one client IP; 0 disables the limit (default 100)")
+	fl.IntVar(&f.rpcMaxConnsPerClient, "rpc-max-conns-per-client", -1, "open RPC connections allowed from one client IP; 0 disables the limit (default 100)")
+	fl.IntVar(&f.maxCountPerGroup, "max-count-per-group", 0, "largest count a job's group may ask for (default 10000)")
 	return cmd
 }
 
@@ -123,6 +148,28 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect},
 		Client:        &agent.ClientConfig{Enabled: f.client, Servers: f.servers, NodeClass: f.nodeClass},
 		Containerd:    &agent.ContainerdConfig{Address: f.containerdAddress, Namespace: f.containerdNS},
+		Region:        f.region,
+		Encrypt:       f.encrypt,
+		TLS: &agent.TLSConfig{HTTP: f.tlsHTTP, RPC: f.tlsRPC,
+			CAFile: f.tlsCAFile, CertFile: f.tlsCertFile, KeyFile: f.tlsKeyFile},
+		Limits: &agent.Limits{MaxCountPerGroup: f.maxCountPerGroup},
+	}
+	// Boolean and limit flags override the file only when given.
+	if fl := cmd.Flags(); fl.Changed("tls-verify-server-hostname") {
+		v := f.tlsVerifyServerHostname
+		over.TLS.VerifyServerHostname = &v
+	}
+	if fl := cmd.Flags(); fl.Changed("tls-verify-https-client") {
+		v := f.tlsVerifyHTTPSClient
+		over.TLS.VerifyHTTPSClient = &v
+	}
+	if f.httpMaxConnsPerClient >= 0 {
+		v := f.httpMaxConnsPerClient
+		over.Limits.HTTPMaxConnsPerClient = &v
+	}
+	if f.rpcMaxConnsPerClient >= 0 {
+		v := f.rpcMaxConnsPerClient
+		over.Limits.RPCMaxConnsPerClient = &v
 	}
 	if len(f.meta) > 0 {
 		over.Client.Meta = make(map[string]string)
