@@ -372,6 +372,8 @@ func (c *Client) reconcileAllocs(server map[string]uint64, index uint64) error {
 		var resp structs.AllocsGetResponse
 		// A follower answering must have applied at least index.
 		err := c.config.RPC.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
+			NodeID:       c.nodeID,
+			SecretID:     c.secretID,
 			AllocIDs:     pull,
 			QueryOptions: structs.QueryOptions{MinQueryIndex: index - 1, AllowStale: true, MaxQueryTime: 10 * time.Second},
 		}, &resp)
@@ -499,7 +501,9 @@ func (c *Client) flushAllocUpdates() error {
 		updates = append(updates, a)
 	}
 	var resp structs.GenericResponse
-	err := c.config.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
+	err := c.config.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{
+		NodeID: c.nodeID, SecretID: c.secretID, Alloc: updates,
+	}, &resp)
 	if err == nil {
 		return nil
 	}

@@ -38,12 +38,20 @@ func (a *Alloc) GetAllocs(args *structs.AllocsGetRequest, reply *structs.AllocsG
 	if done, err := a.srv.forward("Alloc.GetAllocs", args, args, reply); done {
 		return err
 	}
+	// Allocations carry job specs: a node reads only its own.
+	if _, err := a.srv.authNode(args.NodeID, args.SecretID); err != nil {
+		return err
+	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		reply.Allocs = make([]*structs.Allocation, 0, len(args.AllocIDs))
 		for _, id := range args.AllocIDs {
 			alloc, err := st.AllocByID(ws, id)
 			if err != nil {
 				return err
+			}
+			if alloc != nil && alloc.NodeID != args.NodeID {
+				// Not this node's: as if unknown.
+				continue
 			}
 			if alloc != nil {
 				if alloc.Metrics != nil {

@@ -41,10 +41,20 @@ func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 	if err != nil {
 		return err
 	}
-	if existing != nil && existing.SecretID != node.SecretID {
-		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s is registered with a different secret ID", node.ID))
+	if existing != nil {
+		if _, err := n.srv.authNode(node.ID, node.SecretID); err != nil {
+			return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s is registered with a different secret ID", node.ID))
+		}
 	}
 	node = node.Copy()
+	// Drain and eligibility are the operator's to set, not the node's: a
+	// re-registering node keeps what the operator chose, and a new node
+	// starts eligible and not draining.
+	node.DrainStrategy, node.SchedulingEligibility = nil, ""
+	if existing != nil {
+		node.DrainStrategy = existing.DrainStrategy
+		node.SchedulingEligibility = existing.SchedulingEligibility
+	}
 	if node.Datacenter == "" {
 		node.Datacenter = structs.DefaultDatacenter
 	}
@@ -83,15 +93,9 @@ func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 	default:
 		return structs.NewError(structs.CodeInvalid, fmt.Sprintf("unknown node status %q", args.Status))
 	}
-	node, err := n.srv.State().NodeByID(nil, args.NodeID)
+	node, err := n.srv.authNode(args.NodeID, args.SecretID)
 	if err != nil {
 		return err
-	}
-	if node == nil {
-		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("node %s is not registered", args.NodeID))
-	}
-	if node.SecretID != args.SecretID {
-		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
 	}
 	n.srv.metrics.heartbeats.Inc()
 	if node.Status != args.Status {
@@ -207,7 +211,8 @@ func (n *Node) GetNode(args *structs.NodeSpecificRequest, reply *structs.SingleN
 		if err != nil {
 			return err
 		}
-		reply.Node = node
+		// The node's secret is never returned by a read.
+		reply.Node = withoutSecret(node)
 		if node != nil {
 			reply.Index = node.ModifyIndex
 			return nil
@@ -265,15 +270,8 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 	if done, err := n.srv.forward("Node.GetClientAllocs", args, args, reply); done {
 		return err
 	}
-	node, err := n.srv.State().NodeByID(nil, args.NodeID)
-	if err != nil {
+	if _, err := n.srv.authNode(args.NodeID, args.SecretID); err != nil {
 		return err
-	}
-	if node == nil {
-		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("node %s is not registered", args.NodeID))
-	}
-	if node.SecretID != args.SecretID {
-		return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s: secret ID does not match", args.NodeID))
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		// Woken only by changes to this node's allocations, not by
@@ -310,7 +308,32 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	if len(args.Alloc) == 0 {
 		return structs.NewError(structs.CodeInvalid, "no allocations to update")
 	}
+	if _, err := n.srv.authNode(args.NodeID, args.SecretID); err != nil {
+		return err
+	}
 	st := n.srv.State()
+	// Check the whole batch before writing any of it: a node may report
+	// only on allocations placed on it, and only what a client may say.
+	updates := make([]*structs.Allocation, 0, len(args.Alloc))
+	for _, u := range args.Alloc {
+		if u == nil {
+			return structs.NewError(structs.CodeInvalid, "allocation update is empty")
+		}
+		existing, err := st.AllocByID(nil, u.ID)
+		if err != nil {
+			return err
+		}
+		if existing != nil && existing.NodeID != args.NodeID {
+			return structs.NewError(structs.CodePermission, fmt.Sprintf("node %s may not update allocation %s: it is placed on node %s", args.NodeID, u.ID, existing.NodeID))
+		}
+		clean, err := clientAllocUpdate(u)
+		if err != nil {
+			return err
+		}
+		clean.NodeID = args.NodeID
+		updates = append(updates, clean)
+	}
+	args.Alloc = updates
 	now := time.Now().UnixNano()
 	seen := make(map[string]bool)
 	// cause marks the allocations whose reports call for an evaluation.

@@ -460,7 +460,7 @@ func TestServer_GetAllocsAnswersCatchUpReadsAtOnce(t *testing.T) {
 	update := allocs[0].Copy()
 	update.ClientStatus = structs.AllocClientStatusRunning
 	var gr structs.GenericResponse
-	if err := s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{update}}, &gr); err != nil {
+	if err := s.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{NodeID: node.ID, SecretID: node.SecretID, Alloc: []*structs.Allocation{update}}, &gr); err != nil {
 		t.Fatal(err)
 	}
 	var watch structs.NodeClientAllocsResponse
@@ -474,6 +474,8 @@ func TestServer_GetAllocsAnswersCatchUpReadsAtOnce(t *testing.T) {
 	start := time.Now()
 	var resp structs.AllocsGetResponse
 	err := s.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
+		NodeID:       node.ID,
+		SecretID:     node.SecretID,
 		AllocIDs:     []string{allocs[1].ID},
 		QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index - 1, AllowStale: true, MaxQueryTime: 5 * time.Second},
 	}, &resp)
@@ -639,6 +641,7 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 	registerJob(t, s, job)
 	stored, _ := s.State().JobByID(nil, job.ID)
 	node := mock.Node()
+	registerNode(t, s, node)
 	plan := &structs.ApplyPlanResultsRequest{Job: stored, UpdatedAt: 1}
 	for i := 0; i < 1300; i++ {
 		a := mock.Alloc(stored, node, i)
@@ -652,7 +655,7 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 
 	// 1,300 updates; the last one reports a failure, which needs an
 	// evaluation.
-	req := &structs.AllocUpdateRequest{}
+	req := &structs.AllocUpdateRequest{NodeID: node.ID, SecretID: node.SecretID}
 	for i, a := range plan.AllocsPlaced {
 		u := &structs.Allocation{ID: a.ID, NodeID: a.NodeID, ClientStatus: structs.AllocClientStatusRunning}
 		if i == 600 || i == len(plan.AllocsPlaced)-1 {

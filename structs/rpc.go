@@ -235,6 +235,10 @@ type NodeAllocsResponse struct {
 
 // AllocUpdateRequest carries client status updates for allocations.
 type AllocUpdateRequest struct {
+	// NodeID and SecretID authenticate the reporting node: every
+	// allocation updated must be placed on that node.
+	NodeID   string
+	SecretID string `json:"-"`
 	// Alloc holds ID, NodeID, ClientStatus, ClientDescription and
 	// TaskStates of each updated allocation.
 	Alloc []*Allocation
@@ -262,6 +266,10 @@ type SingleAllocResponse struct {
 // placement metrics, which clients never read (a third of an
 // allocation's encoding).
 type AllocsGetRequest struct {
+	// NodeID and SecretID authenticate the node: only allocations placed
+	// on it are returned.
+	NodeID   string
+	SecretID string `json:"-"`
 	AllocIDs []string
 	QueryOptions
 }

@@ -110,6 +110,8 @@ type Simulator struct {
 	updateMu sync.Mutex
 	pending  map[string]*structs.Allocation
 	updateCh chan struct{}
+	// secrets maps node IDs to their secret IDs; written in New only.
+	secrets map[string]string
 }
 
 // simNode is one simulated node and the allocations it "runs".
@@ -132,13 +134,16 @@ type simAlloc struct {
 // New builds the nodes; Run registers and runs them.
 func New(cfg Config) *Simulator {
 	cfg.defaults()
-	s := &Simulator{cfg: cfg, pending: make(map[string]*structs.Allocation), updateCh: make(chan struct{}, 1)}
+	s := &Simulator{cfg: cfg, pending: make(map[string]*structs.Allocation), updateCh: make(chan struct{}, 1),
+		secrets: make(map[string]string, cfg.Count)}
 	for i := 0; i < cfg.Count; i++ {
 		rpc := cfg.RPC
 		if len(cfg.NodeRPCs) > 0 {
 			rpc = cfg.NodeRPCs[i%len(cfg.NodeRPCs)]
 		}
-		s.nodes = append(s.nodes, &simNode{sim: s, node: s.buildNode(i), rpc: rpc, allocs: make(map[string]*simAlloc)})
+		node := s.buildNode(i)
+		s.secrets[node.ID] = node.SecretID
+		s.nodes = append(s.nodes, &simNode{sim: s, node: node, rpc: rpc, allocs: make(map[string]*simAlloc)})
 	}
 	return s
 }
@@ -425,6 +430,8 @@ func (n *simNode) reconcile(ctx context.Context, server map[string]uint64, index
 	}
 	var resp structs.AllocsGetResponse
 	err := n.rpc.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
+		NodeID:       n.node.ID,
+		SecretID:     n.node.SecretID,
 		AllocIDs:     pull,
 		QueryOptions: structs.QueryOptions{MinQueryIndex: index - 1, AllowStale: true, MaxQueryTime: 10 * time.Second},
 	}, &resp)
@@ -563,8 +570,8 @@ func (s *Simulator) queue(a *structs.Allocation) {
 	}
 }
 
-// syncUpdates sends queued allocation updates of every node together,
-// after a short coalescing window, in one Node.UpdateAlloc.
+// syncUpdates sends queued allocation updates of every node after a
+// short coalescing window.
 func (s *Simulator) syncUpdates(ctx context.Context) {
 	for {
 		select {
@@ -589,10 +596,16 @@ func (s *Simulator) syncUpdates(ctx context.Context) {
 	}
 }
 
-// maxUpdateBatch bounds one Node.UpdateAlloc, well under the RPC size
-// limit.
+// maxUpdateBatch bounds the updates one flush takes from the queue.
 const maxUpdateBatch = 2000
 
+// maxUpdateSenders bounds the per-node Node.UpdateAlloc calls one flush
+// has in flight.
+const maxUpdateSenders = 32
+
+// flush sends the queued updates. A node may report only on its own
+// allocations, with its own secret, so the updates go out as one
+// Node.UpdateAlloc per node, as a fleet of real clients would send them.
 func (s *Simulator) flush() error {
 	for {
 		s.updateMu.Lock()
@@ -600,27 +613,55 @@ func (s *Simulator) flush() error {
 			s.updateMu.Unlock()
 			return nil
 		}
-		batch := make([]*structs.Allocation, 0, min(len(s.pending), maxUpdateBatch))
+		byNode := make(map[string][]*structs.Allocation)
+		taken := 0
 		for id, a := range s.pending {
-			batch = append(batch, a)
+			byNode[a.NodeID] = append(byNode[a.NodeID], a)
 			delete(s.pending, id)
-			if len(batch) == maxUpdateBatch {
+			if taken++; taken == maxUpdateBatch {
 				break
 			}
 		}
 		s.updateMu.Unlock()
-		var resp structs.GenericResponse
-		if err := s.cfg.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{Alloc: batch}, &resp); err != nil {
-			s.updateMu.Lock()
-			for _, a := range batch {
-				if _, newer := s.pending[a.ID]; !newer {
-					s.pending[a.ID] = a
+
+		var (
+			wg       sync.WaitGroup
+			errMu    sync.Mutex
+			firstErr error
+			sem      = make(chan struct{}, maxUpdateSenders)
+		)
+		for nodeID, batch := range byNode {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(nodeID string, batch []*structs.Allocation) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				var resp structs.GenericResponse
+				err := s.cfg.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{
+					NodeID: nodeID, SecretID: s.secrets[nodeID], Alloc: batch,
+				}, &resp)
+				if err != nil {
+					s.updateMu.Lock()
+					for _, a := range batch {
+						if _, newer := s.pending[a.ID]; !newer {
+							s.pending[a.ID] = a
+						}
+					}
+					s.updateMu.Unlock()
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+					return
 				}
-			}
-			s.updateMu.Unlock()
-			return err
+				s.stats.updatesSent.Add(int64(len(batch)))
+				s.stats.updateBatches.Add(1)
+			}(nodeID, batch)
 		}
-		s.stats.updatesSent.Add(int64(len(batch)))
-		s.stats.updateBatches.Add(1)
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
 	}
 }
