@@ -141,6 +141,11 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		}
 	}()
 	logger.Info("agent started", "http", l.Addr().String(), "server", c.Server.Enabled, "client", c.Client.Enabled, "data_dir", c.DataDir)
+	if sec := c.Security(); !sec.LoopbackOnly {
+		for _, w := range sec.Warnings {
+			logger.Warn("INSECURE: " + w)
+		}
+	}
 	return a, nil
 }
 

@@ -146,6 +146,9 @@ func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (interface{}, 
 	if a.client != nil {
 		out["NodeID"] = a.client.NodeID()
 	}
+	sec := a.config.Security()
+	out["Secure"] = sec.Secure
+	out["Security"] = sec
 	return out, nil
 }
 

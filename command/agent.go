@@ -77,6 +77,7 @@ left running and re-attached at the next start.`,
 			return runAgent(g, cfg)
 		},
 	}
+	cmd.AddCommand(newAgentInfoCommand(g))
 	fl := cmd.Flags()
 	fl.BoolVar(&f.dev, "dev", false, "run a server and a client in one process (single-server cluster)")
 	fl.BoolVar(&f.server, "server", false, "run a server")
@@ -201,6 +202,11 @@ func runAgent(g *globals, cfg *agent.Config) error {
 		g.ui.Printf("    Client:   node %s\n", c.NodeID())
 	}
 	g.ui.Printf("    Data dir: %s\n", cfg.DataDir)
+	if sec := cfg.Security(); !sec.LoopbackOnly {
+		for _, w := range sec.Warnings {
+			g.ui.Printf("==> WARNING: %s\n", w)
+		}
+	}
 
 	sigCh := make(chan os.Signal, 2)
 	signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
