@@ -19,16 +19,23 @@ var allowedImports = map[string][]string{
 	"scheduler":         {"structs"},
 	"rpcpool":           {"structs"},
 	"gossip":            {},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip"},
+	"tlsutil":           {},
+	"connlimit":         {},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"client":            {"structs", "driver"},
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs"},
-	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip"},
-	"bench":             {"api", "jobspec", "testutil"},
-	"command":           {"api", "jobspec", "agent", "bench"},
+	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil"},
+	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
+	// Non-test helpers the binary needs (bench) and testutil wraps for
+	// tests; they import no Drover package and never package testing.
+	"internal/poll":     {},
+	"internal/privctrd": {},
+	"internal/ociimage": {},
+	"command":           {"api", "jobspec", "agent", "bench", "tlsutil"},
 	".":                 {"command", "driver/containerd"},
 }
 
@@ -71,5 +78,62 @@ func TestImportRules(t *testing.T) {
 		if len(bad) > 0 {
 			t.Errorf("package %s imports %v; allowed: %v", pkg, bad, allowed)
 		}
+	}
+}
+
+// goListPackages runs `go list` with format over ./... and returns one
+// line per package, split into fields.
+func goListPackages(t *testing.T, format string) [][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", format, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs [][]string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkgs = append(pkgs, strings.Fields(line))
+	}
+	return pkgs
+}
+
+// TestImportRules_TestutilOnlyInTests fails when a package's non-test
+// files import testutil (or a package under it): testutil imports
+// testing, and whatever imports it could end up in the drover binary.
+// Only testutil's own packages (its commands, fakedriver, mock) may.
+func TestImportRules_TestutilOnlyInTests(t *testing.T) {
+	const testutilPath = module + "/testutil"
+	for _, fields := range goListPackages(t, "{{.ImportPath}} {{join .Imports \" \"}}") {
+		pkg := fields[0]
+		if pkg == testutilPath || strings.HasPrefix(pkg, testutilPath+"/") {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if imp == testutilPath || strings.HasPrefix(imp, testutilPath+"/") {
+				t.Errorf("package %s imports %s outside its _test.go files; non-test code uses internal/poll, internal/privctrd or internal/ociimage", pkg, imp)
+			}
+		}
+	}
+}
+
+// TestImportRules_InternalWithoutTesting fails when a package under
+// internal/ depends on package testing, directly or through any of its
+// imports: these packages exist so that non-test code (bench, in the
+// drover binary) can share testutil's machinery without linking testing.
+func TestImportRules_InternalWithoutTesting(t *testing.T) {
+	const internalPath = module + "/internal/"
+	seen := 0
+	for _, fields := range goListPackages(t, "{{.ImportPath}} {{join .Deps \" \"}}") {
+		if !strings.HasPrefix(fields[0], internalPath) {
+			continue
+		}
+		seen++
+		for _, dep := range fields[1:] {
+			if dep == "testing" {
+				t.Errorf("package %s depends on testing; internal packages are linked into the binary and must not", fields[0])
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("go list found no package under internal/; the rule checks nothing")
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/poll"
 )
 
 // agentProc is a drover agent process (server or dev agent) on its own
@@ -185,7 +185,7 @@ func (c *cluster) agreedLeader(not *agentProc) (*agentProc, error) {
 // than not.
 func (c *cluster) waitLeader(ctx context.Context, not *agentProc, timeout time.Duration) (*agentProc, error) {
 	var leader *agentProc
-	err := testutil.PollCtx(ctx, timeout, 10*time.Millisecond, func() (bool, error) {
+	err := poll.Until(ctx, timeout, 10*time.Millisecond, func() (bool, error) {
 		for _, s := range c.servers {
 			if !s.alive() && s != not {
 				return false, s.exitError()
@@ -215,7 +215,7 @@ func (c *cluster) checkAlive() error {
 // reporting progress.
 func (c *cluster) waitReadyNodes(ctx context.Context, want int, timeout time.Duration) error {
 	var lastPrint time.Time
-	return testutil.PollCtx(ctx, timeout, 500*time.Millisecond, func() (bool, error) {
+	return poll.Until(ctx, timeout, 500*time.Millisecond, func() (bool, error) {
 		if err := c.checkAlive(); err != nil {
 			return false, err
 		}

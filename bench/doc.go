@@ -20,7 +20,10 @@
 // for a second interrupt. Data lives in a temp dir that Run removes
 // unless Config.Keep is set.
 //
-// bench imports api, jobspec and testutil (for the private containerd
-// and the busybox image); never server, client or agent code: it sees
-// Drover only from the outside. Only command imports bench.
+// bench imports api, jobspec and the non-test helpers internal/poll
+// (waiting with a deadline), internal/privctrd (the private containerd)
+// and internal/ociimage (the busybox image); never testutil, which
+// would link package testing into the drover binary, and never server,
+// client or agent code: it sees Drover only from the outside. Only
+// command imports bench.
 package bench

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/poll"
 )
 
 var failoverScenario = &scenario{
@@ -127,7 +127,7 @@ func runFailover(ctx context.Context, r *runner, res *Result, dir string) error 
 		}
 		nl := time.Since(killedAt)
 		var fw time.Duration
-		if err := testutil.PollCtx(ctx, 30*time.Second, 5*time.Millisecond, func() (bool, error) {
+		if err := poll.Until(ctx, 30*time.Second, 5*time.Millisecond, func() (bool, error) {
 			at, ok := log.firstAckAfter(killedAt)
 			fw = at.Sub(killedAt)
 			return ok, errors.New("no write accepted since the kill")
@@ -237,7 +237,7 @@ func isDialError(err error) bool {
 // timeout, for timing elections.
 func (c *cluster) waitLeaderFast(ctx context.Context, not *agentProc, timeout time.Duration) (*agentProc, error) {
 	var leader *agentProc
-	err := testutil.PollCtx(ctx, timeout, 5*time.Millisecond, func() (bool, error) {
+	err := poll.Until(ctx, timeout, 5*time.Millisecond, func() (bool, error) {
 		var err error
 		leader, err = c.agreedLeader(not)
 		return leader != nil, err
@@ -249,7 +249,7 @@ func (c *cluster) waitLeaderFast(ctx context.Context, not *agentProc, timeout ti
 // applied at least the index the leader had when it came back.
 func waitCaughtUp(ctx context.Context, c *cluster, s, leader *agentProc) error {
 	var want uint64
-	return testutil.PollCtx(ctx, 2*time.Minute, 20*time.Millisecond, func() (bool, error) {
+	return poll.Until(ctx, 2*time.Minute, 20*time.Millisecond, func() (bool, error) {
 		if !s.alive() {
 			return false, s.exitError()
 		}
@@ -275,7 +275,7 @@ func waitCaughtUp(ctx context.Context, c *cluster, s, leader *agentProc) error {
 // with identical state, table by table.
 func waitConverged(ctx context.Context, c *cluster, timeout time.Duration) ([]*api.StateHash, error) {
 	var hs []*api.StateHash
-	err := testutil.PollCtx(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+	err := poll.Until(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
 		hs = hs[:0]
 		for _, s := range c.servers {
 			h, err := s.api.Operator().StateHash()

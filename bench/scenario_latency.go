@@ -11,7 +11,9 @@ import (
 	"github.com/containerd/containerd/namespaces"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/ociimage"
+	"github.com/droverhq/drover/internal/poll"
+	"github.com/droverhq/drover/internal/privctrd"
 )
 
 var latencyScenario = &scenario{
@@ -72,7 +74,7 @@ func runLatency(ctx context.Context, r *runner, res *Result, dir string) error {
 		ctrdDir = d
 	}
 	r.progress("starting a private containerd in %s", ctrdDir)
-	cd, err := testutil.LaunchContainerd(ctrdDir)
+	cd, err := privctrd.Launch(ctrdDir)
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
@@ -138,7 +140,7 @@ func runLatency(ctx context.Context, r *runner, res *Result, dir string) error {
 // importBusybox builds the busybox OCI image and imports it into ns.
 func importBusybox(ctx context.Context, address, ns, dir string) error {
 	archive := filepath.Join(dir, "busybox-oci.tar")
-	if err := testutil.BuildBusyboxImage(archive, benchImage); err != nil {
+	if err := ociimage.BuildBusybox(archive, benchImage); err != nil {
 		return fmt.Errorf("build busybox image: %w", err)
 	}
 	client, err := ctrd.New(address, ctrd.WithTimeout(5*time.Second))
@@ -148,7 +150,7 @@ func importBusybox(ctx context.Context, address, ns, dir string) error {
 	defer client.Close()
 	ictx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), 2*time.Minute)
 	defer cancel()
-	if err := testutil.ImportImage(ictx, client, archive, benchImage); err != nil {
+	if err := ociimage.Import(ictx, client, archive, benchImage); err != nil {
 		return fmt.Errorf("import busybox image: %w", err)
 	}
 	return nil
@@ -156,7 +158,7 @@ func importBusybox(ctx context.Context, address, ns, dir string) error {
 
 // waitDevReady waits until the dev agent's node is ready.
 func waitDevReady(ctx context.Context, a *agentProc) error {
-	return testutil.PollCtx(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
+	return poll.Until(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
 		if !a.alive() {
 			return false, a.exitError()
 		}
@@ -205,7 +207,7 @@ func stopAndPurge(ctx context.Context, a *agentProc, id string) error {
 	if _, _, err := a.api.Jobs().Deregister(id, false); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
-	err := testutil.PollCtx(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
+	err := poll.Until(ctx, time.Minute, 50*time.Millisecond, func() (bool, error) {
 		allocs, _, err := a.api.Jobs().Allocations(id, &api.QueryOptions{Context: ctx})
 		if err != nil {
 			return false, err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/poll"
 )
 
 var memoryScenario = &scenario{
@@ -82,7 +82,7 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 	}
 	r.progress("waiting for the clients to report %d allocations running", total)
 	var updates float64
-	if err := testutil.PollCtx(ctx, 3*time.Minute, time.Second, func() (bool, error) {
+	if err := poll.Until(ctx, 3*time.Minute, time.Second, func() (bool, error) {
 		after, err := scrape(ctx, m.leader)
 		if err != nil {
 			return false, err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/poll"
 )
 
 var placementScenario = &scenario{
@@ -172,7 +172,7 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 		lastCheck   = time.Now()
 		placeWindow = 5*time.Minute + time.Duration(total)*5*time.Millisecond
 	)
-	err = testutil.PollCtx(ctx, placeWindow, 50*time.Millisecond, func() (bool, error) {
+	err = poll.Until(ctx, placeWindow, 50*time.Millisecond, func() (bool, error) {
 		select {
 		case <-submitDone:
 			if submitErr != nil {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/poll"
 )
 
 // simRegistered matches the simulator's registration progress line,
@@ -57,7 +57,7 @@ func (r *runner) startSim(ctx context.Context, dir string, c *cluster, count int
 	}
 	r.progress("started %d simulated nodes (pid %d) against %s", count, s.pid(), c.rpcAddrs())
 	timeout := 2*time.Minute + time.Duration(count)*20*time.Millisecond
-	err := testutil.PollCtx(ctx, timeout, time.Second, func() (bool, error) {
+	err := poll.Until(ctx, timeout, time.Second, func() (bool, error) {
 		if !s.alive() {
 			return false, s.exitError()
 		}

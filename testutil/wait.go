@@ -2,9 +2,10 @@ package testutil
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/internal/poll"
 )
 
 // WaitFor polls cond every 20ms until it returns true or timeout passes,
@@ -20,32 +21,12 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() (bool, error)) {
 // Poll is WaitFor without a testing.TB: it returns an error describing
 // the last failure when timeout passes.
 func Poll(timeout time.Duration, cond func() (bool, error)) error {
-	return PollCtx(context.Background(), timeout, 20*time.Millisecond, cond)
+	return poll.Until(context.Background(), timeout, 20*time.Millisecond, cond)
 }
 
 // PollCtx calls cond every interval until it returns true, ctx is done
-// or timeout passes; the error then says what cond last reported.
+// or timeout passes; the error then says what cond last reported. It is
+// poll.Until, kept here for tests; non-test code uses internal/poll.
 func PollCtx(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			lastErr = err
-		}
-		if time.Now().After(deadline) {
-			if lastErr == nil {
-				lastErr = fmt.Errorf("condition not met")
-			}
-			return fmt.Errorf("timed out after %s: %w", timeout, lastErr)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
+	return poll.Until(ctx, timeout, interval, cond)
 }

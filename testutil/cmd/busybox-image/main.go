@@ -1,7 +1,8 @@
 // Command busybox-image builds Drover's busybox test image (an OCI image
 // layout tarball made from the host's static /bin/busybox) and imports
 // it into a containerd namespace, so the demo can run tasks without a
-// registry. With -out it only writes the archive.
+// registry. With -out it only writes the archive. It uses
+// internal/ociimage directly, so it does not link package testing.
 //
 //	busybox-image -address /run/containerd/containerd.sock -namespace drover
 //	busybox-image -out /tmp/busybox-oci.tar
@@ -18,13 +19,13 @@ import (
 	ctrd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
 
-	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/internal/ociimage"
 )
 
 func main() {
 	address := flag.String("address", "/run/containerd/containerd.sock", "containerd socket")
 	namespace := flag.String("namespace", "drover", "containerd namespace to import into")
-	ref := flag.String("ref", testutil.BusyboxRef, "image reference")
+	ref := flag.String("ref", ociimage.BusyboxRef, "image reference")
 	out := flag.String("out", "", "only write the OCI archive to this path, import nothing")
 	flag.Parse()
 	if err := run(*address, *namespace, *ref, *out); err != nil {
@@ -35,7 +36,7 @@ func main() {
 
 func run(address, namespace, ref, out string) error {
 	if out != "" {
-		if err := testutil.BuildBusyboxImage(out, ref); err != nil {
+		if err := ociimage.BuildBusybox(out, ref); err != nil {
 			return err
 		}
 		fmt.Printf("wrote OCI image archive %s (ref %s)\n", out, ref)
@@ -48,7 +49,7 @@ func run(address, namespace, ref, out string) error {
 	}
 	defer os.RemoveAll(dir)
 	archive := filepath.Join(dir, "busybox-oci.tar")
-	if err := testutil.BuildBusyboxImage(archive, ref); err != nil {
+	if err := ociimage.BuildBusybox(archive, ref); err != nil {
 		return err
 	}
 
@@ -59,7 +60,7 @@ func run(address, namespace, ref, out string) error {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), namespace), 2*time.Minute)
 	defer cancel()
-	if err := testutil.ImportImage(ctx, client, archive, ref); err != nil {
+	if err := ociimage.Import(ctx, client, archive, ref); err != nil {
 		return err
 	}
 	img, err := client.GetImage(ctx, ref)

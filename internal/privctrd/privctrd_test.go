@@ -1,7 +1,8 @@
-package testutil
+package privctrd
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,7 +13,46 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+
+	"github.com/droverhq/drover/internal/ociimage"
 )
+
+// launch starts a private containerd for the test and stops it at the
+// test's end (a second Stop is harmless, so tests may stop it earlier).
+func launch(t *testing.T) *Containerd {
+	t.Helper()
+	c, err := Launch("")
+	if err != nil {
+		t.Fatalf("launch containerd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop containerd: %v", err)
+		}
+	})
+	return c
+}
+
+// importBusybox builds the busybox image and imports it into ns of c.
+// (testutil.ImportBusybox does this for other packages; this package
+// cannot import testutil, which imports it.)
+func importBusybox(t *testing.T, c *Containerd, ns string) {
+	t.Helper()
+	archive := filepath.Join(t.TempDir(), "busybox-oci.tar")
+	if err := ociimage.BuildBusybox(archive, ociimage.BusyboxRef); err != nil {
+		t.Fatalf("build busybox image: %v", err)
+	}
+	client, err := c.Client(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
+	defer cancel()
+	if err := ociimage.Import(ctx, client, archive, ociimage.BusyboxRef); err != nil {
+		t.Fatalf("import busybox image: %v", err)
+	}
+}
 
 // startSleeper runs `sleep 300` from the busybox image in c and returns
 // its host PID.
@@ -25,7 +65,7 @@ func startSleeper(t *testing.T, c *Containerd, ns, id string) int {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
 	defer cancel()
-	img, err := client.GetImage(ctx, BusyboxRef)
+	img, err := client.GetImage(ctx, ociimage.BusyboxRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +117,10 @@ func checkGone(t *testing.T, c *Containerd, namespaces []string, pids ...int) {
 }
 
 func TestContainerd_StopRemovesEverything(t *testing.T) {
-	c, err := LaunchContainerd("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
+	c := launch(t)
 	one, two := c.Namespace, c.Namespace+"-two"
-	ImportBusybox(t, c.Address, one, BusyboxRef)
-	ImportBusybox(t, c.Address, two, BusyboxRef)
+	importBusybox(t, c, one)
+	importBusybox(t, c, two)
 	p1 := startSleeper(t, c, one, "sleeper")
 	p2 := startSleeper(t, c, two, "sleeper")
 	if m, _ := MountsUnder(c.Dir); len(m) == 0 {
@@ -105,12 +141,8 @@ func TestContainerd_StopRemovesEverything(t *testing.T) {
 }
 
 func TestContainerd_StopAfterDaemonCrash(t *testing.T) {
-	c, err := LaunchContainerd("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
-	ImportBusybox(t, c.Address, c.Namespace, BusyboxRef)
+	c := launch(t)
+	importBusybox(t, c, c.Namespace)
 	pid := startSleeper(t, c, c.Namespace, "orphan")
 
 	// The daemon dies; shims and the task live on.
@@ -131,8 +163,8 @@ func TestContainerd_StopAfterDaemonCrash(t *testing.T) {
 }
 
 func TestContainerd_RestartKeepsTasks(t *testing.T) {
-	c := StartContainerd(t)
-	ImportBusybox(t, c.Address, c.Namespace, BusyboxRef)
+	c := launch(t)
+	importBusybox(t, c, c.Namespace)
 	pid := startSleeper(t, c, c.Namespace, "survivor")
 	if err := c.Restart(); err != nil {
 		t.Fatalf("restart: %v", err)
@@ -156,7 +188,7 @@ func TestContainerd_RestartKeepsTasks(t *testing.T) {
 	}
 }
 
-func TestStartContainerd_MissingBinary(t *testing.T) {
+func TestLaunch_MissingBinary(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	_, err := findBinariesIn(nil)
 	if err == nil {
@@ -165,6 +197,12 @@ func TestStartContainerd_MissingBinary(t *testing.T) {
 	const want = "containerd, containerd-shim-runc-v2, runc not found: install with apt-get install -y containerd runc busybox-static"
 	if err.Error() != want {
 		t.Fatalf("error = %q, want %q", err, want)
+	}
+	// Callers (testutil.StartContainerd) tell a machine without
+	// containerd apart from a daemon that failed to start.
+	var missing *MissingBinaryError
+	if !errors.As(err, &missing) || len(missing.Names) != 3 {
+		t.Fatalf("error %T %v is not a MissingBinaryError naming 3 binaries", err, err)
 	}
 	if _, err := findBinaries(); err != nil {
 		t.Fatalf("fallback directories: %v", err)
