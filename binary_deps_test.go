@@ -16,7 +16,7 @@ import (
 // When it is empty the test is exactly `go list -deps . | grep -x
 // testing` printing nothing.
 var knownTestingImporters = map[string]string{
-	"github.com/hashicorp/raft":   "raft's own testing.go (in-memory cluster helpers) is a non-test file of package raft, which fsm and server need",
+	"github.com/hashicorp/raft": "raft's own testing.go (in-memory cluster helpers) is a non-test file of package raft, which fsm and server need",
 }
 
 // binaryDeps returns the import graph of the drover binary: every

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,12 +17,14 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/driver"
 	ctrdriver "github.com/droverhq/drover/driver/containerd"
 	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/server"
 	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/tlsutil"
 )
 
 // Agent is a running Drover agent.
@@ -47,9 +50,24 @@ type Agent struct {
 
 	httpServer   *http.Server
 	httpListener net.Listener
+	// httpLimiter is httpListener: it bounds HTTP connections per client
+	// IP and in total, and hands those over a limit to overflowServer,
+	// which answers health checks and 429 (see http_limits.go).
+	httpLimiter    *connlimit.Listener
+	overflowServer *http.Server
+	// blocking bounds the blocking queries waiting per client IP; nil
+	// when unlimited.
+	blocking *blockingLimiter
 	// tempDataDir is a data dir created for a dev agent without one; it
 	// is removed on a clean shutdown.
 	tempDataDir string
+
+	// tls holds the agent's certificates when tls.http or tls.rpc is on
+	// (tls.go); nil otherwise.
+	tls *tlsutil.Configurator
+	// logsTransport dials other agents for the logs proxy; built once.
+	logsTransport     *http.Transport
+	logsTransportOnce sync.Once
 
 	shutdownOnce sync.Once
 }
@@ -69,6 +87,10 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	limits, err := c.overloadLimits()
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{config: c, logger: logger, drivers: make(map[string]driver.Driver),
 		leaveCh: make(chan struct{}), shutdownCh: make(chan struct{})}
 	if c.DataDir == "" {
@@ -86,13 +108,19 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	if err := a.setupTLS(); err != nil {
+		a.Shutdown()
+		return nil, err
+	}
 
 	// The HTTP listener first: its address goes into the node.
 	l, err := net.Listen("tcp", c.HTTPAddr())
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP address %s: %w", c.HTTPAddr(), err)
 	}
-	a.httpListener = l
+	a.httpLimiter = connlimit.NewListener(l, limits.httpConnLimit(logger))
+	a.httpListener = a.httpLimiter
+	a.blocking = newBlockingLimiter(limits.blockingPerClient)
 
 	if err := a.setupGossip(); err != nil {
 		a.Shutdown()
@@ -107,6 +135,10 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		}
 		sc.Logger = logger
 		sc.Membership = a.gossip
+		sc.RPCConnLimit = limits.rpcConnLimit(logger)
+		if c.TLS.RPC {
+			sc.TLS = a.tls
+		}
 		srv, err := server.NewServer(sc)
 		if err != nil {
 			a.Shutdown()
@@ -115,7 +147,11 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		a.server = srv
 		a.rpc = srv
 	} else {
-		a.pool = rpcpool.New()
+		if c.TLS.RPC {
+			a.pool = rpcpool.New(rpcpool.WithTLS(a.tls.OutgoingRPC()))
+		} else {
+			a.pool = rpcpool.New()
+		}
 		proxy := newServerProxy(a.pool, c.Client.Servers, a.gossip)
 		// A fleet of clients with the same server list must not all
 		// pick the same server first.
@@ -130,18 +166,9 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		}
 	}
 
-	a.httpServer = &http.Server{
-		Handler:           a.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
-	go func() {
-		if err := a.httpServer.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("HTTP server failed", "error", err)
-		}
-	}()
+	a.serveHTTP(a.routes())
 	logger.Info("agent started", "http", l.Addr().String(), "server", c.Server.Enabled, "client", c.Client.Enabled, "data_dir", c.DataDir)
-	if sec := c.Security(); !sec.LoopbackOnly {
+	if sec := a.Security(); !sec.LoopbackOnly {
 		for _, w := range sec.Warnings {
 			logger.Warn("INSECURE: " + w)
 		}
@@ -197,6 +224,7 @@ func (a *Agent) setupGossip() error {
 		Server:     c.Server.Enabled,
 		Client:     c.Client.Enabled,
 		Datacenter: c.Datacenter,
+		Region:     c.Region,
 		HTTPAddr:   net.JoinHostPort(c.advertise(), strconv.Itoa(a.httpListener.Addr().(*net.TCPAddr).Port)),
 	}
 	if c.Server.Enabled {
@@ -215,6 +243,10 @@ func (a *Agent) setupGossip() error {
 		AdvertiseAddr: c.advertise(),
 		Meta:          meta,
 		Logger:        a.logger,
+		// Gossip encryption: the keyring file in the data dir (keys
+		// installed or rotated at runtime) wins over -encrypt.
+		EncryptKey:  c.Encrypt,
+		KeyringFile: filepath.Join(c.DataDir, "gossip", "keyring"),
 	})
 	if err != nil {
 		return err
@@ -292,6 +324,9 @@ func (a *Agent) Client() *client.Client { return a.client }
 
 // RPC calls an endpoint on the servers.
 func (a *Agent) RPC(method string, args, reply interface{}) error {
+	if err := a.checkClientRPC(method); err != nil {
+		return err
+	}
 	return a.rpc.RPC(method, args, reply)
 }
 
@@ -304,6 +339,7 @@ func (a *Agent) Shutdown() {
 			ctx, cancel := contextWithTimeout(5 * time.Second)
 			_ = a.httpServer.Shutdown(ctx)
 			cancel()
+			_ = a.overflowServer.Close()
 		} else if a.httpListener != nil {
 			a.httpListener.Close()
 		}

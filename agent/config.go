@@ -10,7 +10,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsimple"
 
+	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/server"
+	"github.com/droverhq/drover/structs"
 )
 
 // Default ports.
@@ -399,6 +401,19 @@ func (c *Config) Validate() error {
 	if c.Ports.Gossip == 0 || c.Ports.RPC == 0 {
 		return fmt.Errorf("the RPC and gossip ports must be set: other agents find this one at them")
 	}
+	if c.Encrypt != "" {
+		if _, err := gossip.ParseKey(c.Encrypt); err != nil {
+			return fmt.Errorf("encrypt (-encrypt): %w", err)
+		}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if l := c.Limits; l != nil && l.HTTPSHandshakeTimeout != "" {
+		if d, err := time.ParseDuration(l.HTTPSHandshakeTimeout); err != nil || d <= 0 {
+			return fmt.Errorf("limits https_handshake_timeout = %q: want a positive duration like \"5s\"", l.HTTPSHandshakeTimeout)
+		}
+	}
 	if _, err := c.serverConfig(); err != nil {
 		return err
 	}
@@ -453,6 +468,13 @@ func (c *Config) serverConfig() (*server.Config, error) {
 		{"min_heartbeat_ttl", c.Server.MinHeartbeatTTL, &sc.MinHeartbeatTTL},
 		{"heartbeat_grace", c.Server.HeartbeatGrace, &sc.HeartbeatGrace},
 	}
+	if c.Limits != nil {
+		durations = append(durations, struct {
+			name string
+			val  string
+			dst  *time.Duration
+		}{"limits rpc_handshake_timeout", c.Limits.RPCHandshakeTimeout, &sc.RPCHandshakeTimeout})
+	}
 	for _, d := range durations {
 		if d.val == "" {
 			continue
@@ -462,6 +484,18 @@ func (c *Config) serverConfig() (*server.Config, error) {
 			return nil, fmt.Errorf("server %s = %q: want a positive duration like \"500ms\" or \"10s\"", d.name, d.val)
 		}
 		*d.dst = v
+	}
+	if l := c.Limits; l != nil {
+		sc.JobLimits = structs.JobLimits{
+			MaxCountPerGroup: l.MaxCountPerGroup,
+			MaxGroupsPerJob:  l.MaxGroupsPerJob,
+			MaxTasksPerGroup: l.MaxTasksPerGroup,
+			MaxTaskCPU:       l.MaxTaskCPU,
+			MaxTaskMemoryMB:  l.MaxTaskMemoryMB,
+		}
+		if err := sc.JobLimits.CheckConfig(); err != nil {
+			return nil, err
+		}
 	}
 	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
 	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}

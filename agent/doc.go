@@ -4,6 +4,8 @@
 // in that order of precedence), the wiring between server, client and
 // task drivers, and the HTTP handlers.
 //
-// agent imports server, client, driver/containerd, structs and rpcpool.
-// Nothing imports agent except command.
+// agent imports server, client, client/sim, driver, driver/containerd,
+// structs, rpcpool, gossip, tlsutil (mTLS for RPC and the HTTPS API,
+// tls.go) and connlimit (connection limits, http_limits.go). Nothing
+// imports agent except command.
 package agent

@@ -69,6 +69,13 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/agent/members", a.agentMembers)
 	handle("PUT /v1/agent/leave", a.agentLeave)
 	handle("POST /v1/agent/leave", a.agentLeave)
+	// Gossip keyring (http_keyring.go).
+	handle("GET /v1/agent/keyring/list", a.keyringList)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/agent/keyring/install", a.keyringInstall)
+		handle(m+" /v1/agent/keyring/use", a.keyringUse)
+		handle(m+" /v1/agent/keyring/remove", a.keyringRemove)
+	}
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.stateHash)
@@ -291,7 +298,10 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// parseQueryOptions reads ?index=, ?wait=, ?stale and ?prefix=.
+// parseQueryOptions reads ?index=, ?wait=, ?stale and ?prefix=. A
+// wait is capped at structs.MaxQueryTime; the index of a request over
+// the blocking-query cap (limitRequests) is dropped, so it is answered
+// at once.
 func parseQueryOptions(r *http.Request, q *structs.QueryOptions) error {
 	values := r.URL.Query()
 	if s := values.Get("index"); s != "" {
@@ -299,18 +309,23 @@ func parseQueryOptions(r *http.Request, q *structs.QueryOptions) error {
 		if err != nil {
 			return badRequest("index=%q is not a non-negative integer", s)
 		}
-		q.MinQueryIndex = idx
+		if queryMayBlock(r) {
+			q.MinQueryIndex = idx
+		}
 	}
 	if s := values.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			secs, ierr := strconv.Atoi(s)
+			secs, ierr := strconv.ParseUint(s, 10, 32)
 			if ierr != nil {
-				return badRequest("wait=%q is not a duration; use e.g. 30s or 5m", s)
+				return badRequest("wait=%q is not a duration; use e.g. 30s or 5m (at most %s)", s, structs.MaxQueryTime)
 			}
 			d = time.Duration(secs) * time.Second
 		}
-		q.MaxQueryTime = d
+		if d < 0 {
+			return badRequest("wait=%q is negative; use e.g. 30s or 5m (at most %s)", s, structs.MaxQueryTime)
+		}
+		q.MaxQueryTime = min(d, structs.MaxQueryTime)
 	}
 	if _, ok := values["stale"]; ok && values.Get("stale") != "false" {
 		q.AllowStale = true

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -24,6 +25,18 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, er
 	}
 	if body.Job.ID != r.PathValue("id") {
 		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, r.PathValue("id"))
+	}
+	// The same checks (and limits) as a registration, with every
+	// problem's field path, before the server plans anything.
+	body.Job.Canonicalize()
+	if err := a.validateJob(body.Job); err != nil {
+		var verr *structs.ValidationError
+		if errors.As(err, &verr) {
+			for i := range verr.Problems {
+				verr.Problems[i].Path = joinPath("Job", verr.Problems[i].Path)
+			}
+		}
+		return nil, err
 	}
 	var resp structs.JobPlanResponse
 	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff}, &resp); err != nil {

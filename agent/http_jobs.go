@@ -31,7 +31,7 @@ func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegis
 		return nil, &structs.ValidationError{Problems: []structs.FieldError{{Path: "Job", Message: `missing; send {"Job": {...}}`}}}
 	}
 	body.Job.Canonicalize()
-	if err := body.Job.Validate(); err != nil {
+	if err := a.validateJob(body.Job); err != nil {
 		var verr *structs.ValidationError
 		if errors.As(err, &verr) {
 			for i := range verr.Problems {
@@ -44,6 +44,25 @@ func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegis
 		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, id)
 	}
 	return &body, nil
+}
+
+// validateJob checks a canonicalized job: Job.Validate, and on an agent
+// that runs a server, that server's admission limits too. The server
+// checks the limits again when the RPC arrives (this agent's server may
+// not be the leader, and the nodes may change); checking here as well
+// lets the refusal carry its problems as a list (net/rpc passes errors
+// as strings).
+func (a *Agent) validateJob(job *structs.Job) error {
+	if a.server == nil {
+		return job.Validate()
+	}
+	err := a.server.CheckJobLimits(job)
+	var verr *structs.ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		// The state could not be read; leave the limits to the server.
+		return job.Validate()
+	}
+	return err
 }
 
 func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (interface{}, error) {

@@ -6,13 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/droverhq/drover/client"
+	ctrdriver "github.com/droverhq/drover/driver/containerd"
 	"github.com/droverhq/drover/structs"
 )
 
@@ -69,12 +69,12 @@ func (a *Agent) clientLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		task = tasks[0]
 	}
-	path, err := a.client.LogPath(allocID, task, stream)
+	base, err := a.client.LogPath(allocID, task, stream)
 	if err != nil {
 		writeError(w, structs.NewError(structs.CodeNotFound, err.Error()))
 		return
 	}
-	a.streamLog(w, r, path, allocID, task, offset, origin, follow)
+	a.streamLog(w, r, base, allocID, task, offset, origin, follow)
 }
 
 func (a *Agent) runsAlloc(allocID string) bool {
@@ -82,57 +82,53 @@ func (a *Agent) runsAlloc(allocID string) bool {
 	return err == nil
 }
 
-// streamLog writes the file from the requested position and, with
-// follow, keeps writing what is appended.
-func (a *Agent) streamLog(w http.ResponseWriter, r *http.Request, path, allocID, task string, offset int64, origin string, follow bool) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		// The task has not written anything yet.
-		f = nil
-	} else if err != nil {
+// streamLog writes a task output stream from the requested position.
+// The task logger keeps a stream in numbered files, rotating to a new
+// one at the size limit and deleting the oldest (containerd.LogFiles);
+// streamLog serves the files retained when the request starts as one
+// stream: offset counts from the start of the oldest, or back from the
+// end of the newest with origin=end. It always reads on into files
+// created meanwhile; with follow it keeps writing what is appended
+// until the client goes, or the task is dead and everything is sent.
+// A file deleted while being read is still read to its end (it is
+// open).
+func (a *Agent) streamLog(w http.ResponseWriter, r *http.Request, base, allocID, task string, offset int64, origin string, follow bool) {
+	files, err := ctrdriver.LogFiles(base)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if f != nil {
-		defer f.Close()
-	}
-	pos := int64(0)
-	if f != nil {
-		st, err := f.Stat()
-		if err != nil {
-			writeError(w, err)
-			return
+	cur := &logCursor{base: base}
+	defer cur.close()
+	if i, pos, ok := logStart(files, offset, origin); ok {
+		if f, err := os.Open(files[i].Path); err == nil {
+			cur.f, cur.index, cur.pos = f, files[i].Index, pos
 		}
-		pos = offset
-		if origin == "end" {
-			pos = st.Size() - offset
-		}
-		if pos < 0 {
-			pos = 0
-		}
-		if pos > st.Size() {
-			pos = st.Size()
-		}
+		// A file deleted since the listing: start from the oldest one
+		// still there.
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		// A follower gets the headers now, not with the first output.
+		flusher.Flush()
+	}
 	buf := make([]byte, 32*1024)
 	for {
-		if f == nil {
-			if nf, err := os.Open(path); err == nil {
-				f = nf
-				defer nf.Close()
+		if cur.f == nil {
+			if _, err := cur.next(); err != nil {
+				return
 			}
 		}
-		if f != nil {
-			n, err := f.ReadAt(buf, pos)
+		if cur.f != nil {
+			n, err := cur.f.ReadAt(buf, cur.pos)
 			if n > 0 {
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					return
 				}
-				pos += int64(n)
+				cur.pos += int64(n)
 				if flusher != nil {
 					flusher.Flush()
 				}
@@ -141,15 +137,119 @@ func (a *Agent) streamLog(w http.ResponseWriter, r *http.Request, path, allocID,
 			if err != nil && !errors.Is(err, io.EOF) {
 				return
 			}
+			// At the end of this file. The logger writes only the
+			// newest file and creates a newer one after its last write
+			// here, so once a newer one exists, this one is complete:
+			// read what reached it meanwhile (the loop above), then
+			// move on.
+			if newer, err := cur.newerExists(); err != nil {
+				return
+			} else if newer {
+				if n, _ := cur.f.ReadAt(buf[:1], cur.pos); n > 0 {
+					continue
+				}
+				if _, err := cur.next(); err != nil {
+					return
+				}
+				continue
+			}
 		}
-		if !follow || a.taskDead(allocID, task) {
+		if !follow {
 			return
+		}
+		if a.taskDead(allocID, task) {
+			// One more pass for output the logger wrote after the
+			// task ended, then stop at the end.
+			follow = false
+			continue
 		}
 		select {
 		case <-r.Context().Done():
 			return
 		case <-time.After(logPollInterval):
 		}
+	}
+}
+
+// logStart finds where a stream read starts in files: the position in
+// the list and the offset in that file. ok is false when there are no
+// files yet.
+func logStart(files []ctrdriver.LogFile, offset int64, origin string) (int, int64, bool) {
+	if len(files) == 0 {
+		return 0, 0, false
+	}
+	sizes := make([]int64, len(files))
+	var total int64
+	for i, f := range files {
+		if st, err := os.Stat(f.Path); err == nil {
+			sizes[i] = st.Size()
+		}
+		total += sizes[i]
+	}
+	target := offset
+	if origin == "end" {
+		target = total - offset
+	}
+	target = max(0, min(target, total))
+	for i, sz := range sizes {
+		if target < sz || i == len(sizes)-1 {
+			return i, min(target, sz), true
+		}
+		target -= sz
+	}
+	return 0, 0, false // unreachable: files is not empty
+}
+
+// logCursor is a read position in a stream's files.
+type logCursor struct {
+	base string
+	// f is the open file, with the index it has in the stream; nil
+	// until a file was found.
+	f     *os.File
+	index int
+	pos   int64
+}
+
+// next opens the oldest file newer than the current one (the oldest of
+// all when none is open), skipping files deleted since the listing. It
+// reports whether it found one; without one, the cursor stays put.
+func (c *logCursor) next() (bool, error) {
+	files, err := ctrdriver.LogFiles(c.base)
+	if err != nil {
+		return false, err
+	}
+	for _, lf := range files {
+		if c.f != nil && lf.Index <= c.index {
+			continue
+		}
+		f, err := os.Open(lf.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		c.close()
+		c.f, c.index, c.pos = f, lf.Index, 0
+		return true, nil
+	}
+	return false, nil
+}
+
+// newerExists reports whether the stream has a file newer than the
+// open one.
+func (c *logCursor) newerExists() (bool, error) {
+	files, err := ctrdriver.LogFiles(c.base)
+	if err != nil {
+		return false, err
+	}
+	return len(files) > 0 && files[len(files)-1].Index > c.index, nil
+}
+
+func (c *logCursor) close() {
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
 	}
 }
 
@@ -162,7 +262,11 @@ func (a *Agent) taskDead(allocID, task string) bool {
 }
 
 // proxyLogs forwards a log request to the agent of the node that runs
-// the allocation.
+// the allocation: only to a registered, ready node, at its advertised
+// address (logsTarget), over this agent's own transport (https with its
+// certificate when tls.http is on, so that only an agent of the cluster
+// is believed). A redirect from the other end is not passed on: the
+// caller's client would follow it wherever it points.
 func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string) {
 	if r.URL.Query().Get("forwarded") != "" {
 		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %s does not run on this node", allocID)))
@@ -182,18 +286,30 @@ func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string
 		writeError(w, err)
 		return
 	}
-	if nresp.Node == nil || nresp.Node.HTTPAddr == "" {
-		writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("node %s of allocation %s has no reachable agent", aresp.Alloc.NodeID, allocID)))
+	target, err := a.logsTarget(nresp.Node, aresp.Alloc.NodeID, allocID)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	target := &url.URL{Scheme: "http", Host: nresp.Node.HTTPAddr}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
-	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("reach node %s at %s: %v", nresp.Node.Name, nresp.Node.HTTPAddr, err)))
+	node := nresp.Node
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			q := pr.In.URL.Query()
+			q.Set("forwarded", "1")
+			pr.Out.URL.RawQuery = q.Encode()
+		},
+		Transport:     a.logsProxyTransport(),
+		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				return fmt.Errorf("it answered with a redirect (HTTP %d to %q), which is not followed", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("read logs of allocation %s from node %s (%s) at %s: %v", allocID, node.Name, node.ID, target.Host, err)))
+		},
 	}
-	q := r.URL.Query()
-	q.Set("forwarded", "1")
-	r.URL.RawQuery = q.Encode()
 	proxy.ServeHTTP(w, r)
 }

@@ -146,7 +146,7 @@ func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (interface{}, 
 	if a.client != nil {
 		out["NodeID"] = a.client.NodeID()
 	}
-	sec := a.config.Security()
+	sec := a.Security()
 	out["Secure"] = sec.Secure
 	out["Security"] = sec
 	return out, nil

@@ -19,9 +19,21 @@ type Security struct {
 	Warnings []string
 }
 
-// Security reports which of the agent's ports are open to anyone who
-// reaches them.
+// Security reports which of a running agent's ports are open to anyone
+// who reaches them. Gossip counts as encrypted when the pool runs with a
+// keyring, also one kept in the data dir from an earlier run without
+// -encrypt now.
+func (a *Agent) Security() Security {
+	return a.config.security(a.gossip != nil && a.gossip.Encrypted())
+}
+
+// Security reports which of the ports of an agent started with this
+// configuration are open to anyone who reaches them.
 func (c *Config) Security() Security {
+	return c.security(c.Encrypt != "")
+}
+
+func (c *Config) security(gossipEncrypted bool) Security {
 	var s Security
 	if ip := net.ParseIP(c.BindAddr); ip != nil && ip.IsLoopback() {
 		s.LoopbackOnly = true
@@ -33,7 +45,7 @@ func (c *Config) Security() Security {
 	if !tls.RPC {
 		s.Warnings = append(s.Warnings, "RPC is plaintext: anyone who reaches the RPC port can call every endpoint and speak Raft to servers; set tls { rpc = true } with ca_file, cert_file and key_file")
 	}
-	if c.Encrypt == "" {
+	if !gossipEncrypted {
 		s.Warnings = append(s.Warnings, "gossip is not encrypted: anyone who reaches the gossip port can join the pool and claim to be a server; set encrypt (drover operator gossip keyring generate)")
 	}
 	switch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/droverhq/drover/client/sim"
 	"github.com/droverhq/drover/rpcpool"
+	"github.com/droverhq/drover/tlsutil"
 )
 
 // SimConfig and Simulator are the node simulator's configuration and
@@ -16,16 +17,38 @@ type (
 	Simulator = sim.Simulator
 )
 
+// SimTLS are the files simulated nodes dial the servers with when their
+// RPC port is TLS: the CA, and a client certificate and key (drover tls
+// cert create -client). Region defaults to global.
+type SimTLS struct {
+	CAFile, CertFile, KeyFile string
+	Region                    string
+}
+
 // SimNodes runs simulated client nodes (see package client/sim) against
 // the servers at the given RPC addresses, through the same server proxy
 // a client-only agent uses: it sticks to a server that answers and moves
 // on when one cannot be reached. The nodes are spread over the servers
 // (each starts with a different one), as a real fleet's clients are. started is called with the simulator
 // before registration begins, so the caller can read its stats; Run's
-// progress callback reports registrations. SimNodes returns when ctx is
-// done.
-func SimNodes(ctx context.Context, cfg sim.Config, servers []string, logger hclog.Logger, started func(*sim.Simulator), progress func(registered, total int)) error {
-	pool := rpcpool.New()
+// progress callback reports registrations. With tlsFiles, the nodes
+// dial the servers over mTLS with that client certificate, as client
+// agents do when the servers' RPC port is TLS. SimNodes returns when ctx
+// is done.
+func SimNodes(ctx context.Context, cfg sim.Config, servers []string, tlsFiles *SimTLS, logger hclog.Logger, started func(*sim.Simulator), progress func(registered, total int)) error {
+	var opts []rpcpool.Option
+	if tlsFiles != nil {
+		conf, err := tlsutil.NewConfigurator(tlsutil.Config{
+			CAFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
+			Region: tlsFiles.Region, VerifyServerHostname: true,
+			Roles: []tlsutil.Role{tlsutil.RoleClient, tlsutil.RoleServer},
+		})
+		if err != nil {
+			return err
+		}
+		opts = append(opts, rpcpool.WithTLS(conf.OutgoingRPC()))
+	}
+	pool := rpcpool.New(opts...)
 	defer pool.Shutdown()
 	cfg.RPC = newServerProxy(pool, servers, nil)
 	// One proxy per server, each trying a different server first, so

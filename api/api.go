@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,14 +26,98 @@ type Config struct {
 	// Address of an agent's HTTP API, e.g. http://127.0.0.1:4646.
 	Address string
 	// HTTPClient is used for requests; a default with sane timeouts is
-	// used when nil.
+	// used when nil. TLSConfig applies to the default only.
 	HTTPClient *http.Client
+	// TLSConfig configures HTTPS (https:// addresses). Fields left empty
+	// are taken from DROVER_CACERT, DROVER_CLIENT_CERT,
+	// DROVER_CLIENT_KEY, DROVER_TLS_SERVER_NAME and
+	// DROVER_TLS_SKIP_VERIFY.
+	TLSConfig *TLSConfig
+}
+
+// TLSConfig configures HTTPS to an agent.
+type TLSConfig struct {
+	// CACert is a PEM file of the CA that signed the agents'
+	// certificates; the system's roots are used when empty.
+	CACert string
+	// ClientCert and ClientKey are PEM files of the certificate this
+	// client presents (an agent with verify_https_client requires one).
+	ClientCert string
+	ClientKey  string
+	// TLSServerName is the name the agent's certificate must carry, when
+	// it is not the host of the address (e.g. server.global.drover when
+	// dialing an IP the certificate does not name).
+	TLSServerName string
+	// Insecure skips verifying the agent's certificate. For tests only:
+	// anyone on the path can then read and change the traffic.
+	Insecure bool
+}
+
+// withEnv returns t with its empty fields taken from the environment.
+func (t *TLSConfig) withEnv() (TLSConfig, error) {
+	var out TLSConfig
+	if t != nil {
+		out = *t
+	}
+	for _, f := range []struct {
+		dst *string
+		env string
+	}{
+		{&out.CACert, "DROVER_CACERT"},
+		{&out.ClientCert, "DROVER_CLIENT_CERT"},
+		{&out.ClientKey, "DROVER_CLIENT_KEY"},
+		{&out.TLSServerName, "DROVER_TLS_SERVER_NAME"},
+	} {
+		if *f.dst == "" {
+			*f.dst = os.Getenv(f.env)
+		}
+	}
+	if v := os.Getenv("DROVER_TLS_SKIP_VERIFY"); v != "" && !out.Insecure {
+		skip, err := strconv.ParseBool(v)
+		if err != nil {
+			return out, fmt.Errorf("DROVER_TLS_SKIP_VERIFY=%q: want true or false", v)
+		}
+		out.Insecure = skip
+	}
+	return out, nil
+}
+
+// clientConfig builds the crypto/tls configuration.
+func (t *TLSConfig) clientConfig() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName, InsecureSkipVerify: t.Insecure}
+	if t.CACert != "" {
+		pem, err := os.ReadFile(t.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("read the CA certificate (-ca-cert, DROVER_CACERT): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the CA certificate %s (-ca-cert, DROVER_CACERT) holds no PEM certificate", t.CACert)
+		}
+		conf.RootCAs = pool
+	}
+	switch {
+	case t.ClientCert != "" && t.ClientKey != "":
+		pair, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("load the client certificate %s and key %s (-client-cert, -client-key): %w", t.ClientCert, t.ClientKey, err)
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	case t.ClientCert != "":
+		return nil, fmt.Errorf("a client certificate is set without its key: pass -client-key or set DROVER_CLIENT_KEY")
+	case t.ClientKey != "":
+		return nil, fmt.Errorf("a client key is set without its certificate: pass -client-cert or set DROVER_CLIENT_CERT")
+	}
+	return conf, nil
 }
 
 // Client talks to one agent's HTTP API.
 type Client struct {
 	addr *url.URL
 	http *http.Client
+	// hasClientCert is whether the default transport presents a client
+	// certificate, to explain a refused handshake.
+	hasClientCert bool
 }
 
 // NewClient returns a client for cfg.Address, or DROVER_ADDR, or the
@@ -51,18 +137,29 @@ func NewClient(cfg *Config) (*Client, error) {
 		addr = "http://" + addr
 	}
 	u, err := url.Parse(addr)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("invalid agent address %q: want e.g. http://127.0.0.1:4646", addr)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("invalid agent address %q: want e.g. http://127.0.0.1:4646 or https://127.0.0.1:4646", addr)
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
+	c := &Client{addr: u, http: cfg.HTTPClient}
+	if c.http == nil {
+		tr := &http.Transport{
 			Proxy:               nil,
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
-		}}
+		}
+		if u.Scheme == "https" {
+			tc, err := cfg.TLSConfig.withEnv()
+			if err != nil {
+				return nil, err
+			}
+			if tr.TLSClientConfig, err = tc.clientConfig(); err != nil {
+				return nil, err
+			}
+			c.hasClientCert = len(tr.TLSClientConfig.Certificates) > 0
+		}
+		c.http = &http.Client{Transport: tr}
 	}
-	return &Client{addr: u, http: hc}, nil
+	return c, nil
 }
 
 // Address returns the agent address the client uses.
@@ -180,6 +277,9 @@ func (c *Client) do(r *request) (*http.Response, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if terr := c.explainTLS(err); terr != nil {
+			return nil, terr
+		}
 		return nil, fmt.Errorf("%s %s: %w", r.method, u.Redacted(), err)
 	}
 	if resp.StatusCode/100 == 2 {
@@ -188,6 +288,12 @@ func (c *Client) do(r *request) (*http.Response, error) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	apiErr := &Error{StatusCode: resp.StatusCode}
+	if resp.StatusCode == http.StatusBadRequest && c.addr.Scheme == "http" && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
+		https := *c.addr
+		https.Scheme = "https"
+		apiErr.Message = fmt.Sprintf("the agent at %s serves HTTPS only: use %s in -address or DROVER_ADDR, with -ca-cert (DROVER_CACERT)", c.addr.Redacted(), https.Redacted())
+		return nil, apiErr
+	}
 	var eb struct {
 		Code     string
 		Error    string
@@ -261,3 +367,67 @@ func (c *Client) write(method, path string, params url.Values, body, out interfa
 
 // escape makes an ID safe in a path.
 func escape(id string) string { return url.PathEscape(id) }
+
+// TLSError is a failed TLS handshake with an agent, explained: what was
+// wrong and which flag or environment variable fixes it.
+type TLSError struct {
+	Message string
+	// Err is the error crypto/tls or net/http returned.
+	Err error
+}
+
+func (e *TLSError) Error() string { return e.Message }
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// explainTLS turns a TLS failure of a request into a TLSError; it
+// returns nil for other errors.
+func (c *Client) explainTLS(err error) error {
+	at := c.addr.Scheme + "://" + c.addr.Host
+	msg := err.Error()
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	var text string
+	switch {
+	case errors.As(err, &unknown):
+		text = fmt.Sprintf("the agent at %s presented a certificate that no CA this client trusts signed: pass -ca-cert or set DROVER_CACERT to the cluster's CA file (drover-agent-ca.pem)", at)
+	case errors.As(err, &hostname) && hostname.Certificate != nil:
+		names := append(append([]string(nil), hostname.Certificate.DNSNames...), ipStrings(hostname.Certificate)...)
+		suggest := "server.global.drover"
+		for _, n := range hostname.Certificate.DNSNames {
+			if strings.HasPrefix(n, "server.") || strings.HasPrefix(n, "client.") {
+				suggest = n
+				break
+			}
+		}
+		text = fmt.Sprintf("the agent at %s presented a certificate for %s, not for %s: pass -tls-server-name %s (or set DROVER_TLS_SERVER_NAME), or make the agent's certificate with -additional-ipaddress/-additional-dnsname %s",
+			at, strings.Join(names, ", "), hostname.Host, suggest, hostname.Host)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		text = fmt.Sprintf("the agent at %s presented a certificate that has expired or is not yet valid: %v", at, invalid.Detail)
+	case strings.Contains(msg, "certificate required") || (!c.hasClientCert && strings.Contains(msg, "tls: bad certificate")):
+		text = fmt.Sprintf("the agent at %s requires a client certificate: pass -client-cert and -client-key or set DROVER_CLIENT_CERT/DROVER_CLIENT_KEY", at)
+	case strings.Contains(msg, "tls: bad certificate") || strings.Contains(msg, "tls: unknown certificate authority") || strings.Contains(msg, "tls: certificate expired"):
+		text = fmt.Sprintf("the agent at %s refused this client's certificate (-client-cert, DROVER_CLIENT_CERT): it wants one signed by the cluster's CA and still valid (drover tls cert create -cli)", at)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		plain := *c.addr
+		plain.Scheme = "http"
+		text = fmt.Sprintf("the agent at %s serves plain HTTP, not HTTPS: use %s in -address or DROVER_ADDR", at, plain.Redacted())
+	default:
+		var verr *tls.CertificateVerificationError
+		if !errors.As(err, &verr) {
+			return nil
+		}
+		text = fmt.Sprintf("the agent at %s presented a certificate this client cannot verify: %v", at, verr.Err)
+	}
+	return &TLSError{Message: text, Err: err}
+}
+
+func ipStrings(cert *x509.Certificate) []string {
+	out := make([]string, 0, len(cert.IPAddresses))
+	for _, ip := range cert.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
+}

@@ -78,6 +78,16 @@ type Task struct {
 	Resources   *Resources
 	KillTimeout time.Duration
 	Meta        map[string]string
+	// LogConfig bounds the task's output kept on its node; nil means
+	// 10 files of 10 MB per stream.
+	LogConfig *LogConfig `json:",omitempty"`
+}
+
+// LogConfig is a task's logs block: each output stream is kept in at
+// most MaxFiles files (1-100) of at most MaxFileSizeMB (1-10240) each.
+type LogConfig struct {
+	MaxFiles      int
+	MaxFileSizeMB int
 }
 
 // UpdateStrategy is a group's update block.

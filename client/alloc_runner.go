@@ -88,7 +88,9 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*p
 	return ar, nil
 }
 
-// LogPath returns the path of a task's stdout or stderr file.
+// LogPath returns the base path of a task's stdout or stderr stream;
+// the driver writes the stream to rotated files next to it (see
+// containerd.LogFiles).
 func (ar *allocRunner) LogPath(task, stream string) string {
 	return filepath.Join(ar.dir, "alloc", "logs", task+"."+stream)
 }
@@ -138,6 +140,8 @@ func (ar *allocRunner) taskConfig(tg *structs.TaskGroup, task *structs.Task) *dr
 		StderrPath: ar.LogPath(task.Name, "stderr"),
 		AllocDir:   filepath.Join(ar.dir, "alloc"),
 	}
+	logs := task.LogConfig.Effective()
+	cfg.LogMaxFiles, cfg.LogMaxFileSizeMB = logs.MaxFiles, logs.MaxFileSizeMB
 	if alloc.AllocatedResources != nil {
 		if tr := alloc.AllocatedResources.Tasks[task.Name]; tr != nil {
 			cfg.MemoryMB, cfg.CPUShares = tr.Memory.MemoryMB, tr.Cpu.CpuShares

@@ -521,7 +521,9 @@ func (c *Client) flushAllocUpdates() error {
 // client does not run.
 var ErrUnknownAlloc = errors.New("allocation is not on this node")
 
-// LogPath returns the file holding a task's stdout or stderr.
+// LogPath returns the base path of a task's stdout or stderr stream:
+// the task driver keeps the stream in rotated files named after it
+// (containerd.LogFiles lists them, oldest first).
 func (c *Client) LogPath(allocID, task, stream string) (string, error) {
 	if stream != "stdout" && stream != "stderr" {
 		return "", fmt.Errorf("unknown log type %q; use stdout or stderr", stream)

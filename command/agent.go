@@ -67,7 +67,8 @@ func newAgentCommand(g *globals) *cobra.Command {
 Listeners: HTTP API on 4646, RPC (and Raft) on 4647, gossip on 4648, all
 on -bind. Settings come from defaults, then -config files (HCL), then
 flags. SIGINT or SIGTERM shuts the agent down; running containers are
-left running and re-attached at the next start.`,
+left running and re-attached at the next start. SIGHUP reloads the TLS
+certificates from their files (a bad file keeps the ones in use).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config(cmd)
@@ -102,7 +103,7 @@ left running and re-attached at the next start.`,
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API (for profiling; do not expose)")
 	fl.StringVar(&f.region, "region", "", "region of the cluster, the <region> of server.<region>.drover in server certificates (default global)")
-	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 of 32 bytes (drover operator gossip keyring generate)")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (drover operator gossip keyring generate makes one)")
 	fl.BoolVar(&f.tlsHTTP, "tls-http", false, "serve the HTTP API over HTTPS only")
 	fl.BoolVar(&f.tlsRPC, "tls-rpc", false, "make every RPC, Raft and forwarding connection mTLS; plaintext is refused")
 	fl.StringVar(&f.tlsCAFile, "tls-ca-file", "", "CA certificate (PEM) that signs every agent's certificate")
@@ -194,7 +195,7 @@ func runAgent(g *globals, cfg *agent.Config) error {
 		return err
 	}
 	g.ui.Printf("==> Drover agent started\n")
-	g.ui.Printf("    HTTP API: http://%s\n", a.HTTPAddr())
+	g.ui.Printf("    HTTP API: %s://%s\n", a.HTTPScheme(), a.HTTPAddr())
 	if s := a.Server(); s != nil {
 		g.ui.Printf("    Server:   RPC %s\n", s.RPCAddr())
 	}
@@ -202,7 +203,7 @@ func runAgent(g *globals, cfg *agent.Config) error {
 		g.ui.Printf("    Client:   node %s\n", c.NodeID())
 	}
 	g.ui.Printf("    Data dir: %s\n", cfg.DataDir)
-	if sec := cfg.Security(); !sec.LoopbackOnly {
+	if sec := a.Security(); !sec.LoopbackOnly {
 		for _, w := range sec.Warnings {
 			g.ui.Printf("==> WARNING: %s\n", w)
 		}
@@ -210,17 +211,30 @@ func runAgent(g *globals, cfg *agent.Config) error {
 
 	sigCh := make(chan os.Signal, 2)
 	signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP reloads the TLS certificates (new connections use them);
+	// the agent keeps running whether or not the new files are good.
+	hupCh := make(chan os.Signal, 1)
+	signal.Notify(hupCh, syscall.SIGHUP)
+	defer signal.Stop(hupCh)
 	var sig os.Signal
-	select {
-	case sig = <-sigCh:
-		logger.Info("caught signal, shutting down", "signal", sig.String())
-		if sig == syscall.SIGTERM && cfg.LeaveOnTerminate {
-			if err := a.Leave(); err != nil {
-				logger.Warn("graceful leave failed", "error", err)
+wait:
+	for {
+		select {
+		case <-hupCh:
+			logger.Info("caught SIGHUP, reloading TLS certificates")
+			_ = a.Reload() // it logs what it did, or why it kept the old files
+		case sig = <-sigCh:
+			logger.Info("caught signal, shutting down", "signal", sig.String())
+			if sig == syscall.SIGTERM && cfg.LeaveOnTerminate {
+				if err := a.Leave(); err != nil {
+					logger.Warn("graceful leave failed", "error", err)
+				}
 			}
+			break wait
+		case <-a.LeaveCh():
+			logger.Info("left the cluster, shutting down")
+			break wait
 		}
-	case <-a.LeaveCh():
-		logger.Info("left the cluster, shutting down")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,7 @@
 // Long flags are accepted with one dash or two (-detach, --detach), as
 // operators coming from Nomad type them.
 //
-// command imports api, jobspec, and agent (for the agent subcommand
-// only). Nothing imports command except main.
+// command imports api, jobspec, tlsutil (drover tls), bench (drover
+// bench) and agent (for the agent subcommand only). Nothing imports
+// command except main.
 package command

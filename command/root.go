@@ -55,11 +55,16 @@ func (u *ui) Eprintf(format string, args ...interface{}) { fmt.Fprintf(u.err, fo
 // globals are the flags every API command takes.
 type globals struct {
 	address string
-	ui      *ui
+	// tls is the HTTPS setup: -ca-cert, -client-cert, -client-key,
+	// -tls-server-name, -tls-skip-verify; the api package fills what is
+	// unset from DROVER_CACERT and the other DROVER_* variables.
+	tls api.TLSConfig
+	ui  *ui
 }
 
 func (g *globals) client() (*api.Client, error) {
-	return api.NewClient(&api.Config{Address: g.address})
+	tc := g.tls
+	return api.NewClient(&api.Config{Address: g.address, TLSConfig: &tc})
 }
 
 // Run runs the CLI with args (without the program name) and returns the
@@ -98,8 +103,14 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.PersistentFlags().StringVar(&g.address, "address", "",
-		"address of the agent's HTTP API (default $DROVER_ADDR or "+api.DefaultAddress+")")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.address, "address", "",
+		"address of the agent's HTTP API, http:// or https:// (default $DROVER_ADDR or "+api.DefaultAddress+")")
+	pf.StringVar(&g.tls.CACert, "ca-cert", "", "CA certificate (PEM) that signed the agent's HTTPS certificate (default $DROVER_CACERT)")
+	pf.StringVar(&g.tls.ClientCert, "client-cert", "", "client certificate (PEM) for agents that require one, e.g. from drover tls cert create -cli (default $DROVER_CLIENT_CERT)")
+	pf.StringVar(&g.tls.ClientKey, "client-key", "", "private key (PEM) of -client-cert (default $DROVER_CLIENT_KEY)")
+	pf.StringVar(&g.tls.TLSServerName, "tls-server-name", "", "name the agent's certificate must carry when the address is not in it, e.g. server.global.drover (default $DROVER_TLS_SERVER_NAME)")
+	pf.BoolVar(&g.tls.Insecure, "tls-skip-verify", false, "do not verify the agent's certificate (testing only; default $DROVER_TLS_SKIP_VERIFY)")
 	root.AddCommand(
 		newAgentCommand(g),
 		newJobCommand(g),
@@ -110,6 +121,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newOperatorCommand(g),
 		newSimCommand(g),
 		newBenchCommand(g),
+		newTLSCommand(g),
 		newVersionCommand(g),
 	)
 	return root

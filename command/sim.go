@@ -38,6 +38,7 @@ func newSimNodesCommand(g *globals) *cobra.Command {
 		duration     time.Duration
 		interval     time.Duration
 		logLevel     string
+		tlsFiles     agent.SimTLS
 	)
 	cmd := &cobra.Command{
 		Use:   "nodes -count N -servers ADDR[,ADDR...]",
@@ -128,7 +129,14 @@ Progress is printed while the nodes register, then a status line every
 					}
 				}()
 			}
-			err := agent.SimNodes(ctx, cfg, addrs, logger, started, progress)
+			var simTLS *agent.SimTLS
+			if tlsFiles.CAFile != "" || tlsFiles.CertFile != "" || tlsFiles.KeyFile != "" {
+				if tlsFiles.CAFile == "" || tlsFiles.CertFile == "" || tlsFiles.KeyFile == "" {
+					return fmt.Errorf("mTLS needs -tls-ca-file, -tls-cert-file and -tls-key-file together (a client certificate: drover tls cert create -client)")
+				}
+				simTLS = &tlsFiles
+			}
+			err := agent.SimNodes(ctx, cfg, addrs, simTLS, logger, started, progress)
 			mu.Lock()
 			defer mu.Unlock()
 			if s != nil {
@@ -151,6 +159,10 @@ Progress is printed while the nodes register, then a status line every
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	f.DurationVar(&interval, "stats-interval", 10*time.Second, "how often to print a status line")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	f.StringVar(&tlsFiles.CAFile, "tls-ca-file", "", "CA certificate, when the servers' RPC port is mTLS (-tls-rpc)")
+	f.StringVar(&tlsFiles.CertFile, "tls-cert-file", "", "client certificate the nodes present (drover tls cert create -client)")
+	f.StringVar(&tlsFiles.KeyFile, "tls-key-file", "", "private key of -tls-cert-file")
+	f.StringVar(&tlsFiles.Region, "region", "", "region of the cluster's certificates (default global)")
 	return cmd
 }
 

@@ -34,10 +34,17 @@ type TaskConfig struct {
 	MemoryMB  int64
 	CPUShares int64
 
-	// StdoutPath and StderrPath are files the task's output is appended
-	// to. They must keep receiving output while the client is down.
+	// StdoutPath and StderrPath name the task's output streams (the
+	// containerd driver writes rotated files <path>.0, <path>.1, ...;
+	// see containerd.LogFiles). Output must keep reaching them while
+	// the client is down.
 	StdoutPath string
 	StderrPath string
+	// LogMaxFiles and LogMaxFileSizeMB bound each output stream on disk
+	// (the task's logs block): a driver that keeps files rotates them.
+	// Zero takes structs.DefaultLogConfig.
+	LogMaxFiles      int
+	LogMaxFileSizeMB int
 	// AllocDir, when set, is mounted read-write at /alloc in the task.
 	AllocDir string
 }

@@ -120,8 +120,6 @@ func regJob(id, value string) map[string]interface{} {
 	}
 }
 
-var chaosHTTP = &http.Client{Timeout: 15 * time.Second}
-
 // notSent reports whether a request failed before reaching the server
 // (so it certainly had no effect).
 func notSent(err error) bool {
@@ -129,12 +127,12 @@ func notSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// putJob registers a job through host; ok is an acknowledgement, and
+// putJob registers a job through agent a; ok is an acknowledgement, and
 // unknown is a failure after the request was sent.
-func putJob(host string, job map[string]interface{}) (ok, unknown bool) {
+func putJob(a *agent, job map[string]interface{}) (ok, unknown bool) {
 	body, _ := json.Marshal(map[string]interface{}{"Job": job})
-	req, _ := http.NewRequest(http.MethodPut, "http://"+host+":4646/v1/jobs", bytes.NewReader(body))
-	resp, err := chaosHTTP.Do(req)
+	req, _ := http.NewRequest(http.MethodPut, a.url()+"/v1/jobs", bytes.NewReader(body))
+	resp, err := a.httpc.Do(req)
 	if err != nil {
 		return false, !notSent(err)
 	}
@@ -145,8 +143,8 @@ func putJob(host string, job map[string]interface{}) (ok, unknown bool) {
 }
 
 // getValue reads a job's meta value with a consistent read.
-func getValue(host, id string) (string, bool) {
-	resp, err := chaosHTTP.Get("http://" + host + ":4646/v1/job/" + url.PathEscape(id))
+func getValue(a *agent, id string) (string, bool) {
+	resp, err := a.httpc.Get(a.url() + "/v1/job/" + url.PathEscape(id))
 	if err != nil {
 		return "", false
 	}
@@ -168,12 +166,12 @@ func getValue(host, id string) (string, bool) {
 // closes.
 func load(h *haCluster, hist *history, stop <-chan struct{}, wg *sync.WaitGroup) {
 	keys := []string{"reg-0", "reg-1", "reg-2"}
-	pick := func(i int) (string, bool) {
+	pick := func(i int) (*agent, bool) {
 		alive := h.alive()
 		if len(alive) == 0 {
-			return "", false
+			return nil, false
 		}
-		return alive[i%len(alive)].host, true
+		return alive[i%len(alive)], true
 	}
 	stopped := func() bool {
 		select {
@@ -367,7 +365,16 @@ func TestHA_LeaderKillChaos(t *testing.T) {
 	h := startServers(t, 3, nil, nil)
 	c1 := h.addClient("c1")
 	c2 := h.addClient("c2")
-	if res := c1.cli("job", "run", writeFile(t, "pinned.hcl", countJob("pinned", h.ctrd.image, 4, 16))); res.code != 0 {
+	leaderKillChaos(t, h, c1, c2, 10)
+}
+
+// leaderKillChaos runs a 4-instance job on the clients c1 and c2, then
+// kills the leader `kills` times under load and checks the invariants
+// (see TestHA_LeaderKillChaos).
+func leaderKillChaos(t *testing.T, h *haCluster, c1, c2 *agent, kills int) {
+	// Submitted through a server: with mTLS on, a client agent's
+	// certificate may not register jobs.
+	if res := h.servers[0].cli("job", "run", writeFile(t, "pinned.hcl", countJob("pinned", h.ctrd.image, 4, 16))); res.code != 0 {
 		t.Fatalf("job run: %s", res)
 	}
 	before := map[string]uint32{}
@@ -384,7 +391,7 @@ func TestHA_LeaderKillChaos(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	load(h, hist, stop, &wg)
-	times := killLeaders(t, h, hist, 10)
+	times := killLeaders(t, h, hist, kills)
 	close(stop)
 	wg.Wait()
 

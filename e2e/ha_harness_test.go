@@ -21,6 +21,9 @@ type haCluster struct {
 	ctrd *cluster
 	// hosts are the servers' addresses, the -join list of every agent.
 	hosts []string
+	// secure, when set, is the mTLS and gossip material every agent of
+	// the cluster runs with.
+	secure *secureMaterial
 }
 
 // startServers starts n servers with -bootstrap-expect n, each joining
@@ -28,7 +31,17 @@ type haCluster struct {
 // (and netns the namespaces) to use; nil means fresh loopback addresses.
 func startServers(t testing.TB, n int, hosts, netns []string, extra ...string) *haCluster {
 	t.Helper()
-	h := &haCluster{t: t}
+	return startServersSecure(t, n, hosts, netns, nil, extra...)
+}
+
+// startServersSecure is startServers with every agent running mTLS and
+// gossip encryption from m (nil: neither).
+func startServersSecure(t testing.TB, n int, hosts, netns []string, m *secureMaterial, extra ...string) *haCluster {
+	t.Helper()
+	h := &haCluster{t: t, secure: m}
+	if hosts == nil && m != nil {
+		hosts = m.serverHosts
+	}
 	if hosts == nil {
 		for i := 0; i < n; i++ {
 			hosts = append(hosts, newHost())
@@ -47,6 +60,9 @@ func startServers(t testing.TB, n int, hosts, netns []string, extra ...string) *
 			ns = netns[i]
 		}
 		a := newAgent(t, fmt.Sprintf("s%d", i+1), hosts[i], ns, args)
+		if m != nil {
+			m.apply(a, "server")
+		}
 		a.start()
 		h.servers = append(h.servers, a)
 	}
@@ -63,14 +79,24 @@ func (h *haCluster) addClient(name string, extra ...string) *agent {
 	ns := h.ctrd.ctrd.Namespace + "-" + name
 	testutil.ImportBusybox(h.t, h.ctrd.ctrd.Address, ns, testutil.BusyboxRef)
 	host := newHost()
+	if h.secure != nil {
+		host = h.secure.clientHost(len(h.clients))
+	}
 	args := []string{"agent", "-client", "-bind", host, "-node-name", name,
 		"-containerd-address", h.ctrd.ctrd.Address, "-containerd-namespace", ns, "-log-level", "debug"}
 	for _, j := range h.hosts {
 		args = append(args, "-join", j)
 	}
 	a := newAgent(h.t, name, host, "", append(args, extra...))
+	if h.secure != nil {
+		h.secure.apply(a, "client")
+	}
 	a.start()
-	a.waitReady()
+	if h.secure != nil {
+		h.waitSecureClientReady(a)
+	} else {
+		a.waitReady()
+	}
 	h.clients = append(h.clients, a)
 	return a
 }
@@ -93,11 +119,7 @@ func (h *haCluster) alive() []*agent {
 
 // leaderOf asks one server who leads.
 func leaderOf(a *agent) string {
-	cl, err := api.NewClient(&api.Config{Address: "http://" + a.host + ":4646"})
-	if err != nil {
-		return ""
-	}
-	l, err := cl.Status().Leader()
+	l, err := a.api.Status().Leader()
 	if err != nil {
 		return ""
 	}

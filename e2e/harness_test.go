@@ -91,6 +91,12 @@ type agent struct {
 	netns   string
 	logPath string
 	api     *api.Client
+	// scheme is "http", or "https" for an agent serving TLS; httpc makes
+	// raw requests to it, and cliEnv is the environment the CLI needs
+	// to reach it (address and, with TLS, certificates).
+	scheme string
+	httpc  *http.Client
+	cliEnv []string
 
 	// mu guards cmd and exited, which start replaces while other
 	// goroutines (a test's writers) ask whether the agent runs.
@@ -123,14 +129,16 @@ func (c *cluster) startDevAgent(extra ...string) *agent {
 // log printed if the test failed.
 func newAgent(t testing.TB, name, host, netns string, args []string) *agent {
 	t.Helper()
-	a := &agent{t: t, name: name, host: host, netns: netns, dataDir: t.TempDir()}
+	a := &agent{t: t, name: name, host: host, netns: netns, dataDir: t.TempDir(), scheme: "http",
+		httpc: &http.Client{Timeout: 15 * time.Second}}
 	a.args = append(args, "-data-dir", a.dataDir)
 	a.logPath = filepath.Join(a.dataDir, "agent.log")
-	cl, err := api.NewClient(&api.Config{Address: "http://" + host + ":4646"})
+	cl, err := api.NewClient(&api.Config{Address: a.url()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.api = cl
+	a.cliEnv = []string{"DROVER_ADDR=" + a.url()}
 	t.Cleanup(func() {
 		a.stop(syscall.SIGTERM)
 		if t.Failed() {
@@ -139,6 +147,9 @@ func newAgent(t testing.TB, name, host, netns string, args []string) *agent {
 	})
 	return a
 }
+
+// url is the agent's HTTP API address.
+func (a *agent) url() string { return a.scheme + "://" + a.host + ":4646" }
 
 func (a *agent) start() {
 	a.t.Helper()
@@ -250,7 +261,7 @@ func (a *agent) cli(args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, droverBin, args...)
-	cmd.Env = append(os.Environ(), "DROVER_ADDR=http://"+a.host+":4646")
+	cmd.Env = append(os.Environ(), a.cliEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -19,7 +19,7 @@ func TestHA_Partition(t *testing.T) {
 	h := startServers(t, 3, lab.ips, lab.ns)
 	old := h.waitLeader(nil)
 	oldIdx := indexOf(h.servers, old)
-	if ok, _ := putJob(old.host, regJob("before", "1")); !ok {
+	if ok, _ := putJob(old, regJob("before", "1")); !ok {
 		t.Fatal("write before the partition failed")
 	}
 
@@ -45,16 +45,16 @@ func TestHA_Partition(t *testing.T) {
 		return true, nil
 	})
 	t.Logf("old leader %s cut off; %s leads the majority", old.name, newLeader)
-	if ok, _ := putJob(majority[0].host, regJob("during", "2")); !ok {
+	if ok, _ := putJob(majority[0], regJob("during", "2")); !ok {
 		t.Fatal("the majority does not take writes")
 	}
-	if v, ok := getValue(majority[1].host, "during"); !ok || v != "2" {
+	if v, ok := getValue(majority[1], "during"); !ok || v != "2" {
 		t.Fatalf("consistent read on the majority: %q %v", v, ok)
 	}
 
 	// The old leader takes no writes and serves no consistent reads: it
 	// cannot reach a quorum. (It waits for a leader, then says so.)
-	if ok, _ := putJob(old.host, regJob("lost", "3")); ok {
+	if ok, _ := putJob(old, regJob("lost", "3")); ok {
 		t.Fatal("the partitioned old leader accepted a write")
 	}
 	status := httpStatus(t, "http://"+old.host+":4646/v1/job/during")

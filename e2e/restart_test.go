@@ -99,7 +99,7 @@ func TestHA_FullClusterRestart(t *testing.T) {
 		t.Fatalf("job run: %s", res)
 	}
 	for i := 0; i < 5; i++ {
-		if ok, _ := putJob(h.servers[i%3].host, regJob(fmt.Sprintf("kept-%d", i), "v")); !ok {
+		if ok, _ := putJob(h.servers[i%3], regJob(fmt.Sprintf("kept-%d", i), "v")); !ok {
 			t.Fatalf("write %d failed", i)
 		}
 	}
@@ -132,7 +132,7 @@ func TestHA_FullClusterRestart(t *testing.T) {
 		t.Fatalf("%d tasks, want 3", len(pids))
 	}
 	// The restarted cluster takes writes and the job is intact.
-	if ok, _ := putJob(h.servers[0].host, regJob("after", "v")); !ok {
+	if ok, _ := putJob(h.servers[0], regJob("after", "v")); !ok {
 		t.Fatal("no write after the restart")
 	}
 	if live := liveAllocs(t, c, "survivor"); len(live) != 3 {

@@ -8,5 +8,12 @@
 // the FSM tells the leader's eval broker and blocked-evals tracker, which
 // ignore the call on followers.
 //
+// Apply never panics: an entry it cannot apply (unknown type, does not
+// decode, fails the structural checks of check.go, such as a job that
+// fails Job.Validate) is logged and refused with an error response, and
+// changes nothing, on every server alike. A snapshot that does not
+// restore is an error for raft to report. One bad entry must not turn
+// into a crash loop on every server that replays the log.
+//
 // fsm imports structs and state. It must not import server or scheduler.
 package fsm

@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -50,6 +52,9 @@ type FSM struct {
 	// stateLock guards state, which Restore swaps for a new store.
 	stateLock sync.RWMutex
 	state     *state.StateStore
+
+	// recoveredPanics counts entries refused because they panicked.
+	recoveredPanics atomic.Uint64
 }
 
 // New returns an FSM over an empty state store.
@@ -82,66 +87,119 @@ func (f *FSM) State() *state.StateStore {
 }
 
 // Apply applies one committed log entry. Its return value is the
-// response of raft's ApplyFuture: nil, or an error for a request the
-// state rejected. A log entry that cannot be decoded panics: the log is
-// corrupt and continuing would diverge from the other servers.
-func (f *FSM) Apply(l *raft.Log) interface{} {
+// response of raft's ApplyFuture: nil, or an error for a request that
+// was refused.
+//
+// Apply never panics. An entry it cannot apply, because its message
+// type is unknown (without IgnoreUnknownTypeFlag), it does not decode,
+// or it fails the structural checks of check.go (a JobRegister's job
+// must pass Job.Validate), is logged and refused: the response is an
+// error and the state is not changed. The decision depends on nothing
+// but the entry and the state, so every server refuses the same entry
+// the same way and their states stay identical, and a restart that
+// replays the log refuses it again, harmlessly. (Panicking instead, as
+// Drover once did, made a single bad entry a crash loop: raft replays
+// the log on every start, so the server could never start again, and
+// every server that applied the entry went down with it.) A panic
+// from deeper down is recovered into a refusal too, as a last resort
+// (and counted: each one is a missing check): the state store writes in
+// transactions that abort when a panic unwinds them, so a panic there
+// applies nothing of the entry.
+func (f *FSM) Apply(l *raft.Log) (resp interface{}) {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
 	msgType := structs.MessageType(l.Data[0])
 	buf := l.Data[1:]
 	defer metrics.MeasureSince([]string{"drover", "fsm", msgType.String()}, time.Now())
+	defer func() {
+		if r := recover(); r != nil {
+			f.recoveredPanics.Add(1)
+			f.logger.Error("refused log entry: applying it panicked", "index", l.Index, "type", msgType.String(),
+				"panic", r, "stack", string(debug.Stack()))
+			resp = f.refuse(msgType, l.Index, fmt.Errorf("applying it panicked: %v", r))
+		}
+	}()
+	resp = f.dispatch(msgType, buf, l.Index)
+	if r, ok := resp.(refusal); ok {
+		return f.refuse(msgType, l.Index, r.err)
+	}
+	return resp
+}
 
+// dispatch applies the entry by its type. It returns a refusal for an
+// entry that cannot be applied at all (see Apply), or the apply's
+// response.
+func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) interface{} {
 	switch msgType &^ structs.IgnoreUnknownTypeFlag {
 	case structs.NodeRegisterRequestType:
-		return f.applyNodeRegister(buf, l.Index)
+		return f.applyNodeRegister(buf, index)
 	case structs.NodeDeregisterRequestType:
-		return f.applyNodeDeregister(buf, l.Index)
+		return f.applyNodeDeregister(buf, index)
 	case structs.NodeUpdateStatusRequestType:
-		return f.applyNodeUpdateStatus(buf, l.Index)
+		return f.applyNodeUpdateStatus(buf, index)
 	case structs.JobRegisterRequestType:
-		return f.applyJobRegister(buf, l.Index)
+		return f.applyJobRegister(buf, index)
 	case structs.JobDeregisterRequestType:
-		return f.applyJobDeregister(buf, l.Index)
+		return f.applyJobDeregister(buf, index)
 	case structs.EvalUpdateRequestType:
-		return f.applyEvalUpdate(buf, l.Index)
+		return f.applyEvalUpdate(buf, index)
 	case structs.ApplyPlanResultsRequestType:
-		return f.applyPlanResults(buf, l.Index)
+		return f.applyPlanResults(buf, index)
 	case structs.AllocClientUpdateRequestType:
-		return f.applyAllocClientUpdate(buf, l.Index)
+		return f.applyAllocClientUpdate(buf, index)
 	case structs.DeploymentStatusUpdateRequestType:
-		return f.applyDeploymentStatusUpdate(buf, l.Index)
+		return f.applyDeploymentStatusUpdate(buf, index)
 	case structs.DeploymentPromoteRequestType:
-		return f.applyDeploymentPromote(buf, l.Index)
+		return f.applyDeploymentPromote(buf, index)
 	case structs.DeploymentAllocHealthRequestType:
-		return f.applyDeploymentAllocHealth(buf, l.Index)
+		return f.applyDeploymentAllocHealth(buf, index)
 	case structs.NodeUpdateDrainRequestType:
-		return f.applyNodeUpdateDrain(buf, l.Index)
+		return f.applyNodeUpdateDrain(buf, index)
 	case structs.NodeUpdateEligibilityRequestType:
-		return f.applyNodeUpdateEligibility(buf, l.Index)
+		return f.applyNodeUpdateEligibility(buf, index)
 	case structs.AllocUpdateDesiredTransitionRequestType:
-		return f.applyAllocDesiredTransition(buf, l.Index)
+		return f.applyAllocDesiredTransition(buf, index)
 	case structs.JobStabilityRequestType:
-		return f.applyJobStability(buf, l.Index)
+		return f.applyJobStability(buf, index)
 	case structs.SchedulerConfigRequestType:
-		return f.applySchedulerConfig(buf, l.Index)
+		return f.applySchedulerConfig(buf, index)
 	case structs.ApplyPlanResultsBatchRequestType:
-		return f.applyPlanResultsBatch(buf, l.Index)
+		return f.applyPlanResultsBatch(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))
 		return nil
 	}
-	panic(fmt.Errorf("fsm: unknown message type %d at index %d", uint8(msgType), l.Index))
+	return refusal{fmt.Errorf("unknown message type %d; it was written by a newer Drover, or the log is corrupt", uint8(msgType))}
 }
 
-// decode decodes buf into out or panics: an entry that cannot be decoded
-// means a corrupt log.
-func decode(buf []byte, out interface{}, index uint64) {
+// refusal is what an apply function returns for an entry it cannot
+// apply; Apply logs it and turns it into the response.
+type refusal struct{ err error }
+
+// refuse logs and counts a refused entry and returns the response for
+// it: an invalid_request error (the code leads the message so that it
+// survives net/rpc), or the validation error's problems for a job.
+func (f *FSM) refuse(msgType structs.MessageType, index uint64, err error) error {
+	f.logger.Error("refused log entry; the state is unchanged", "index", index, "type", msgType.String(), "error", err)
+	metrics.IncrCounterWithLabels([]string{"drover", "fsm", "refused"}, 1, []metrics.Label{{Name: "type", Value: msgType.String()}})
+	return structs.NewError(structs.CodeInvalid, fmt.Sprintf("log entry %d (%s) refused: %v", index, msgType, err))
+}
+
+// RecoveredPanics counts the entries refused because applying them
+// panicked: a bug to fix with an explicit check (check.go), not an
+// expected outcome. The fuzz tests require it to stay zero.
+func (f *FSM) RecoveredPanics() uint64 { return f.recoveredPanics.Load() }
+
+// decode decodes buf into out, or returns a refusal: the entry is
+// corrupt, or was written by a Drover whose encoding this one does not
+// read.
+func decode(buf []byte, out interface{}) error {
 	if err := structs.Decode(buf, out); err != nil {
-		panic(fmt.Errorf("fsm: decode %T at index %d: %w", out, index, err))
+		return fmt.Errorf("decode %T: %w", out, err)
 	}
+	return nil
 }
 
 // handleEvals passes committed evaluations to the leader's broker or
@@ -166,7 +224,12 @@ func (f *FSM) handleEvals(st *state.StateStore, evals []*structs.Evaluation) {
 
 func (f *FSM) applyNodeRegister(buf []byte, index uint64) interface{} {
 	var req structs.NodeRegisterRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkNodeRegister(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpsertNode(index, req.Node, req.UpdatedAt, req.Evals); err != nil {
 		f.logger.Error("node register failed", "error", err)
@@ -181,7 +244,9 @@ func (f *FSM) applyNodeRegister(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyNodeDeregister(buf []byte, index uint64) interface{} {
 	var req structs.NodeSpecificRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	if err := f.State().DeleteNode(index, req.NodeID); err != nil {
 		return err
 	}
@@ -190,7 +255,12 @@ func (f *FSM) applyNodeDeregister(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyNodeUpdateStatus(buf []byte, index uint64) interface{} {
 	var req structs.NodeUpdateStatusRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkNotNil("Evals", req.Evals); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpdateNodeStatus(index, req.NodeID, req.Status, req.UpdatedAt, req.Evals); err != nil {
 		return err
@@ -204,7 +274,12 @@ func (f *FSM) applyNodeUpdateStatus(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 	var req structs.JobRegisterRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkJobRegister(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if req.EnforceIndex {
 		// Checked here, in log order, so two registrations racing with
@@ -234,7 +309,9 @@ func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyJobDeregister(buf []byte, index uint64) interface{} {
 	var req structs.JobDeregisterRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if req.Purge {
 		if err := st.DeleteJob(index, req.JobID, req.Eval); err != nil {
@@ -262,7 +339,12 @@ func (f *FSM) applyJobDeregister(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyEvalUpdate(buf []byte, index uint64) interface{} {
 	var req structs.EvalUpdateRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkNotNil("Evals", req.Evals); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpsertEvals(index, req.Evals); err != nil {
 		return err
@@ -273,7 +355,12 @@ func (f *FSM) applyEvalUpdate(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkPlanResults(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	compactPlan(st, &req)
 	if err := st.UpsertPlanResults(index, &req); err != nil {
@@ -291,7 +378,12 @@ func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
 // transaction: all or none.
 func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 	var req structs.ApplyPlanResultsBatchRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkPlanResultsBatch(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	for _, p := range req.Plans {
 		compactPlan(st, p)
@@ -321,7 +413,12 @@ func compactPlan(st *state.StateStore, req *structs.ApplyPlanResultsRequest) {
 
 func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
 	var req structs.AllocUpdateRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkAllocClientUpdate(&req); err != nil {
+		return refusal{err}
+	}
 	req.Compact()
 	st := f.State()
 	if err := st.UpdateAllocsFromClient(index, req.Alloc, req.UpdatedAt, req.Evals); err != nil {

@@ -6,7 +6,12 @@ import (
 
 func (f *FSM) applyDeploymentStatusUpdate(buf []byte, index uint64) interface{} {
 	var req structs.DeploymentStatusUpdateRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkDeploymentStatusUpdate(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpdateDeploymentStatus(index, &req); err != nil {
 		return err
@@ -19,7 +24,9 @@ func (f *FSM) applyDeploymentStatusUpdate(buf []byte, index uint64) interface{} 
 
 func (f *FSM) applyDeploymentPromote(buf []byte, index uint64) interface{} {
 	var req structs.DeploymentPromoteRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.PromoteDeployment(index, &req); err != nil {
 		return err
@@ -34,7 +41,9 @@ func (f *FSM) applyDeploymentPromote(buf []byte, index uint64) interface{} {
 // operator or the deployment watcher (rather than their client).
 func (f *FSM) applyDeploymentAllocHealth(buf []byte, index uint64) interface{} {
 	var req structs.DeploymentAllocHealthRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	var updates []*structs.Allocation
 	set := func(ids []string, healthy bool) {
@@ -59,7 +68,9 @@ func (f *FSM) applyDeploymentAllocHealth(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyNodeUpdateDrain(buf []byte, index uint64) interface{} {
 	var req structs.NodeUpdateDrainRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	if err := f.State().UpdateNodeDrain(index, req.NodeID, req.DrainStrategy, req.MarkEligible, req.UpdatedAt); err != nil {
 		return err
 	}
@@ -71,7 +82,12 @@ func (f *FSM) applyNodeUpdateDrain(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyNodeUpdateEligibility(buf []byte, index uint64) interface{} {
 	var req structs.NodeUpdateEligibilityRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkNotNil("Evals", req.Evals); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpdateNodeEligibility(index, req.NodeID, req.Eligibility, req.Evals); err != nil {
 		return err
@@ -85,7 +101,12 @@ func (f *FSM) applyNodeUpdateEligibility(buf []byte, index uint64) interface{} {
 
 func (f *FSM) applyAllocDesiredTransition(buf []byte, index uint64) interface{} {
 	var req structs.AllocUpdateDesiredTransitionRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkDesiredTransition(&req); err != nil {
+		return refusal{err}
+	}
 	st := f.State()
 	if err := st.UpdateAllocsDesiredTransitions(index, req.Allocs, req.Evals); err != nil {
 		return err
@@ -96,13 +117,17 @@ func (f *FSM) applyAllocDesiredTransition(buf []byte, index uint64) interface{} 
 
 func (f *FSM) applyJobStability(buf []byte, index uint64) interface{} {
 	var req structs.JobStabilityRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	return errOrNil(f.State().UpdateJobStability(index, req.JobID, req.JobVersion, req.Stable))
 }
 
 func (f *FSM) applySchedulerConfig(buf []byte, index uint64) interface{} {
 	var req structs.SchedulerSetConfigRequest
-	decode(buf, &req, index)
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
 	return errOrNil(f.State().SetSchedulerConfig(index, &req.Config))
 }
 

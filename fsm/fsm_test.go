@@ -191,30 +191,6 @@ func TestFSM_NodeAndAllocUpdatesUnblock(t *testing.T) {
 	}
 }
 
-func TestFSM_UnknownMessageType(t *testing.T) {
-	h := newHarness(t)
-	ignorable := structs.MessageType(99) | structs.IgnoreUnknownTypeFlag
-	if resp := h.fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(ignorable)}}); resp != nil {
-		t.Fatalf("ignorable unknown type: %v", resp)
-	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("an unknown type without the ignore flag must panic")
-		}
-	}()
-	h.fsm.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{99}})
-}
-
-func TestFSM_CorruptEntryPanics(t *testing.T) {
-	h := newHarness(t)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("an undecodable entry must panic")
-		}
-	}()
-	h.fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(structs.JobRegisterRequestType), 0xc1}})
-}
-
 // memSink is a raft.SnapshotSink writing to memory.
 type memSink struct {
 	bytes.Buffer

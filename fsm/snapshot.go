@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	metrics "github.com/hashicorp/go-metrics"
@@ -163,10 +164,23 @@ func (s *fsmSnapshot) Release() {}
 // Restore replaces the state store with the snapshot's contents. Raft
 // calls it with no concurrent Apply; readers holding the old store see
 // its AbandonCh close and re-read.
-func (f *FSM) Restore(rc io.ReadCloser) error {
+//
+// A snapshot that does not decode is an error, never a panic: raft
+// reports it (and refuses to start from it, or to install it) and the
+// current state is kept. A panic from decoding is recovered into that
+// error as a last resort; the fresh store it was filling is dropped.
+func (f *FSM) Restore(rc io.ReadCloser) (err error) {
 	defer rc.Close()
 	fresh := state.NewStateStore()
+	defer func() {
+		if r := recover(); r != nil {
+			f.recoveredPanics.Add(1)
+			f.logger.Error("snapshot restore panicked; keeping the current state", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("restore: the snapshot is corrupt (decoding it panicked: %v)", r)
+		}
+	}()
 	if err := restoreInto(fresh, rc); err != nil {
+		f.logger.Error("snapshot restore failed; keeping the current state", "error", err)
 		return err
 	}
 	f.stateLock.Lock()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,8 +38,18 @@ type Meta struct {
 	// BootstrapExpect is the server's bootstrap_expect.
 	BootstrapExpect int    `json:"b,omitempty"`
 	Datacenter      string `json:"dc,omitempty"`
-	HTTPAddr        string `json:"h,omitempty"`
-	Version         string `json:"v,omitempty"`
+	// Region names the cluster the agent belongs to; servers of other
+	// regions are never made Raft peers.
+	Region   string `json:"rg,omitempty"`
+	HTTPAddr string `json:"h,omitempty"`
+	Version  string `json:"v,omitempty"`
+
+	// Keys and PrimaryKey are the fingerprints (see Fingerprint) of the
+	// member's gossip keys, primary first, and of its primary key; empty
+	// without encryption. The pool fills them in from its keyring: what
+	// Config.Meta says is ignored.
+	Keys       []string `json:"k,omitempty"`
+	PrimaryKey string   `json:"kp,omitempty"`
 }
 
 // Member is one agent of the pool as this agent sees it.
@@ -61,13 +72,42 @@ type Config struct {
 	AdvertiseAddr string
 	Meta          Meta
 	Logger        hclog.Logger
+
+	// EncryptKey is the base64 gossip key (16, 24 or 32 bytes) that
+	// turns encryption on, used when KeyringFile does not exist yet.
+	EncryptKey string
+	// KeyringFile persists the keyring (JSON list of base64 keys,
+	// primary first, mode 0600) so that keys installed or rotated at
+	// runtime survive a restart. When it exists it wins over EncryptKey.
+	// Empty keeps the keyring in memory only.
+	KeyringFile string
+	// KeyringWait bounds how long a keyring operation waits for every
+	// alive member to reflect it (default DefaultKeyringWait).
+	KeyringWait time.Duration
 }
+
+// DefaultKeyringWait is how long a keyring operation waits for every
+// alive member to reflect the change.
+const DefaultKeyringWait = 10 * time.Second
 
 // Pool is this agent's membership in the gossip pool.
 type Pool struct {
 	ml     *memberlist.Memberlist
 	logger hclog.Logger
-	meta   []byte
+	// meta is what this agent advertises besides its key fingerprints;
+	// it does not change after New.
+	meta Meta
+
+	// keyring is memberlist's, nil without encryption. keyringLock
+	// serializes its changes and the writes of keyringFile; opLock
+	// serializes the cluster-wide operations this agent was asked for
+	// (it is held while they wait, keyringLock is not, so changes sent
+	// by other members still apply meanwhile).
+	keyring     *memberlist.Keyring
+	keyringFile string
+	keyringWait time.Duration
+	keyringLock sync.Mutex
+	opLock      sync.Mutex
 
 	// l guards members, leaving and subscribers.
 	l       sync.Mutex
@@ -84,7 +124,9 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("gossip: a node name is required")
 	}
-	meta, err := json.Marshal(cfg.Meta)
+	base := cfg.Meta
+	base.Keys, base.PrimaryKey = nil, ""
+	meta, err := json.Marshal(base)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +137,15 @@ func New(cfg Config) (*Pool, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	p := &Pool{logger: logger.Named("gossip"), meta: meta, members: make(map[string]*Member), leaving: make(map[string]bool)}
+	p := &Pool{logger: logger.Named("gossip"), meta: base, members: make(map[string]*Member), leaving: make(map[string]bool),
+		keyringFile: cfg.KeyringFile, keyringWait: cfg.KeyringWait}
+	if p.keyringWait <= 0 {
+		p.keyringWait = DefaultKeyringWait
+	}
+	keys, err := p.initialKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
@@ -109,6 +159,19 @@ func New(cfg Config) (*Pool, error) {
 	// A restarted agent comes back under the same name at once instead
 	// of waiting for its old incarnation to be reaped.
 	mc.DeadNodeReclaimTime = time.Second
+	if len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip keyring: %w", err)
+		}
+		p.keyring = kr
+		mc.Keyring = kr
+		// Both on: a member sends nothing in the clear and drops whatever
+		// arrives in the clear, so a stranger can neither join nor be
+		// heard.
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
@@ -125,6 +188,22 @@ func (p *Pool) Join(addrs []string) (int, error) {
 
 // LocalName returns this agent's name in the pool.
 func (p *Pool) LocalName() string { return p.ml.LocalNode().Name }
+
+// LocalMember returns this agent as the pool sees it.
+func (p *Pool) LocalMember() Member {
+	name := p.LocalName()
+	p.l.Lock()
+	m := p.members[name]
+	p.l.Unlock()
+	if m != nil {
+		return *m
+	}
+	n := p.ml.LocalNode()
+	return Member{Name: name, Addr: n.Addr.String(), Port: int(n.Port), Status: StatusAlive, Meta: p.currentMeta()}
+}
+
+// Encrypted reports whether this agent gossips encrypted.
+func (p *Pool) Encrypted() bool { return p.keyring != nil }
 
 // LocalAddr returns this agent's gossip address, host:port.
 func (p *Pool) LocalAddr() string {
@@ -175,6 +254,18 @@ func (p *Pool) Subscribe() <-chan struct{} {
 	p.subscribers = append(p.subscribers, ch)
 	p.l.Unlock()
 	return ch
+}
+
+// unsubscribe stops notifications on a channel Subscribe returned.
+func (p *Pool) unsubscribe(ch <-chan struct{}) {
+	p.l.Lock()
+	defer p.l.Unlock()
+	for i, c := range p.subscribers {
+		if c == ch {
+			p.subscribers = append(p.subscribers[:i:i], p.subscribers[i+1:]...)
+			return
+		}
+	}
 }
 
 // leaveMsgPrefix starts the message a leaving agent sends the servers.
@@ -240,10 +331,14 @@ func (p *Pool) update(n *memberlist.Node, status string) {
 // delegate serves this agent's metadata.
 type delegate struct{ pool *Pool }
 
-func (d *delegate) NodeMeta(limit int) []byte { return d.pool.meta }
+func (d *delegate) NodeMeta(limit int) []byte { return d.pool.encodeMeta(limit) }
 func (d *delegate) NotifyMsg(msg []byte) {
-	if s := string(msg); len(s) > len(leaveMsgPrefix) && s[:len(leaveMsgPrefix)] == leaveMsgPrefix {
+	s := string(msg)
+	switch {
+	case len(s) > len(leaveMsgPrefix) && s[:len(leaveMsgPrefix)] == leaveMsgPrefix:
 		d.pool.markLeaving(s[len(leaveMsgPrefix):])
+	case strings.HasPrefix(s, keyringMsgPrefix):
+		d.pool.handleKeyringMsg(s[len(keyringMsgPrefix):])
 	}
 }
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }

@@ -151,7 +151,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"}, {Type: "env"}, {Type: "meta"}, {Type: "resources"},
-			{Type: "constraint"}, {Type: "affinity"},
+			{Type: "constraint"}, {Type: "affinity"}, {Type: "logs"},
 		},
 	}
 	configSchema = &hcl.BodySchema{
@@ -159,6 +159,9 @@ var (
 	}
 	resourcesSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "cpu"}, {Name: "memory"}},
+	}
+	logsSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "max_files"}, {Name: "max_file_size"}},
 	}
 )
 
@@ -318,6 +321,17 @@ func (c *converter) task(b *hcl.Block, path string) *structs.Task {
 		c.setInt(attrs, "cpu", rpath+".CPU", &res.CPU)
 		c.setInt(attrs, "memory", rpath+".MemoryMB", &res.MemoryMB)
 		t.Resources = res
+	}
+	if lb := c.single(content.Blocks, "logs", where); lb != nil {
+		// As with resources: left-out attributes get the defaults,
+		// written ones are kept for validation (max_file_size is MB).
+		lc := structs.DefaultLogConfig()
+		lpath := path + ".LogConfig"
+		c.record(lpath, lb.DefRange)
+		attrs := c.content(lb.Body, logsSchema).Attributes
+		c.setInt(attrs, "max_files", lpath+".MaxFiles", &lc.MaxFiles)
+		c.setInt(attrs, "max_file_size", lpath+".MaxFileSizeMB", &lc.MaxFileSizeMB)
+		t.LogConfig = lc
 	}
 	// Tasks take no spread: it distributes a group's allocations.
 	c.placement(content.Blocks, path+".", &t.Constraints, &t.Affinities, nil)

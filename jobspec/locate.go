@@ -81,6 +81,9 @@ var hclFieldNames = map[string]string{
 	"ProgressDeadline": "progress_deadline",
 	"AutoPromote":      "auto_promote",
 	"AutoRevert":       "auto_revert",
+	"LogConfig":        "logs",
+	"MaxFiles":         "max_files",
+	"MaxFileSizeMB":    "max_file_size",
 }
 
 // hclName renders a structs field path the way the job file spells it:

@@ -5,5 +5,9 @@
 // forward requests to the leader) and by client agents (to reach the
 // servers).
 //
+// With WithTLS, sessions are TLS from their first byte (the protocol
+// byte travels inside TLS); the *tls.Config comes from the caller
+// (tlsutil's outgoing RPC config), so rpcpool itself needs no tlsutil.
+//
 // rpcpool imports only structs.
 package rpcpool

@@ -1,6 +1,7 @@
 package rpcpool
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -63,10 +64,23 @@ type Timeouter interface {
 // Pool keeps one yamux session per server address and a free list of
 // RPC clients over its streams.
 type Pool struct {
+	// tlsConfig, when set, makes every session TLS from its first byte.
+	tlsConfig *tls.Config
+
 	// l guards conns and shutdown.
 	l        sync.Mutex
 	conns    map[string]*session
 	shutdown bool
+}
+
+// Option configures a Pool.
+type Option func(*Pool)
+
+// WithTLS makes the pool dial servers over TLS with conf (the agent's
+// outgoing RPC config, which presents its certificate and checks the
+// server's); the protocol byte is sent inside TLS. Nil keeps plaintext.
+func WithTLS(conf *tls.Config) Option {
+	return func(p *Pool) { p.tlsConfig = conf }
 }
 
 type session struct {
@@ -74,12 +88,28 @@ type session struct {
 	mux  *yamux.Session
 	// l guards idle.
 	l    sync.Mutex
-	idle []*rpc.Client
+	idle []*streamClient
 }
 
+// streamClient is an RPC client on one yamux stream. It is discarded by
+// closing the stream, never with rpc.Client.Close: that closes the
+// msgpack codec, whose closed flag the client's reading goroutine reads
+// without a lock (a data race); closing the stream ends that goroutine
+// with a read error instead.
+type streamClient struct {
+	*rpc.Client
+	stream io.Closer
+}
+
+func (c *streamClient) discard() { c.stream.Close() }
+
 // New returns an empty pool.
-func New() *Pool {
-	return &Pool{conns: make(map[string]*session)}
+func New(opts ...Option) *Pool {
+	p := &Pool{conns: make(map[string]*session)}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // RPC calls method on the server at addr. A call that fails on the
@@ -108,7 +138,7 @@ func (p *Pool) RPC(addr, method string, args, reply interface{}) error {
 	select {
 	case <-call.Done:
 	case <-timer.C:
-		client.Close()
+		client.discard()
 		return structs.NewError(structs.CodeTimeout, fmt.Sprintf("rpc %s to %s timed out after %s", method, addr, timeout))
 	}
 	if call.Error == nil {
@@ -124,7 +154,7 @@ func (p *Pool) RPC(addr, method string, args, reply interface{}) error {
 		}
 		return errors.New(string(serverErr))
 	}
-	client.Close()
+	client.discard()
 	p.drop(sess)
 	return fmt.Errorf("rpc %s to %s: %w: %v", method, addr, ErrUnreachable, call.Error)
 }
@@ -149,6 +179,16 @@ func (p *Pool) session(addr string) (*session, error) {
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 		_ = tcp.SetKeepAlive(true)
+	}
+	if p.tlsConfig != nil {
+		tc := tls.Client(conn, p.tlsConfig)
+		_ = tc.SetDeadline(time.Now().Add(DialTimeout))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with server %s: %w: %w: %v", addr, ErrUnreachable, ErrNotSent, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		conn = tc
 	}
 	if _, err := conn.Write([]byte{ProtoMultiplex}); err != nil {
 		conn.Close()
@@ -192,7 +232,7 @@ func (p *Pool) drop(s *session) {
 }
 
 // client returns an idle RPC client on the session or opens a stream.
-func (s *session) client() (*rpc.Client, error) {
+func (s *session) client() (*streamClient, error) {
 	s.l.Lock()
 	if n := len(s.idle); n > 0 {
 		c := s.idle[n-1]
@@ -206,17 +246,17 @@ func (s *session) client() (*rpc.Client, error) {
 		return nil, err
 	}
 	codec := msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle)
-	return rpc.NewClientWithCodec(codec), nil
+	return &streamClient{Client: rpc.NewClientWithCodec(codec), stream: stream}, nil
 }
 
 // maxIdleClients bounds the streams kept open per session.
 const maxIdleClients = 32
 
-func (s *session) release(c *rpc.Client) {
+func (s *session) release(c *streamClient) {
 	s.l.Lock()
 	defer s.l.Unlock()
 	if len(s.idle) >= maxIdleClients {
-		c.Close()
+		c.discard()
 		return
 	}
 	s.idle = append(s.idle, c)

@@ -66,7 +66,47 @@ func (s *GenericScheduler) Process(eval *structs.Evaluation) error {
 	if s.batch {
 		limit = maxBatchScheduleAttempts
 	}
+	if refused, err := refuseOversizedJob(s.state, s.planner, eval); refused || err != nil {
+		return err
+	}
 	return runAttempts(s.cfg, s.planner, eval, limit, s.process, s.finish)
+}
+
+// refuseOversizedJob fails the evaluation, without planning, when its
+// job is over the hard limits of structs (more groups, tasks or count
+// than any job may have). Admission and the FSM keep such jobs out of
+// the state store; one that got in before they did would otherwise
+// make every leader's scheduler allocate in proportion to its count,
+// and run out of memory, again after every election.
+func refuseOversizedJob(st State, planner Planner, eval *structs.Evaluation) (bool, error) {
+	job, err := st.JobByID(nil, eval.JobID)
+	if err != nil || job == nil || job.Stopped() {
+		return false, nil // the scheduler handles these itself
+	}
+	why := ""
+	if n := len(job.TaskGroups); n > structs.HardMaxGroupsPerJob {
+		why = fmt.Sprintf("%d groups; the hard limit is %d", n, structs.HardMaxGroupsPerJob)
+	}
+	for _, tg := range job.TaskGroups {
+		if why != "" {
+			break
+		}
+		switch {
+		case tg == nil:
+			why = "a null group"
+		case tg.Count > structs.HardMaxCountPerGroup:
+			why = fmt.Sprintf("group %q has count %d; the hard limit is %d", tg.Name, tg.Count, structs.HardMaxCountPerGroup)
+		case len(tg.Tasks) > structs.HardMaxTasksPerGroup:
+			why = fmt.Sprintf("group %q has %d tasks; the hard limit is %d", tg.Name, len(tg.Tasks), structs.HardMaxTasksPerGroup)
+		}
+	}
+	if why == "" {
+		return false, nil
+	}
+	failed := eval.Copy()
+	failed.Status = structs.EvalStatusFailed
+	failed.StatusDescription = fmt.Sprintf("job %q is not scheduled: %s; stop it and register a smaller one", job.ID, why)
+	return true, planner.UpdateEval(failed)
 }
 
 // runAttempts runs process until it reports done, up to limit times,

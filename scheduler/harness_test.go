@@ -134,7 +134,7 @@ func (h *Harness) checkPlan(plan *structs.Plan) {
 		proposed := structs.ProposedAllocs(existing, removed, placed)
 		if fit, dim, used := structs.AllocsFit(node, proposed); !fit {
 			h.t.Errorf("plan for eval %s over-commits node %s (%s): %s exhausted, %+v used of %+v",
-				plan.EvalID, node.Name, nodeID, dim, used, node.Capacity())
+				plan.EvalID, node.Name, nodeID, dim, used, node.CheckedCapacity())
 		}
 	}
 }

@@ -28,7 +28,7 @@ func findPreemptions(proposed []*structs.Allocation, capacity, used, ask structs
 		return nil
 	}
 	size := func(a *structs.Allocation) float64 {
-		r := a.ComparableResources()
+		r := a.Usage()
 		return float64(r.CPU)/float64(max64(capacity.CPU, 1)) + float64(r.MemoryMB)/float64(max64(capacity.MemoryMB, 1))
 	}
 	sort.SliceStable(cands, func(i, j int) bool {
@@ -50,7 +50,7 @@ func findPreemptions(proposed []*structs.Allocation, capacity, used, ask structs
 			break
 		}
 		chosen = append(chosen, c)
-		remaining.Subtract(c.ComparableResources())
+		remaining.Subtract(c.Usage())
 	}
 	if !fits(remaining) {
 		return nil
@@ -59,7 +59,7 @@ func findPreemptions(proposed []*structs.Allocation, capacity, used, ask structs
 	// (highest priority) first.
 	for i := len(chosen) - 1; i >= 0; i-- {
 		trial := remaining
-		trial.Add(chosen[i].ComparableResources())
+		trial.Add(chosen[i].Usage())
 		if fits(trial) {
 			remaining = trial
 			chosen = append(chosen[:i], chosen[i+1:]...)

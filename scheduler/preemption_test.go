@@ -284,7 +284,7 @@ func checkNoOvercommit(t *testing.T, h *Harness) {
 			}
 		}
 		if fit, dim, used := structs.AllocsFit(n, live); !fit {
-			t.Fatalf("node %s over-committed in %s: %+v of %+v", n.Name, dim, used, n.Capacity())
+			t.Fatalf("node %s over-committed in %s: %+v of %+v", n.Name, dim, used, n.CheckedCapacity())
 		}
 	}
 }

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"math/rand"
 	"sort"
 	"strconv"
@@ -44,11 +46,39 @@ func TestProperty_PlansNeverOvercommitAndSystemJobsCoverEligibleNodes(t *testing
 	}
 }
 
+// TestProperty_HugeResourcesNeverOvercommit runs the same random
+// histories with some nodes and tasks near math.MaxInt64 MHz or MiB
+// (as a hostile job or a broken client would report them; jobs are put
+// in the state store directly, past any admission check) and checks
+// with exact arithmetic that no node ever holds more than its capacity:
+// sums that overflow int64 must count as "does not fit", never wrap
+// around into "fits".
+func TestProperty_HugeResourcesNeverOvercommit(t *testing.T) {
+	cases := 100
+	if testing.Short() {
+		cases = 20
+	}
+	for seed := int64(1); seed <= int64(cases); seed++ {
+		p := newPropCase(t, seed)
+		p.huge = true
+		p.run()
+		if t.Failed() {
+			t.Fatalf("seed %d failed; history:\n%s", seed, p.history())
+		}
+	}
+}
+
+// hugeValues are resource amounts whose sums overflow int64: two of
+// MaxInt64/2+1 already do, and MaxInt64 with anything.
+var hugeValues = []int64{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64/2 + 1, math.MaxInt64 / 3, 1 << 62}
+
 type propCase struct {
 	t    *testing.T
 	seed int64
 	rng  *rand.Rand
 	h    *Harness
+	// huge gives some nodes and tasks resources near math.MaxInt64.
+	huge bool
 
 	jobs   map[string]*structs.Job // registered definitions by ID
 	jobIDs []string
@@ -106,6 +136,10 @@ func (p *propCase) addNode() {
 	n.ID = fmt.Sprintf("%08d-%04d-node-%s", p.seed, p.nodes, name)
 	n.NodeResources.Cpu.CpuShares = int64(1000 + 500*p.rng.Intn(7))
 	n.NodeResources.Memory.MemoryMB = int64(1024 * (1 + p.rng.Intn(8)))
+	if p.huge && p.rng.Intn(3) == 0 {
+		n.NodeResources.Cpu.CpuShares = hugeValues[p.rng.Intn(len(hugeValues))]
+		n.NodeResources.Memory.MemoryMB = hugeValues[p.rng.Intn(len(hugeValues))]
+	}
 	if p.rng.Intn(4) == 0 {
 		n.ReservedResources = &structs.NodeReservedResources{
 			Cpu: structs.NodeCpuResources{CpuShares: 200}, Memory: structs.NodeMemoryResources{MemoryMB: 256},
@@ -173,6 +207,19 @@ func (p *propCase) randomJob(i int) *structs.Job {
 			}},
 			ReschedulePolicy: &structs.ReschedulePolicy{Attempts: p.rng.Intn(3), Interval: time.Hour, Delay: time.Duration(p.rng.Intn(3)) * 30 * time.Second,
 				DelayFunction: p.pick("constant", "exponential", "fibonacci"), MaxDelay: 5 * time.Minute},
+		}
+		if p.huge && p.rng.Intn(3) == 0 {
+			r := tg.Tasks[0].Resources
+			r.CPU = int(hugeValues[p.rng.Intn(len(hugeValues))])
+			if p.rng.Intn(2) == 0 {
+				r.MemoryMB = int(hugeValues[p.rng.Intn(len(hugeValues))])
+			}
+			if p.rng.Intn(2) == 0 {
+				// A second huge task: the group's own sum overflows.
+				second := tg.Tasks[0].Copy()
+				second.Name = "sidecar"
+				tg.Tasks = append(tg.Tasks, second)
+			}
 		}
 		switch p.rng.Intn(4) {
 		case 0:
@@ -397,7 +444,9 @@ func (p *propCase) randomEvent() {
 		case 1:
 			tg.Tasks[0].Env["V"] = strconv.Itoa(p.rng.Intn(1000))
 		case 2:
-			tg.Tasks[0].Resources.MemoryMB += 64
+			if tg.Tasks[0].Resources.MemoryMB <= math.MaxInt-64 {
+				tg.Tasks[0].Resources.MemoryMB += 64
+			}
 		case 3:
 			job.Stop = !job.Stop
 		case 4:
@@ -444,8 +493,9 @@ func (p *propCase) check(when, jobID string) {
 			}
 		}
 		if fit, dim, used := structs.AllocsFit(n, liveOn[n.ID]); !fit {
-			t.Errorf("%s: node %s over-committed (%s): %+v used of %+v", when, n.Name, dim, used, n.Capacity())
+			t.Errorf("%s: node %s over-committed (%s): %+v used of %+v", when, n.Name, dim, used, n.CheckedCapacity())
 		}
+		p.checkExactCapacity(when, n, liveOn[n.ID])
 	}
 	m := newMatcher()
 	for _, id := range []string{jobID} {
@@ -536,24 +586,54 @@ func (p *propCase) check(when, jobID string) {
 	}
 }
 
+// checkExactCapacity checks with big integers, independently of the
+// scheduler's int64 arithmetic, that the live allocations on n hold at
+// most its capacity, and that none holds a negative amount.
+func (p *propCase) checkExactCapacity(when string, n *structs.Node, live []*structs.Allocation) {
+	capCPU, capMem := new(big.Int), new(big.Int)
+	if r := n.NodeResources; r != nil {
+		capCPU.SetInt64(r.Cpu.CpuShares)
+		capMem.SetInt64(r.Memory.MemoryMB)
+	}
+	if r := n.ReservedResources; r != nil {
+		capCPU.Sub(capCPU, big.NewInt(r.Cpu.CpuShares))
+		capMem.Sub(capMem, big.NewInt(r.Memory.MemoryMB))
+	}
+	usedCPU, usedMem := new(big.Int), new(big.Int)
+	for _, a := range live {
+		if a.AllocatedResources == nil {
+			continue
+		}
+		for name, tr := range a.AllocatedResources.Tasks {
+			if tr.Cpu.CpuShares < 0 || tr.Memory.MemoryMB < 0 {
+				p.t.Errorf("%s: %s on %s holds negative resources for task %s: %+v", when, a.Name, n.Name, name, tr)
+			}
+			usedCPU.Add(usedCPU, big.NewInt(tr.Cpu.CpuShares))
+			usedMem.Add(usedMem, big.NewInt(tr.Memory.MemoryMB))
+		}
+	}
+	if usedCPU.Cmp(capCPU) > 0 || usedMem.Cmp(capMem) > 0 {
+		p.t.Errorf("%s: node %s over capacity (exact): cpu %s of %s MHz, memory %s of %s MiB, %d allocations",
+			when, n.Name, usedCPU, capCPU, usedMem, capMem, len(live))
+	}
+}
+
 // couldPlace reports whether one allocation of tg fits on the node next
 // to live, or would after evicting every allocation the job may preempt.
+// Its sums are overflow-checked like the scheduler's: one that overflows
+// cannot be placed.
 func (p *propCase) couldPlace(job *structs.Job, tg *structs.TaskGroup, n *structs.Node, live []*structs.Allocation, config *structs.SchedulerConfiguration) bool {
-	var ask structs.ComparableResources
-	for _, task := range tg.Tasks {
-		ask.CPU += int64(task.Resources.CPU)
-		ask.MemoryMB += int64(task.Resources.MemoryMB)
-	}
+	ask := structs.AskOf(tg)
 	used := sumResources(live)
 	if config.PreemptionEnabled(job.Type) {
 		for _, a := range live {
 			if a.Job != nil && a.JobID != job.ID && a.Job.Priority <= job.Priority-preemptionPriorityDelta {
-				used.Subtract(a.ComparableResources())
+				used.Subtract(a.Usage())
 			}
 		}
 	}
 	used.Add(ask)
-	if ok, _ := n.Capacity().Superset(used); !ok {
+	if ok, _ := n.CheckedCapacity().Superset(used); !ok {
 		return false
 	}
 	// Dynamic ports: a free one in the node's range.

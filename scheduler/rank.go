@@ -140,14 +140,13 @@ func (it *BinPackIterator) SetJob(job *structs.Job, preempt bool) {
 // SetTaskGroup sets the group being placed.
 func (it *BinPackIterator) SetTaskGroup(tg *structs.TaskGroup) {
 	it.tg = tg
-	it.ask = structs.ComparableResources{}
+	// Overflow-checked: an ask whose sum overflows fits on no node.
+	it.ask = structs.AskOf(tg)
 	it.taskRes = make(map[string]*structs.AllocatedTaskResources, len(tg.Tasks))
 	for _, t := range tg.Tasks {
 		if t.Resources == nil {
 			continue
 		}
-		it.ask.CPU += int64(t.Resources.CPU)
-		it.ask.MemoryMB += int64(t.Resources.MemoryMB)
 		it.taskRes[t.Name] = &structs.AllocatedTaskResources{
 			Cpu:    structs.AllocatedCpuResources{CpuShares: int64(t.Resources.CPU)},
 			Memory: structs.AllocatedMemoryResources{MemoryMB: int64(t.Resources.MemoryMB)},
@@ -169,7 +168,7 @@ func (it *BinPackIterator) Next() *RankedNode {
 			continue
 		}
 		proposed := entry.allocs
-		capacity := node.Capacity()
+		capacity := node.CheckedCapacity()
 		used := entry.used
 		total := used
 		total.Add(it.ask)
@@ -213,12 +212,10 @@ func (it *BinPackIterator) Next() *RankedNode {
 // Reset implements RankIterator.
 func (it *BinPackIterator) Reset() { it.source.Reset() }
 
+// sumResources adds up what allocs hold, overflow-checked (see
+// structs.ComparableResources): an overflowed sum fits nowhere.
 func sumResources(allocs []*structs.Allocation) structs.ComparableResources {
-	var used structs.ComparableResources
-	for _, a := range allocs {
-		used.Add(a.ComparableResources())
-	}
-	return used
+	return structs.SumUsage(allocs)
 }
 
 func nodePorts(node *structs.Node, allocs []*structs.Allocation) map[int]struct{} {

@@ -48,6 +48,9 @@ func NewSystemScheduler(cfg Config, state State, planner Planner) Scheduler {
 func (s *SystemScheduler) Process(eval *structs.Evaluation) error {
 	s.eval = eval
 	s.rng = rand.New(rand.NewSource(structs.SeedFromID(eval.ID)))
+	if refused, err := refuseOversizedJob(s.state, s.planner, eval); refused || err != nil {
+		return err
+	}
 	return runAttempts(s.cfg, s.planner, eval, maxServiceScheduleAttempts, s.process, s.finish)
 }
 

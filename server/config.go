@@ -7,6 +7,10 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+
+	"github.com/droverhq/drover/connlimit"
+	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/tlsutil"
 )
 
 // Config configures a Server.
@@ -24,6 +28,16 @@ type Config struct {
 	// RPCAdvertise is the address other servers and clients reach this
 	// server at; defaults to RPCAddr.
 	RPCAdvertise *net.TCPAddr
+	// RPCConnLimit bounds the connections the RPC port keeps open, per
+	// client IP and in total; connections over it are closed at once.
+	// The zero value sets no limit.
+	RPCConnLimit connlimit.Config
+	// TLS makes every connection on the RPC port mutual TLS from its
+	// first byte, and what a peer may do depends on its certificate's
+	// role (see handleConn); calls to other servers (forwarding, Raft,
+	// bootstrap) dial TLS with the server certificate. Nil keeps the
+	// port plaintext, open to anyone who reaches it.
+	TLS *tlsutil.Configurator
 
 	// BootstrapExpect is the number of servers that bootstrap the cluster
 	// together. 1 bootstraps a single-server cluster (dev mode).
@@ -60,9 +74,19 @@ type Config struct {
 	// leader handles at most this many heartbeats per second.
 	MaxHeartbeatsPerSecond float64
 
+	// RPCHandshakeTimeout bounds how long a new RPC connection may take
+	// to finish its TLS handshake and send its protocol byte (Nomad's
+	// limits.rpc_handshake_timeout).
+	RPCHandshakeTimeout time.Duration
+
 	// RPCHoldTimeout is how long a request waits for a leader before
 	// failing with ErrNoLeader.
 	RPCHoldTimeout time.Duration
+
+	// JobLimits are the admission limits Job.Register, Job.Plan and
+	// Job.Revert hold jobs to; zero fields take the defaults (see
+	// structs.JobLimits).
+	JobLimits structs.JobLimits
 
 	// Membership is the gossip pool; it is needed to bootstrap with
 	// BootstrapExpect > 1 and to add and remove servers. Nil for a
@@ -111,6 +135,7 @@ func DefaultConfig() *Config {
 		HeartbeatGrace:         10 * time.Second,
 		MaxHeartbeatsPerSecond: 50,
 		RPCHoldTimeout:         5 * time.Second,
+		RPCHandshakeTimeout:    5 * time.Second,
 	}
 }
 
@@ -129,6 +154,13 @@ func (c *Config) validate() error {
 	}
 	if c.NumSchedulers < 0 {
 		c.NumSchedulers = 0
+	}
+	if c.TLS != nil && c.TLS.OwnRole() != tlsutil.RoleServer {
+		return fmt.Errorf("server: the TLS certificate is %s, not a server certificate (%s): other servers would refuse it; make one with drover tls cert create -server -region %s",
+			c.TLS.Describe(), c.TLS.RoleName(tlsutil.RoleServer), c.TLS.Region())
+	}
+	if c.RPCHandshakeTimeout <= 0 {
+		c.RPCHandshakeTimeout = 5 * time.Second
 	}
 	if c.RPCAdvertise == nil {
 		c.RPCAdvertise = c.RPCAddr

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,8 +26,8 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	}
 	job := args.Job.Copy()
 	job.Canonicalize()
-	if err := job.Validate(); err != nil {
-		return structs.NewError(structs.CodeInvalid, err.Error())
+	if err := j.srv.AdmitJob(job); err != nil {
+		return err
 	}
 	existing, err := j.srv.State().JobByID(nil, job.ID)
 	if err != nil {
@@ -77,6 +78,47 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	}
 	reply.Index = index
 	return nil
+}
+
+// AdmitJob checks a canonicalized job before anything is written or
+// scheduled for it: Job.Validate, and the server's admission limits
+// (Config.JobLimits), with unset per-task cpu and memory limits taken
+// from the largest registered node. It returns nil, or an
+// invalid_request error listing every problem with its field path,
+// e.g. "TaskGroups[0].Count: 1000000000 is over the limit of 10000
+// (limits.max_count_per_group)" (the code leads the message so that it
+// survives net/rpc), or the error that kept it from reading the nodes.
+func (s *Server) AdmitJob(job *structs.Job) error {
+	err := s.CheckJobLimits(job)
+	var verr *structs.ValidationError
+	if errors.As(err, &verr) {
+		return structs.NewError(structs.CodeInvalid, err.Error())
+	}
+	return err
+}
+
+// CheckJobLimits is AdmitJob's check: it returns the
+// *structs.ValidationError itself (or nil, or a state read error). The
+// HTTP API calls it before the RPC, on agents that run a server, so
+// that a refusal comes back with its problems as a list.
+func (s *Server) CheckJobLimits(job *structs.Job) error {
+	largest, err := s.largestNodeCapacity()
+	if err != nil {
+		return fmt.Errorf("read node capacities: %w", err)
+	}
+	return s.config.JobLimits.ForCapacity(largest).Validate(job)
+}
+
+// largestNodeCapacity is structs.LargestCapacity over every registered
+// node, computed once per change of the nodes table (not per request).
+func (s *Server) largestNodeCapacity() (structs.ComparableResources, error) {
+	v, err := s.State().NodesDerived("server.largest-capacity", func(all []*structs.Node) interface{} {
+		return structs.LargestCapacity(all)
+	})
+	if err != nil {
+		return structs.ComparableResources{}, err
+	}
+	return v.(structs.ComparableResources), nil
 }
 
 // Deregister stops a job, or purges it.

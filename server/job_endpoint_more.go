@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,6 +39,19 @@ func (j *Job) Revert(args *structs.JobRevertRequest, reply *structs.JobRegisterR
 	}
 	job := target.Copy()
 	job.Stop = false
+	// The version was admitted when it was registered, but the limits
+	// (or the nodes) may have changed since; Register checks again, this
+	// says which version was refused.
+	job.Canonicalize()
+	if err := j.srv.CheckJobLimits(job); err != nil {
+		var verr *structs.ValidationError
+		if errors.As(err, &verr) {
+			// The code leads the message: net/rpc passes errors as
+			// strings and the code is how the other end recovers it.
+			return structs.NewError(structs.CodeInvalid, fmt.Sprintf("cannot revert job %q to version %d: %v", args.JobID, args.JobVersion, err))
+		}
+		return err
+	}
 	return j.Register(&structs.JobRegisterRequest{Job: job}, reply)
 }
 

@@ -27,6 +27,7 @@ type serverMetrics struct {
 	evalsAcked       prometheus.Counter
 	allocUpdates     prometheus.Counter
 	allocUpdateBatch prometheus.Counter
+	schedulerPanics  prometheus.Counter
 }
 
 // quantiles are the summaries' objectives: median, p90, p99.
@@ -57,9 +58,10 @@ func newServerMetrics() *serverMetrics {
 		evalsAcked:       counter("evals_acked_total", "Evaluations completed by the scheduler workers."),
 		allocUpdates:     counter("alloc_client_updates_total", "Allocation updates from clients."),
 		allocUpdateBatch: counter("alloc_client_update_batches_total", "Client allocation update requests (each one Raft entry)."),
+		schedulerPanics:  counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
 	}
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
-		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch)
+		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics)
 	return m
 }
 

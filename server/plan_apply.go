@@ -538,6 +538,9 @@ func evaluateNodePlan(view *planView, plan *structs.Plan, nodeID string) (bool, 
 		removed = append(append([]*structs.Allocation(nil), removed...), pre...)
 	}
 	proposed := structs.ProposedAllocs(existing, removed, placed)
+	// AllocsFit's sums are overflow-checked: a plan whose allocations
+	// add up past int64 (a task asking for 2^63-1 MHz, say) is refused
+	// as exhausted, never wrapped around into "fits".
 	if fit, dim, _ := structs.AllocsFit(node, proposed); !fit {
 		return false, "node exhausted: " + dim, nil
 	}

@@ -22,8 +22,10 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	}
 	job := args.Job.Copy()
 	job.Canonicalize()
-	if err := job.Validate(); err != nil {
-		return structs.NewError(structs.CodeInvalid, err.Error())
+	// Before the diff, the snapshot write and the scheduler run: their
+	// memory grows with the groups' counts, which only the limits bound.
+	if err := j.srv.AdmitJob(job); err != nil {
+		return err
 	}
 	// A memdb snapshot is an independent copy: writes to it are never
 	// seen by the real store.

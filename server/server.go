@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/fsm"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/state"
@@ -36,7 +38,12 @@ type Server struct {
 	raftLayer     *raftLayer
 	raftTransport *raft.NetworkTransport
 
-	rpcServer   *rpc.Server
+	rpcServer *rpc.Server
+	// clientRPCServer serves connections with a client certificate:
+	// only the client endpoints are registered on it (rpc.go).
+	clientRPCServer *rpc.Server
+	// incomingTLS is the RPC port's TLS config, nil without TLS.
+	incomingTLS *tls.Config
 	rpcListener net.Listener
 	// connPool carries calls this server forwards to the leader.
 	connPool *rpcpool.Pool
@@ -77,7 +84,7 @@ func NewServer(config *Config) (*Server, error) {
 		config:     config,
 		logger:     config.Logger.Named("server"),
 		rpcServer:  rpc.NewServer(),
-		connPool:   rpcpool.New(),
+		connPool:   newConnPool(config),
 		shutdownCh: make(chan struct{}),
 		metrics:    newServerMetrics(),
 	}
@@ -93,6 +100,12 @@ func NewServer(config *Config) (*Server, error) {
 
 	if err := s.registerEndpoints(); err != nil {
 		return nil, err
+	}
+	if err := s.registerClientEndpoints(); err != nil {
+		return nil, err
+	}
+	if config.TLS != nil {
+		s.incomingTLS = config.TLS.IncomingRPC()
 	}
 	if err := s.setupRPC(); err != nil {
 		return nil, err
@@ -117,6 +130,15 @@ func NewServer(config *Config) (*Server, error) {
 	return s, nil
 }
 
+// newConnPool returns the pool for calls to other servers: TLS with the
+// server certificate when the RPC port is TLS.
+func newConnPool(config *Config) *rpcpool.Pool {
+	if config.TLS == nil {
+		return rpcpool.New()
+	}
+	return rpcpool.New(rpcpool.WithTLS(config.TLS.OutgoingRPC()))
+}
+
 // goFunc runs f in a goroutine tracked for Shutdown.
 func (s *Server) goFunc(f func()) {
 	s.wg.Add(1)
@@ -131,14 +153,18 @@ func (s *Server) setupRPC() error {
 	if err != nil {
 		return fmt.Errorf("listen on RPC address %s: %w", s.config.RPCAddr, err)
 	}
-	s.rpcListener = l
+	s.rpcListener = connlimit.NewListener(l, s.config.RPCConnLimit)
 	// If port 0 was asked for, advertise the port we got.
 	if s.config.RPCAdvertise.Port == 0 {
 		adv := *s.config.RPCAdvertise
 		adv.Port = l.Addr().(*net.TCPAddr).Port
 		s.config.RPCAdvertise = &adv
 	}
-	s.raftLayer = newRaftLayer(s.config.RPCAdvertise)
+	var raftTLS *tls.Config
+	if s.config.TLS != nil {
+		raftTLS = s.config.TLS.OutgoingRPC()
+	}
+	s.raftLayer = newRaftLayer(s.config.RPCAdvertise, raftTLS)
 	return nil
 }
 

@@ -37,3 +37,29 @@ func (s *Status) RaftConfiguration(args *structs.GenericRequest, reply *structs.
 	*reply = *resp
 	return nil
 }
+
+// ServerInfo is who a server is, as Status.ServerInfo answers it.
+type ServerInfo struct {
+	// RaftID is the server's stable Raft ID.
+	RaftID string
+	// NodeName is its name in gossip (or its configured node name).
+	NodeName string
+	// Region is the region it advertises in gossip, "" when unknown.
+	Region string
+	// RPCAddr is the RPC address it advertises.
+	RPCAddr string
+}
+
+// ServerInfo says who this server is. Servers call it on the address a
+// gossip member claims before making that member a Raft peer or voter
+// (server/membership.go): the Raft ID answered must be the one claimed.
+// It is read-only, answered locally and never forwarded.
+func (s *Status) ServerInfo(args *structs.GenericRequest, reply *ServerInfo) error {
+	*reply = ServerInfo{
+		RaftID:   s.srv.raftID,
+		NodeName: s.srv.localName(),
+		Region:   s.srv.localRegion(),
+		RPCAddr:  s.srv.config.RPCAdvertise.String(),
+	}
+	return nil
+}

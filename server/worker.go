@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -30,10 +31,14 @@ type Worker struct {
 	// writes of the blocked and follow-up evaluations it creates.
 	evalID    string
 	evalToken string
+
+	// newScheduler builds the scheduler for an evaluation
+	// (scheduler.NewScheduler; tests swap it).
+	newScheduler func(typ string, cfg scheduler.Config, state scheduler.State, planner scheduler.Planner) (scheduler.Scheduler, error)
 }
 
 func newWorker(s *Server, id int) *Worker {
-	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id)}
+	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id), newScheduler: scheduler.NewScheduler}
 }
 
 // dequeueTimeout bounds each wait on the broker so the worker notices
@@ -79,10 +84,7 @@ func (w *Worker) process(eval *structs.Evaluation, token string) {
 		_ = w.srv.evalBroker.Nack(eval.ID, token)
 		return
 	}
-	sched, err := scheduler.NewScheduler(eval.Type, scheduler.Config{Logger: w.logger}, w.srv.State().Snapshot(), w)
-	if err == nil {
-		err = sched.Process(eval)
-	}
+	err := w.schedule(eval)
 	if err != nil {
 		w.logger.Error("failed to process evaluation", "eval_id", eval.ID, "job_id", eval.JobID, "error", err)
 		_ = w.srv.evalBroker.Nack(eval.ID, token)
@@ -91,6 +93,26 @@ func (w *Worker) process(eval *structs.Evaluation, token string) {
 	if err := w.srv.evalBroker.Ack(eval.ID, token); err != nil {
 		w.logger.Warn("failed to ack evaluation", "eval_id", eval.ID, "error", err)
 	}
+}
+
+// schedule runs the scheduler for eval. A panic in the scheduler (a bug,
+// or a job no check foresaw) fails this evaluation instead of the
+// leader: it is logged with its stack and returned as an error, so the
+// evaluation is nacked and, after the broker's delivery limit, failed.
+func (w *Worker) schedule(eval *structs.Evaluation) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.srv.metrics.schedulerPanics.Inc()
+			w.logger.Error("the scheduler panicked; the evaluation fails, the server goes on",
+				"eval_id", eval.ID, "job_id", eval.JobID, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("scheduler panic: %v", r)
+		}
+	}()
+	sched, err := w.newScheduler(eval.Type, scheduler.Config{Logger: w.logger}, w.srv.State().Snapshot(), w)
+	if err != nil {
+		return err
+	}
+	return sched.Process(eval)
 }
 
 // SubmitPlan implements scheduler.Planner.

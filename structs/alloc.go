@@ -234,19 +234,6 @@ func (a *Allocation) FailedAt() time.Time {
 	return at
 }
 
-// ComparableResources sums what the allocation holds.
-func (a *Allocation) ComparableResources() ComparableResources {
-	var c ComparableResources
-	if a.AllocatedResources == nil {
-		return c
-	}
-	for _, t := range a.AllocatedResources.Tasks {
-		c.CPU += t.Cpu.CpuShares
-		c.MemoryMB += t.Memory.MemoryMB
-	}
-	return c
-}
-
 // Ports returns the port values the allocation holds on its node.
 func (a *Allocation) Ports() []int {
 	if a.AllocatedResources == nil {

@@ -41,20 +41,24 @@ const (
 	// CodeOutcomeUnknown: the server lost leadership while a write was
 	// being committed; it may or may not have been applied.
 	CodeOutcomeUnknown = "outcome_unknown"
+	// CodeTooManyRequests: the client holds more connections or
+	// requests than the agent allows one client; retry later.
+	CodeTooManyRequests = "too_many_requests"
 )
 
 var codeStatus = map[string]int{
-	CodeNoLeader:       http.StatusServiceUnavailable,
-	CodeNotFound:       http.StatusNotFound,
-	CodeInvalid:        http.StatusBadRequest,
-	CodeConflict:       http.StatusConflict,
-	CodeTooLarge:       http.StatusRequestEntityTooLarge,
-	CodePermission:     http.StatusForbidden,
-	CodeUnavailable:    http.StatusServiceUnavailable,
-	CodeInternal:       http.StatusInternalServerError,
-	CodeTimeout:        http.StatusGatewayTimeout,
-	CodeBadEvalToken:   http.StatusConflict,
-	CodeOutcomeUnknown: http.StatusServiceUnavailable,
+	CodeNoLeader:        http.StatusServiceUnavailable,
+	CodeNotFound:        http.StatusNotFound,
+	CodeInvalid:         http.StatusBadRequest,
+	CodeConflict:        http.StatusConflict,
+	CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	CodePermission:      http.StatusForbidden,
+	CodeUnavailable:     http.StatusServiceUnavailable,
+	CodeInternal:        http.StatusInternalServerError,
+	CodeTimeout:         http.StatusGatewayTimeout,
+	CodeBadEvalToken:    http.StatusConflict,
+	CodeOutcomeUnknown:  http.StatusServiceUnavailable,
+	CodeTooManyRequests: http.StatusTooManyRequests,
 }
 
 // NewError returns a CodedError with the status registered for code.

@@ -112,6 +112,9 @@ type Task struct {
 	Constraints []*Constraint
 	Affinities  []*Affinity
 	Meta        map[string]string
+	// LogConfig bounds the task's output kept on the node; nil takes
+	// DefaultLogConfig (see logs.go).
+	LogConfig *LogConfig `json:",omitempty"`
 }
 
 // TaskConfig is the driver configuration of a task. Its JSON keys are
@@ -375,6 +378,7 @@ func (t *Task) Copy() *Task {
 	n.Meta = copyMap(t.Meta)
 	n.Constraints = copyConstraints(t.Constraints)
 	n.Affinities = copyAffinities(t.Affinities)
+	n.LogConfig = t.LogConfig.Copy()
 	if t.Config != nil {
 		c := *t.Config
 		c.Args = copyStrings(t.Config.Args)

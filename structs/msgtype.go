@@ -37,9 +37,10 @@ const (
 )
 
 // IgnoreUnknownTypeFlag is set on message types that an older server may
-// skip if it does not know them. Types without the flag make an unknown
-// server panic, which is right for anything that changes state others
-// depend on.
+// skip if it does not know them. A type without the flag that a server
+// does not know is refused by its FSM: logged, answered with an error,
+// and the state left unchanged, the same way on every server of that
+// version (fsm/check.go). It never crashes a server.
 const IgnoreUnknownTypeFlag MessageType = 128
 
 // String names the message type for logs and metrics.

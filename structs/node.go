@@ -112,21 +112,6 @@ func (n *Node) HasHealthyDriver(name string) bool {
 	return ok && d != nil && d.Detected && d.Healthy
 }
 
-// Capacity returns the resources available to allocations: the node's
-// resources less its reserved ones.
-func (n *Node) Capacity() ComparableResources {
-	var c ComparableResources
-	if n.NodeResources != nil {
-		c.CPU = n.NodeResources.Cpu.CpuShares
-		c.MemoryMB = n.NodeResources.Memory.MemoryMB
-	}
-	if r := n.ReservedResources; r != nil {
-		c.CPU -= r.Cpu.CpuShares
-		c.MemoryMB -= r.Memory.MemoryMB
-	}
-	return c
-}
-
 // DynamicPortRange returns the range dynamic ports are chosen from.
 func (n *Node) DynamicPortRange() (lo, hi int) {
 	lo, hi = DefaultMinDynamicPort, DefaultMaxDynamicPort

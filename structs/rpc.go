@@ -238,7 +238,7 @@ type AllocUpdateRequest struct {
 	// NodeID and SecretID authenticate the reporting node: every
 	// allocation updated must be placed on that node.
 	NodeID   string
-	SecretID string `json:"-"`
+	SecretID string `json:"-" codec:"SecretID"`
 	// Alloc holds ID, NodeID, ClientStatus, ClientDescription and
 	// TaskStates of each updated allocation.
 	Alloc []*Allocation
@@ -269,7 +269,7 @@ type AllocsGetRequest struct {
 	// NodeID and SecretID authenticate the node: only allocations placed
 	// on it are returned.
 	NodeID   string
-	SecretID string `json:"-"`
+	SecretID string `json:"-" codec:"SecretID"`
 	AllocIDs []string
 	QueryOptions
 }

@@ -3,7 +3,11 @@ package structs
 import (
 	"fmt"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FieldError is one problem found by Validate, at a field path such as
@@ -38,9 +42,17 @@ func (e *ValidationError) Error() string {
 
 type problems struct {
 	list []FieldError
+	// dropped counts problems past maxProblemsPerValidate: a hostile
+	// job with a million bad entries gets a short answer, not one the
+	// size of its request.
+	dropped int
 }
 
 func (p *problems) add(path, format string, args ...interface{}) {
+	if len(p.list) >= maxProblemsPerValidate {
+		p.dropped++
+		return
+	}
 	p.list = append(p.list, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -48,7 +60,11 @@ func (p *problems) err() error {
 	if len(p.list) == 0 {
 		return nil
 	}
-	return &ValidationError{Problems: p.list}
+	list := p.list
+	if p.dropped > 0 {
+		list = append(list, FieldError{Message: fmt.Sprintf("%d more problems not shown", p.dropped)})
+	}
+	return &ValidationError{Problems: list}
 }
 
 // KnownDrivers are the task drivers Drover ships.
@@ -73,7 +89,16 @@ const (
 
 // Validate checks the job after Canonicalize and returns a
 // *ValidationError listing every problem with its field path, or nil.
+// It holds the job to the hard limits (limits.go) but not to a server's
+// admission limits (JobLimits.Validate): it depends on nothing but the
+// job, so the FSM can run it on every server alike.
 func (j *Job) Validate() error {
+	return j.validate(HardJobLimits())
+}
+
+// validate checks the job, holding it to limits l (resolved: see
+// JobLimits.ForCapacity).
+func (j *Job) validate(l JobLimits) error {
 	var p problems
 	if j == nil {
 		p.add("Job", "missing")
@@ -86,6 +111,14 @@ func (j *Job) Validate() error {
 		p.add("ID", "is %d characters long; the limit is %d", len(j.ID), maxJobIDLength)
 	case !jobIDPattern.MatchString(j.ID):
 		p.add("ID", "%q has characters that are not allowed; use letters, digits, '_', '-' and '.', starting with a letter or digit", j.ID)
+	}
+	// The name is shown in listings and logs: no control characters,
+	// no invalid UTF-8, bounded.
+	switch {
+	case len(j.Name) > maxJobNameLength:
+		p.add("Name", "is %d bytes long; the limit is %d", len(j.Name), maxJobNameLength)
+	case !printableName(j.Name):
+		p.add("Name", "%q has control characters or invalid UTF-8; use printable characters", j.Name)
 	}
 	switch j.Type {
 	case JobTypeService, JobTypeBatch, JobTypeSystem:
@@ -107,6 +140,10 @@ func (j *Job) Validate() error {
 	if len(j.Datacenters) == 0 {
 		p.add("Datacenters", "must list at least one datacenter")
 	}
+	if len(j.Datacenters) > MaxDatacentersPerJob {
+		p.add("Datacenters", "lists %d datacenters; the limit is %d", len(j.Datacenters), MaxDatacentersPerJob)
+	}
+	validateMeta(&p, "Meta", j.Meta)
 	for i, dc := range j.Datacenters {
 		if strings.TrimSpace(dc) == "" {
 			p.add(fmt.Sprintf("Datacenters[%d]", i), "must not be empty")
@@ -115,8 +152,15 @@ func (j *Job) Validate() error {
 	if len(j.TaskGroups) == 0 {
 		p.add("TaskGroups", "the job has no groups; it needs at least one group with one task")
 	}
+	groups := j.TaskGroups
+	if len(groups) > l.MaxGroupsPerJob {
+		l.over(&p, "TaskGroups", fmt.Sprintf("%d groups", len(groups)), strconv.Itoa(l.MaxGroupsPerJob), "max_groups_per_job", "")
+		// The groups past the limit are not looked at: the job is
+		// refused anyway, and checking them all costs what they cost.
+		groups = groups[:l.MaxGroupsPerJob]
+	}
 	seen := make(map[string]int)
-	for i, tg := range j.TaskGroups {
+	for i, tg := range groups {
 		path := fmt.Sprintf("TaskGroups[%d]", i)
 		if tg == nil {
 			p.add(path, "must not be null")
@@ -126,16 +170,20 @@ func (j *Job) Validate() error {
 			p.add(path+".Name", "group %q is defined twice (also TaskGroups[%d])", tg.Name, prev)
 		}
 		seen[tg.Name] = i
-		tg.validate(&p, path, j.Type)
+		tg.validate(&p, path, j.Type, l)
 	}
 	return p.err()
 }
 
-func (tg *TaskGroup) validate(p *problems, path, jobType string) {
+func (tg *TaskGroup) validate(p *problems, path, jobType string, l JobLimits) {
 	validateName(p, path+".Name", tg.Name, "group")
 	if tg.Count < 0 {
 		p.add(path+".Count", "%d is negative; use 0 or more", tg.Count)
 	}
+	if tg.Count > l.MaxCountPerGroup {
+		l.over(p, path+".Count", strconv.Itoa(tg.Count), strconv.Itoa(l.MaxCountPerGroup), "max_count_per_group", "")
+	}
+	validateMeta(p, path+".Meta", tg.Meta)
 	validatePlacement(p, path+".", tg.Constraints, tg.Affinities, tg.Spreads)
 	if jobType == JobTypeSystem && len(tg.Spreads) > 0 {
 		p.add(path+".Spreads", "system jobs run on every node; spread does not apply")
@@ -188,6 +236,9 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string) {
 		check("ReservedPorts", n.ReservedPorts, true)
 		check("DynamicPorts", n.DynamicPorts, false)
 	}
+	if len(labels) > MaxPortsPerGroup {
+		p.add(path+".Networks", "asks for %d ports; the limit is %d per group", len(labels), MaxPortsPerGroup)
+	}
 	if rp := tg.RestartPolicy; rp != nil {
 		rpath := path + ".RestartPolicy"
 		if rp.Attempts < 0 {
@@ -224,8 +275,13 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string) {
 	if len(tg.Tasks) == 0 {
 		p.add(path+".Tasks", "group %q has no tasks; it needs at least one", tg.Name)
 	}
+	tasks := tg.Tasks
+	if len(tasks) > l.MaxTasksPerGroup {
+		l.over(p, path+".Tasks", fmt.Sprintf("%d tasks", len(tasks)), strconv.Itoa(l.MaxTasksPerGroup), "max_tasks_per_group", "")
+		tasks = tasks[:l.MaxTasksPerGroup]
+	}
 	seen := make(map[string]int)
-	for i, t := range tg.Tasks {
+	for i, t := range tasks {
 		tpath := fmt.Sprintf("%s.Tasks[%d]", path, i)
 		if t == nil {
 			p.add(tpath, "must not be null")
@@ -235,11 +291,11 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string) {
 			p.add(tpath+".Name", "task %q is defined twice in the group (also Tasks[%d])", t.Name, prev)
 		}
 		seen[t.Name] = i
-		t.validate(p, tpath)
+		t.validate(p, tpath, l)
 	}
 }
 
-func (t *Task) validate(p *problems, path string) {
+func (t *Task) validate(p *problems, path string, l JobLimits) {
 	validateName(p, path+".Name", t.Name, "task")
 	switch {
 	case t.Driver == "":
@@ -260,25 +316,66 @@ func (t *Task) validate(p *problems, path string) {
 	} else {
 		if t.Resources.CPU <= 0 {
 			p.add(path+".Resources.CPU", "%d MHz is not allowed; cpu must be greater than 0", t.Resources.CPU)
+		} else if int64(t.Resources.CPU) > l.MaxTaskCPU {
+			l.over(p, path+".Resources.CPU", fmt.Sprintf("%d MHz", t.Resources.CPU), fmt.Sprintf("%d MHz", l.MaxTaskCPU), "max_task_cpu", l.cpuFrom)
 		}
 		if t.Resources.MemoryMB <= 0 {
 			p.add(path+".Resources.MemoryMB", "%d MB is not allowed; memory must be greater than 0", t.Resources.MemoryMB)
+		} else if int64(t.Resources.MemoryMB) > l.MaxTaskMemoryMB {
+			l.over(p, path+".Resources.MemoryMB", fmt.Sprintf("%d MB", t.Resources.MemoryMB), fmt.Sprintf("%d MB", l.MaxTaskMemoryMB), "max_task_memory_mb", l.memoryFrom)
 		}
 	}
 	if t.KillTimeout < 0 {
 		p.add(path+".KillTimeout", "must not be negative")
 	}
+	t.LogConfig.validate(p, path+".LogConfig")
 	validatePlacement(p, path+".", t.Constraints, t.Affinities, nil)
 	for i, c := range t.Constraints {
 		if c != nil && (c.Operand == ConstraintDistinctHosts || c.Operand == ConstraintDistinctProperty) {
 			p.add(fmt.Sprintf("%s.Constraints[%d].Operand", path, i), "%s applies to a job or a group, not a task", c.Operand)
 		}
 	}
-	for k := range t.Env {
+	if len(t.Env) > MaxEnvPerTask {
+		p.add(path+".Env", "has %d variables; the limit is %d", len(t.Env), MaxEnvPerTask)
+	}
+	for _, k := range sortedKeys(t.Env) {
 		if !envPattern.MatchString(k) {
 			p.add(path+".Env", "%q is not a valid environment variable name", k)
 		}
 	}
+	validateMeta(p, path+".Meta", t.Meta)
+}
+
+// validateMeta bounds a meta block's entries.
+func validateMeta(p *problems, path string, meta map[string]string) {
+	if len(meta) > MaxMetaEntries {
+		p.add(path, "has %d entries; the limit is %d", len(meta), MaxMetaEntries)
+	}
+}
+
+// sortedKeys returns m's keys in order, so that problems come out in
+// the same order every time.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// printableName reports whether s is valid UTF-8 without control
+// characters.
+func printableName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func validateName(p *problems, path, name, what string) {
@@ -312,6 +409,16 @@ func quoteAll(list []string) string {
 // validatePlacement checks constraints, affinities and spreads under
 // prefix ("" for the job, "TaskGroups[0]." for a group).
 func validatePlacement(p *problems, prefix string, cs []*Constraint, as []*Affinity, ss []*Spread) {
+	// The scheduler checks every rule against every node it considers,
+	// for every allocation it places.
+	for _, b := range []struct {
+		what string
+		n    int
+	}{{"Constraints", len(cs)}, {"Affinities", len(as)}, {"Spreads", len(ss)}} {
+		if b.n > MaxPlacementRules {
+			p.add(prefix+b.what, "has %d entries; the limit is %d", b.n, MaxPlacementRules)
+		}
+	}
 	for i, c := range cs {
 		path := fmt.Sprintf("%sConstraints[%d]", prefix, i)
 		if c == nil {

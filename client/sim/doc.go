@@ -11,5 +11,8 @@
 //
 // The nodes have varied resources, node classes and meta.rack values,
 // derived deterministically from the seed and the node's index, so a
-// restarted simulator registers the same nodes again.
+// restarted simulator registers the same nodes again. Each node reports
+// its own allocations with its own secret, as a real client must.
+//
+// sim imports only structs; the agent gives it the RPC transport.
 package sim

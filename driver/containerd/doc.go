@@ -11,9 +11,11 @@
 //
 // Task output never passes through the agent. The runc shim starts the
 // drover binary itself as a containerd "binary logger" (see
-// IsLoggerInvocation and RunLogger), which appends the task's stdout and
-// stderr to the files named in the task config and keeps doing so while
-// the agent is down.
+// IsLoggerInvocation and RunLogger), which writes the task's stdout and
+// stderr to rotated files next to the paths named in the task config
+// (LogFiles lists them), keeps at most the task's max_files of
+// max_file_size per stream, drops output while the disk is nearly full,
+// and keeps doing so while the agent is down.
 //
 // Tasks run without an init process, as with `docker run` without
 // --init: the task's command is PID 1 of its PID namespace, and the

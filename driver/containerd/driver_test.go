@@ -101,7 +101,7 @@ func TestDriver_StartTask(t *testing.T) {
 
 	fileContains(t, cfg.StdoutPath, "out\n")
 	fileContains(t, cfg.StderrPath, "err\n")
-	if b, _ := os.ReadFile(cfg.StdoutPath); strings.Contains(string(b), "err") {
+	if b := readStream(cfg.StdoutPath); strings.Contains(b, "err") {
 		t.Errorf("stderr leaked into stdout: %q", b)
 	}
 
@@ -132,7 +132,7 @@ func TestDriver_StartTask_ImageDefaultsAndArgs(t *testing.T) {
 	fs := h.shellTask("fs", "id; ls -ld /tmp; hostname >/dev/null && echo hostname-ok")
 	h.start(fs)
 	if res := h.wait(h.drv, fs.ID); !res.Successful() {
-		t.Fatalf("fs task: %+v; stderr %q", res, readFile(fs.StderrPath))
+		t.Fatalf("fs task: %+v; stderr %q", res, readStream(fs.StderrPath))
 	}
 	fileContains(t, fs.StdoutPath, "uid=0(root) gid=0(root)")
 	fileContains(t, fs.StdoutPath, "drwxrwxrwt")
@@ -166,7 +166,7 @@ func TestDriver_StartTask_AllocDir(t *testing.T) {
 	cfg.AllocDir = allocDir
 	h.start(cfg)
 	if res := h.wait(h.drv, cfg.ID); !res.Successful() {
-		t.Fatalf("task failed: %+v; stderr: %s", res, readFile(cfg.StderrPath))
+		t.Fatalf("task failed: %+v; stderr: %s", res, readStream(cfg.StderrPath))
 	}
 	if got := readFile(filepath.Join(allocDir, "greeting")); got != "hello\n" {
 		t.Fatalf("/alloc/greeting = %q, want hello", got)
@@ -183,9 +183,9 @@ func TestDriver_RecoverTask(t *testing.T) {
 	if err := h.drv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	before := fileSize(t, cfg.StdoutPath)
+	before := streamSize(t, cfg.StdoutPath)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		if n := fileSize(t, cfg.StdoutPath); n <= before+20 {
+		if n := streamSize(t, cfg.StdoutPath); n <= before+20 {
 			return false, fmt.Errorf("stdout stuck at %d bytes (was %d when the driver closed)", n, before)
 		}
 		return true, nil
@@ -206,9 +206,9 @@ func TestDriver_RecoverTask(t *testing.T) {
 	if status.State != driver.TaskStateRunning || status.PID != handle.PID {
 		t.Fatalf("recovered task = %+v, want running with pid %d", status, handle.PID)
 	}
-	mid := fileSize(t, cfg.StdoutPath)
+	mid := streamSize(t, cfg.StdoutPath)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		return fileSize(t, cfg.StdoutPath) > mid, errors.New("no output after recovery")
+		return streamSize(t, cfg.StdoutPath) > mid, errors.New("no output after recovery")
 	})
 
 	// The loop's sh is PID 1 without a TERM handler: killed after timeout.
@@ -574,13 +574,23 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func fileSize(t *testing.T, path string) int64 {
+// streamSize is the number of bytes a task output stream holds on
+// disk, over its rotated files.
+func streamSize(t *testing.T, base string) int64 {
 	t.Helper()
-	fi, err := os.Stat(path)
+	files, err := LogFiles(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Size()
+	var n int64
+	for _, f := range files {
+		fi, err := os.Stat(f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 func readFile(path string) string {
@@ -623,9 +633,9 @@ func TestDriver_ContainerdRestart(t *testing.T) {
 		}
 		return st.State == driver.TaskStateRunning && st.PID == handle.PID, fmt.Errorf("status %+v", st)
 	})
-	before := fileSize(t, cfg.StdoutPath)
+	before := streamSize(t, cfg.StdoutPath)
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		return fileSize(t, cfg.StdoutPath) > before, errors.New("no output after containerd restart")
+		return streamSize(t, cfg.StdoutPath) > before, errors.New("no output after containerd restart")
 	})
 	if err := h.drv.StopTask(context.Background(), cfg.ID, 200*time.Millisecond, "KILL"); err != nil {
 		t.Fatalf("stop: %v", err)

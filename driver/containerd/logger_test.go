@@ -1,10 +1,15 @@
 package containerd
 
 import (
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +46,14 @@ type loggerProc struct {
 	exited         chan struct{} // closed once cmd.Wait returned
 }
 
+// startLogger starts a v2 logger with the default retention.
 func startLogger(t *testing.T, stdoutPath, stderrPath string) *loggerProc {
+	t.Helper()
+	return startLoggerArgs(t, loggerArgs(stdoutPath, stderrPath, defaultLogMaxFiles, defaultLogMaxFileBytes))
+}
+
+// startLoggerArgs starts a logger with the given key/value arguments.
+func startLoggerArgs(t *testing.T, kv map[string]string) *loggerProc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -51,7 +63,7 @@ func startLogger(t *testing.T, stdoutPath, stderrPath string) *loggerProc {
 	errR, errW := pipe(t)
 	readyR, readyW := pipe(t)
 	args := []string{}
-	for k, v := range loggerArgs(stdoutPath, stderrPath) {
+	for k, v := range kv {
 		args = append(args, k, v)
 	}
 	cmd := exec.Command(exe, args...)
@@ -103,7 +115,8 @@ func (p *loggerProc) wait(t *testing.T, timeout time.Duration) int {
 func TestRunLogger_CopiesUntilEOF(t *testing.T) {
 	dir := t.TempDir()
 	stdoutPath, stderrPath := filepath.Join(dir, "out"), filepath.Join(dir, "err")
-	if err := os.WriteFile(stdoutPath, []byte("earlier\n"), 0o644); err != nil {
+	// A restarted task's logger appends to the stream's current file.
+	if err := os.WriteFile(stdoutPath+".0", []byte("earlier\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := startLogger(t, stdoutPath, stderrPath)
@@ -115,11 +128,133 @@ func TestRunLogger_CopiesUntilEOF(t *testing.T) {
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	if got := readFile(stdoutPath); got != "earlier\none\ntwo\n" {
+	if got := readFile(stdoutPath + ".0"); got != "earlier\none\ntwo\n" {
 		t.Fatalf("stdout file = %q (must be appended to)", got)
 	}
-	if got := readFile(stderrPath); got != "oops\n" {
+	if got := readFile(stderrPath + ".0"); got != "oops\n" {
 		t.Fatalf("stderr file = %q", got)
+	}
+	if _, err := os.Stat(stdoutPath); !os.IsNotExist(err) {
+		t.Fatalf("a v2 logger wrote the base path itself (%v)", err)
+	}
+}
+
+// TestRunLogger_V1StillAppendsToTheNamedFile: a task started by an agent
+// before rotation keeps its logger's protocol.
+func TestRunLogger_V1StillAppendsToTheNamedFile(t *testing.T) {
+	dir := t.TempDir()
+	stdoutPath, stderrPath := filepath.Join(dir, "out"), filepath.Join(dir, "err")
+	if err := os.WriteFile(stdoutPath, []byte("earlier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startLoggerArgs(t, map[string]string{loggerMarker: "v1", loggerStdout: stdoutPath, loggerStderr: stderrPath})
+	p.stdout.WriteString("one\n")
+	p.stdout.Close()
+	p.stderr.Close()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := readFile(stdoutPath); got != "earlier\none\n" {
+		t.Fatalf("stdout file = %q", got)
+	}
+	files, err := LogFiles(stdoutPath)
+	if err != nil || len(files) != 1 || files[0].Index != -1 {
+		t.Fatalf("LogFiles = %+v, %v; want the v1 file alone, index -1", files, err)
+	}
+}
+
+// TestRunLogger_Rotates: 10 files' worth of output through a logger
+// keeping 3 leaves the newest 3, each at the size limit, holding the
+// newest output in order.
+func TestRunLogger_Rotates(t *testing.T) {
+	dir := t.TempDir()
+	stdoutPath, stderrPath := filepath.Join(dir, "web.stdout"), filepath.Join(dir, "web.stderr")
+	p := startLoggerArgs(t, loggerArgs(stdoutPath, stderrPath, 3, 1000))
+	want := make([]byte, 0, 10000)
+	for i := 0; len(want) < 10000; i++ {
+		line := fmt.Sprintf("line %05d %s\n", i, strings.Repeat("x", 50))
+		want = append(want, line...)
+	}
+	want = want[:10000]
+	if _, err := p.stdout.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	p.stdout.Close()
+	p.stderr.Close()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	files, err := LogFiles(stdoutPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx []int
+	for _, f := range files {
+		idx = append(idx, f.Index)
+		if n := fileLen(t, f.Path); n != 1000 {
+			t.Errorf("%s holds %d bytes, want 1000", f.Path, n)
+		}
+	}
+	if !slices.Equal(idx, []int{7, 8, 9}) {
+		t.Fatalf("stream files %v, want indexes 7 8 9", idx)
+	}
+	if got := readStream(stdoutPath); got != string(want[7000:]) {
+		t.Fatalf("retained output is not the newest 3000 bytes in order:\n%q", got)
+	}
+}
+
+// TestRunLogger_RestartContinuesHighestIndex: the logger of a restarted
+// task fills the current file, then rotates on from there.
+func TestRunLogger_RestartContinuesHighestIndex(t *testing.T) {
+	dir := t.TempDir()
+	stdoutPath, stderrPath := filepath.Join(dir, "web.stdout"), filepath.Join(dir, "web.stderr")
+	run := func(data string) {
+		p := startLoggerArgs(t, loggerArgs(stdoutPath, stderrPath, 5, 1000))
+		p.stdout.WriteString(data)
+		p.stdout.Close()
+		p.stderr.Close()
+		if code := p.wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+	}
+	first, second := strings.Repeat("a", 2500), strings.Repeat("b", 700)
+	run(first)
+	run(second)
+	sizes := map[int]int64{}
+	files, _ := LogFiles(stdoutPath)
+	for _, f := range files {
+		sizes[f.Index] = fileLen(t, f.Path)
+	}
+	if want := map[int]int64{0: 1000, 1: 1000, 2: 1000, 3: 200}; !maps.Equal(sizes, want) {
+		t.Fatalf("file sizes by index %v, want %v", sizes, want)
+	}
+	if got := readStream(stdoutPath); got != first+second {
+		t.Fatalf("stream is not the two runs' output in order (%d bytes)", len(got))
+	}
+}
+
+// TestRunLogger_DropsOutputWhenDiskIsFull: with more free space asked
+// for than any disk has, output is dropped and one line says so.
+func TestRunLogger_DropsOutputWhenDiskIsFull(t *testing.T) {
+	dir := t.TempDir()
+	stdoutPath, stderrPath := filepath.Join(dir, "web.stdout"), filepath.Join(dir, "web.stderr")
+	args := loggerArgs(stdoutPath, stderrPath, 3, 1000)
+	args[loggerMinFreeBytes] = strconv.FormatUint(1<<62, 10)
+	p := startLoggerArgs(t, args)
+	for i := 0; i < 100; i++ {
+		p.stdout.WriteString("lost output\n")
+	}
+	p.stderr.WriteString("lost too\n")
+	p.stdout.Close()
+	p.stderr.Close()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d: dropping for a full disk is not a failure", code)
+	}
+	for _, path := range []string{stdoutPath, stderrPath} {
+		got := readStream(path)
+		if strings.Count(got, "\n") != 1 || !strings.Contains(got, "output dropped from here") || strings.Contains(got, "lost") {
+			t.Fatalf("%s = %q; want exactly one line saying output is dropped", path, got)
+		}
 	}
 }
 
@@ -137,7 +272,7 @@ func TestRunLogger_SIGTERMDrainsThenExits(t *testing.T) {
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	if got := readFile(stdoutPath); got != "last words\n" {
+	if got := readStream(stdoutPath); got != "last words\n" {
 		t.Fatalf("stdout file = %q", got)
 	}
 }
@@ -162,9 +297,20 @@ func TestRunLogger_NotStartedByShim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "drover-task-logger", "v1", "stdout", "/dev/null", "stderr", "/dev/null")
-	err = cmd.Run()
-	if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 2 {
-		t.Fatalf("run without fds: %v, want exit code 2", err)
+	for _, version := range []string{"v1", "v2", "v9"} {
+		cmd := exec.Command(exe, "drover-task-logger", version, "stdout", "/dev/null", "stderr", "/dev/null")
+		err = cmd.Run()
+		if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 2 {
+			t.Fatalf("run %s without fds: %v, want exit code 2", version, err)
+		}
 	}
+}
+
+func fileLen(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,19 +126,35 @@ func (h *harness) wait(d *Driver, id string) *driver.ExitResult {
 	}
 }
 
-// fileContains waits until path contains want.
-func fileContains(t *testing.T, path, want string) {
+// fileContains waits until the task output stream at base (its rotated
+// files, concatenated) contains want.
+func fileContains(t *testing.T, base, want string) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		b, err := os.ReadFile(path)
+		files, err := LogFiles(base)
 		if err != nil {
 			return false, err
 		}
-		if !bytes.Contains(b, []byte(want)) {
-			return false, fmt.Errorf("%s holds %q, want it to contain %q", path, b, want)
+		if len(files) == 0 {
+			return false, fmt.Errorf("no files of stream %s yet", base)
+		}
+		if b := readStream(base); !strings.Contains(b, want) {
+			return false, fmt.Errorf("%s holds %q, want it to contain %q", base, b, want)
 		}
 		return true, nil
 	})
+}
+
+// readStream returns what a task output stream holds: its files, oldest
+// first, concatenated.
+func readStream(base string) string {
+	files, _ := LogFiles(base)
+	var b bytes.Buffer
+	for _, f := range files {
+		data, _ := os.ReadFile(f.Path)
+		b.Write(data)
+	}
+	return b.String()
 }
 
 // syncBuffer is a goroutine-safe log sink.

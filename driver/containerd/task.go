@@ -64,7 +64,8 @@ func (d *Driver) StartTask(ctx context.Context, cfg *driver.TaskConfig) (*driver
 		}
 	}
 
-	taskIO := cio.BinaryIO(d.cfg.LoggerPath, loggerArgs(stdoutPath, stderrPath))
+	maxFiles, maxFileBytes := logRetention(cfg)
+	taskIO := cio.BinaryIO(d.cfg.LoggerPath, loggerArgs(stdoutPath, stderrPath, maxFiles, maxFileBytes))
 	task, err := container.NewTask(ctx, taskIO)
 	if err != nil {
 		undo()
@@ -88,20 +89,26 @@ func (d *Driver) StartTask(ctx context.Context, cfg *driver.TaskConfig) (*driver
 	}, nil
 }
 
-// prepareLogFiles makes the output paths absolute and creates the files,
-// so that a bad path fails the start instead of silently losing output
-// in the logger.
+// prepareLogFiles makes the output base paths absolute and creates
+// (or, for a restarted task, opens) the file each stream's logger will
+// write, so that a bad path fails the start instead of silently losing
+// output in the logger. A stream without a path goes to /dev/null.
 func prepareLogFiles(cfg *driver.TaskConfig) (string, string, error) {
 	var paths [2]string
 	for i, p := range []string{cfg.StdoutPath, cfg.StderrPath} {
 		if p == "" {
-			p = os.DevNull
+			paths[i] = os.DevNull
+			continue
 		}
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return "", "", err
 		}
-		f, err := os.OpenFile(abs, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		idx, err := currentLogFile(abs)
+		if err != nil {
+			return "", "", fmt.Errorf("task output file: %w", err)
+		}
+		f, err := os.OpenFile(logFilePath(abs, idx), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return "", "", fmt.Errorf("task output file: %w", err)
 		}
@@ -109,6 +116,19 @@ func prepareLogFiles(cfg *driver.TaskConfig) (string, string, error) {
 		paths[i] = abs
 	}
 	return paths[0], paths[1], nil
+}
+
+// logRetention is the task's log retention in the logger's terms: files
+// per stream and bytes per file, defaults for unset fields.
+func logRetention(cfg *driver.TaskConfig) (int, int64) {
+	maxFiles, maxMB := cfg.LogMaxFiles, cfg.LogMaxFileSizeMB
+	if maxFiles <= 0 {
+		maxFiles = defaultLogMaxFiles
+	}
+	if maxMB <= 0 {
+		return maxFiles, defaultLogMaxFileBytes
+	}
+	return maxFiles, int64(maxMB) << 20
 }
 
 func copyTaskConfig(cfg *driver.TaskConfig) *driver.TaskConfig {

@@ -1,0 +1,124 @@
+package fsm
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// Structural checks of decoded requests, run before anything is
+// applied. The leader only ever writes entries that pass them; an entry
+// that does not was written by something else (a hostile or broken
+// peer, a corrupt log) and is refused (see FSM.Apply), instead of
+// reaching the state store with, say, a nil element that would panic
+// there or be stored and panic later in the scheduler. They look at
+// nothing but the entry, so every server decides alike.
+//
+// The checks are only about shape. Rules that depend on a server's
+// configuration (admission limits) belong to the endpoints: a server
+// with other settings replaying the log must reach the same state.
+
+func checkNotNil[T any](field string, list []*T) error {
+	for i, x := range list {
+		if x == nil {
+			return fmt.Errorf("%s[%d] is null", field, i)
+		}
+	}
+	return nil
+}
+
+// checkJob holds a job that the entry registers to Job.Validate, which
+// depends on the job alone.
+func checkJob(field string, job *structs.Job) error {
+	if job == nil {
+		return fmt.Errorf("%s is missing", field)
+	}
+	if err := job.Validate(); err != nil {
+		return fmt.Errorf("%s %q: %w", field, job.ID, err)
+	}
+	return nil
+}
+
+func checkDeployment(field string, d *structs.Deployment) error {
+	if d == nil {
+		return nil
+	}
+	for name, tg := range d.TaskGroups {
+		if tg == nil {
+			return fmt.Errorf("%s.TaskGroups[%q] is null", field, name)
+		}
+	}
+	return nil
+}
+
+func checkNodeRegister(req *structs.NodeRegisterRequest) error {
+	if req.Node == nil {
+		return fmt.Errorf("Node is missing")
+	}
+	return checkNotNil("Evals", req.Evals)
+}
+
+func checkJobRegister(req *structs.JobRegisterRequest) error {
+	return checkJob("Job", req.Job)
+}
+
+func checkPlanResults(req *structs.ApplyPlanResultsRequest) error {
+	if req == nil {
+		return fmt.Errorf("the plan is null")
+	}
+	for _, l := range []struct {
+		field  string
+		allocs []*structs.Allocation
+	}{{"AllocsPlaced", req.AllocsPlaced}, {"AllocsStopped", req.AllocsStopped}, {"AllocsPreempted", req.AllocsPreempted}} {
+		if err := checkNotNil(l.field, l.allocs); err != nil {
+			return err
+		}
+	}
+	if err := checkNotNil("DeploymentUpdates", req.DeploymentUpdates); err != nil {
+		return err
+	}
+	if err := checkDeployment("Deployment", req.Deployment); err != nil {
+		return err
+	}
+	return checkNotNil("Evals", req.Evals)
+}
+
+func checkPlanResultsBatch(req *structs.ApplyPlanResultsBatchRequest) error {
+	for i, p := range req.Plans {
+		if err := checkPlanResults(p); err != nil {
+			return fmt.Errorf("Plans[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func checkAllocClientUpdate(req *structs.AllocUpdateRequest) error {
+	if err := checkNotNil("Alloc", req.Alloc); err != nil {
+		return err
+	}
+	return checkNotNil("Evals", req.Evals)
+}
+
+func checkDeploymentStatusUpdate(req *structs.DeploymentStatusUpdateRequest) error {
+	if req.DeploymentUpdate == nil {
+		return fmt.Errorf("DeploymentUpdate is missing")
+	}
+	// An auto-revert registers the job as a new version: it is held to
+	// what a JobRegister is.
+	if req.Job != nil {
+		return checkJob("Job", req.Job)
+	}
+	return nil
+}
+
+func checkDesiredTransition(req *structs.AllocUpdateDesiredTransitionRequest) error {
+	// In key order, so that every server names the same one.
+	for _, id := range slices.Sorted(maps.Keys(req.Allocs)) {
+		if req.Allocs[id] == nil {
+			return fmt.Errorf("Allocs[%q] is null", id)
+		}
+	}
+	return checkNotNil("Evals", req.Evals)
+}
