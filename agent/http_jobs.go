@@ -195,3 +195,108 @@ func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (interface{}
 	}
 	return out, nil
 }
+
+// JobPlanBody is the body of PUT /v1/job/<id>/plan.
+type JobPlanBody struct {
+	Job  *structs.Job
+	Diff bool
+}
+
+func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var body JobPlanBody
+	if err := a.decodeBody(w, r, &body); err != nil {
+		return nil, err
+	}
+	if body.Job == nil {
+		return nil, &structs.ValidationError{Problems: []structs.FieldError{{Path: "Job", Message: `missing; send {"Job": {...}}`}}}
+	}
+	if body.Job.ID != r.PathValue("id") {
+		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, r.PathValue("id"))
+	}
+	// The same checks (and limits) as a registration, with every
+	// problem's field path, before the server plans anything.
+	body.Job.Canonicalize()
+	if err := a.validateJob(body.Job); err != nil {
+		var verr *structs.ValidationError
+		if errors.As(err, &verr) {
+			for i := range verr.Problems {
+				verr.Problems[i].Path = joinPath("Job", verr.Problems[i].Path)
+			}
+		}
+		return nil, err
+	}
+	var resp structs.JobPlanResponse
+	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff}, &resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// JobRevertBody is the body of PUT /v1/job/<id>/revert.
+type JobRevertBody struct {
+	JobID               string
+	JobVersion          uint64
+	EnforcePriorVersion *uint64
+}
+
+func (a *Agent) jobRevert(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var body JobRevertBody
+	if err := a.decodeBody(w, r, &body); err != nil {
+		return nil, err
+	}
+	var resp structs.JobRegisterResponse
+	err := a.RPC("Job.Revert", &structs.JobRevertRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, EnforcePriorVersion: body.EnforcePriorVersion}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, resp.Index)
+	return resp, nil
+}
+
+// JobStableBody is the body of PUT /v1/job/<id>/stable.
+type JobStableBody struct {
+	JobID      string
+	JobVersion uint64
+	Stable     bool
+}
+
+func (a *Agent) jobStable(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var body JobStableBody
+	if err := a.decodeBody(w, r, &body); err != nil {
+		return nil, err
+	}
+	var resp structs.GenericResponse
+	if err := a.RPC("Job.Stable", &structs.JobStabilityRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, Stable: body.Stable}, &resp); err != nil {
+		return nil, err
+	}
+	return map[string]interface{}{"Index": resp.Index}, nil
+}
+
+func (a *Agent) jobDeployments(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.DeploymentListResponse
+	if err := a.RPC("Job.Deployments", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	if resp.Deployments == nil {
+		resp.Deployments = []*structs.Deployment{}
+	}
+	return resp.Deployments, nil
+}
+
+func (a *Agent) jobLatestDeployment(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
+	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+		return nil, err
+	}
+	var resp structs.SingleDeploymentResponse
+	if err := a.RPC("Job.LatestDeployment", &args, &resp); err != nil {
+		return nil, err
+	}
+	setMeta(w, resp.QueryMeta)
+	return resp.Deployment, nil
+}

@@ -1,0 +1,103 @@
+package fsm
+
+import (
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+func (f *FSM) applyPlanResults(buf []byte, index uint64) interface{} {
+	var req structs.ApplyPlanResultsRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkPlanResults(&req); err != nil {
+		return refusal{err}
+	}
+	st := f.State()
+	compactPlan(st, &req)
+	if err := st.UpsertPlanResults(index, &req); err != nil {
+		f.logger.Error("apply plan results failed", "error", err)
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	if len(req.AllocsStopped) > 0 {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+// applyPlanResultsBatch commits every plan of the batch in one
+// transaction: all or none.
+func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
+	var req structs.ApplyPlanResultsBatchRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkPlanResultsBatch(&req); err != nil {
+		return refusal{err}
+	}
+	st := f.State()
+	for _, p := range req.Plans {
+		compactPlan(st, p)
+	}
+	if err := st.UpsertPlanResultsBatch(index, req.Plans); err != nil {
+		f.logger.Error("apply plan results batch failed", "plans", len(req.Plans), "error", err)
+		return err
+	}
+	stopped := false
+	for _, p := range req.Plans {
+		f.handleEvals(st, p.Evals)
+		stopped = stopped || len(p.AllocsStopped) > 0
+	}
+	if stopped {
+		f.blocked.Unblock(index)
+	}
+	return nil
+}
+
+// compactPlan makes a decoded plan's allocations share what they have
+// in common with each other, the plan's job and the nodes table, before
+// the state store keeps them.
+func compactPlan(st *state.StateStore, req *structs.ApplyPlanResultsRequest) {
+	req.Compact()
+	st.ShareNodeStrings(req.AllocsPlaced)
+}
+
+func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
+	var req structs.AllocUpdateRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkAllocClientUpdate(&req); err != nil {
+		return refusal{err}
+	}
+	req.Compact()
+	st := f.State()
+	if err := st.UpdateAllocsFromClient(index, req.Alloc, req.UpdatedAt, req.Evals); err != nil {
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	for _, a := range req.Alloc {
+		if a.ClientTerminalStatus() {
+			f.blocked.Unblock(index)
+			break
+		}
+	}
+	return nil
+}
+
+func (f *FSM) applyAllocDesiredTransition(buf []byte, index uint64) interface{} {
+	var req structs.AllocUpdateDesiredTransitionRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkDesiredTransition(&req); err != nil {
+		return refusal{err}
+	}
+	st := f.State()
+	if err := st.UpdateAllocsDesiredTransitions(index, req.Allocs, req.Evals); err != nil {
+		return err
+	}
+	f.handleEvals(st, req.Evals)
+	return nil
+}

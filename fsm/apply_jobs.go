@@ -1,0 +1,81 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/structs"
+)
+
+func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
+	var req structs.JobRegisterRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	if err := checkJobRegister(&req); err != nil {
+		return refusal{err}
+	}
+	st := f.State()
+	if req.EnforceIndex {
+		// Checked here, in log order, so two registrations racing with
+		// the same check index cannot both pass (the endpoint's check is
+		// only a fast path).
+		existing, err := st.JobByID(nil, req.Job.ID)
+		if err != nil {
+			return err
+		}
+		var current uint64
+		if existing != nil {
+			current = existing.JobModifyIndex
+		}
+		if current != req.JobModifyIndex {
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q changed since the check index: expected job modify index %d, found %d", req.Job.ID, req.JobModifyIndex, current))
+		}
+	}
+	if err := st.UpsertJob(index, req.Job, req.SubmitTime, req.Eval); err != nil {
+		f.logger.Error("job register failed", "job", req.Job.ID, "error", err)
+		return err
+	}
+	if req.Eval != nil {
+		f.handleEvals(st, []*structs.Evaluation{req.Eval})
+	}
+	return nil
+}
+
+func (f *FSM) applyJobDeregister(buf []byte, index uint64) interface{} {
+	var req structs.JobDeregisterRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	st := f.State()
+	if req.Purge {
+		if err := st.DeleteJob(index, req.JobID, req.Eval); err != nil {
+			return err
+		}
+	} else {
+		job, err := st.JobByID(nil, req.JobID)
+		if err != nil {
+			return err
+		}
+		if job == nil {
+			return fmt.Errorf("job %q: %w", req.JobID, state.ErrNotFound)
+		}
+		stopped := job.Copy()
+		stopped.Stop = true
+		if err := st.UpsertJob(index, stopped, req.SubmitTime, req.Eval); err != nil {
+			return err
+		}
+	}
+	if req.Eval != nil {
+		f.handleEvals(st, []*structs.Evaluation{req.Eval})
+	}
+	return nil
+}
+
+func (f *FSM) applyJobStability(buf []byte, index uint64) interface{} {
+	var req structs.JobStabilityRequest
+	if err := decode(buf, &req); err != nil {
+		return refusal{err}
+	}
+	return errOrNil(f.State().UpdateJobStability(index, req.JobID, req.JobVersion, req.Stable))
+}
