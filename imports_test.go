@@ -21,14 +21,16 @@ var allowedImports = map[string][]string{
 	"gossip":            {},
 	"tlsutil":           {},
 	"connlimit":         {},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil"},
+	"acl":               {},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "acl"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
+	"driver/fake":       {"structs", "driver"},
 	"client":            {"structs", "driver"},
 	"jobspec":           {"structs"},
 	"api":               {},
-	"client/sim":        {"structs"},
-	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil"},
+	"client/sim":        {"structs", "client", "driver", "driver/fake"},
+	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl"},
 	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
 	// Non-test helpers the binary needs (bench) and testutil wraps for
 	// tests; they import no Drover package and never package testing.
@@ -37,6 +39,12 @@ var allowedImports = map[string][]string{
 	"internal/ociimage": {},
 	"command":           {"api", "jobspec", "agent", "bench", "tlsutil"},
 	".":                 {"command", "driver/containerd"},
+
+	// The leader's controllers: each reads a state view and writes
+	// through a Raft interface it defines itself, never *Server.
+	"server/drainer":           {"structs"},
+	"server/deploymentwatcher": {"structs"},
+	"server/heartbeat":         {"structs"},
 }
 
 // TestImportRules fails when a package imports an internal package the

@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,11 +150,17 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		} else {
 			a.pool = rpcpool.New()
 		}
-		proxy := newServerProxy(a.pool, c.Client.Servers, a.gossip)
-		// A fleet of clients with the same server list must not all
-		// pick the same server first.
-		proxy.shuffle = true
-		a.rpc = proxy
+		var discover func() []string
+		if a.gossip != nil {
+			discover = a.gossip.AliveServerAddrs
+		}
+		// The client's failover (shared with the node simulator). A
+		// fleet of clients with the same server list must not all pick
+		// the same server first: Shuffle.
+		a.rpc = client.NewServers(client.ServersConfig{
+			Transport: a.pool, Configured: c.Client.Servers, Discover: discover,
+			Unreachable: isNetworkError, Shuffle: true,
+		})
 	}
 
 	if c.Client.Enabled {
@@ -366,77 +370,6 @@ func (a *Agent) Shutdown() {
 			_ = os.RemoveAll(a.tempDataDir)
 		}
 	})
-}
-
-// serverProxy sends RPCs to the servers a client-only agent knows:
-// those configured with -servers and the alive servers gossip reports.
-// It sticks to the server that last answered and moves to the next one
-// when a server cannot be reached.
-type serverProxy struct {
-	pool       *rpcpool.Pool
-	configured []string
-	gossip     *gossip.Pool
-	// shuffle tries the candidate servers in random order until one
-	// answers (then it sticks to that one).
-	shuffle bool
-
-	// l guards current.
-	l       sync.Mutex
-	current string
-}
-
-func newServerProxy(pool *rpcpool.Pool, configured []string, g *gossip.Pool) *serverProxy {
-	return &serverProxy{pool: pool, configured: configured, gossip: g}
-}
-
-// servers lists the candidate servers, the last good one first.
-func (p *serverProxy) servers() []string {
-	seen := make(map[string]bool)
-	var out []string
-	p.l.Lock()
-	if p.current != "" {
-		out = append(out, p.current)
-		seen[p.current] = true
-	}
-	p.l.Unlock()
-	var candidates []string
-	if p.gossip != nil {
-		candidates = append(candidates, p.gossip.AliveServerAddrs()...)
-	}
-	candidates = append(candidates, p.configured...)
-	if p.shuffle {
-		rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
-	}
-	for _, s := range candidates {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// RPC implements client.RPCer.
-func (p *serverProxy) RPC(method string, args, reply interface{}) error {
-	servers := p.servers()
-	if len(servers) == 0 {
-		return structs.NewError(structs.CodeNoLeader, "no servers known yet: waiting for gossip to find one (check -join)")
-	}
-	var lastErr error
-	for _, addr := range servers {
-		err := p.pool.RPC(addr, method, args, reply)
-		if err == nil || !isNetworkError(err) {
-			p.l.Lock()
-			p.current = addr
-			p.l.Unlock()
-			return err
-		}
-		lastErr = err
-	}
-	p.l.Lock()
-	p.current = ""
-	p.l.Unlock()
-	return fmt.Errorf("no server reachable (tried %s): %w", strings.Join(servers, ", "), lastErr)
 }
 
 // isNetworkError reports whether err means the server could not be

@@ -71,7 +71,7 @@ func waitAllocs(t *testing.T, s *server.Server, jobID string, n int, want string
 	t.Helper()
 	var out []*structs.Allocation
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, err := s.State().AllocsByJob(nil, jobID)
+		all, err := s.State().AllocsByJob(nil, "", jobID)
 		if err != nil {
 			return false, err
 		}
@@ -150,7 +150,7 @@ func TestClientIntegration_RunsAllocationsAndStopsThem(t *testing.T) {
 		return live == 0 && stops == 3, fmt.Errorf("live %d stops %d", live, stops)
 	})
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, _ := s.State().AllocsByJob(nil, job.ID)
+		all, _ := s.State().AllocsByJob(nil, "", job.ID)
 		for _, a := range all {
 			if a.ClientStatus != structs.AllocClientStatusComplete {
 				return false, fmt.Errorf("%s is %s", a.Name, a.ClientStatus)
@@ -175,7 +175,7 @@ func TestClientIntegration_RestartPolicyThenFailed(t *testing.T) {
 	registerJob(t, s, job)
 
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		all, _ := s.State().AllocsByJob(nil, job.ID)
+		all, _ := s.State().AllocsByJob(nil, "", job.ID)
 		if len(all) != 1 {
 			return false, fmt.Errorf("%d allocs", len(all))
 		}
@@ -207,7 +207,7 @@ func TestClientIntegration_BatchCompletes(t *testing.T) {
 	registerJob(t, s, job)
 	waitAllocs(t, s, job.ID, 2, structs.AllocClientStatusComplete)
 	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
-		j, _ := s.State().JobByID(nil, job.ID)
+		j, _ := s.State().JobByID(nil, "", job.ID)
 		return j.Status == structs.JobStatusDead, fmt.Errorf("job is %s", j.Status)
 	})
 	if starts, _, _, _, _ := drv.Counts(); starts != 2 {

@@ -58,6 +58,8 @@ type Config struct {
 	TLS *TLSConfig `hcl:"tls,block"`
 	// Limits bound what clients of the agent may ask for.
 	Limits *Limits `hcl:"limits,block"`
+	// ACL turns on access control (http_acl.go).
+	ACL *ACLConfig `hcl:"acl,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -186,6 +188,7 @@ func DefaultConfig() *Config {
 		LogLevel:        "info",
 		TLS:             &TLSConfig{},
 		Limits:          &Limits{},
+		ACL:             &ACLConfig{},
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		Server:          &ServerConfig{BootstrapExpect: 1},
 		Client:          &ClientConfig{Reserved: &ReservedConfig{}},
@@ -240,6 +243,7 @@ func (c *Config) Merge(o *Config) {
 	setString(&c.LogLevel, o.LogLevel)
 	c.TLS.merge(o.TLS)
 	c.Limits.merge(o.Limits)
+	c.ACL = c.ACL.merge(o.ACL)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -414,6 +418,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("limits https_handshake_timeout = %q: want a positive duration like \"5s\"", l.HTTPSHandshakeTimeout)
 		}
 	}
+	if err := c.ACL.validate(); err != nil {
+		return err
+	}
 	if _, err := c.serverConfig(); err != nil {
 		return err
 	}
@@ -496,6 +503,9 @@ func (c *Config) serverConfig() (*server.Config, error) {
 		if err := sc.JobLimits.CheckConfig(); err != nil {
 			return nil, err
 		}
+	}
+	if c.ACL != nil {
+		sc.ACLEnabled = c.ACL.Enabled
 	}
 	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
 	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}

@@ -59,6 +59,7 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/node/{id}", a.nodeGet)
 	handle("GET /v1/node/{id}/allocations", a.nodeAllocations)
 
+	handle("GET /v1/evaluations", a.evalList)
 	handle("GET /v1/evaluation/{id}", a.evalGet)
 	handle("GET /v1/evaluation/{id}/allocations", a.evalAllocations)
 
@@ -79,6 +80,29 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.stateHash)
+
+	// ACLs (http_acl.go), Nomad's paths.
+	handle("GET /v1/acl/policies", a.aclPolicyList)
+	handle("GET /v1/acl/policy/{name}", a.aclPolicyGet)
+	handle("DELETE /v1/acl/policy/{name}", a.aclPolicyDelete)
+	handle("GET /v1/acl/tokens", a.aclTokenList)
+	handle("GET /v1/acl/token/self", a.aclTokenSelf)
+	handle("GET /v1/acl/token/{accessor}", a.aclTokenGet)
+	handle("DELETE /v1/acl/token/{accessor}", a.aclTokenDelete)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/acl/bootstrap", a.aclBootstrap)
+		handle(m+" /v1/acl/policy/{name}", a.aclPolicyUpsert)
+		handle(m+" /v1/acl/token", a.aclTokenCreate)
+	}
+
+	// Namespaces (http_namespaces.go), Nomad's paths.
+	handle("GET /v1/namespaces", a.namespaceList)
+	handle("GET /v1/namespace/{name}", a.namespaceGet)
+	handle("DELETE /v1/namespace/{name}", a.namespaceDelete)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/namespace/{name}", a.namespaceUpsert)
+		handle(m+" /v1/namespace", a.namespaceUpsert)
+	}
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
 	mux.Handle("GET /v1/metrics", a.metricsHandler())
@@ -298,7 +322,8 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// parseQueryOptions reads ?index=, ?wait=, ?stale and ?prefix=. A
+// parseQueryOptions reads ?index=, ?wait=, ?stale, ?prefix= and
+// ?namespace= (http_namespaces.go). A
 // wait is capped at structs.MaxQueryTime; the index of a request over
 // the blocking-query cap (limitRequests) is dropped, so it is answered
 // at once.
@@ -331,6 +356,13 @@ func parseQueryOptions(r *http.Request, q *structs.QueryOptions) error {
 		q.AllowStale = true
 	}
 	q.Prefix = values.Get("prefix")
+	// Lists take "*" (every namespace); reads of one job refuse it
+	// (parseSingleQuery).
+	ns, err := queryNamespace(r, true)
+	if err != nil {
+		return err
+	}
+	q.Namespace = ns
 	return nil
 }
 

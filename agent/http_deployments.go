@@ -71,7 +71,11 @@ func (a *Agent) deploymentPromote(w http.ResponseWriter, r *http.Request) (inter
 		}
 	}
 	var resp structs.DeploymentUpdateResponse
-	err := a.RPC("Deployment.Promote", &structs.DeploymentPromoteRequest{DeploymentID: r.PathValue("id"), All: body.All || len(body.Groups) == 0, Groups: body.Groups}, &resp)
+	args := structs.DeploymentPromoteRequest{DeploymentID: r.PathValue("id"), All: body.All || len(body.Groups) == 0, Groups: body.Groups}
+	if err := parseWriteRequest(r, &args.WriteRequest); err != nil {
+		return nil, err
+	}
+	err := a.RPC("Deployment.Promote", &args, &resp)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +83,12 @@ func (a *Agent) deploymentPromote(w http.ResponseWriter, r *http.Request) (inter
 }
 
 func (a *Agent) deploymentFail(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args := structs.DeploymentFailRequest{DeploymentID: r.PathValue("id")}
+	if err := parseWriteRequest(r, &args.WriteRequest); err != nil {
+		return nil, err
+	}
 	var resp structs.DeploymentUpdateResponse
-	if err := a.RPC("Deployment.Fail", &structs.DeploymentFailRequest{DeploymentID: r.PathValue("id")}, &resp); err != nil {
+	if err := a.RPC("Deployment.Fail", &args, &resp); err != nil {
 		return nil, err
 	}
 	return resp, nil

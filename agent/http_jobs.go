@@ -19,8 +19,9 @@ type JobRegisterBody struct {
 	JobModifyIndex uint64
 }
 
-// decodeJobBody reads a JobRegisterBody, canonicalizes and validates the
-// job. Validation problems come back as a *structs.ValidationError with
+// decodeJobBody reads a JobRegisterBody, places the job in its
+// namespace (see jobNamespace), canonicalizes and validates it.
+// Validation problems come back as a *structs.ValidationError with
 // paths under "Job.".
 func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegisterBody, error) {
 	var body JobRegisterBody
@@ -29,6 +30,9 @@ func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegis
 	}
 	if body.Job == nil {
 		return nil, &structs.ValidationError{Problems: []structs.FieldError{{Path: "Job", Message: `missing; send {"Job": {...}}`}}}
+	}
+	if err := jobNamespace(r, body.Job); err != nil {
+		return nil, err
 	}
 	body.Job.Canonicalize()
 	if err := a.validateJob(body.Job); err != nil {
@@ -44,6 +48,25 @@ func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegis
 		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, id)
 	}
 	return &body, nil
+}
+
+// jobNamespace settles the namespace of a job sent for registration or
+// planning before Canonicalize would put a job without one in the
+// default namespace: the job's own, else ?namespace=, else the default;
+// a job and a request naming different namespaces are refused (400).
+// The server decides the same way (structs.JobNamespace) for RPC
+// callers.
+func jobNamespace(r *http.Request, job *structs.Job) error {
+	reqNS, err := queryNamespace(r, false)
+	if err != nil {
+		return err
+	}
+	ns, err := structs.JobNamespace(job.Namespace, reqNS)
+	if err != nil {
+		return err
+	}
+	job.Namespace = ns
+	return nil
 }
 
 // validateJob checks a canonicalized job: Job.Validate, and on an agent
@@ -73,6 +96,7 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (interface{}
 	var resp structs.JobRegisterResponse
 	err = a.RPC("Job.Register", &structs.JobRegisterRequest{
 		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
+		WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace},
 	}, &resp)
 	if err != nil {
 		return nil, err
@@ -112,7 +136,7 @@ func (a *Agent) jobList(w http.ResponseWriter, r *http.Request) (interface{}, er
 
 func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.SingleJobResponse
@@ -121,13 +145,16 @@ func (a *Agent) jobGet(w http.ResponseWriter, r *http.Request) (interface{}, err
 	}
 	setMeta(w, resp.QueryMeta)
 	if resp.Job == nil {
-		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found", args.JobID))
+		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found in namespace %q", args.JobID, args.RequestNamespace()))
 	}
 	return resp.Job, nil
 }
 
 func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobDeregisterRequest{JobID: r.PathValue("id")}
+	if err := parseWriteRequest(r, &args.WriteRequest); err != nil {
+		return nil, err
+	}
 	if s := r.URL.Query().Get("purge"); s != "" {
 		purge, err := strconv.ParseBool(s)
 		if err != nil {
@@ -145,7 +172,7 @@ func (a *Agent) jobDeregister(w http.ResponseWriter, r *http.Request) (interface
 
 func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.JobAllocationsResponse
@@ -158,7 +185,7 @@ func (a *Agent) jobAllocations(w http.ResponseWriter, r *http.Request) (interfac
 
 func (a *Agent) jobEvaluations(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.JobEvaluationsResponse
@@ -171,7 +198,7 @@ func (a *Agent) jobEvaluations(w http.ResponseWriter, r *http.Request) (interfac
 
 func (a *Agent) jobVersions(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.JobVersionsResponse
@@ -213,6 +240,9 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, er
 	if body.Job.ID != r.PathValue("id") {
 		return nil, badRequest("job ID %q in the body does not match %q in the path", body.Job.ID, r.PathValue("id"))
 	}
+	if err := jobNamespace(r, body.Job); err != nil {
+		return nil, err
+	}
 	// The same checks (and limits) as a registration, with every
 	// problem's field path, before the server plans anything.
 	body.Job.Canonicalize()
@@ -226,7 +256,7 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, er
 		return nil, err
 	}
 	var resp structs.JobPlanResponse
-	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff}, &resp); err != nil {
+	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff, WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace}}, &resp); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -244,8 +274,12 @@ func (a *Agent) jobRevert(w http.ResponseWriter, r *http.Request) (interface{}, 
 	if err := a.decodeBody(w, r, &body); err != nil {
 		return nil, err
 	}
+	args := structs.JobRevertRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, EnforcePriorVersion: body.EnforcePriorVersion}
+	if err := parseWriteRequest(r, &args.WriteRequest); err != nil {
+		return nil, err
+	}
 	var resp structs.JobRegisterResponse
-	err := a.RPC("Job.Revert", &structs.JobRevertRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, EnforcePriorVersion: body.EnforcePriorVersion}, &resp)
+	err := a.RPC("Job.Revert", &args, &resp)
 	if err != nil {
 		return nil, err
 	}
@@ -265,8 +299,12 @@ func (a *Agent) jobStable(w http.ResponseWriter, r *http.Request) (interface{}, 
 	if err := a.decodeBody(w, r, &body); err != nil {
 		return nil, err
 	}
+	args := structs.JobStabilityRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, Stable: body.Stable}
+	if err := parseWriteRequest(r, &args.WriteRequest); err != nil {
+		return nil, err
+	}
 	var resp structs.GenericResponse
-	if err := a.RPC("Job.Stable", &structs.JobStabilityRequest{JobID: r.PathValue("id"), JobVersion: body.JobVersion, Stable: body.Stable}, &resp); err != nil {
+	if err := a.RPC("Job.Stable", &args, &resp); err != nil {
 		return nil, err
 	}
 	return map[string]interface{}{"Index": resp.Index}, nil
@@ -274,7 +312,7 @@ func (a *Agent) jobStable(w http.ResponseWriter, r *http.Request) (interface{}, 
 
 func (a *Agent) jobDeployments(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.DeploymentListResponse
@@ -290,7 +328,7 @@ func (a *Agent) jobDeployments(w http.ResponseWriter, r *http.Request) (interfac
 
 func (a *Agent) jobLatestDeployment(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
+	if err := parseSingleQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
 	var resp structs.SingleDeploymentResponse

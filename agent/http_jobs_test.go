@@ -105,10 +105,10 @@ func TestJobHTTP_RefusesJobsOverTheLimits(t *testing.T) {
 			if !planFound {
 				t.Fatalf("plan: problems %+v do not include %s", body.Problems, tc.path)
 			}
-			if j, _ := srv.State().JobByID(nil, job.ID); j != nil {
+			if j, _ := srv.State().JobByID(nil, "", job.ID); j != nil {
 				t.Fatal("a refused job was stored")
 			}
-			if evals, _ := srv.State().EvalsByJob(nil, job.ID); len(evals) > 0 {
+			if evals, _ := srv.State().EvalsByJob(nil, "", job.ID); len(evals) > 0 {
 				t.Fatal("a refused job was scheduled")
 			}
 		})

@@ -5,6 +5,7 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 
+	"github.com/droverhq/drover/client"
 	"github.com/droverhq/drover/client/sim"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/tlsutil"
@@ -25,16 +26,19 @@ type SimTLS struct {
 	Region                    string
 }
 
-// SimNodes runs simulated client nodes (see package client/sim) against
-// the servers at the given RPC addresses, through the same server proxy
-// a client-only agent uses: it sticks to a server that answers and moves
-// on when one cannot be reached. The nodes are spread over the servers
-// (each starts with a different one), as a real fleet's clients are. started is called with the simulator
-// before registration begins, so the caller can read its stats; Run's
-// progress callback reports registrations. With tlsFiles, the nodes
-// dial the servers over mTLS with that client certificate, as client
-// agents do when the servers' RPC port is TLS. SimNodes returns when ctx
-// is done.
+// SimNodes runs simulated client nodes (see package client/sim: each is
+// a real client.Client with a fake driver) against the servers at the
+// given RPC addresses, through the failover a client agent uses
+// (client.Servers): a node sticks to a server that answers, moves on
+// when one cannot be reached, and learns the servers' own list from
+// their heartbeat answers. The nodes are spread over the servers (each
+// group of nodes starts with a different one), as a real fleet's clients
+// are. started is called with the simulator before registration begins,
+// so the caller can read its stats; Run's progress callback reports
+// registrations. With tlsFiles, the nodes dial the servers over mTLS
+// with that client certificate, as client agents do when the servers'
+// RPC port is TLS. SimNodes returns when ctx is done and every node has
+// shut down.
 func SimNodes(ctx context.Context, cfg sim.Config, servers []string, tlsFiles *SimTLS, logger hclog.Logger, started func(*sim.Simulator), progress func(registered, total int)) error {
 	var opts []rpcpool.Option
 	if tlsFiles != nil {
@@ -50,16 +54,21 @@ func SimNodes(ctx context.Context, cfg sim.Config, servers []string, tlsFiles *S
 	}
 	pool := rpcpool.New(opts...)
 	defer pool.Shutdown()
-	cfg.RPC = newServerProxy(pool, servers, nil)
-	// One proxy per server, each trying a different server first, so
-	// the nodes' watches spread over the servers as a real fleet's do.
+	// One failover set per server, each trying a different server first,
+	// so the nodes' watches spread over the servers as a real fleet's do.
+	cfg.RPC = nil
 	cfg.NodeRPCs = nil
 	for i := range servers {
 		rotated := append(append([]string(nil), servers[i:]...), servers[:i]...)
-		cfg.NodeRPCs = append(cfg.NodeRPCs, newServerProxy(pool, rotated, nil))
+		cfg.NodeRPCs = append(cfg.NodeRPCs, client.NewServers(client.ServersConfig{
+			Transport: pool, Configured: rotated, Unreachable: isNetworkError,
+		}))
 	}
 	cfg.Logger = logger
 	s := sim.New(cfg)
+	// Runs before the pool shuts down: the nodes flush their last
+	// reports through it.
+	defer s.Stop()
 	if started != nil {
 		started(s)
 	}

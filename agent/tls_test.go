@@ -437,7 +437,7 @@ func TestAgentTLS_LogsProxyDialsOnlyClusterAgents(t *testing.T) {
 	}
 	var allocID string
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		allocs, err := a.server.State().AllocsByJob(nil, job.ID)
+		allocs, err := a.server.State().AllocsByJob(nil, "", job.ID)
 		if err != nil || len(allocs) == 0 {
 			return false, errors.New("no allocation placed yet")
 		}

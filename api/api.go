@@ -33,6 +33,15 @@ type Config struct {
 	// DROVER_CLIENT_KEY, DROVER_TLS_SERVER_NAME and
 	// DROVER_TLS_SKIP_VERIFY.
 	TLSConfig *TLSConfig
+	// Token is the ACL token secret sent with every request (as
+	// X-Drover-Token); DROVER_TOKEN when empty.
+	Token string
+	// Namespace is the namespace every request is about, sent as
+	// ?namespace=; DROVER_NAMESPACE when empty, and when both are empty
+	// none is sent (the agent takes the default namespace). "*" lists
+	// every namespace's objects (lists only). QueryOptions.Namespace
+	// overrides it for one read.
+	Namespace string
 }
 
 // TLSConfig configures HTTPS to an agent.
@@ -118,6 +127,10 @@ type Client struct {
 	// hasClientCert is whether the default transport presents a client
 	// certificate, to explain a refused handshake.
 	hasClientCert bool
+	// token is the ACL token secret sent with every request.
+	token string
+	// namespace is sent as ?namespace= with every request ("": none).
+	namespace string
 }
 
 // NewClient returns a client for cfg.Address, or DROVER_ADDR, or the
@@ -140,7 +153,13 @@ func NewClient(cfg *Config) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("invalid agent address %q: want e.g. http://127.0.0.1:4646 or https://127.0.0.1:4646", addr)
 	}
-	c := &Client{addr: u, http: cfg.HTTPClient}
+	c := &Client{addr: u, http: cfg.HTTPClient, token: cfg.Token, namespace: cfg.Namespace}
+	if c.token == "" {
+		c.token = os.Getenv("DROVER_TOKEN")
+	}
+	if c.namespace == "" {
+		c.namespace = os.Getenv("DROVER_NAMESPACE")
+	}
 	if c.http == nil {
 		tr := &http.Transport{
 			Proxy:               nil,
@@ -165,6 +184,18 @@ func NewClient(cfg *Config) (*Client, error) {
 // Address returns the agent address the client uses.
 func (c *Client) Address() string { return c.addr.String() }
 
+// Namespace returns the namespace the client's requests are about (""
+// when it sends none: the default namespace).
+func (c *Client) Namespace() string { return c.namespace }
+
+// WithNamespace returns a client that shares c's connection and token
+// and sends namespace ns instead ("" sends none).
+func (c *Client) WithNamespace(ns string) *Client {
+	n := *c
+	n.namespace = ns
+	return &n
+}
+
 // QueryOptions are the read options of every list and get.
 type QueryOptions struct {
 	// WaitIndex makes the request block until the state index is
@@ -175,6 +206,9 @@ type QueryOptions struct {
 	AllowStale bool
 	// Prefix filters lists by ID prefix.
 	Prefix string
+	// Namespace, when set, is sent instead of the client's namespace;
+	// "*" lists every namespace's objects.
+	Namespace string
 	// Context cancels the request.
 	Context context.Context
 }
@@ -227,7 +261,13 @@ type request struct {
 
 func (c *Client) newRequest(method, path string, q *QueryOptions) *request {
 	r := &request{method: method, path: path, params: url.Values{}, ctx: context.Background()}
+	if c.namespace != "" {
+		r.params.Set("namespace", c.namespace)
+	}
 	if q != nil {
+		if q.Namespace != "" {
+			r.params.Set("namespace", q.Namespace)
+		}
 		if q.WaitIndex > 0 {
 			r.params.Set("index", strconv.FormatUint(q.WaitIndex, 10))
 		}
@@ -274,6 +314,9 @@ func (c *Client) do(r *request) (*http.Response, error) {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("X-Drover-Token", c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

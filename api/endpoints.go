@@ -223,6 +223,14 @@ func (e *Evaluations) Info(id string, q *QueryOptions) (*Evaluation, *QueryMeta,
 	return &out, meta, nil
 }
 
+// List lists evaluations (of the client's namespace, or
+// QueryOptions.Namespace; "*" for every namespace).
+func (e *Evaluations) List(q *QueryOptions) ([]*Evaluation, *QueryMeta, error) {
+	var out []*Evaluation
+	meta, err := e.c.query("/v1/evaluations", &out, q)
+	return out, meta, err
+}
+
 // Allocations lists the allocations an evaluation placed.
 func (e *Evaluations) Allocations(id string, q *QueryOptions) ([]*AllocationListStub, *QueryMeta, error) {
 	var out []*AllocationListStub

@@ -6,6 +6,7 @@ import "time"
 // Nomad's JSON.
 type Job struct {
 	ID                string
+	Namespace         string
 	Name              string
 	Type              string
 	Priority          int
@@ -110,6 +111,7 @@ type Resources struct {
 // JobListStub is a job in a list.
 type JobListStub struct {
 	ID                string
+	Namespace         string
 	Name              string
 	Type              string
 	Priority          int
@@ -148,6 +150,7 @@ type Allocation struct {
 	NodeID             string
 	NodeName           string
 	JobID              string
+	Namespace          string
 	Job                *Job
 	JobVersion         uint64
 	TaskGroup          string
@@ -319,6 +322,7 @@ type Evaluation struct {
 	Type              string
 	TriggeredBy       string
 	JobID             string
+	Namespace         string
 	JobModifyIndex    uint64
 	DeploymentID      string
 	NodeID            string
@@ -363,6 +367,7 @@ type NodeScoreMeta struct {
 type Deployment struct {
 	ID                string
 	JobID             string
+	Namespace         string
 	JobVersion        uint64
 	JobModifyIndex    uint64
 	TaskGroups        map[string]*DeploymentState

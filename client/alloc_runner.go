@@ -9,25 +9,43 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	hclog "github.com/hashicorp/go-hclog"
+	"sync/atomic"
 
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
 
 // allocRunner runs the tasks of one allocation and derives the
-// allocation's client status from their states.
+// allocation's client status from their states. It has no goroutine of
+// its own: each task runner has one, and the last of them to return
+// finishes the allocation (a node of the simulator holds hundreds of
+// allocations, and the simulator a hundred thousand).
 type allocRunner struct {
 	client *Client
-	logger hclog.Logger
-	dir    string
+	log    runnerLog
+	// id is the allocation's ID.
+	id string
+	// dir is the allocation directory; "" when the client keeps nothing
+	// on disk.
+	dir string
+	// tasks are the task runners in the group's order, and names their
+	// names sorted; both are fixed once the runner is built.
+	tasks []*taskRunner
+	names []string
 
-	// mu guards alloc and tasks.
+	// reportMu serializes taskChanged; taken before mu.
+	reportMu sync.Mutex
+	// mu guards alloc, reported and health.
 	mu    sync.Mutex
 	alloc *structs.Allocation
-	tasks map[string]*taskRunner
+	// reported is the client status last queued for the servers.
+	reported string
+	// health decides the allocation's health in its deployment; nil
+	// when there is nothing to decide.
+	health *healthWatch
 
+	// running counts the task runners that have not returned.
+	running atomic.Int32
 	// stopOnce guards stopping the tasks (desired stop, or a failed
 	// task taking its siblings down).
 	stopOnce sync.Once
@@ -37,13 +55,12 @@ type allocRunner struct {
 
 // newAllocRunner prepares a runner for alloc. restored carries persisted
 // task handles and states after a client restart (nil for a new alloc).
-func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*persistedTask) (*allocRunner, error) {
+func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*PersistedTask) (*allocRunner, error) {
 	ar := &allocRunner{
 		client: c,
-		logger: c.logger.With("alloc_id", alloc.ID),
-		dir:    filepath.Join(c.allocRoot, alloc.ID),
+		log:    runnerLog{l: c.logger, allocID: alloc.ID},
+		id:     alloc.ID,
 		alloc:  alloc,
-		tasks:  make(map[string]*taskRunner),
 		doneCh: make(chan struct{}),
 	}
 	if alloc.Job == nil {
@@ -53,24 +70,32 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*p
 	if tg == nil {
 		return nil, fmt.Errorf("alloc %s: job %s has no group %q", alloc.ID, alloc.JobID, alloc.TaskGroup)
 	}
-	for _, sub := range []string{"alloc/logs", "alloc/data"} {
-		if err := os.MkdirAll(filepath.Join(ar.dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("create alloc dir: %w", err)
+	for _, task := range tg.Tasks {
+		if _, ok := c.config.Drivers[task.Driver]; !ok {
+			return nil, fmt.Errorf("alloc %s: task %s needs driver %q, which this client does not have", alloc.ID, task.Name, task.Driver)
+		}
+	}
+	if c.allocRoot != "" {
+		ar.dir = filepath.Join(c.allocRoot, alloc.ID)
+		for _, sub := range []string{"alloc/logs", "alloc/data"} {
+			if err := os.MkdirAll(filepath.Join(ar.dir, sub), 0o755); err != nil {
+				return nil, fmt.Errorf("create alloc dir: %w", err)
+			}
 		}
 	}
 	for _, task := range tg.Tasks {
-		drv, ok := c.config.Drivers[task.Driver]
-		if !ok {
-			return nil, fmt.Errorf("alloc %s: task %s needs driver %q, which this client does not have", alloc.ID, task.Name, task.Driver)
-		}
 		tr := &taskRunner{
-			allocID:    alloc.ID,
-			task:       task,
-			cfg:        ar.taskConfig(tg, task),
-			drv:        drv,
+			allocID: alloc.ID,
+			id:      alloc.ID + "-" + task.Name,
+			task:    task,
+			// Built when the task starts, not kept: the driver needs it
+			// once per start, and its environment is most of what a
+			// runner would otherwise hold.
+			config:     func() *driver.TaskConfig { return ar.taskConfig(alloc, tg, task) },
+			drv:        c.config.Drivers[task.Driver],
 			restart:    newRestartTracker(tg.RestartPolicy, alloc.Job.Type),
 			db:         c.db,
-			logger:     ar.logger.With("task", task.Name),
+			log:        ar.log.forTask(task.Name),
 			onChange:   ar.taskChanged,
 			shutdownCh: c.shutdownCh,
 			state:      &structs.TaskState{State: structs.TaskStatePending},
@@ -83,9 +108,21 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*p
 			}
 			tr.handle = pt.Handle
 		}
-		ar.tasks[task.Name] = tr
+		ar.tasks = append(ar.tasks, tr)
+		ar.names = append(ar.names, task.Name)
 	}
+	sort.Strings(ar.names)
 	return ar, nil
+}
+
+// task returns the runner of the named task, or nil.
+func (ar *allocRunner) task(name string) *taskRunner {
+	for _, tr := range ar.tasks {
+		if tr.task.Name == name {
+			return tr
+		}
+	}
+	return nil
 }
 
 // LogPath returns the base path of a task's stdout or stderr stream;
@@ -95,10 +132,10 @@ func (ar *allocRunner) LogPath(task, stream string) string {
 	return filepath.Join(ar.dir, "alloc", "logs", task+"."+stream)
 }
 
-// taskConfig builds what the driver needs for one task: command, the
-// environment with the DROVER_* variables, limits and log files.
-func (ar *allocRunner) taskConfig(tg *structs.TaskGroup, task *structs.Task) *driver.TaskConfig {
-	alloc := ar.alloc
+// taskConfig builds what the driver needs for one task of alloc (the
+// version the runner was built with): command, the environment with the
+// DROVER_* variables, limits and log files.
+func (ar *allocRunner) taskConfig(alloc *structs.Allocation, tg *structs.TaskGroup, task *structs.Task) *driver.TaskConfig {
 	node := ar.client.Node()
 	env := map[string]string{
 		"DROVER_ALLOC_ID":     alloc.ID,
@@ -129,16 +166,18 @@ func (ar *allocRunner) taskConfig(tg *structs.TaskGroup, task *structs.Task) *dr
 		env[k] = interp.replace(v)
 	}
 	cfg := &driver.TaskConfig{
-		ID:         alloc.ID + "-" + task.Name,
-		AllocID:    alloc.ID,
-		TaskName:   task.Name,
-		JobID:      alloc.JobID,
-		Env:        env,
-		MemoryMB:   int64(task.Resources.MemoryMB),
-		CPUShares:  int64(task.Resources.CPU),
-		StdoutPath: ar.LogPath(task.Name, "stdout"),
-		StderrPath: ar.LogPath(task.Name, "stderr"),
-		AllocDir:   filepath.Join(ar.dir, "alloc"),
+		ID:        alloc.ID + "-" + task.Name,
+		AllocID:   alloc.ID,
+		TaskName:  task.Name,
+		JobID:     alloc.JobID,
+		Env:       env,
+		MemoryMB:  int64(task.Resources.MemoryMB),
+		CPUShares: int64(task.Resources.CPU),
+	}
+	if ar.dir != "" {
+		cfg.StdoutPath = ar.LogPath(task.Name, "stdout")
+		cfg.StderrPath = ar.LogPath(task.Name, "stderr")
+		cfg.AllocDir = filepath.Join(ar.dir, "alloc")
 	}
 	logs := task.LogConfig.Effective()
 	cfg.LogMaxFiles, cfg.LogMaxFileSizeMB = logs.MaxFiles, logs.MaxFileSizeMB
@@ -167,32 +206,38 @@ func envLabel(label string) string {
 	}, label)
 }
 
-// run starts every task runner and waits for them.
-func (ar *allocRunner) run() {
+// start starts every task runner (each on its own tracked goroutine);
+// the last one to return closes doneCh and reports the final status.
+func (ar *allocRunner) start() {
 	ar.mu.Lock()
-	tasks := make([]*taskRunner, 0, len(ar.tasks))
-	for _, tr := range ar.tasks {
-		tasks = append(tasks, tr)
-	}
 	stopped := ar.alloc.ServerTerminalStatus()
+	ar.health = newHealthWatch(ar, ar.alloc)
 	ar.mu.Unlock()
 	if stopped {
 		ar.stop()
 	}
-	var wg sync.WaitGroup
-	for _, tr := range tasks {
-		wg.Add(1)
-		go func(tr *taskRunner) {
-			defer wg.Done()
+	ar.running.Store(int32(len(ar.tasks)))
+	if len(ar.tasks) == 0 {
+		close(ar.doneCh)
+	}
+	for _, tr := range ar.tasks {
+		ar.client.goRunner(func() {
 			tr.run()
-		}(tr)
+			if ar.running.Add(-1) == 0 {
+				close(ar.doneCh)
+				ar.taskChanged()
+			}
+		})
 	}
 	// Report once at start, so "pending" reaches the server.
 	ar.taskChanged()
-	go ar.watchHealth()
-	wg.Wait()
-	close(ar.doneCh)
-	ar.taskChanged()
+}
+
+// modifyIndex returns the AllocModifyIndex of the version held.
+func (ar *allocRunner) modifyIndex() uint64 {
+	ar.mu.Lock()
+	defer ar.mu.Unlock()
+	return ar.alloc.AllocModifyIndex
 }
 
 // update takes a newer version of the allocation from the server. A
@@ -206,24 +251,26 @@ func (ar *allocRunner) update(alloc *structs.Allocation) {
 		alloc.DeploymentStatus = ar.alloc.DeploymentStatus
 	}
 	ar.alloc = alloc
-	ar.mu.Unlock()
 	if moved {
-		go ar.watchHealth()
+		ar.health.stop()
+		ar.health = newHealthWatch(ar, alloc)
 	}
-	if err := ar.client.db.putAlloc(alloc); err != nil {
-		ar.logger.Error("failed to persist allocation", "error", err)
+	ar.mu.Unlock()
+	if err := ar.client.db.PutAlloc(alloc); err != nil {
+		ar.log.Error("failed to persist allocation", "error", err)
 	}
 	if alloc.ServerTerminalStatus() {
 		ar.stop()
+	}
+	if moved {
+		ar.taskChanged()
 	}
 }
 
 // stop kills every task (they remove their containers).
 func (ar *allocRunner) stop() {
 	ar.stopOnce.Do(func() {
-		ar.logger.Info("stopping allocation")
-		ar.mu.Lock()
-		defer ar.mu.Unlock()
+		ar.log.Info("stopping allocation")
 		for _, tr := range ar.tasks {
 			tr.kill()
 		}
@@ -236,28 +283,35 @@ func (ar *allocRunner) stop() {
 func (ar *allocRunner) destroy() {
 	ar.stop()
 	<-ar.doneCh
-	ar.mu.Lock()
-	defer ar.mu.Unlock()
 	for _, tr := range ar.tasks {
-		_ = tr.drv.DestroyTask(context.Background(), tr.cfg.ID, true)
+		_ = tr.drv.DestroyTask(context.Background(), tr.id, true)
 	}
 }
 
-// Alloc returns the allocation with the client's current view: status
-// and task states.
-func (ar *allocRunner) Alloc() *structs.Allocation {
-	ar.mu.Lock()
-	defer ar.mu.Unlock()
-	a := ar.alloc.Copy()
-	a.TaskStates = make(map[string]*structs.TaskState, len(ar.tasks))
-	names := make([]string, 0, len(ar.tasks))
-	for name, tr := range ar.tasks {
-		a.TaskStates[name] = tr.TaskState()
-		names = append(names, name)
+// taskStates returns a copy of every task's state.
+func (ar *allocRunner) taskStates() map[string]*structs.TaskState {
+	states := make(map[string]*structs.TaskState, len(ar.tasks))
+	for _, tr := range ar.tasks {
+		states[tr.task.Name] = tr.TaskState()
 	}
-	sort.Strings(names)
-	a.ClientStatus, a.ClientDescription = clientStatus(a.TaskStates, names)
-	return a
+	return states
+}
+
+// report returns what the client reports about the allocation: its
+// status derived from the task states, the states, and its health. Only
+// what a client may report is set (see server/node_auth.go).
+func (ar *allocRunner) report() *structs.Allocation {
+	ar.mu.Lock()
+	a := ar.alloc
+	ar.mu.Unlock()
+	states := ar.taskStates()
+	status, desc := clientStatus(states, ar.names)
+	return &structs.Allocation{
+		ID: a.ID, NodeID: a.NodeID, JobID: a.JobID, TaskGroup: a.TaskGroup,
+		ClientStatus: status, ClientDescription: desc, TaskStates: states,
+		// Never changed in place (setHealth replaces it): shared.
+		DeploymentStatus: a.DeploymentStatus,
+	}
 }
 
 // clientStatus derives an allocation's client status from its tasks:
@@ -294,14 +348,29 @@ func clientStatus(states map[string]*structs.TaskState, names []string) (string,
 // failed for good, the allocation is failed: the server treats its
 // resources as free and may reschedule it, so its other tasks must not
 // keep running. They are stopped here, as with a desired stop.
+//
+// It also lets the health watch judge the new states: health is decided
+// on changes and on the watch's timers, never by polling.
 func (ar *allocRunner) taskChanged() {
-	alloc := ar.Alloc()
+	// Task runners change states concurrently: the view is taken and
+	// queued under reportMu, so an older view never replaces a newer one
+	// in the queue.
+	ar.reportMu.Lock()
+	alloc := ar.report()
 	for _, ts := range alloc.TaskStates {
 		if ts.State == structs.TaskStateDead && ts.Failed {
-			ar.logger.Warn("a task failed; stopping the allocation's other tasks")
+			ar.log.Warn("a task failed; stopping the allocation's other tasks")
 			ar.stop()
 			break
 		}
 	}
+	ar.mu.Lock()
+	old := ar.reported
+	ar.reported = alloc.ClientStatus
+	health := ar.health
+	ar.mu.Unlock()
+	ar.client.noteReported(old, alloc.ClientStatus)
 	ar.client.queueAllocUpdate(alloc)
+	ar.reportMu.Unlock()
+	health.check(alloc.TaskStates)
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,16 +13,22 @@ import (
 	"github.com/droverhq/drover/structs"
 )
 
-// Client is a node agent.
+// Client is a node agent. Its conversation with the servers is the
+// protocol core (protocol.go); what it runs are alloc runners.
 type Client struct {
 	config *Config
 	logger hclog.Logger
-	db     *stateDB
+	db     StateStore
+	jobs   *JobCache
+	proto  *protocol
 
 	nodeID, secretID string
-	allocRoot        string
+	// allocRoot holds the allocation directories; "" when the client
+	// keeps nothing on disk.
+	allocRoot string
 
-	// nodeLock guards node.
+	// nodeLock guards node. The node is replaced, never changed in
+	// place: alloc runners read it without the lock.
 	nodeLock sync.RWMutex
 	node     *structs.Node
 
@@ -31,73 +36,92 @@ type Client struct {
 	allocLock sync.RWMutex
 	allocs    map[string]*allocRunner
 
-	// updateLock guards pendingUpdates; updateCh wakes the syncer.
-	updateLock     sync.Mutex
-	pendingUpdates map[string]*structs.Allocation
-	updateCh       chan struct{}
-
-	// registered is closed once the node is registered.
-	registered     chan struct{}
-	registeredOnce sync.Once
-
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
-	// runners tracks alloc runners, which detach from their tasks on
+	// runners tracks task runners, which detach from their tasks on
 	// shutdown.
 	runners sync.WaitGroup
 }
 
-// New starts a client: it loads or creates the node's identity,
-// fingerprints the machine, re-attaches to the allocations it ran before
-// a restart, then registers with the servers, heartbeats, and watches
-// for allocations in the background.
+// New starts a client: it takes its node identity (from Config.Node, or
+// the state store, creating one on first start) and fingerprints the
+// machine unless given a node, re-attaches to the allocations it ran
+// before a restart, then registers with the servers, heartbeats, and
+// watches for allocations in the background.
 func New(config *Config) (*Client, error) {
 	if err := config.validate(); err != nil {
 		return nil, err
 	}
-	stateDir := filepath.Join(config.DataDir, "client")
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create client dir: %w", err)
-	}
 	c := &Client{
-		config:         config,
-		logger:         config.Logger.Named("client"),
-		allocRoot:      filepath.Join(config.DataDir, "alloc"),
-		allocs:         make(map[string]*allocRunner),
-		pendingUpdates: make(map[string]*structs.Allocation),
-		updateCh:       make(chan struct{}, 1),
-		registered:     make(chan struct{}),
-		shutdownCh:     make(chan struct{}),
+		config:     config,
+		logger:     config.Logger.Named("client"),
+		jobs:       config.Jobs,
+		allocs:     make(map[string]*allocRunner),
+		shutdownCh: make(chan struct{}),
 	}
-	db, err := openStateDB(stateDir)
-	if err != nil {
+	if c.jobs == nil {
+		c.jobs = NewJobCache()
+	}
+	if config.DataDir != "" {
+		c.allocRoot = filepath.Join(config.DataDir, "alloc")
+	}
+	c.db = config.State
+	if c.db == nil {
+		stateDir := filepath.Join(config.DataDir, "client")
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create client dir: %w", err)
+		}
+		db, err := openStateDB(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		c.db = db
+	}
+	fail := func(err error) (*Client, error) {
+		_ = c.db.Close()
 		return nil, err
 	}
-	c.db = db
-	if err := c.loadIdentity(); err != nil {
-		db.close()
-		return nil, err
+	if config.Node != nil {
+		node := config.Node.Copy()
+		if node.ID == "" || node.SecretID == "" {
+			return fail(fmt.Errorf("client: the node given has no ID or secret ID"))
+		}
+		c.nodeID, c.secretID = node.ID, node.SecretID
+		if node.Drivers == nil {
+			node.Drivers = make(map[string]*structs.DriverInfo)
+		}
+		if node.Attributes == nil {
+			node.Attributes = make(map[string]string)
+		}
+		c.fingerprintDrivers(node)
+		c.node = node
+	} else {
+		if err := c.loadIdentity(); err != nil {
+			return fail(err)
+		}
+		node, err := c.fingerprint()
+		if err != nil {
+			return fail(err)
+		}
+		c.node = node
 	}
-	node, err := c.fingerprint()
-	if err != nil {
-		db.close()
-		return nil, err
-	}
-	c.node = node
+	c.proto = newProtocol(protocolConfig{
+		rpc: config.RPC, logger: c.logger, allocs: c, node: c.refreshNode,
+		nodeID: c.nodeID, secretID: c.secretID,
+		coalesce: config.AllocUpdateCoalesce, shutdownCh: c.shutdownCh,
+	})
 	if err := c.restoreAllocs(); err != nil {
-		db.close()
-		return nil, err
+		return fail(err)
 	}
-	c.goFunc(c.registerAndHeartbeat)
-	c.goFunc(c.watchAllocations)
-	c.goFunc(c.syncAllocUpdates)
+	node := c.node
+	c.proto.run(c.goFunc)
 	c.logger.Info("client started", "node_id", c.nodeID, "node_name", node.Name,
 		"cpu_mhz", node.NodeResources.Cpu.CpuShares, "memory_mb", node.NodeResources.Memory.MemoryMB)
 	return c, nil
 }
 
-// goRunner runs an alloc runner, tracked for Shutdown.
+// goRunner runs a task runner, tracked for Shutdown.
 func (c *Client) goRunner(f func()) {
 	c.runners.Add(1)
 	go func() {
@@ -114,23 +138,23 @@ func (c *Client) goFunc(f func()) {
 	}()
 }
 
-// loadIdentity reads the node ID and secret from the state database,
+// loadIdentity reads the node ID and secret from the state store,
 // creating them on first start.
 func (c *Client) loadIdentity() error {
-	id, err := c.db.getMeta("node_id")
+	id, err := c.db.GetMeta("node_id")
 	if err != nil {
 		return err
 	}
-	secret, err := c.db.getMeta("secret_id")
+	secret, err := c.db.GetMeta("secret_id")
 	if err != nil {
 		return err
 	}
 	if id == "" || secret == "" {
 		id, secret = structs.GenerateUUID(), structs.GenerateUUID()
-		if err := c.db.putMeta("node_id", id); err != nil {
+		if err := c.db.PutMeta("node_id", id); err != nil {
 			return err
 		}
-		if err := c.db.putMeta("secret_id", secret); err != nil {
+		if err := c.db.PutMeta("secret_id", secret); err != nil {
 			return err
 		}
 	}
@@ -141,32 +165,76 @@ func (c *Client) loadIdentity() error {
 // NodeID returns the node's ID.
 func (c *Client) NodeID() string { return c.nodeID }
 
-// Node returns the fingerprinted node.
+// Node returns the fingerprinted node. It is shared: do not change it.
 func (c *Client) Node() *structs.Node {
 	c.nodeLock.RLock()
 	defer c.nodeLock.RUnlock()
 	return c.node
 }
 
+// refreshNode fingerprints the drivers again into a copy of the node,
+// which replaces it, and returns it for registration.
+func (c *Client) refreshNode() *structs.Node {
+	node := c.Node().Copy()
+	c.fingerprintDrivers(node)
+	c.nodeLock.Lock()
+	c.node = node
+	c.nodeLock.Unlock()
+	return node
+}
+
 // Registered is closed once the node registered with the servers.
-func (c *Client) Registered() <-chan struct{} { return c.registered }
+func (c *Client) Registered() <-chan struct{} { return c.proto.registered }
+
+// Stats counts what a client's protocol did since it started, and the
+// allocations it reported.
+type Stats struct {
+	// Registrations counts successful Node.Register calls, the first one
+	// and those after the servers forgot the node (Reregistrations).
+	Registrations, Reregistrations int64
+	Heartbeats, HeartbeatErrors    int64
+	// WatchErrors counts failed allocation watches and pulls.
+	WatchErrors int64
+	// UpdatesSent counts allocation reports sent, in UpdateBatches
+	// Node.UpdateAlloc calls; UpdateErrors the failed calls.
+	UpdatesSent, UpdateBatches, UpdateErrors int64
+	// HeartbeatTTL is the last TTL the servers gave.
+	HeartbeatTTL time.Duration
+	// AllocsRunning is how many allocations were last reported running;
+	// AllocsComplete how many were reported complete.
+	AllocsRunning, AllocsComplete int64
+}
+
+// Stats returns the counters so far.
+func (c *Client) Stats() Stats {
+	s := c.proto.stats
+	return Stats{
+		Registrations: s.registrations.Load(), Reregistrations: s.reregistrations.Load(),
+		Heartbeats: s.heartbeats.Load(), HeartbeatErrors: s.heartbeatErrors.Load(),
+		WatchErrors: s.watchErrors.Load(),
+		UpdatesSent: s.updatesSent.Load(), UpdateBatches: s.updateBatches.Load(), UpdateErrors: s.updateErrors.Load(),
+		HeartbeatTTL:  time.Duration(s.heartbeatTTL.Load()),
+		AllocsRunning: s.allocsRunning.Load(), AllocsComplete: s.allocsComplete.Load(),
+	}
+}
 
 // restoreAllocs re-creates alloc runners for the allocations saved
 // before a restart; their task runners re-attach to running tasks.
 func (c *Client) restoreAllocs() error {
-	restored, err := c.db.loadAllocs()
+	restored, err := c.db.LoadAllocs()
 	if err != nil {
 		return fmt.Errorf("load client state: %w", err)
 	}
 	for _, r := range restored {
+		r.Alloc.Job = c.jobs.share(r.Alloc.Job)
 		ar, err := newAllocRunner(c, r.Alloc, r.Tasks)
 		if err != nil {
 			c.logger.Error("cannot restore allocation; forgetting it", "alloc_id", r.Alloc.ID, "error", err)
-			_ = c.db.deleteAlloc(r.Alloc.ID)
+			_ = c.db.DeleteAlloc(r.Alloc.ID)
 			continue
 		}
 		c.allocs[r.Alloc.ID] = ar
-		c.goRunner(ar.run)
+		ar.start()
 		c.logger.Info("restored allocation", "alloc_id", r.Alloc.ID, "name", r.Alloc.Name)
 	}
 	return nil
@@ -176,16 +244,17 @@ func (c *Client) restoreAllocs() error {
 // client re-attaches to them.
 func (c *Client) Shutdown() error {
 	c.shutdownOnce.Do(func() { close(c.shutdownCh) })
+	c.proto.updates.close()
 	done := make(chan struct{})
 	go func() {
-		c.flushAllocUpdates()
+		_ = c.proto.updates.flush()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
-	// Alloc runners detach from their tasks, which keep running. The
+	// Task runners detach from their tasks, which keep running. The
 	// loops talking to servers may sit in a blocking query; they are not
 	// waited for.
 	detached := make(chan struct{})
@@ -198,200 +267,24 @@ func (c *Client) Shutdown() error {
 	case <-time.After(5 * time.Second):
 		c.logger.Warn("some allocation runners did not detach in time")
 	}
-	return c.db.close()
+	return c.db.Close()
 }
 
-func (c *Client) isShutdown() bool {
-	select {
-	case <-c.shutdownCh:
-		return true
-	default:
-		return false
-	}
-}
-
-// sleep waits d or until shutdown; it reports whether to go on.
-func (c *Client) sleep(d time.Duration) bool {
-	select {
-	case <-c.shutdownCh:
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
-
-// Retry backoff for server calls.
-const (
-	minRetry = 250 * time.Millisecond
-	maxRetry = 5 * time.Second
-)
-
-func backoff(attempt int) time.Duration {
-	d := minRetry << uint(attempt)
-	if d > maxRetry || d <= 0 {
-		d = maxRetry
-	}
-	return d/2 + time.Duration(rand.Int63n(int64(d/2)+1))
-}
-
-// registerAndHeartbeat registers the node, then heartbeats at half the
-// TTL the server gives, re-registering if the server forgot the node.
-func (c *Client) registerAndHeartbeat() {
-	ttl := c.register()
-	if ttl == 0 {
-		return
-	}
-	failures := 0
-	for {
-		wait := ttl / 2
-		if failures > 0 {
-			wait = backoff(failures)
-		}
-		if !c.sleep(wait) {
-			return
-		}
-		var resp structs.NodeUpdateResponse
-		err := c.config.RPC.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{
-			NodeID: c.nodeID, SecretID: c.secretID, Status: structs.NodeStatusReady,
-		}, &resp)
-		if err != nil {
-			failures++
-			if ce := structs.ParseCodedError(err); ce != nil && ce.Code == structs.CodeNotFound {
-				c.logger.Warn("the servers do not know this node; registering again")
-				if ttl = c.register(); ttl == 0 {
-					return
-				}
-				failures = 0
-				continue
-			}
-			c.logger.Warn("heartbeat failed", "error", err, "attempt", failures)
-			continue
-		}
-		failures = 0
-		ttl = resp.HeartbeatTTL
-	}
-}
-
-// register registers the node until it succeeds; it returns the TTL, or
-// 0 on shutdown.
-func (c *Client) register() time.Duration {
-	for attempt := 0; ; attempt++ {
-		c.fingerprintDrivers(c.Node())
-		var resp structs.NodeUpdateResponse
-		err := c.config.RPC.RPC("Node.Register", &structs.NodeRegisterRequest{Node: c.Node()}, &resp)
-		if err == nil {
-			c.logger.Info("node registered", "node_id", c.nodeID, "heartbeat_ttl", resp.HeartbeatTTL)
-			c.registeredOnce.Do(func() { close(c.registered) })
-			return resp.HeartbeatTTL
-		}
-		c.logger.Warn("failed to register node", "error", err)
-		if !c.sleep(backoff(attempt)) {
-			return 0
-		}
-	}
-}
-
-// watchMaxQueryTime is how long one blocking watch waits.
-const watchMaxQueryTime = 5 * time.Minute
-
-// watchAllocations follows the node's allocations with blocking queries
-// and starts, updates or removes alloc runners to match.
-func (c *Client) watchAllocations() {
-	select {
-	case <-c.registered:
-	case <-c.shutdownCh:
-		return
-	}
-	var index uint64
-	failures := 0
-	for !c.isShutdown() {
-		var resp structs.NodeClientAllocsResponse
-		err := c.config.RPC.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{
-			NodeID: c.nodeID, SecretID: c.secretID,
-			QueryOptions: structs.QueryOptions{MinQueryIndex: index, MaxQueryTime: watchMaxQueryTime, AllowStale: true},
-		}, &resp)
-		if err != nil {
-			failures++
-			c.logger.Warn("failed to watch allocations", "error", err)
-			if !c.sleep(backoff(failures)) {
-				return
-			}
-			continue
-		}
-		failures = 0
-		if resp.Index <= index {
-			continue
-		}
-		if err := c.reconcileAllocs(resp.Allocs, resp.Index); err != nil {
-			c.logger.Warn("failed to fetch allocations", "error", err)
-			if !c.sleep(backoff(1)) {
-				return
-			}
-			continue
-		}
-		index = resp.Index
-	}
-}
-
-// reconcileAllocs fetches new or changed allocations and applies them.
-func (c *Client) reconcileAllocs(server map[string]uint64, index uint64) error {
+// allocVersions implements allocSet.
+func (c *Client) allocVersions() map[string]uint64 {
 	c.allocLock.RLock()
-	var pull []string
-	for id, modify := range server {
-		ar, ok := c.allocs[id]
-		if !ok {
-			pull = append(pull, id)
-			continue
-		}
-		ar.mu.Lock()
-		stale := ar.alloc.AllocModifyIndex < modify
-		ar.mu.Unlock()
-		if stale {
-			pull = append(pull, id)
-		}
-	}
-	// An allocation missing from the answer is gone only if the server
-	// that answered has applied the write that gave us our version of it:
-	// a lagging follower (AllowStale) simply does not have it yet, and
-	// destroying its containers would restart them.
-	var gone []string
+	defer c.allocLock.RUnlock()
+	out := make(map[string]uint64, len(c.allocs))
 	for id, ar := range c.allocs {
-		if _, ok := server[id]; ok {
-			continue
-		}
-		ar.mu.Lock()
-		known := ar.alloc.AllocModifyIndex
-		ar.mu.Unlock()
-		if index >= known {
-			gone = append(gone, id)
-		}
+		out[id] = ar.modifyIndex()
 	}
-	c.allocLock.RUnlock()
-
-	if len(pull) > 0 {
-		var resp structs.AllocsGetResponse
-		// A follower answering must have applied at least index.
-		err := c.config.RPC.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
-			NodeID:       c.nodeID,
-			SecretID:     c.secretID,
-			AllocIDs:     pull,
-			QueryOptions: structs.QueryOptions{MinQueryIndex: index - 1, AllowStale: true, MaxQueryTime: 10 * time.Second},
-		}, &resp)
-		if err != nil {
-			return err
-		}
-		for _, a := range resp.Allocs {
-			c.applyAlloc(a.Copy())
-		}
-	}
-	for _, id := range gone {
-		c.removeAlloc(id)
-	}
-	return nil
+	return out
 }
 
-// applyAlloc starts a runner for a new allocation or updates one.
+// applyAlloc implements allocSet: it starts a runner for a new
+// allocation or updates one.
 func (c *Client) applyAlloc(alloc *structs.Allocation) {
+	alloc.Job = c.jobs.share(alloc.Job)
 	c.allocLock.Lock()
 	defer c.allocLock.Unlock()
 	if ar, ok := c.allocs[alloc.ID]; ok {
@@ -402,24 +295,26 @@ func (c *Client) applyAlloc(alloc *structs.Allocation) {
 		// Finished or stopped before it ever ran here.
 		return
 	}
-	if err := c.db.putAlloc(alloc); err != nil {
+	if err := c.db.PutAlloc(alloc); err != nil {
 		c.logger.Error("failed to persist allocation", "alloc_id", alloc.ID, "error", err)
 	}
 	ar, err := newAllocRunner(c, alloc, nil)
 	if err != nil {
 		c.logger.Error("cannot run allocation", "alloc_id", alloc.ID, "error", err)
-		failed := alloc.Copy()
-		failed.ClientStatus = structs.AllocClientStatusFailed
-		failed.ClientDescription = err.Error()
-		c.queueAllocUpdate(failed)
+		_ = c.db.DeleteAlloc(alloc.ID)
+		c.queueAllocUpdate(&structs.Allocation{
+			ID: alloc.ID, NodeID: alloc.NodeID, JobID: alloc.JobID, TaskGroup: alloc.TaskGroup,
+			ClientStatus: structs.AllocClientStatusFailed, ClientDescription: err.Error(),
+		})
 		return
 	}
 	c.logger.Info("starting allocation", "alloc_id", alloc.ID, "name", alloc.Name)
 	c.allocs[alloc.ID] = ar
-	c.goRunner(ar.run)
+	ar.start()
 }
 
-// removeAlloc destroys an allocation the servers no longer have.
+// removeAlloc implements allocSet: it destroys an allocation the servers
+// no longer have.
 func (c *Client) removeAlloc(id string) {
 	c.allocLock.Lock()
 	ar, ok := c.allocs[id]
@@ -430,96 +325,69 @@ func (c *Client) removeAlloc(id string) {
 	}
 	c.goFunc(func() {
 		ar.destroy()
-		_ = c.db.deleteAlloc(id)
-		_ = os.RemoveAll(ar.dir)
+		_ = c.db.DeleteAlloc(id)
+		if ar.dir != "" {
+			_ = os.RemoveAll(ar.dir)
+		}
 	})
 }
 
-// queueAllocUpdate records an allocation's latest client view for the
-// syncer; repeated changes of one allocation collapse into one update.
-func (c *Client) queueAllocUpdate(a *structs.Allocation) {
-	update := &structs.Allocation{
-		ID:                a.ID,
-		NodeID:            a.NodeID,
-		JobID:             a.JobID,
-		TaskGroup:         a.TaskGroup,
-		ClientStatus:      a.ClientStatus,
-		ClientDescription: a.ClientDescription,
-		TaskStates:        a.TaskStates,
-		DeploymentStatus:  a.DeploymentStatus,
-	}
-	c.updateLock.Lock()
-	c.pendingUpdates[a.ID] = update
-	c.updateLock.Unlock()
-	select {
-	case c.updateCh <- struct{}{}:
-	default:
-	}
+// queueAllocUpdate queues a report for the servers (an allocation with
+// only what a client may report set, see allocRunner.report).
+func (c *Client) queueAllocUpdate(report *structs.Allocation) {
+	c.proto.updates.queue(report)
 }
 
-// syncAllocUpdates sends queued allocation updates. It waits a short
-// coalescing window after the first change so changes that happen
-// together (tasks of one allocation, allocations of one plan) go in one
-// Raft write, but never longer: the window is what `job run` waits for.
-func (c *Client) syncAllocUpdates() {
-	for {
-		select {
-		case <-c.shutdownCh:
-			return
-		case <-c.updateCh:
-		}
-		if !c.sleep(c.config.AllocUpdateCoalesce) {
-			return
-		}
-		for failures := 0; ; failures++ {
-			err := c.flushAllocUpdates()
-			if err == nil {
-				break
-			}
-			c.logger.Warn("failed to send allocation updates", "error", err)
-			if !c.sleep(backoff(failures)) {
-				return
-			}
-		}
+// noteReported keeps the Stats' allocation counts as a runner's
+// reported status moves from old to status.
+func (c *Client) noteReported(old, status string) {
+	if old == status {
+		return
 	}
-}
-
-// flushAllocUpdates sends everything queued; on failure it requeues what
-// was not superseded meanwhile.
-func (c *Client) flushAllocUpdates() error {
-	c.updateLock.Lock()
-	if len(c.pendingUpdates) == 0 {
-		c.updateLock.Unlock()
-		return nil
+	s := c.proto.stats
+	if old == structs.AllocClientStatusRunning {
+		s.allocsRunning.Add(-1)
 	}
-	batch := c.pendingUpdates
-	c.pendingUpdates = make(map[string]*structs.Allocation)
-	c.updateLock.Unlock()
-
-	updates := make([]*structs.Allocation, 0, len(batch))
-	for _, a := range batch {
-		updates = append(updates, a)
+	switch status {
+	case structs.AllocClientStatusRunning:
+		s.allocsRunning.Add(1)
+	case structs.AllocClientStatusComplete:
+		s.allocsComplete.Add(1)
 	}
-	var resp structs.GenericResponse
-	err := c.config.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{
-		NodeID: c.nodeID, SecretID: c.secretID, Alloc: updates,
-	}, &resp)
-	if err == nil {
-		return nil
-	}
-	c.updateLock.Lock()
-	for id, a := range batch {
-		if _, newer := c.pendingUpdates[id]; !newer {
-			c.pendingUpdates[id] = a
-		}
-	}
-	c.updateLock.Unlock()
-	return err
 }
 
 // ErrUnknownAlloc is returned for log requests about allocations this
 // client does not run.
 var ErrUnknownAlloc = errors.New("allocation is not on this node")
+
+// ErrNoLogs is returned for log requests to a client that keeps no
+// files (the node simulator's).
+var ErrNoLogs = errors.New("this client keeps no task logs")
+
+// runner returns the alloc runner of an allocation this client runs.
+func (c *Client) runner(allocID string) (*allocRunner, error) {
+	c.allocLock.RLock()
+	defer c.allocLock.RUnlock()
+	ar, ok := c.allocs[allocID]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", allocID, ErrUnknownAlloc)
+	}
+	return ar, nil
+}
+
+// taskRunner returns the runner of a task of an allocation this client
+// runs.
+func (c *Client) taskRunner(allocID, task string) (*allocRunner, *taskRunner, error) {
+	ar, err := c.runner(allocID)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := ar.task(task)
+	if tr == nil {
+		return nil, nil, fmt.Errorf("allocation %s has no task %q", allocID, task)
+	}
+	return ar, tr, nil
+}
 
 // LogPath returns the base path of a task's stdout or stderr stream:
 // the task driver keeps the stream in rotated files named after it
@@ -528,51 +396,42 @@ func (c *Client) LogPath(allocID, task, stream string) (string, error) {
 	if stream != "stdout" && stream != "stderr" {
 		return "", fmt.Errorf("unknown log type %q; use stdout or stderr", stream)
 	}
-	c.allocLock.RLock()
-	ar, ok := c.allocs[allocID]
-	c.allocLock.RUnlock()
-	if !ok {
-		return "", fmt.Errorf("%s: %w", allocID, ErrUnknownAlloc)
+	ar, _, err := c.taskRunner(allocID, task)
+	if err != nil {
+		return "", err
 	}
-	ar.mu.Lock()
-	_, known := ar.tasks[task]
-	ar.mu.Unlock()
-	if !known {
-		return "", fmt.Errorf("allocation %s has no task %q", allocID, task)
+	if ar.dir == "" {
+		return "", fmt.Errorf("allocation %s: %w", allocID, ErrNoLogs)
 	}
 	return ar.LogPath(task, stream), nil
 }
 
 // AllocTasks lists the task names of an allocation this client runs.
 func (c *Client) AllocTasks(allocID string) ([]string, error) {
-	c.allocLock.RLock()
-	ar, ok := c.allocs[allocID]
-	c.allocLock.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", allocID, ErrUnknownAlloc)
+	ar, err := c.runner(allocID)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string(nil), ar.names...), nil
+}
+
+// AllocJobType returns the type of the job of an allocation this client
+// runs (the simulator's fake driver decides by it how long a task runs).
+func (c *Client) AllocJobType(allocID string) (string, error) {
+	ar, err := c.runner(allocID)
+	if err != nil {
+		return "", err
 	}
 	ar.mu.Lock()
 	defer ar.mu.Unlock()
-	names := make([]string, 0, len(ar.tasks))
-	for n := range ar.tasks {
-		names = append(names, n)
-	}
-	return names, nil
+	return ar.alloc.Job.Type, nil
 }
 
 // TaskState returns the current state of a task this client runs.
 func (c *Client) TaskState(allocID, task string) (*structs.TaskState, error) {
-	c.allocLock.RLock()
-	ar, ok := c.allocs[allocID]
-	c.allocLock.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", allocID, ErrUnknownAlloc)
-	}
-	ar.mu.Lock()
-	tr, known := ar.tasks[task]
-	ar.mu.Unlock()
-	if !known {
-		return nil, fmt.Errorf("allocation %s has no task %q", allocID, task)
+	_, tr, err := c.taskRunner(allocID, task)
+	if err != nil {
+		return nil, err
 	}
 	return tr.TaskState(), nil
 }

@@ -25,8 +25,8 @@ func TestTaskRunner_WaitErrorIsNotAnExit(t *testing.T) {
 	}
 	drv.FailWaits(2)
 	tr := &taskRunner{
-		task: &structs.Task{Name: "t"}, cfg: cfg, drv: drv,
-		logger: hclog.NewNullLogger(), killCh: make(chan struct{}), shutdownCh: make(chan struct{}),
+		task: &structs.Task{Name: "t"}, id: cfg.ID, drv: drv,
+		log: runnerLog{l: hclog.NewNullLogger()}, killCh: make(chan struct{}), shutdownCh: make(chan struct{}),
 	}
 	done := make(chan *driver.ExitResult, 1)
 	go func() {

@@ -7,6 +7,7 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/driver"
+	"github.com/droverhq/drover/structs"
 )
 
 // RPCer sends an RPC to the servers. The agent passes the in-process
@@ -16,10 +17,29 @@ type RPCer interface {
 }
 
 // Config configures a Client.
+//
+// A real client agent fingerprints its machine and keeps its state on
+// disk. The node simulator runs thousands of Clients in one process and
+// swaps what those cannot afford: it gives each its Node, an in-memory
+// State, no DataDir (no allocation directories, no log files), a fake
+// driver, and one JobCache for all.
 type Config struct {
 	// DataDir holds the client's state database and allocation
-	// directories.
+	// directories. Empty: the client keeps nothing on disk; State must
+	// be set, and tasks get no allocation directory or log files.
 	DataDir string
+
+	// Node, when set, is the node to register as given (ID, SecretID,
+	// resources, attributes): the machine is not fingerprinted and the
+	// identity in the state store is not used. Driver health is still
+	// fingerprinted from Drivers.
+	Node *structs.Node
+	// State, when set, replaces the bbolt file in DataDir (e.g.
+	// NewMemoryState()).
+	State StateStore
+	// Jobs, when set, is shared with other clients in the process, so
+	// their allocations of one job version share one copy of the job.
+	Jobs *JobCache
 
 	NodeName   string
 	Datacenter string
@@ -57,8 +77,8 @@ type Config struct {
 }
 
 func (c *Config) validate() error {
-	if c.DataDir == "" {
-		return fmt.Errorf("client: data dir is required")
+	if c.DataDir == "" && c.State == nil {
+		return fmt.Errorf("client: a data dir is required (or an in-memory state store, for a client that keeps nothing on disk)")
 	}
 	if c.RPC == nil {
 		return fmt.Errorf("client: no way to reach the servers")

@@ -1,63 +1,150 @@
 package client
 
 import (
+	"sync"
 	"time"
 
 	"github.com/droverhq/drover/structs"
 )
 
-// healthPollInterval is how often an allocation's health is judged.
-const healthPollInterval = 100 * time.Millisecond
-
-// watchHealth decides the health of an allocation placed by a
+// healthWatch decides the health of an allocation placed by a
 // deployment, by its tasks' states ("task_states"): healthy once every
 // task has run without a restart for the group's min_healthy_time;
 // unhealthy if a task fails, or when healthy_deadline passes first. The
 // decision is reported once, with the allocation's status, and the
 // server's deployment watcher acts on it.
-func (ar *allocRunner) watchHealth() {
-	ar.mu.Lock()
-	alloc := ar.alloc
-	ar.mu.Unlock()
+//
+// It has no goroutine: the alloc runner calls check on every task state
+// change, and two timers call it when min_healthy_time may have passed
+// and at the deadline. (It used to poll every 100 ms per allocation,
+// which a node with hundreds of allocations in a deployment paid for
+// continuously.)
+type healthWatch struct {
+	ar           *allocRunner
+	deploymentID string
+	minHealthy   time.Duration
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	decided bool
+	// recheck fires when the running tasks will have run for
+	// min_healthy_time; deadline fires at healthy_deadline.
+	recheck, deadline *time.Timer
+}
+
+// newHealthWatch returns the watch for alloc, or nil when its health is
+// not for this client to decide (no deployment, no update strategy, or
+// already decided). The caller holds ar.mu.
+func newHealthWatch(ar *allocRunner, alloc *structs.Allocation) *healthWatch {
 	if alloc.DeploymentID == "" || (alloc.DeploymentStatus != nil && alloc.DeploymentStatus.Healthy != nil) {
-		return
+		return nil
 	}
 	tg := alloc.Job.LookupTaskGroup(alloc.TaskGroup)
 	if tg == nil || tg.Update == nil {
+		return nil
+	}
+	h := &healthWatch{ar: ar, deploymentID: alloc.DeploymentID, minHealthy: tg.Update.MinHealthyTime}
+	h.deadline = time.AfterFunc(max(tg.Update.HealthyDeadline, 0), h.expire)
+	return h
+}
+
+// stop ends the watch without a decision. Safe on nil.
+func (h *healthWatch) stop() {
+	if h == nil {
 		return
 	}
-	minHealthy, deadline := tg.Update.MinHealthyTime, time.Now().Add(tg.Update.HealthyDeadline)
-	deploymentID := alloc.DeploymentID
-	ticker := time.NewTicker(healthPollInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ar.doneCh:
-			// The allocation finished: a task that failed before the
-			// next poll still makes it unhealthy.
-			if healthy, decided := judgeHealth(ar.Alloc().TaskStates, minHealthy, time.Now()); decided && !healthy {
-				ar.setHealth(deploymentID, false)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopLocked()
+}
+
+func (h *healthWatch) stopLocked() {
+	h.decided = true
+	if h.recheck != nil {
+		h.recheck.Stop()
+	}
+	h.deadline.Stop()
+}
+
+// current reports whether the watch still applies: the client runs, the
+// allocation is still to run in the same deployment.
+func (h *healthWatch) current() bool {
+	select {
+	case <-h.ar.client.shutdownCh:
+		return false
+	default:
+	}
+	h.ar.mu.Lock()
+	defer h.ar.mu.Unlock()
+	a := h.ar.alloc
+	return h.ar.health == h && a.DeploymentID == h.deploymentID && !a.ServerTerminalStatus()
+}
+
+// check judges the task states at the time of the call. Safe on nil.
+// Called by the alloc runner without its locks held.
+func (h *healthWatch) check(states map[string]*structs.TaskState) {
+	if h == nil {
+		return
+	}
+	if !h.current() {
+		h.stop()
+		return
+	}
+	now := time.Now()
+	healthy, decided := judgeHealth(states, h.minHealthy, now)
+	finished := false
+	select {
+	case <-h.ar.doneCh:
+		finished = true
+	default:
+	}
+	h.mu.Lock()
+	if h.decided {
+		h.mu.Unlock()
+		return
+	}
+	switch {
+	case decided:
+		h.stopLocked()
+	case finished:
+		// Every task returned without a decision (stopped while
+		// starting): nothing will change any more.
+		h.stopLocked()
+		h.mu.Unlock()
+		return
+	default:
+		if at, ok := healthyAt(states, h.minHealthy); ok {
+			if h.recheck != nil {
+				h.recheck.Stop()
 			}
-			return
-		case <-ar.client.shutdownCh:
-			return
-		case <-ticker.C:
+			h.recheck = time.AfterFunc(at.Sub(now), h.checkNow)
 		}
-		ar.mu.Lock()
-		current := ar.alloc
-		ar.mu.Unlock()
-		if current.DeploymentID != deploymentID || current.ServerTerminalStatus() {
-			return
-		}
-		a := ar.Alloc()
-		healthy, decided := judgeHealth(a.TaskStates, minHealthy, time.Now())
-		if !decided && time.Now().After(deadline) {
-			healthy, decided = false, true
-		}
-		if decided {
-			ar.setHealth(deploymentID, healthy)
-			return
-		}
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	h.ar.setHealth(h.deploymentID, healthy)
+}
+
+// checkNow is the recheck timer's: judge the current states.
+func (h *healthWatch) checkNow() {
+	h.check(h.ar.taskStates())
+}
+
+// expire is the deadline timer's: unhealthy unless decided (a decision
+// reached at the last moment is reported as it is).
+func (h *healthWatch) expire() {
+	if !h.current() {
+		h.stop()
+		return
+	}
+	healthy, decided := judgeHealth(h.ar.taskStates(), h.minHealthy, time.Now())
+	h.mu.Lock()
+	was := h.decided
+	h.stopLocked()
+	h.mu.Unlock()
+	if !was {
+		h.ar.setHealth(h.deploymentID, decided && healthy)
 	}
 }
 
@@ -75,15 +162,37 @@ func judgeHealth(states map[string]*structs.TaskState, minHealthy time.Duration,
 		if ts.State != structs.TaskStateRunning {
 			return false, false
 		}
-		since := ts.StartedAt
-		if ts.LastRestart.After(since) {
-			since = ts.LastRestart
-		}
+		since := runningSince(ts)
 		if since.IsZero() || now.Sub(since) < minHealthy {
 			return false, false
 		}
 	}
 	return true, true
+}
+
+// runningSince is when a running task last (re)started.
+func runningSince(ts *structs.TaskState) time.Time {
+	since := ts.StartedAt
+	if ts.LastRestart.After(since) {
+		since = ts.LastRestart
+	}
+	return since
+}
+
+// healthyAt returns when every task will have run for minHealthy, if
+// every task runs now.
+func healthyAt(states map[string]*structs.TaskState, minHealthy time.Duration) (time.Time, bool) {
+	var at time.Time
+	for _, ts := range states {
+		since := runningSince(ts)
+		if ts.State != structs.TaskStateRunning || since.IsZero() {
+			return time.Time{}, false
+		}
+		if t := since.Add(minHealthy); t.After(at) {
+			at = t
+		}
+	}
+	return at, len(states) > 0
 }
 
 // setHealth records the decision and reports it.
@@ -98,9 +207,9 @@ func (ar *allocRunner) setHealth(deploymentID string, healthy bool) {
 	a.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy, Timestamp: time.Now().UnixNano(), Canary: canary}
 	ar.alloc = a
 	ar.mu.Unlock()
-	if err := ar.client.db.putAlloc(a); err != nil {
-		ar.logger.Error("failed to persist allocation health", "error", err)
+	if err := ar.client.db.PutAlloc(a); err != nil {
+		ar.log.Error("failed to persist allocation health", "error", err)
 	}
-	ar.logger.Info("allocation health decided", "healthy", healthy, "deployment_id", deploymentID)
+	ar.log.Info("allocation health decided", "healthy", healthy, "deployment_id", deploymentID)
 	ar.taskChanged()
 }

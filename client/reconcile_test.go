@@ -8,35 +8,15 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/driver"
-	"github.com/droverhq/drover/structs"
 	"github.com/droverhq/drover/testutil"
 	"github.com/droverhq/drover/testutil/fakedriver"
 	"github.com/droverhq/drover/testutil/mock"
 )
 
-// quietServers answers registration and heartbeats and holds watches
-// open, so a test drives the client's reconciliation itself.
-type quietServers struct {
-	block chan struct{}
-}
-
-func (q *quietServers) RPC(method string, args, reply interface{}) error {
-	switch method {
-	case "Node.Register", "Node.UpdateStatus":
-		reply.(*structs.NodeUpdateResponse).HeartbeatTTL = time.Hour
-	case "Node.GetClientAllocs":
-		<-q.block
-		return fmt.Errorf("test over")
-	}
-	return nil
-}
-
 func TestClient_MissingAllocRemovedOnlyByACaughtUpServer(t *testing.T) {
-	q := &quietServers{block: make(chan struct{})}
-	defer close(q.block)
 	drv := fakedriver.New()
 	c, err := New(&Config{
-		DataDir: t.TempDir(), RPC: q,
+		DataDir: t.TempDir(), RPC: newReportServers(t),
 		Drivers:     map[string]driver.Driver{"containerd": drv},
 		CPUTotalMHz: 4000, MemoryTotalMB: 4096,
 		Logger: hclog.NewNullLogger(),
@@ -57,7 +37,7 @@ func TestClient_MissingAllocRemovedOnlyByACaughtUpServer(t *testing.T) {
 
 	// A lagging server (applied up to 90) does not know the allocation:
 	// it must not be destroyed.
-	if err := c.reconcileAllocs(map[string]uint64{}, 90); err != nil {
+	if err := c.proto.pullAndApply(map[string]uint64{}, 90); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.AllocTasks(alloc.ID); err != nil {
@@ -68,7 +48,7 @@ func TestClient_MissingAllocRemovedOnlyByACaughtUpServer(t *testing.T) {
 	}
 
 	// A server that has applied its version and no longer has it: gone.
-	if err := c.reconcileAllocs(map[string]uint64{}, 120); err != nil {
+	if err := c.proto.pullAndApply(map[string]uint64{}, 120); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {

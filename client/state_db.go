@@ -7,14 +7,12 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
 
-// stateDB persists what a restarted client needs to pick up where it
-// left off: its node identity, the allocations it runs, and per task the
-// driver handle and task state. Every write is a synced bbolt
-// transaction.
+// stateDB is the StateStore of a real client: a bbolt file in the data
+// dir, every write a synced transaction, so a client killed at any point
+// re-attaches to the tasks it had started.
 type stateDB struct {
 	db *bolt.DB
 }
@@ -24,12 +22,6 @@ var (
 	bucketAllocs = []byte("allocs")
 	bucketTasks  = []byte("tasks")
 )
-
-// persistedTask is one task's saved state.
-type persistedTask struct {
-	Handle *driver.TaskHandle
-	State  *structs.TaskState
-}
 
 func openStateDB(dir string) (*stateDB, error) {
 	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
@@ -51,9 +43,11 @@ func openStateDB(dir string) (*stateDB, error) {
 	return &stateDB{db: db}, nil
 }
 
-func (s *stateDB) close() error { return s.db.Close() }
+// Close implements StateStore.
+func (s *stateDB) Close() error { return s.db.Close() }
 
-func (s *stateDB) getMeta(key string) (string, error) {
+// GetMeta implements StateStore.
+func (s *stateDB) GetMeta(key string) (string, error) {
 	var v string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v = string(tx.Bucket(bucketMeta).Get([]byte(key)))
@@ -62,7 +56,8 @@ func (s *stateDB) getMeta(key string) (string, error) {
 	return v, err
 }
 
-func (s *stateDB) putMeta(key, value string) error {
+// PutMeta implements StateStore.
+func (s *stateDB) PutMeta(key, value string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value))
 	})
@@ -76,8 +71,8 @@ func encode(v interface{}) ([]byte, error) {
 	return buf[1:], nil
 }
 
-// putAlloc saves the allocation the client runs.
-func (s *stateDB) putAlloc(a *structs.Allocation) error {
+// PutAlloc implements StateStore.
+func (s *stateDB) PutAlloc(a *structs.Allocation) error {
 	buf, err := encode(a)
 	if err != nil {
 		return err
@@ -87,8 +82,8 @@ func (s *stateDB) putAlloc(a *structs.Allocation) error {
 	})
 }
 
-// putTask saves one task's handle and state.
-func (s *stateDB) putTask(allocID, task string, pt *persistedTask) error {
+// PutTask implements StateStore.
+func (s *stateDB) PutTask(allocID, task string, pt *PersistedTask) error {
 	buf, err := encode(pt)
 	if err != nil {
 		return err
@@ -102,8 +97,8 @@ func (s *stateDB) putTask(allocID, task string, pt *persistedTask) error {
 	})
 }
 
-// deleteAlloc forgets an allocation and its tasks.
-func (s *stateDB) deleteAlloc(allocID string) error {
+// DeleteAlloc implements StateStore.
+func (s *stateDB) DeleteAlloc(allocID string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketAllocs).Delete([]byte(allocID)); err != nil {
 			return err
@@ -115,25 +110,19 @@ func (s *stateDB) deleteAlloc(allocID string) error {
 	})
 }
 
-// restoredAlloc is an allocation loaded at startup with its tasks.
-type restoredAlloc struct {
-	Alloc *structs.Allocation
-	Tasks map[string]*persistedTask
-}
-
-// loadAllocs returns every saved allocation.
-func (s *stateDB) loadAllocs() ([]*restoredAlloc, error) {
-	var out []*restoredAlloc
+// LoadAllocs implements StateStore.
+func (s *stateDB) LoadAllocs() ([]*RestoredAlloc, error) {
+	var out []*RestoredAlloc
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
 			a := new(structs.Allocation)
 			if err := structs.Decode(v, a); err != nil {
 				return fmt.Errorf("decode alloc %s: %w", k, err)
 			}
-			r := &restoredAlloc{Alloc: a, Tasks: make(map[string]*persistedTask)}
+			r := &RestoredAlloc{Alloc: a, Tasks: make(map[string]*PersistedTask)}
 			if tb := tx.Bucket(bucketTasks).Bucket(k); tb != nil {
 				err := tb.ForEach(func(tk, tv []byte) error {
-					pt := new(persistedTask)
+					pt := new(PersistedTask)
 					if err := structs.Decode(tv, pt); err != nil {
 						return fmt.Errorf("decode task %s/%s: %w", k, tk, err)
 					}

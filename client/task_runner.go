@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
-
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
@@ -18,12 +16,15 @@ import (
 // persisted and reported to the alloc runner.
 type taskRunner struct {
 	allocID string
-	task    *structs.Task
-	cfg     *driver.TaskConfig
+	// id is the task's ID in the driver: "<allocID>-<task>".
+	id   string
+	task *structs.Task
+	// config builds the driver's TaskConfig for a start.
+	config  func() *driver.TaskConfig
 	drv     driver.Driver
 	restart *restartTracker
-	db      *stateDB
-	logger  hclog.Logger
+	db      StateStore
+	log     runnerLog
 	// onChange is called (without locks held) after every state change.
 	onChange func()
 
@@ -54,10 +55,10 @@ func (tr *taskRunner) TaskState() *structs.TaskState {
 func (tr *taskRunner) setState(fn func(s *structs.TaskState)) {
 	tr.mu.Lock()
 	fn(tr.state)
-	pt := &persistedTask{Handle: tr.handle, State: tr.state.Copy()}
+	pt := &PersistedTask{Handle: tr.handle, State: tr.state.Copy()}
 	tr.mu.Unlock()
-	if err := tr.db.putTask(tr.allocID, tr.task.Name, pt); err != nil {
-		tr.logger.Error("failed to persist task state", "error", err)
+	if err := tr.db.PutTask(tr.allocID, tr.task.Name, pt); err != nil {
+		tr.log.Error("failed to persist task state", "error", err)
 	}
 	tr.onChange()
 }
@@ -108,7 +109,7 @@ func (tr *taskRunner) run() {
 
 	if restored != nil {
 		if err := tr.drv.RecoverTask(ctx, restored); err == nil {
-			tr.logger.Info("re-attached to running task", "pid", restored.PID)
+			tr.log.Info("re-attached to running task", "pid", restored.PID)
 			tr.setState(func(s *structs.TaskState) {
 				s.State = structs.TaskStateRunning
 				s.AddEvent(tr.event(structs.TaskEventReattached, fmt.Sprintf("re-attached to task (pid %d) after a client restart", restored.PID), nil))
@@ -117,12 +118,12 @@ func (tr *taskRunner) run() {
 				return
 			}
 		} else {
-			tr.logger.Warn("could not re-attach to task; starting it again", "error", err)
+			tr.log.Warn("could not re-attach to task; starting it again", "error", err)
 			tr.mu.Lock()
 			tr.handle = nil
 			tr.mu.Unlock()
 			// Clear whatever remains of it (an exited container).
-			_ = tr.drv.DestroyTask(ctx, tr.cfg.ID, true)
+			_ = tr.drv.DestroyTask(ctx, tr.id, true)
 		}
 	}
 
@@ -130,13 +131,13 @@ func (tr *taskRunner) run() {
 		if tr.detached() {
 			return
 		}
-		handle, err := tr.drv.StartTask(ctx, tr.cfg)
+		handle, err := tr.drv.StartTask(ctx, tr.config())
 		if err != nil {
-			tr.logger.Error("failed to start task", "error", err)
+			tr.log.Error("failed to start task", "error", err)
 			tr.setState(func(s *structs.TaskState) {
 				s.AddEvent(tr.event(structs.TaskEventDriverError, err.Error(), nil))
 			})
-			_ = tr.drv.DestroyTask(ctx, tr.cfg.ID, true)
+			_ = tr.drv.DestroyTask(ctx, tr.id, true)
 			if tr.afterExit(false, true) {
 				return
 			}
@@ -207,7 +208,7 @@ func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, 
 	backoff := waitRetryMin
 	for {
 		waitCtx, cancel := context.WithCancel(ctx)
-		resultCh, err := tr.drv.WaitTask(waitCtx, tr.cfg.ID)
+		resultCh, err := tr.drv.WaitTask(waitCtx, tr.id)
 		if err == nil {
 			select {
 			case r, ok := <-resultCh:
@@ -234,14 +235,14 @@ func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, 
 			cancel()
 		}
 		// The wait failed: look at the task before concluding anything.
-		st, ierr := tr.drv.InspectTask(ctx, tr.cfg.ID)
+		st, ierr := tr.drv.InspectTask(ctx, tr.id)
 		switch {
 		case ierr == nil && st.State == driver.TaskStateExited:
 			return &driver.ExitResult{ExitCode: st.ExitCode}, false
 		case errors.Is(ierr, driver.ErrTaskNotFound):
 			return &driver.ExitResult{Err: fmt.Errorf("the task disappeared from the driver: %v", err)}, false
 		}
-		tr.logger.Warn("lost track of the task; checking again", "error", err, "inspect_error", ierr, "retry_in", backoff)
+		tr.log.Warn("lost track of the task; checking again", "error", err, "inspect_error", ierr, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-tr.killCh:
@@ -295,8 +296,8 @@ func (tr *taskRunner) stopTask(ctx context.Context) {
 	tr.setState(func(s *structs.TaskState) {
 		s.AddEvent(tr.event(structs.TaskEventKilling, fmt.Sprintf("sent SIGTERM, SIGKILL after %s", tr.task.KillTimeout), nil))
 	})
-	if err := tr.drv.StopTask(ctx, tr.cfg.ID, tr.task.KillTimeout, ""); err != nil {
-		tr.logger.Warn("failed to stop task", "error", err)
+	if err := tr.drv.StopTask(ctx, tr.id, tr.task.KillTimeout, ""); err != nil {
+		tr.log.Warn("failed to stop task", "error", err)
 	}
 	tr.destroy(ctx)
 	tr.setState(func(s *structs.TaskState) {
@@ -306,8 +307,8 @@ func (tr *taskRunner) stopTask(ctx context.Context) {
 
 // destroy removes the task's container; a restart creates a new one.
 func (tr *taskRunner) destroy(ctx context.Context) {
-	if err := tr.drv.DestroyTask(ctx, tr.cfg.ID, true); err != nil {
-		tr.logger.Warn("failed to remove task", "error", err)
+	if err := tr.drv.DestroyTask(ctx, tr.id, true); err != nil {
+		tr.log.Warn("failed to remove task", "error", err)
 	}
 	tr.mu.Lock()
 	tr.handle = nil

@@ -50,6 +50,7 @@ type agentFlags struct {
 	httpMaxConnsPerClient   int
 	rpcMaxConnsPerClient    int
 	maxCountPerGroup        int
+	aclEnabled              bool
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -114,6 +115,7 @@ certificates from their files (a bad file keeps the ones in use).`,
 	fl.IntVar(&f.httpMaxConnsPerClient, "http-max-conns-per-client", -1, "open HTTP connections allowed from one client IP; 0 disables the limit (default 100)")
 	fl.IntVar(&f.rpcMaxConnsPerClient, "rpc-max-conns-per-client", -1, "open RPC connections allowed from one client IP; 0 disables the limit (default 100)")
 	fl.IntVar(&f.maxCountPerGroup, "max-count-per-group", 0, "largest count a job's group may ask for (default 10000)")
+	fl.BoolVar(&f.aclEnabled, "acl-enabled", false, "turn on ACLs (acl { enabled = true }): requests need a token; start with drover acl bootstrap")
 	return cmd
 }
 
@@ -155,6 +157,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		TLS: &agent.TLSConfig{HTTP: f.tlsHTTP, RPC: f.tlsRPC,
 			CAFile: f.tlsCAFile, CertFile: f.tlsCertFile, KeyFile: f.tlsKeyFile},
 		Limits: &agent.Limits{MaxCountPerGroup: f.maxCountPerGroup},
+		ACL:    &agent.ACLConfig{Enabled: f.aclEnabled},
 	}
 	// Boolean and limit flags override the file only when given.
 	if fl := cmd.Flags(); fl.Changed("tls-verify-server-hostname") {

@@ -36,7 +36,8 @@ func resolveAllocID(c *api.Client, id string) (string, error) {
 	for i, a := range allocs {
 		ids[i] = a.ID
 	}
-	return resolvePrefix("allocation", id, ids)
+	found, err := resolvePrefix("allocation", id, ids)
+	return found, inNamespaceHint(c, err)
 }
 
 func newAllocStatusCommand(g *globals) *cobra.Command {

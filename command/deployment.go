@@ -39,7 +39,8 @@ func resolveDeploymentID(c *api.Client, id string) (string, error) {
 	for i, d := range deps {
 		ids[i] = d.ID
 	}
-	return resolvePrefix("deployment", id, ids)
+	found, err := resolvePrefix("deployment", id, ids)
+	return found, inNamespaceHint(c, err)
 }
 
 func newDeploymentListCommand(g *globals) *cobra.Command {

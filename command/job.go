@@ -72,7 +72,12 @@ failed, was reverted or was cancelled. With -detach, the job is submitted
 and the command returns at once.
 
 With -check-index N (from "drover job plan"), the job is registered only
-if its modify index is still N: nobody changed it since the plan.`,
+if its modify index is still N: nobody changed it since the plan.
+
+The job goes to the namespace its file names (namespace = "team-a"), or
+else to -namespace (DROVER_NAMESPACE), or else to "default"; a file and a
+-namespace that name different namespaces are refused. The namespace
+must exist (drover namespace apply NAME).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := os.ReadFile(args[0])
@@ -87,6 +92,12 @@ if its modify index is still N: nobody changed it since the plan.`,
 			if err != nil {
 				return err
 			}
+			ns, err := jobFileNamespace(c, args[0], src)
+			if err != nil {
+				return err
+			}
+			job.Namespace = ns
+			c = c.WithNamespace(ns)
 			var opts *api.RegisterOptions
 			if cmd.Flags().Changed("check-index") {
 				if checkIndex < 0 {
@@ -140,7 +151,7 @@ allocations have stopped.`,
 			if err != nil {
 				return err
 			}
-			jobID, err := resolveJobID(c, args[0])
+			c, jobID, err := resolveJobID(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -166,17 +177,84 @@ allocations have stopped.`,
 }
 
 // resolveJobID returns the job ID matching id exactly or by unique
-// prefix.
-func resolveJobID(c *api.Client, id string) (string, error) {
+// prefix in the client's namespace, and a client for the job's
+// namespace. With -namespace '*' it looks in every namespace; a job ID
+// found in several is ambiguous, and the error lists where it is.
+func resolveJobID(c *api.Client, id string) (*api.Client, string, error) {
 	jobs, _, err := c.Jobs().List(&api.QueryOptions{Prefix: id})
 	if err != nil {
-		return "", err
+		return nil, "", err
+	}
+	if c.Namespace() == api.AllNamespaces {
+		return resolveJobEverywhere(c, id, jobs)
 	}
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
 		ids[i] = j.ID
 	}
-	return resolvePrefix("job", id, ids)
+	jobID, err := resolvePrefix("job", id, ids)
+	if err != nil && len(jobs) == 0 {
+		return nil, "", fmt.Errorf("no job with ID prefix %q in namespace %q; pass -namespace NAME, or -namespace '*' to look in every namespace", id, namespaceName(c))
+	}
+	return c, jobID, err
+}
+
+// resolveJobEverywhere picks the one job matching id among the jobs of
+// every namespace.
+func resolveJobEverywhere(c *api.Client, id string, jobs []*api.JobListStub) (*api.Client, string, error) {
+	var exact, prefixed []*api.JobListStub
+	for _, j := range jobs {
+		if j.ID == id {
+			exact = append(exact, j)
+		}
+		prefixed = append(prefixed, j)
+	}
+	matches := prefixed
+	if len(exact) > 0 {
+		matches = exact
+	}
+	switch len(matches) {
+	case 0:
+		return nil, "", fmt.Errorf("no job with ID prefix %q in any namespace", id)
+	case 1:
+		return c.WithNamespace(matches[0].Namespace), matches[0].ID, nil
+	}
+	names := make([]string, len(matches))
+	for i, j := range matches {
+		names[i] = j.Namespace + "/" + j.ID
+	}
+	return nil, "", fmt.Errorf("%d jobs match %q across namespaces; pass -namespace NAME to pick one:\n  %s", len(matches), id, strings.Join(names, "\n  "))
+}
+
+// namespaceName is the namespace a client works in, for messages.
+func namespaceName(c *api.Client) string {
+	if ns := c.Namespace(); ns != "" {
+		return ns
+	}
+	return api.DefaultNamespace
+}
+
+// jobFileNamespace decides the namespace of the job in a job file: the
+// one the file names, else the CLI's (-namespace, DROVER_NAMESPACE),
+// else the default one. A file and a CLI namespace that differ are
+// refused, naming both, as the server would refuse them.
+func jobFileNamespace(c *api.Client, filename string, src []byte) (string, error) {
+	raw, err := jobspec.Parse(filename, src)
+	if err != nil {
+		return "", err
+	}
+	cli := c.Namespace()
+	switch {
+	case cli == api.AllNamespaces:
+		return "", fmt.Errorf("-namespace '*' is for listing; a job goes to one namespace: name it in the file (namespace = \"NAME\") or with -namespace NAME")
+	case raw.Namespace != "" && cli != "" && raw.Namespace != cli:
+		return "", fmt.Errorf("%s names namespace %q but -namespace (or DROVER_NAMESPACE) is %q; make them agree, or drop one", filename, raw.Namespace, cli)
+	case raw.Namespace != "":
+		return raw.Namespace, nil
+	case cli != "":
+		return cli, nil
+	}
+	return api.DefaultNamespace, nil
 }
 
 func newJobStatusCommand(g *globals) *cobra.Command {
@@ -199,17 +277,32 @@ func newJobStatusCommand(g *globals) *cobra.Command {
 					return printJSON(g.ui, jobs)
 				}
 				if len(jobs) == 0 {
-					g.ui.Printf("No running jobs\n")
+					if c.Namespace() == api.AllNamespaces {
+						g.ui.Printf("No running jobs\n")
+					} else {
+						g.ui.Printf("No running jobs in namespace %q\n", namespaceName(c))
+					}
 					return nil
 				}
-				rows := [][]string{{"ID", "Type", "Priority", "Status", "Version", "Submit Date"}}
+				// Every namespace's jobs: the namespace tells apart jobs
+				// of the same ID.
+				all := c.Namespace() == api.AllNamespaces
+				header := []string{"ID", "Type", "Priority", "Status", "Version", "Submit Date"}
+				if all {
+					header = append([]string{"ID", "Namespace"}, header[1:]...)
+				}
+				rows := [][]string{header}
 				for _, j := range jobs {
-					rows = append(rows, []string{j.ID, j.Type, fmt.Sprint(j.Priority), j.Status, fmt.Sprint(j.Version), formatUnixNano(j.SubmitTime)})
+					row := []string{j.ID, j.Type, fmt.Sprint(j.Priority), j.Status, fmt.Sprint(j.Version), formatUnixNano(j.SubmitTime)}
+					if all {
+						row = append([]string{j.ID, j.Namespace}, row[1:]...)
+					}
+					rows = append(rows, row)
 				}
 				printTable(g.ui, rows)
 				return nil
 			}
-			jobID, err := resolveJobID(c, args[0])
+			c, jobID, err := resolveJobID(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -259,6 +352,7 @@ func printJobStatus(u *ui, job *api.Job, allocs []*api.AllocationListStub, evals
 	printKV(u, [][2]string{
 		{"ID", job.ID},
 		{"Name", job.Name},
+		{"Namespace", job.Namespace},
 		{"Type", job.Type},
 		{"Priority", fmt.Sprint(job.Priority)},
 		{"Datacenters", dcs},

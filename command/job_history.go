@@ -30,7 +30,7 @@ version is shown. "drover job revert JOB N" runs an earlier version again.`,
 			if err != nil {
 				return err
 			}
-			jobID, err := resolveJobID(c, args[0])
+			c, jobID, err := resolveJobID(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -155,7 +155,7 @@ version is N, so two operators cannot revert over each other.`,
 			if err != nil {
 				return err
 			}
-			jobID, err := resolveJobID(c, args[0])
+			c, jobID, err := resolveJobID(c, args[0])
 			if err != nil {
 				return err
 			}

@@ -78,6 +78,13 @@ Exit codes:
 			if err != nil {
 				return withCode(ExitPlanError, err)
 			}
+			// Planned where `job run` would register it.
+			ns, err := jobFileNamespace(c, path, src)
+			if err != nil {
+				return withCode(ExitPlanError, err)
+			}
+			job.Namespace = ns
+			c = c.WithNamespace(ns)
 			resp, err := c.Jobs().Plan(job, diff)
 			if err != nil {
 				return withCode(ExitPlanError, explainAPIError(err))

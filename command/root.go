@@ -59,12 +59,19 @@ type globals struct {
 	// -tls-server-name, -tls-skip-verify; the api package fills what is
 	// unset from DROVER_CACERT and the other DROVER_* variables.
 	tls api.TLSConfig
-	ui  *ui
+	// token is the ACL token secret (-token); the api package falls
+	// back to DROVER_TOKEN.
+	token string
+	// namespace is the namespace commands work in (-namespace); the api
+	// package falls back to DROVER_NAMESPACE, and the agent to the
+	// default namespace. "*" lists every namespace (lists only).
+	namespace string
+	ui        *ui
 }
 
 func (g *globals) client() (*api.Client, error) {
 	tc := g.tls
-	return api.NewClient(&api.Config{Address: g.address, TLSConfig: &tc})
+	return api.NewClient(&api.Config{Address: g.address, TLSConfig: &tc, Token: g.token, Namespace: g.namespace})
 }
 
 // Run runs the CLI with args (without the program name) and returns the
@@ -111,6 +118,8 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 	pf.StringVar(&g.tls.ClientKey, "client-key", "", "private key (PEM) of -client-cert (default $DROVER_CLIENT_KEY)")
 	pf.StringVar(&g.tls.TLSServerName, "tls-server-name", "", "name the agent's certificate must carry when the address is not in it, e.g. server.global.drover (default $DROVER_TLS_SERVER_NAME)")
 	pf.BoolVar(&g.tls.Insecure, "tls-skip-verify", false, "do not verify the agent's certificate (testing only; default $DROVER_TLS_SKIP_VERIFY)")
+	pf.StringVar(&g.token, "token", "", "ACL token secret sent with every request (default $DROVER_TOKEN)")
+	pf.StringVar(&g.namespace, "namespace", "", "namespace of the jobs, allocations, evaluations and deployments to work with; '*' lists every namespace (default $DROVER_NAMESPACE or \"default\")")
 	root.AddCommand(
 		newAgentCommand(g),
 		newJobCommand(g),
@@ -122,6 +131,8 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newSimCommand(g),
 		newBenchCommand(g),
 		newTLSCommand(g),
+		newACLCommand(g),
+		newNamespaceCommand(g),
 		newVersionCommand(g),
 	)
 	return root

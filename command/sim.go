@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,13 +44,17 @@ func newSimNodesCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nodes -count N -servers ADDR[,ADDR...]",
 		Short: "Run N simulated client nodes against the servers",
-		Long: `Register N simulated client nodes with the servers at the given RPC
-addresses (host:port, the servers' -bind address and RPC port 4647),
-heartbeat each within its TTL, and play the client for the allocations
-placed on them: running at once (or after -start-delay), healthy after
-the group's min_healthy_time, complete when stopped, and complete after
--batch-runtime for batch jobs. No container is started. The nodes
-advertise the containerd driver, so ordinary job files place on them.
+		Long: `Run N simulated client nodes against the servers at the given RPC
+addresses (host:port, the servers' -bind address and RPC port 4647).
+Each node runs the client agent's own code (registration, heartbeats
+within the TTL, the allocation watch, alloc and task runners, batched
+status updates, failover between the servers) with a fake task driver
+instead of containerd, its state in memory and no files: tasks start at
+once (or after -start-delay), service tasks run until stopped, batch
+tasks complete after -batch-runtime, and allocations of a deployment
+become healthy after the group's min_healthy_time. No container is
+started. The nodes advertise the containerd driver, so ordinary job
+files place on them.
 
 Nodes are named <prefix>-00000, <prefix>-00001, ... and get varied
 resources (8,000 to 56,000 MHz, 16 to 128 GiB), node classes (small,
@@ -122,9 +127,9 @@ Progress is printed while the nodes register, then a status line every
 							return
 						case <-t.C:
 							st := sm.Stats()
-							g.ui.Printf("    %s: %d nodes registered, %d heartbeats (%d failed, %d re-registrations), %d allocs running, %d complete, %d updates in %d batches\n",
+							g.ui.Printf("    %s: %d nodes registered, %d heartbeats (%d failed, %d re-registrations), %d allocs running, %d complete, %d updates in %d batches; %s\n",
 								time.Now().Format("15:04:05"), st.Registered, st.Heartbeats, st.HeartbeatErrors, st.Reregistrations,
-								st.AllocsRunning, st.AllocsComplete, st.UpdatesSent, st.UpdateBatches)
+								st.AllocsRunning, st.AllocsComplete, st.UpdatesSent, st.UpdateBatches, processFootprint())
 						}
 					}
 				}()
@@ -154,7 +159,7 @@ Progress is printed while the nodes register, then a status line every
 	f.Int64Var(&seed, "seed", 1, "seed for node IDs and shapes")
 	f.StringVar(&dcs, "datacenters", "dc1", "comma-separated datacenters the nodes are spread over")
 	f.IntVar(&racks, "racks", 25, "how many meta.rack values the nodes are spread over")
-	f.DurationVar(&startDelay, "start-delay", 0, "how long a placed allocation stays pending before it runs")
+	f.DurationVar(&startDelay, "start-delay", 0, "how long a task takes to start (its allocation is pending meanwhile)")
 	f.DurationVar(&batchRuntime, "batch-runtime", time.Second, "how long a batch allocation runs before it completes")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	f.DurationVar(&interval, "stats-interval", 10*time.Second, "how often to print a status line")
@@ -172,6 +177,23 @@ func splitList(s string) []string {
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// processFootprint says what the simulator process costs: goroutines,
+// Go heap in use and resident memory (what a thousand real clients in
+// one process cost is the point of watching it).
+func processFootprint() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := fmt.Sprintf("%d goroutines, heap %d MiB", runtime.NumGoroutine(), ms.HeapInuse>>20)
+	// /proc/self/statm: size resident shared ... in pages.
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var size, resident int64
+		if n, _ := fmt.Sscan(string(b), &size, &resident); n == 2 {
+			out += fmt.Sprintf(", RSS %d MiB", resident*int64(os.Getpagesize())>>20)
 		}
 	}
 	return out

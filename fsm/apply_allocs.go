@@ -59,6 +59,11 @@ func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 // in common with each other, the plan's job and the nodes table, before
 // the state store keeps them.
 func compactPlan(st *state.StateStore, req *structs.ApplyPlanResultsRequest) {
+	if req.Job != nil {
+		// A plan committed before namespaces existed is for a job of
+		// the default namespace; its allocations take the job's.
+		req.Job.Namespace = structs.NamespaceOrDefault(req.Job.Namespace)
+	}
 	req.Compact()
 	st.ShareNodeStrings(req.AllocsPlaced)
 }

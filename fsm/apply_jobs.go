@@ -15,12 +15,23 @@ func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 	if err := checkJobRegister(&req); err != nil {
 		return refusal{err}
 	}
+	// A job registered before namespaces existed is in the default
+	// namespace (the leader always writes one now).
+	req.Job.Namespace = structs.NamespaceOrDefault(req.Job.Namespace)
 	st := f.State()
+	// Checked here, in log order, as well as by the endpoint: a delete
+	// of the namespace may commit between the two, and a job must not
+	// live in a namespace that is gone.
+	if ns, err := st.NamespaceByName(nil, req.Job.Namespace); err != nil {
+		return err
+	} else if ns == nil {
+		return structs.NamespaceNotFoundError(req.Job.Namespace)
+	}
 	if req.EnforceIndex {
 		// Checked here, in log order, so two registrations racing with
 		// the same check index cannot both pass (the endpoint's check is
 		// only a fast path).
-		existing, err := st.JobByID(nil, req.Job.ID)
+		existing, err := st.JobByID(nil, req.Job.Namespace, req.Job.ID)
 		if err != nil {
 			return err
 		}
@@ -29,7 +40,7 @@ func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 			current = existing.JobModifyIndex
 		}
 		if current != req.JobModifyIndex {
-			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q changed since the check index: expected job modify index %d, found %d", req.Job.ID, req.JobModifyIndex, current))
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q in namespace %q changed since the check index: expected job modify index %d, found %d", req.Job.ID, req.Job.Namespace, req.JobModifyIndex, current))
 		}
 	}
 	if err := st.UpsertJob(index, req.Job, req.SubmitTime, req.Eval); err != nil {
@@ -48,17 +59,20 @@ func (f *FSM) applyJobDeregister(buf []byte, index uint64) interface{} {
 		return refusal{err}
 	}
 	st := f.State()
+	// The job is named by the request's namespace ("" in entries written
+	// before namespaces existed: the default one).
+	ns := req.RequestNamespace()
 	if req.Purge {
-		if err := st.DeleteJob(index, req.JobID, req.Eval); err != nil {
+		if err := st.DeleteJob(index, ns, req.JobID, req.Eval); err != nil {
 			return err
 		}
 	} else {
-		job, err := st.JobByID(nil, req.JobID)
+		job, err := st.JobByID(nil, ns, req.JobID)
 		if err != nil {
 			return err
 		}
 		if job == nil {
-			return fmt.Errorf("job %q: %w", req.JobID, state.ErrNotFound)
+			return fmt.Errorf("job %q in namespace %q: %w", req.JobID, ns, state.ErrNotFound)
 		}
 		stopped := job.Copy()
 		stopped.Stop = true
@@ -77,5 +91,5 @@ func (f *FSM) applyJobStability(buf []byte, index uint64) interface{} {
 	if err := decode(buf, &req); err != nil {
 		return refusal{err}
 	}
-	return errOrNil(f.State().UpdateJobStability(index, req.JobID, req.JobVersion, req.Stable))
+	return errOrNil(f.State().UpdateJobStability(index, req.RequestNamespace(), req.JobID, req.JobVersion, req.Stable))
 }

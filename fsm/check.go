@@ -122,3 +122,63 @@ func checkDesiredTransition(req *structs.AllocUpdateDesiredTransitionRequest) er
 	}
 	return checkNotNil("Evals", req.Evals)
 }
+
+// checkACLNames refuses an empty list, or one with an empty name: a delete
+// that names nothing was not written by a leader.
+func checkACLNames(field string, names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("%s is empty", field)
+	}
+	for i, n := range names {
+		if n == "" {
+			return fmt.Errorf("%s[%d] is empty", field, i)
+		}
+	}
+	return nil
+}
+
+func checkACLPolicyUpsert(req *structs.ACLPolicyUpsertRequest) error {
+	if len(req.Policies) == 0 {
+		return fmt.Errorf("Policies is empty")
+	}
+	if err := checkNotNil("Policies", req.Policies); err != nil {
+		return err
+	}
+	for i, p := range req.Policies {
+		if err := p.ValidateShape(); err != nil {
+			return fmt.Errorf("Policies[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkACLTokens holds each token to ACLToken.ValidateShape: a hex
+// SHA-256 where the hash goes (so a secret written there by mistake or
+// malice is refused), a known type, policies as the type requires.
+func checkACLTokens(field string, tokens []*structs.ACLToken) error {
+	if len(tokens) == 0 {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if err := checkNotNil(field, tokens); err != nil {
+		return err
+	}
+	for i, t := range tokens {
+		if err := t.ValidateShape(); err != nil {
+			return fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+	}
+	return nil
+}
+
+func checkACLBootstrap(req *structs.ACLBootstrapRequest) error {
+	if req.Token == nil {
+		return fmt.Errorf("Token is missing")
+	}
+	if !req.Token.IsManagement() {
+		return fmt.Errorf("Token: the bootstrap token must be a management token, not %q", req.Token.Type)
+	}
+	if err := req.Token.ValidateShape(); err != nil {
+		return fmt.Errorf("Token: %w", err)
+	}
+	return nil
+}

@@ -8,6 +8,10 @@
 // the FSM tells the leader's eval broker and blocked-evals tracker, which
 // ignore the call on followers.
 //
+// Entries and snapshots written before namespaces existed name none:
+// what they hold is applied to, and restored into, the default
+// namespace (snapshot.go, state.Restore), alike on every server.
+//
 // Apply never panics: an entry it cannot apply (unknown type, does not
 // decode, fails the structural checks of check.go, such as a job that
 // fails Job.Validate) is logged and refused with an error response, and

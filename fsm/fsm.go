@@ -28,9 +28,9 @@ type EvalBroker interface {
 type BlockedEvals interface {
 	// Block starts tracking a blocked evaluation.
 	Block(eval *structs.Evaluation)
-	// Untrack forgets a job's blocked evaluations, once a newer
-	// evaluation placed everything the job needs.
-	Untrack(jobID string)
+	// Untrack forgets the blocked evaluations of job (namespace,
+	// jobID), once a newer evaluation placed everything the job needs.
+	Untrack(namespace, jobID string)
 	// Unblock re-enqueues blocked evaluations because capacity may have
 	// freed up at index.
 	Unblock(index uint64)
@@ -166,6 +166,20 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applySchedulerConfig(buf, index)
 	case structs.ApplyPlanResultsBatchRequestType:
 		return f.applyPlanResultsBatch(buf, index)
+	case structs.ACLPolicyUpsertRequestType:
+		return f.applyACLPolicyUpsert(buf, index)
+	case structs.ACLPolicyDeleteRequestType:
+		return f.applyACLPolicyDelete(buf, index)
+	case structs.ACLTokenUpsertRequestType:
+		return f.applyACLTokenUpsert(buf, index)
+	case structs.ACLTokenDeleteRequestType:
+		return f.applyACLTokenDelete(buf, index)
+	case structs.ACLTokenBootstrapRequestType:
+		return f.applyACLTokenBootstrap(buf, index)
+	case structs.NamespaceUpsertRequestType:
+		return f.applyNamespaceUpsert(buf, index)
+	case structs.NamespaceDeleteRequestType:
+		return f.applyNamespaceDelete(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))
@@ -217,7 +231,7 @@ func (f *FSM) handleEvals(st *state.StateStore, evals []*structs.Evaluation) {
 		case stored.ShouldBlock():
 			f.blocked.Block(stored)
 		case stored.Status == structs.EvalStatusComplete && len(stored.FailedTGAllocs) == 0:
-			f.blocked.Untrack(stored.JobID)
+			f.blocked.Untrack(stored.Namespace, stored.JobID)
 		}
 	}
 }
@@ -229,7 +243,7 @@ func (nopBroker) Enqueue(*structs.Evaluation) {}
 type nopBlocked struct{}
 
 func (nopBlocked) Block(*structs.Evaluation) {}
-func (nopBlocked) Untrack(string)            {}
+func (nopBlocked) Untrack(string, string)    {}
 func (nopBlocked) Unblock(uint64)            {}
 
 var _ raft.FSM = (*FSM)(nil)

@@ -34,10 +34,10 @@ func (r *recorder) Block(e *structs.Evaluation) {
 	defer r.mu.Unlock()
 	r.blocked = append(r.blocked, e.ID)
 }
-func (r *recorder) Untrack(jobID string) {
+func (r *recorder) Untrack(namespace, jobID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.untracked = append(r.untracked, jobID)
+	r.untracked = append(r.untracked, namespace+"/"+jobID)
 }
 func (r *recorder) Unblock(index uint64) {
 	r.mu.Lock()
@@ -80,7 +80,7 @@ func TestFSM_JobRegisterEnqueuesEval(t *testing.T) {
 	eval := mock.Eval(job)
 	h.mustApply(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: 42})
 
-	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	got, _ := h.fsm.State().JobByID(nil, job.Namespace, job.ID)
 	if got == nil || got.SubmitTime != 42 || got.CreateIndex != 1 {
 		t.Fatalf("job not registered as sent: %+v", got)
 	}
@@ -105,7 +105,7 @@ func TestFSM_EnforceIndexInLogOrder(t *testing.T) {
 	if ce := structs.ParseCodedError(asError(resp)); ce == nil || ce.Code != structs.CodeConflict {
 		t.Fatalf("second registration with a stale check index: %v", resp)
 	}
-	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	got, _ := h.fsm.State().JobByID(nil, job.Namespace, job.ID)
 	if got.TaskGroups[0].Count != job.TaskGroups[0].Count {
 		t.Fatal("the rejected registration changed the job")
 	}
@@ -124,13 +124,13 @@ func TestFSM_JobDeregister(t *testing.T) {
 
 	stopEval := mock.Eval(job)
 	h.mustApply(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: job.ID, Eval: stopEval})
-	got, _ := h.fsm.State().JobByID(nil, job.ID)
+	got, _ := h.fsm.State().JobByID(nil, job.Namespace, job.ID)
 	if got == nil || !got.Stop || got.Version != 1 {
 		t.Fatalf("stopped job: %+v", got)
 	}
 
 	h.mustApply(structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: job.ID, Purge: true, Eval: mock.Eval(job)})
-	if got, _ := h.fsm.State().JobByID(nil, job.ID); got != nil {
+	if got, _ := h.fsm.State().JobByID(nil, job.Namespace, job.ID); got != nil {
 		t.Fatal("purged job still present")
 	}
 	// Deregistering an unknown job is an error response, not a panic.
@@ -155,7 +155,7 @@ func TestFSM_EvalUpdateRoutesByStatus(t *testing.T) {
 	if !reflect.DeepEqual(h.rec.blocked, []string{blocked.ID}) {
 		t.Fatalf("blocked %v", h.rec.blocked)
 	}
-	if !reflect.DeepEqual(h.rec.untracked, []string{job.ID}) {
+	if !reflect.DeepEqual(h.rec.untracked, []string{"default/" + job.ID}) {
 		t.Fatalf("untracked %v", h.rec.untracked)
 	}
 }
@@ -203,6 +203,13 @@ func (s *memSink) Close() error  { return nil }
 
 // populate fills every table through the FSM, as the log would.
 func populate(h *harness) {
+	populateDefaultNamespace(h)
+	populateNamespaces(h)
+}
+
+// populateDefaultNamespace fills every table but the namespaces (which
+// keeps the default one alone), as a cluster without namespaces would.
+func populateDefaultNamespace(h *harness) {
 	node := mock.Node()
 	node.Attributes["extra"] = "x"
 	h.mustApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: node, UpdatedAt: 1})
@@ -237,6 +244,7 @@ func populate(h *harness) {
 	h.mustApply(structs.DeploymentPromoteRequestType, &structs.DeploymentPromoteRequest{DeploymentID: dep.ID, All: true, UpdatedAt: 8})
 	h.mustApply(structs.SchedulerConfigRequestType, &structs.SchedulerSetConfigRequest{Config: structs.SchedulerConfiguration{
 		PreemptionConfig: structs.PreemptionConfig{SystemSchedulerEnabled: true, ServiceSchedulerEnabled: true}}})
+	populateACL(h)
 }
 
 // tableDump reads every table of a store, for comparison.
@@ -253,7 +261,7 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	indexes, _ := s.Indexes()
 	deployments, _ := s.Deployments(nil)
 	confs, _ := s.SchedulerConfigs()
-	return map[string]interface{}{
+	tables := map[string]interface{}{
 		state.TableDeployment: deployments,
 		state.TableSchedConf:  confs,
 		state.TableIndex:      indexes,
@@ -263,6 +271,12 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 		state.TableAllocs:     allocs,
 		state.TableEvals:      evals,
 	}
+	for table, rows := range aclDump(t, s) {
+		tables[table] = rows
+	}
+	namespaces, _ := s.Namespaces(nil)
+	tables[state.TableNamespaces] = namespaces
+	return tables
 }
 
 func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
@@ -309,7 +323,9 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	for _, a := range allocs {
 		for what, list := range map[string]func(*state.StateStore) ([]*structs.Allocation, error){
 			"node " + a.NodeID: func(s *state.StateStore) ([]*structs.Allocation, error) { return s.AllocsByNode(nil, a.NodeID) },
-			"job " + a.JobID:   func(s *state.StateStore) ([]*structs.Allocation, error) { return s.AllocsByJob(nil, a.JobID) },
+			"job " + a.JobID: func(s *state.StateStore) ([]*structs.Allocation, error) {
+				return s.AllocsByJob(nil, a.Namespace, a.JobID)
+			},
 		} {
 			b, _ := list(h.fsm.State())
 			r, _ := list(restored.State())

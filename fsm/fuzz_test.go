@@ -96,6 +96,8 @@ func buildFuzzBase() fuzzBase {
 			{structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: bigger, EnforceIndex: true, JobModifyIndex: 3, SubmitTime: 13}},
 			{structs.JobDeregisterRequestType, &structs.JobDeregisterRequest{JobID: job.ID, SubmitTime: 14}},
 			{structs.NodeDeregisterRequestType, &structs.NodeSpecificRequest{NodeID: node2.ID}},
+			{structs.NamespaceUpsertRequestType, &structs.NamespaceUpsertRequest{Namespaces: []*structs.Namespace{{Name: "team-a", Meta: map[string]string{"k": "v"}}}}},
+			{structs.NamespaceDeleteRequestType, &structs.NamespaceDeleteRequest{Names: []string{"team-a"}}},
 		}
 		fsm, index := New(Config{}), uint64(0)
 		var b fuzzBase

@@ -29,6 +29,12 @@ const (
 	EvalSnapshot       SnapshotType = 5
 	DeploymentSnapshot SnapshotType = 6
 	SchedConfSnapshot  SnapshotType = 7
+	// ACL records, from snapshot version 3.
+	ACLPolicySnapshot    SnapshotType = 8
+	ACLTokenSnapshot     SnapshotType = 9
+	ACLBootstrapSnapshot SnapshotType = 10
+	// Namespaces, from snapshot version 4.
+	NamespaceSnapshot SnapshotType = 11
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -42,7 +48,21 @@ type snapshotHeader struct {
 // of {Name, Score} (structs.ScoreComponents), not a map. Version 1
 // snapshots, and Raft logs written before that change, do not decode:
 // such data directories are to be discarded (nothing was released).
-const snapshotVersion = 2
+//
+// snapshotVersion 3 adds the ACL records (policies, tokens with the
+// hash of their secret, the bootstrap marker). A version 2 snapshot is
+// a version 3 snapshot without them and restores as such: a cluster
+// upgraded from it starts with no ACL data, as it had none.
+//
+// snapshotVersion 4 adds namespaces: namespace records, and jobs, job
+// versions, allocations, evaluations and deployments that carry their
+// namespace. Version 2 and 3 snapshots restore with every such object
+// in the default namespace (state.Restore puts them there) and the
+// default namespace alone, which every new store has.
+const snapshotVersion = 4
+
+// minSnapshotVersion is the oldest version Restore reads.
+const minSnapshotVersion = 2
 
 // Snapshot captures the state store. It is called on raft's FSM
 // goroutine and must be fast: it only takes a memdb snapshot; the
@@ -155,6 +175,12 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 			return err
 		}
 	}
+	if err := s.persistACL(write); err != nil {
+		return err
+	}
+	if err := s.persistNamespaces(write); err != nil {
+		return err
+	}
 	return bw.Flush()
 }
 
@@ -198,8 +224,8 @@ func restoreInto(st *state.StateStore, r io.Reader) error {
 	if err := dec.Decode(&header); err != nil {
 		return fmt.Errorf("restore: read header: %w", err)
 	}
-	if header.Version != snapshotVersion {
-		return fmt.Errorf("restore: unsupported snapshot version %d (this server reads %d)", header.Version, snapshotVersion)
+	if header.Version < minSnapshotVersion || header.Version > snapshotVersion {
+		return fmt.Errorf("restore: unsupported snapshot version %d (this server reads %d to %d)", header.Version, minSnapshotVersion, snapshotVersion)
 	}
 	restore := st.Restore()
 	defer restore.Abort()
@@ -268,6 +294,10 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 			return fmt.Errorf("restore scheduler config: %w", err)
 		}
 		return r.SchedulerConfigRestore(c)
+	case ACLPolicySnapshot, ACLTokenSnapshot, ACLBootstrapSnapshot:
+		return restoreACLRecord(r, dec, t)
+	case NamespaceSnapshot:
+		return restoreNamespace(r, dec)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -113,6 +113,7 @@ var (
 	jobSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "type"}, {Name: "datacenters"}, {Name: "priority"}, {Name: "node_pool"}, {Name: "meta"},
+			{Name: "namespace"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "meta"}, {Type: "constraint"}, {Type: "affinity"}, {Type: "spread"}, {Type: "update"},
@@ -177,6 +178,9 @@ func (c *converter) job(b *hcl.Block) *structs.Job {
 	c.setStrings(content.Attributes, "datacenters", "Datacenters", &j.Datacenters)
 	c.setInt(content.Attributes, "priority", "Priority", &j.Priority)
 	c.setString(content.Attributes, "node_pool", "NodePool", &j.NodePool)
+	// The namespace stays empty when the file names none: the CLI's
+	// -namespace (or the server's default) then decides.
+	c.setString(content.Attributes, "namespace", "Namespace", &j.Namespace)
 	j.Meta = c.stringMap(content, "meta", "Meta")
 	c.placement(content.Blocks, "", &j.Constraints, &j.Affinities, &j.Spreads)
 	if ub := c.single(content.Blocks, "update", fmt.Sprintf("job %q", j.ID)); ub != nil {

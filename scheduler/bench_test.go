@@ -113,7 +113,7 @@ func benchEval(b *testing.B, base *state.StateStore, count, racks int, spread bo
 	if err := snap.UpsertJob(1_000_000, job, 0, nil); err != nil {
 		b.Fatal(err)
 	}
-	job, err := snap.JobByID(nil, job.ID)
+	job, err := snap.JobByID(nil, "", job.ID)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func (c *EvalContext) valueCounts(job *structs.Job, scope, attribute string) map
 	}
 	m := make(map[string]int)
 	c.counts[key] = m
-	allocs, err := c.state.AllocsByJob(nil, job.ID)
+	allocs, err := c.state.AllocsByJob(nil, job.Namespace, job.ID)
 	if err != nil {
 		return m
 	}
@@ -233,7 +233,7 @@ func (c *EvalContext) valueCounts(job *structs.Job, scope, attribute string) map
 	// allocations, counted above).
 	for _, list := range c.plan.NodeAllocation {
 		for _, a := range list {
-			if a.JobID == job.ID && !known[a.ID] && !a.TerminalStatus() {
+			if a.JobID == job.ID && a.Namespace == job.Namespace && !known[a.ID] && !a.TerminalStatus() {
 				count(a)
 			}
 		}

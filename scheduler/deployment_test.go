@@ -29,7 +29,7 @@ func destructive(job *structs.Job, value string) *structs.Job {
 func (h *Harness) settle(jobID string) {
 	h.t.Helper()
 	h.setRunning(true, h.live(jobID)...)
-	d, _ := h.State.LatestDeploymentByJobID(nil, jobID)
+	d, _ := h.State.LatestDeploymentByJobID(nil, "", jobID)
 	if d != nil && d.Active() {
 		err := h.State.UpdateDeploymentStatus(h.NextIndex(), &structs.DeploymentStatusUpdateRequest{
 			DeploymentUpdate: &structs.DeploymentStatusUpdate{DeploymentID: d.ID, Status: structs.DeploymentStatusSuccessful, StatusDescription: structs.DeploymentDescSuccessful},
@@ -287,7 +287,7 @@ func TestDeployment_AutoRevertPlacesRevertedVersion(t *testing.T) {
 	job.TaskGroups[0].Update.AutoRevert = true
 	h.Process(register(t, h, job, namedNode("n1"), namedNode("n2")))
 	h.settle(job.ID) // version 0 is now stable
-	if j, _ := h.State.JobByIDAndVersion(nil, job.ID, 0); j == nil || !j.Stable {
+	if j, _ := h.State.JobByIDAndVersion(nil, "", job.ID, 0); j == nil || !j.Stable {
 		t.Fatalf("version 0 not stable")
 	}
 
@@ -305,7 +305,7 @@ func TestDeployment_AutoRevertPlacesRevertedVersion(t *testing.T) {
 
 	// The deployment watcher fails the deployment and registers the
 	// stable version 0 again, as version 2.
-	stable, _ := h.State.JobByIDAndVersion(nil, job.ID, 0)
+	stable, _ := h.State.JobByIDAndVersion(nil, "", job.ID, 0)
 	revert := stable.Copy()
 	revertEval := &structs.Evaluation{ID: structs.GenerateUUID(), Priority: job.Priority, Type: job.Type,
 		TriggeredBy: structs.EvalTriggerJobRevert, JobID: job.ID, Status: structs.EvalStatusPending}
@@ -316,7 +316,7 @@ func TestDeployment_AutoRevertPlacesRevertedVersion(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	current, _ := h.State.JobByID(nil, job.ID)
+	current, _ := h.State.JobByID(nil, "", job.ID)
 	if current.Version != 2 {
 		t.Fatalf("reverted job is version %d, want 2", current.Version)
 	}

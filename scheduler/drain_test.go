@@ -37,7 +37,7 @@ func (h *Harness) onNode(jobID string, node *structs.Node) []*structs.Allocation
 
 // TestDrain_MigratesMarkedAllocsInBatches drains a node running five
 // allocations of a group with migrate max_parallel 2. The leader's
-// drainer marks at most max_parallel at a time (server/drainer.go); the
+// drainer marks at most max_parallel at a time (server/drainer/drainer.go); the
 // scheduler must move exactly the marked ones, off the draining node,
 // and leave the rest running there.
 func TestDrain_MigratesMarkedAllocsInBatches(t *testing.T) {

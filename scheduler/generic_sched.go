@@ -39,7 +39,7 @@ type GenericScheduler struct {
 	queued         map[string]int
 	// preemptedJobs are jobs some of whose allocations the last plan
 	// evicted; they get evaluations to place them elsewhere.
-	preemptedJobs map[string]*structs.Job
+	preemptedJobs map[structs.NamespacedID]*structs.Job
 }
 
 // NewServiceScheduler returns a scheduler for service jobs.
@@ -79,7 +79,7 @@ func (s *GenericScheduler) Process(eval *structs.Evaluation) error {
 // make every leader's scheduler allocate in proportion to its count,
 // and run out of memory, again after every election.
 func refuseOversizedJob(st State, planner Planner, eval *structs.Evaluation) (bool, error) {
-	job, err := st.JobByID(nil, eval.JobID)
+	job, err := st.JobByID(nil, eval.Namespace, eval.JobID)
 	if err != nil || job == nil || job.Stopped() {
 		return false, nil // the scheduler handles these itself
 	}
@@ -138,9 +138,9 @@ func runAttempts(cfg Config, planner Planner, eval *structs.Evaluation, limit in
 // process makes one planning attempt. It returns done=false when the
 // plan was only partly committed and must be re-planned.
 func (s *GenericScheduler) process() (bool, error) {
-	job, err := s.state.JobByID(nil, s.eval.JobID)
+	job, err := s.state.JobByID(nil, s.eval.Namespace, s.eval.JobID)
 	if err != nil {
-		return false, fmt.Errorf("read job %q: %w", s.eval.JobID, err)
+		return false, fmt.Errorf("read job %s: %w", s.eval.JobKey(), err)
 	}
 	s.job = job
 	snapshotIndex, _ := s.state.LatestIndex()
@@ -153,7 +153,7 @@ func (s *GenericScheduler) process() (bool, error) {
 	s.ctx = NewEvalContext(s.state, s.plan, s.cfg.Logger, s.rng)
 	s.failedTGAllocs = nil
 	s.queued = make(map[string]int)
-	s.preemptedJobs = make(map[string]*structs.Job)
+	s.preemptedJobs = make(map[structs.NamespacedID]*structs.Job)
 
 	result, err := s.reconcile()
 	if err != nil {
@@ -250,7 +250,8 @@ func planAnnotations(plan *structs.Plan, counts map[string]*structs.DesiredUpdat
 
 // reconcile compares the job with its allocations.
 func (s *GenericScheduler) reconcile() (*reconcileResult, error) {
-	allocs, err := s.state.AllocsByJob(nil, s.eval.JobID)
+	ns := structs.NamespaceOrDefault(s.eval.Namespace)
+	allocs, err := s.state.AllocsByJob(nil, ns, s.eval.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("read allocations: %w", err)
 	}
@@ -261,9 +262,9 @@ func (s *GenericScheduler) reconcile() (*reconcileResult, error) {
 	job := s.job
 	if job == nil {
 		// Purged: everything stops.
-		job = &structs.Job{ID: s.eval.JobID, Stop: true}
+		job = &structs.Job{ID: s.eval.JobID, Namespace: ns, Stop: true}
 	}
-	latest, err := s.state.LatestDeploymentByJobID(nil, s.eval.JobID)
+	latest, err := s.state.LatestDeploymentByJobID(nil, ns, s.eval.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("read deployment: %w", err)
 	}
@@ -414,6 +415,7 @@ func (s *GenericScheduler) newAlloc(p placement, option *RankedNode, metrics *st
 		NodeID:             option.Node.ID,
 		NodeName:           option.Node.Name,
 		JobID:              s.job.ID,
+		Namespace:          s.job.Namespace,
 		JobVersion:         s.job.Version,
 		TaskGroup:          p.tg.Name,
 		AllocatedResources: &structs.AllocatedResources{Tasks: tasks, Shared: structs.AllocatedSharedResources{Ports: option.Ports}},
@@ -446,7 +448,7 @@ func (s *GenericScheduler) preempt(alloc *structs.Allocation, option *RankedNode
 		s.plan.AppendPreemptedAlloc(victim, alloc.ID)
 		alloc.PreemptedAllocations = append(alloc.PreemptedAllocations, victim.ID)
 		if victim.Job != nil {
-			s.preemptedJobs[victim.JobID] = victim.Job
+			s.preemptedJobs[victim.JobKey()] = victim.Job
 		}
 	}
 }
@@ -492,17 +494,19 @@ func completeEval(planner Planner, orig, eval *structs.Evaluation) error {
 
 // createPreemptionEvals gives each job that lost allocations to
 // preemption an evaluation, so they are placed elsewhere if they can.
-func createPreemptionEvals(planner Planner, jobs map[string]*structs.Job, by *structs.Evaluation) error {
-	ids := make([]string, 0, len(jobs))
+func createPreemptionEvals(planner Planner, jobs map[structs.NamespacedID]*structs.Job, by *structs.Evaluation) error {
+	ids := make([]structs.NamespacedID, 0, len(jobs))
 	for id := range jobs {
 		ids = append(ids, id)
 	}
-	sort.Strings(ids)
+	// In key order: the evaluations' IDs come from the eval-seeded
+	// source, so a replay creates them alike.
+	sort.Slice(ids, func(i, j int) bool { return ids[i].Less(ids[j]) })
 	for _, id := range ids {
 		j := jobs[id]
 		e := &structs.Evaluation{
 			ID: structs.GenerateUUID(), Priority: j.Priority, Type: j.Type,
-			TriggeredBy: structs.EvalTriggerPreemption, JobID: id, Status: structs.EvalStatusPending,
+			TriggeredBy: structs.EvalTriggerPreemption, JobID: id.ID, Namespace: id.Namespace, Status: structs.EvalStatusPending,
 			PreviousEval: by.ID,
 		}
 		if err := planner.CreateEval(e); err != nil {

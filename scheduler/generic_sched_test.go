@@ -21,10 +21,11 @@ func register(t *testing.T, h *Harness, job *structs.Job, nodes ...*structs.Node
 		}
 	}
 	eval := mock.Eval(job)
+	eval.Namespace = job.Namespace
 	if err := h.State.UpsertJob(h.NextIndex(), job, 0, eval); err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := h.State.JobByID(nil, job.ID)
+	stored, _ := h.State.JobByID(nil, job.Namespace, job.ID)
 	eval.JobModifyIndex = stored.JobModifyIndex
 	return eval
 }
@@ -32,7 +33,7 @@ func register(t *testing.T, h *Harness, job *structs.Job, nodes ...*structs.Node
 // reeval returns a new pending evaluation for job.
 func reeval(t *testing.T, h *Harness, jobID string) *structs.Evaluation {
 	t.Helper()
-	job, _ := h.State.JobByID(nil, jobID)
+	job, _ := h.State.JobByID(nil, "", jobID)
 	if job == nil {
 		return &structs.Evaluation{ID: structs.GenerateUUID(), Type: structs.JobTypeService, JobID: jobID, Status: structs.EvalStatusPending, Priority: 50}
 	}
@@ -406,7 +407,7 @@ func TestBatchSched_CompleteNotRerunFailedRescheduledOnce(t *testing.T) {
 	if len(h.Plans) != plans {
 		t.Fatalf("a batch alloc out of reschedule attempts was replaced again")
 	}
-	j, _ := h.State.JobByID(nil, job.ID)
+	j, _ := h.State.JobByID(nil, "", job.ID)
 	if j.Status != structs.JobStatusDead {
 		t.Fatalf("batch job with everything finished: status %s", j.Status)
 	}
@@ -524,7 +525,7 @@ func TestServiceSched_PurgedJobStopsEverything(t *testing.T) {
 	h := NewHarness(t)
 	job := mock.Job()
 	h.Process(register(t, h, job, mock.Node()))
-	if err := h.State.DeleteJob(h.NextIndex(), job.ID, nil); err != nil {
+	if err := h.State.DeleteJob(h.NextIndex(), job.Namespace, job.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.Process(reeval(t, h, job.ID))

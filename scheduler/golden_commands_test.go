@@ -155,7 +155,7 @@ func (s *scenario) command(args []string) {
 		// auto-revert <job>: the deployment watcher fails the running
 		// deployment and registers the newest stable earlier version.
 		d := h.deployment(args[1])
-		versions, _ := h.State.JobVersionsByID(nil, args[1])
+		versions, _ := h.State.JobVersionsByID(nil, "", args[1])
 		var target *structs.Job
 		for _, v := range versions {
 			if v.Stable && v.Version < d.JobVersion {
@@ -230,7 +230,7 @@ func (s *scenario) job(id string) *structs.Job {
 }
 
 func (s *scenario) storedJob(id string) *structs.Job {
-	j, err := s.h.State.JobByID(nil, id)
+	j, err := s.h.State.JobByID(nil, "", id)
 	if err != nil || j == nil {
 		s.fatalf("job %q is not registered", id)
 	}
@@ -310,7 +310,7 @@ func (s *scenario) liveOn(nodeID string) []*structs.Allocation {
 // allocNamed returns the newest allocation with the name.
 func (s *scenario) allocNamed(name string) *structs.Allocation {
 	jobID, _, _ := strings.Cut(name, ".")
-	all, _ := s.h.State.AllocsByJob(nil, jobID)
+	all, _ := s.h.State.AllocsByJob(nil, "", jobID)
 	var best *structs.Allocation
 	for _, a := range all {
 		if a.Name == name && (best == nil || a.CreateIndex > best.CreateIndex) {
@@ -341,7 +341,7 @@ func (s *scenario) process(evalID string) {
 		before[a.ID] = a
 	}
 	plans, reblocked, created := len(h.Plans), len(h.Reblocked), len(h.CreateEvals)
-	job, _ := h.State.JobByID(nil, e.JobID)
+	job, _ := h.State.JobByID(nil, e.Namespace, e.JobID)
 	version := "purged"
 	if job != nil {
 		version = fmt.Sprintf("v%d", job.Version)

@@ -60,7 +60,7 @@ func (h *Harness) addNodes(nodes ...*structs.Node) {
 // live returns the job's allocations that are not terminal, by name.
 func (h *Harness) live(jobID string) []*structs.Allocation {
 	h.t.Helper()
-	all, err := h.State.AllocsByJob(nil, jobID)
+	all, err := h.State.AllocsByJob(nil, "", jobID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func (h *Harness) markMigrate(allocs ...*structs.Allocation) {
 // deployment returns the job's newest deployment, failing if none.
 func (h *Harness) deployment(jobID string) *structs.Deployment {
 	h.t.Helper()
-	d, err := h.State.LatestDeploymentByJobID(nil, jobID)
+	d, err := h.State.LatestDeploymentByJobID(nil, "", jobID)
 	if err != nil || d == nil {
 		h.t.Fatalf("job %s has no deployment (err %v)", jobID, err)
 	}

@@ -16,10 +16,12 @@ const preemptionPriorityDelta = 10
 // node's allocations of other jobs with priority at most priority-10,
 // taken lowest priority first and, within a priority, biggest first;
 // then any that turn out unnecessary are dropped again.
-func findPreemptions(proposed []*structs.Allocation, capacity, used, ask structs.ComparableResources, jobID string, priority int) []*structs.Allocation {
+func findPreemptions(proposed []*structs.Allocation, capacity, used, ask structs.ComparableResources, job structs.NamespacedID, priority int) []*structs.Allocation {
 	var cands []*structs.Allocation
 	for _, a := range proposed {
-		if a.Job == nil || a.JobID == jobID || a.Job.Priority > priority-preemptionPriorityDelta {
+		// The job never evicts itself; a job of the same ID in another
+		// namespace is another job.
+		if a.Job == nil || (a.JobID == job.ID && a.Namespace == job.Namespace) || a.Job.Priority > priority-preemptionPriorityDelta {
 			continue
 		}
 		cands = append(cands, a)

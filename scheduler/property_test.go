@@ -341,7 +341,7 @@ func (p *propCase) evaluateAll() {
 }
 
 func (p *propCase) stored(id string) *structs.Job {
-	j, err := p.h.State.JobByID(nil, id)
+	j, err := p.h.State.JobByID(nil, "", id)
 	if err != nil || j == nil {
 		p.t.Fatalf("job %s: %v", id, err)
 	}
@@ -500,7 +500,7 @@ func (p *propCase) check(when, jobID string) {
 	m := newMatcher()
 	for _, id := range []string{jobID} {
 		job := p.stored(id)
-		allocs, _ := h.State.AllocsByJob(nil, id)
+		allocs, _ := h.State.AllocsByJob(nil, "", id)
 		var live []*structs.Allocation
 		for _, a := range allocs {
 			if !a.TerminalStatus() {

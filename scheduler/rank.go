@@ -122,7 +122,7 @@ type BinPackIterator struct {
 	tg       *structs.TaskGroup
 	ask      structs.ComparableResources
 	taskRes  map[string]*structs.AllocatedTaskResources
-	jobID    string
+	job      structs.NamespacedID
 	priority int
 	preempt  bool
 }
@@ -134,7 +134,7 @@ func NewBinPackIterator(ctx *EvalContext, source RankIterator) *BinPackIterator 
 
 // SetJob sets the job being placed and whether it may preempt.
 func (it *BinPackIterator) SetJob(job *structs.Job, preempt bool) {
-	it.jobID, it.priority, it.preempt = job.ID, job.Priority, preempt
+	it.job, it.priority, it.preempt = job.Key(), job.Priority, preempt
 }
 
 // SetTaskGroup sets the group being placed.
@@ -175,7 +175,7 @@ func (it *BinPackIterator) Next() *RankedNode {
 		var preempted []*structs.Allocation
 		if ok, dim := capacity.Superset(total); !ok {
 			if it.preempt {
-				preempted = findPreemptions(proposed, capacity, used, it.ask, it.jobID, it.priority)
+				preempted = findPreemptions(proposed, capacity, used, it.ask, it.job, it.priority)
 			}
 			if preempted == nil {
 				it.ctx.metrics.ExhaustedNode(node, dim)
@@ -390,7 +390,7 @@ OUTER:
 		}
 		if it.jobHosts || it.groupHosts {
 			for _, a := range option.Proposed {
-				if a.JobID == it.job.ID && (it.jobHosts || a.TaskGroup == it.tg.Name) {
+				if a.JobID == it.job.ID && a.Namespace == it.job.Namespace && (it.jobHosts || a.TaskGroup == it.tg.Name) {
 					it.ctx.metrics.FilterNode(option.Node, structs.ConstraintDistinctHosts)
 					continue OUTER
 				}
@@ -416,14 +416,15 @@ func (it *DistinctIterator) Reset() { it.source.Reset() }
 // -(collisions+1)/count.
 type JobAntiAffinityIterator struct {
 	source RankIterator
-	jobID  string
+	job    structs.NamespacedID
 	tg     string
 	count  int
 }
 
-// SetTaskGroup sets the group being placed.
-func (it *JobAntiAffinityIterator) SetTaskGroup(jobID string, tg *structs.TaskGroup) {
-	it.jobID, it.tg, it.count = jobID, tg.Name, tg.Count
+// SetTaskGroup sets the group being placed, of job (namespace, ID):
+// another namespace's job of the same ID is another job.
+func (it *JobAntiAffinityIterator) SetTaskGroup(job structs.NamespacedID, tg *structs.TaskGroup) {
+	it.job, it.tg, it.count = job, tg.Name, tg.Count
 	if it.count < 1 {
 		it.count = 1
 	}
@@ -437,7 +438,7 @@ func (it *JobAntiAffinityIterator) Next() *RankedNode {
 	}
 	collisions := 0
 	for _, a := range option.Proposed {
-		if a.JobID == it.jobID && a.TaskGroup == it.tg {
+		if a.JobID == it.job.ID && a.Namespace == it.job.Namespace && a.TaskGroup == it.tg {
 			collisions++
 		}
 	}

@@ -12,17 +12,18 @@ import (
 
 // State is the read-only view of the cluster the scheduler plans
 // against; *state.Snapshot implements it. Returned objects are shared
-// and must not be modified.
+// and must not be modified. Everything keyed by job takes the job's
+// namespace and ID: job IDs repeat across namespaces.
 type State interface {
-	JobByID(ws memdb.WatchSet, id string) (*structs.Job, error)
+	JobByID(ws memdb.WatchSet, namespace, id string) (*structs.Job, error)
 	Nodes(ws memdb.WatchSet) ([]*structs.Node, error)
 	// NodesDerived returns build(every node), memoized per change of the
 	// nodes table under key (see state.StateStore.NodesDerived).
 	NodesDerived(key string, build func(all []*structs.Node) interface{}) (interface{}, error)
 	NodeByID(ws memdb.WatchSet, id string) (*structs.Node, error)
-	AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Allocation, error)
+	AllocsByJob(ws memdb.WatchSet, namespace, jobID string) ([]*structs.Allocation, error)
 	AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error)
-	LatestDeploymentByJobID(ws memdb.WatchSet, jobID string) (*structs.Deployment, error)
+	LatestDeploymentByJobID(ws memdb.WatchSet, namespace, jobID string) (*structs.Deployment, error)
 	SchedulerConfig() (uint64, *structs.SchedulerConfiguration, error)
 	LatestIndex() (uint64, error)
 }

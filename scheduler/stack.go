@@ -118,7 +118,7 @@ func (s *GenericStack) setTaskGroup(tg *structs.TaskGroup) {
 	s.feasible.SetTaskGroup(tg.Name)
 	s.binPack.SetTaskGroup(tg)
 	s.distinct.SetTaskGroup(s.job, tg)
-	s.antiAffinity.SetTaskGroup(s.job.ID, tg)
+	s.antiAffinity.SetTaskGroup(s.job.Key(), tg)
 	s.affinity.SetTaskGroup(s.job, tg)
 	s.spread.SetTaskGroup(s.job, tg, s.nodes)
 }

@@ -34,7 +34,7 @@ type SystemScheduler struct {
 
 	failedTGAllocs map[string]*structs.AllocMetric
 	queued         map[string]int
-	preemptedJobs  map[string]*structs.Job
+	preemptedJobs  map[structs.NamespacedID]*structs.Job
 	counts         map[string]*structs.DesiredUpdates
 }
 
@@ -64,19 +64,19 @@ func (s *SystemScheduler) count(tg string) *structs.DesiredUpdates {
 }
 
 func (s *SystemScheduler) process() (bool, error) {
-	job, err := s.state.JobByID(nil, s.eval.JobID)
+	job, err := s.state.JobByID(nil, s.eval.Namespace, s.eval.JobID)
 	if err != nil {
-		return false, fmt.Errorf("read job %q: %w", s.eval.JobID, err)
+		return false, fmt.Errorf("read job %s: %w", s.eval.JobKey(), err)
 	}
 	s.job = job
 	snapshotIndex, _ := s.state.LatestIndex()
 	s.plan = &structs.Plan{EvalID: s.eval.ID, Priority: s.eval.Priority, Job: job, SnapshotIndex: snapshotIndex}
 	s.ctx = NewEvalContext(s.state, s.plan, s.cfg.Logger, s.rng)
 	s.failedTGAllocs, s.queued = nil, make(map[string]int)
-	s.preemptedJobs = make(map[string]*structs.Job)
+	s.preemptedJobs = make(map[structs.NamespacedID]*structs.Job)
 	s.counts = make(map[string]*structs.DesiredUpdates)
 
-	allocs, err := s.state.AllocsByJob(nil, s.eval.JobID)
+	allocs, err := s.state.AllocsByJob(nil, s.eval.Namespace, s.eval.JobID)
 	if err != nil {
 		return false, err
 	}

@@ -81,7 +81,7 @@ func (a *Alloc) List(args *structs.AllocListRequest, reply *structs.AllocListRes
 		return err
 	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		allocs, err := st.AllocsByIDPrefix(ws, args.Prefix)
+		allocs, err := st.AllocsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
 			return err
 		}

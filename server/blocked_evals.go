@@ -24,7 +24,9 @@ type BlockedEvals struct {
 	// l guards every field below.
 	l       sync.Mutex
 	enabled bool
-	byJob   map[string]*structs.Evaluation
+	// byJob is keyed by (namespace, job ID): job IDs repeat across
+	// namespaces, and two jobs must not supersede each other.
+	byJob map[structs.NamespacedID]*structs.Evaluation
 	// superseded evaluations waiting to be canceled.
 	superseded []*structs.Evaluation
 	// unblockIndex is the Raft index of the latest change that may have
@@ -35,7 +37,7 @@ type BlockedEvals struct {
 
 // NewBlockedEvals returns a disabled tracker feeding broker.
 func NewBlockedEvals(broker *EvalBroker) *BlockedEvals {
-	return &BlockedEvals{broker: broker, byJob: make(map[string]*structs.Evaluation)}
+	return &BlockedEvals{broker: broker, byJob: make(map[structs.NamespacedID]*structs.Evaluation)}
 }
 
 // SetEnabled turns tracking on or off; off drops everything.
@@ -44,7 +46,7 @@ func (b *BlockedEvals) SetEnabled(enabled bool) {
 	defer b.l.Unlock()
 	b.enabled = enabled
 	if !enabled {
-		b.byJob = make(map[string]*structs.Evaluation)
+		b.byJob = make(map[structs.NamespacedID]*structs.Evaluation)
 		b.superseded = nil
 		b.unblockIndex = 0
 	}
@@ -62,7 +64,7 @@ func (b *BlockedEvals) Block(eval *structs.Evaluation) {
 		b.broker.Enqueue(eval)
 		return
 	}
-	if old, ok := b.byJob[eval.JobID]; ok && old.ID != eval.ID {
+	if old, ok := b.byJob[eval.JobKey()]; ok && old.ID != eval.ID {
 		if old.CreateIndex > eval.CreateIndex {
 			// eval is the older one.
 			b.superseded = append(b.superseded, eval)
@@ -70,19 +72,20 @@ func (b *BlockedEvals) Block(eval *structs.Evaluation) {
 		}
 		b.superseded = append(b.superseded, old)
 	}
-	b.byJob[eval.JobID] = eval
+	b.byJob[eval.JobKey()] = eval
 }
 
-// Untrack drops a job's blocked evaluation: a newer evaluation placed
-// everything the job needs.
-func (b *BlockedEvals) Untrack(jobID string) {
+// Untrack drops the blocked evaluation of job (namespace, jobID): a
+// newer evaluation placed everything the job needs.
+func (b *BlockedEvals) Untrack(namespace, jobID string) {
+	key := structs.NewNamespacedID(namespace, jobID)
 	b.l.Lock()
 	defer b.l.Unlock()
 	if !b.enabled {
 		return
 	}
-	if old, ok := b.byJob[jobID]; ok {
-		delete(b.byJob, jobID)
+	if old, ok := b.byJob[key]; ok {
+		delete(b.byJob, key)
 		b.superseded = append(b.superseded, old)
 	}
 }
@@ -102,7 +105,7 @@ func (b *BlockedEvals) Unblock(index uint64) {
 	for _, e := range b.byJob {
 		evals = append(evals, e)
 	}
-	b.byJob = make(map[string]*structs.Evaluation)
+	b.byJob = make(map[structs.NamespacedID]*structs.Evaluation)
 	b.l.Unlock()
 	for _, e := range evals {
 		b.broker.Enqueue(e)

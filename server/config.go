@@ -7,6 +7,7 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/structs"
@@ -20,14 +21,42 @@ type Config struct {
 	// NodeID is the server's stable Raft ID; generated and persisted in
 	// the data dir when empty.
 	NodeID string
-	// DataDir holds the Raft log, stable store and snapshots.
+	// DataDir holds the Raft log, stable store and snapshots, and the
+	// server ID when NodeID is empty. It may be empty only when none of
+	// them is kept on disk: NodeID and the three Raft stores are given.
 	DataDir string
 
-	// RPCAddr is the address the RPC listener binds (Raft shares it).
+	// RPCAddr is the address the RPC listener binds (Raft shares it
+	// unless RaftTransport is set). It may be nil only with a
+	// RaftTransport: the server then has no listener and is reached only
+	// in process, through the other servers' Peers.
 	RPCAddr *net.TCPAddr
 	// RPCAdvertise is the address other servers and clients reach this
-	// server at; defaults to RPCAddr.
+	// server at; defaults to RPCAddr, and is required without one.
 	RPCAdvertise *net.TCPAddr
+
+	// RaftTransport carries Raft traffic instead of the RPC port.
+	// Followers forward requests to the RPC address of the leader as
+	// Raft knows it, so its LocalAddr must be the RPCAdvertise address.
+	// Nil multiplexes Raft on the RPC port. Tests run several servers in
+	// one process over raft.InmemTransport, which they can partition
+	// and heal. The server does not close a transport it was given
+	// (Raft's shutdown closes it).
+	RaftTransport raft.Transport
+	// RaftLogStore, RaftStableStore and RaftSnapshotStore replace the
+	// stores in DataDir (a raft-boltdb file for the log and stable store,
+	// snapshot files). Each nil one gets the on-disk store. The server
+	// does not close stores it was given, so a test can start a server
+	// again on them.
+	RaftLogStore      raft.LogStore
+	RaftStableStore   raft.StableStore
+	RaftSnapshotStore raft.SnapshotStore
+
+	// Peers calls RPC endpoints on other servers: forwarding to the
+	// leader, and asking a server that gossip claims exists who it is.
+	// Nil is a connection pool over the network (TLS with the server
+	// certificate when TLS is set). Tests give an in-process one.
+	Peers Peers
 	// RPCConnLimit bounds the connections the RPC port keeps open, per
 	// client IP and in total; connections over it are closed at once.
 	// The zero value sets no limit.
@@ -88,6 +117,11 @@ type Config struct {
 	// structs.JobLimits).
 	JobLimits structs.JobLimits
 
+	// ACLEnabled turns on ACLs: the ACL endpoints answer, and requests
+	// are allowed what their token's policies allow (ResolveToken).
+	// Every server of a cluster must agree on it.
+	ACLEnabled bool
+
 	// Membership is the gossip pool; it is needed to bootstrap with
 	// BootstrapExpect > 1 and to add and remove servers. Nil for a
 	// single server without gossip.
@@ -140,11 +174,15 @@ func DefaultConfig() *Config {
 }
 
 func (c *Config) validate() error {
-	if c.DataDir == "" {
-		return fmt.Errorf("server: data dir is required")
+	onDisk := c.NodeID == "" || c.RaftLogStore == nil || c.RaftStableStore == nil || c.RaftSnapshotStore == nil
+	if c.DataDir == "" && onDisk {
+		return fmt.Errorf("server: data dir is required (only a server given its node ID and all three Raft stores keeps nothing on disk)")
 	}
-	if c.RPCAddr == nil {
-		return fmt.Errorf("server: RPC address is required")
+	if c.RPCAddr == nil && c.RaftTransport == nil {
+		return fmt.Errorf("server: RPC address is required (only a server given a Raft transport may run without an RPC listener)")
+	}
+	if c.RPCAddr == nil && c.RPCAdvertise == nil {
+		return fmt.Errorf("server: an RPC advertise address is required without an RPC listener: it is the address other servers forward requests to")
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("server: bootstrap_expect must not be negative")

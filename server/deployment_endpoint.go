@@ -6,6 +6,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -41,7 +42,7 @@ func (d *Deployment) List(args *structs.DeploymentListRequest, reply *structs.De
 		return err
 	}
 	return d.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		deps, err := st.DeploymentsByIDPrefix(ws, args.Prefix)
+		deps, err := st.DeploymentsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
 			return err
 		}
@@ -61,7 +62,7 @@ func (d *Deployment) Allocations(args *structs.DeploymentSpecificRequest, reply 
 		if err != nil || dep == nil {
 			return err
 		}
-		allocs, err := st.AllocsByJob(ws, dep.JobID)
+		allocs, err := st.AllocsByJob(ws, dep.Namespace, dep.JobID)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func (d *Deployment) Promote(args *structs.DeploymentPromoteRequest, reply *stru
 	if !dep.Active() {
 		return structs.NewError(structs.CodeConflict, fmt.Sprintf("deployment %s is %s; only a running deployment can be promoted", dep.ID, dep.Status))
 	}
-	allocs, err := d.srv.State().AllocsByJob(nil, dep.JobID)
+	allocs, err := d.srv.State().AllocsByJob(nil, dep.Namespace, dep.JobID)
 	if err != nil {
 		return err
 	}
@@ -147,47 +148,38 @@ func (d *Deployment) Fail(args *structs.DeploymentFailRequest, reply *structs.De
 	if !dep.Active() {
 		return structs.NewError(structs.CodeConflict, fmt.Sprintf("deployment %s is already %s", dep.ID, dep.Status))
 	}
-	return d.srv.failDeployment(dep, structs.DeploymentDescFailedByUser, reply)
+	f, err := deploymentwatcher.NewFailure(d.srv.State(), dep, structs.DeploymentDescFailedByUser)
+	if err != nil {
+		return err
+	}
+	return d.srv.failDeployment(f, reply)
 }
 
 // deploymentEval returns an evaluation that continues a deployment.
 func (s *Server) deploymentEval(dep *structs.Deployment, now int64) *structs.Evaluation {
-	e := s.newJobEval(nil, dep.JobID, structs.EvalTriggerDeploymentWatcher, "", now)
+	e := s.newJobEval(nil, dep.JobKey(), structs.EvalTriggerDeploymentWatcher, "", now)
 	e.DeploymentID = dep.ID
 	return e
 }
 
-// failDeployment marks a deployment failed. When a group asks for
-// auto-revert and the job has an earlier stable version whose spec
-// differs, that version is registered again in the same write.
-func (s *Server) failDeployment(dep *structs.Deployment, desc string, reply *structs.DeploymentUpdateResponse) error {
+// failDeployment writes a deployment's failure, as
+// deploymentwatcher.NewFailure decided it (for the leader's watcher or
+// an operator): when it names a version to revert to, that version is
+// registered again in the same write.
+func (s *Server) failDeployment(f *deploymentwatcher.Failure, reply *structs.DeploymentUpdateResponse) error {
+	dep := f.Deployment
 	now := time.Now()
 	req := &structs.DeploymentStatusUpdateRequest{
-		DeploymentUpdate: &structs.DeploymentStatusUpdate{DeploymentID: dep.ID, Status: structs.DeploymentStatusFailed, StatusDescription: desc},
+		DeploymentUpdate: &structs.DeploymentStatusUpdate{DeploymentID: dep.ID, Status: structs.DeploymentStatusFailed, StatusDescription: f.Description},
 		UpdatedAt:        now.UnixNano(),
 		SubmitTime:       now.UnixNano(),
 	}
-	revert := false
-	for _, tg := range dep.TaskGroups {
-		revert = revert || tg.AutoRevert
-	}
-	if revert {
-		target, err := s.revertTarget(dep)
-		if err != nil {
-			return err
-		}
-		if target != nil {
-			job := target.Copy()
-			job.Stop = false
-			req.Job = job
-			req.DeploymentUpdate.StatusDescription += fmt.Sprintf(structs.DeploymentDescRollbackSuffix, target.Version)
-			e := s.newJobEval(target, dep.JobID, structs.EvalTriggerJobRevert, "", now.UnixNano())
-			req.Eval = e
-		} else {
-			req.DeploymentUpdate.StatusDescription += structs.DeploymentDescNoRollbackTargetFmt
-		}
-	}
-	if req.Eval == nil {
+	if target := f.RevertTo; target != nil {
+		job := target.Copy()
+		job.Stop = false
+		req.Job = job
+		req.Eval = s.newJobEval(target, dep.JobKey(), structs.EvalTriggerJobRevert, "", now.UnixNano())
+	} else {
 		// Re-evaluate anyway: allocations stuck mid-rollout are
 		// reconciled against the failed deployment.
 		req.Eval = s.deploymentEval(dep, now.UnixNano())
@@ -196,7 +188,7 @@ func (s *Server) failDeployment(dep *structs.Deployment, desc string, reply *str
 	if err != nil {
 		return err
 	}
-	s.logger.Warn("deployment failed", "deployment_id", dep.ID, "job_id", dep.JobID, "reason", req.DeploymentUpdate.StatusDescription)
+	s.logger.Warn("deployment failed", "deployment_id", dep.ID, "namespace", dep.Namespace, "job_id", dep.JobID, "reason", req.DeploymentUpdate.StatusDescription)
 	if reply != nil {
 		reply.EvalID = req.Eval.ID
 		reply.DeploymentModifyIndex = index
@@ -207,25 +199,4 @@ func (s *Server) failDeployment(dep *structs.Deployment, desc string, reply *str
 		}
 	}
 	return nil
-}
-
-// revertTarget returns the newest stable version of the deployment's job
-// older than the deployed version, whose spec differs from the current
-// job, or nil.
-func (s *Server) revertTarget(dep *structs.Deployment) (*structs.Job, error) {
-	st := s.State()
-	current, err := st.JobByID(nil, dep.JobID)
-	if err != nil || current == nil {
-		return nil, err
-	}
-	versions, err := st.JobVersionsByID(nil, dep.JobID)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range versions {
-		if v.Version < dep.JobVersion && v.Stable && current.SpecChanged(v) {
-			return v, nil
-		}
-	}
-	return nil, nil
 }

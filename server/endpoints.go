@@ -15,6 +15,8 @@ func (s *Server) registerEndpoints() error {
 		"Status":     &Status{srv: s},
 		"Operator":   &Operator{srv: s},
 		"Deployment": &Deployment{srv: s},
+		"ACL":        &ACL{srv: s},
+		"Namespace":  &Namespace{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -70,10 +70,12 @@ type EvalBroker struct {
 	enabled bool
 	// evals counts deliveries per tracked evaluation ID.
 	evals map[string]int
-	// jobEvals maps a job to its ready or unacked evaluation.
-	jobEvals map[string]string
+	// jobEvals maps a job to its ready or unacked evaluation. Jobs are
+	// keyed by (namespace, ID): two jobs of the same ID in different
+	// namespaces are scheduled independently.
+	jobEvals map[structs.NamespacedID]string
 	// pending holds a job's waiting evaluations.
-	pending map[string]*evalHeap
+	pending map[structs.NamespacedID]*evalHeap
 	// cancelable holds superseded evaluations for the leader to cancel.
 	cancelable []*structs.Evaluation
 	// ready holds deliverable evaluations per scheduler type.
@@ -121,8 +123,8 @@ func (b *EvalBroker) resetLocked() {
 		b.delayTimer = nil
 	}
 	b.evals = make(map[string]int)
-	b.jobEvals = make(map[string]string)
-	b.pending = make(map[string]*evalHeap)
+	b.jobEvals = make(map[structs.NamespacedID]string)
+	b.pending = make(map[structs.NamespacedID]*evalHeap)
 	b.cancelable = nil
 	b.ready = make(map[string]*evalHeap)
 	b.unack = make(map[string]*unackEval)
@@ -180,16 +182,17 @@ func (b *EvalBroker) enqueueLocked(eval *structs.Evaluation, queue string) {
 		b.readyAt[eval.ID] = time.Now()
 	}
 	if queue != FailedQueue {
-		if inflight, ok := b.jobEvals[eval.JobID]; ok && inflight != eval.ID {
-			h := b.pending[eval.JobID]
+		key := eval.JobKey()
+		if inflight, ok := b.jobEvals[key]; ok && inflight != eval.ID {
+			h := b.pending[key]
 			if h == nil {
 				h = &evalHeap{}
-				b.pending[eval.JobID] = h
+				b.pending[key] = h
 			}
 			heap.Push(h, eval)
 			return
 		}
-		b.jobEvals[eval.JobID] = eval.ID
+		b.jobEvals[key] = eval.ID
 	}
 	h := b.ready[queue]
 	if h == nil {
@@ -335,7 +338,7 @@ func (b *EvalBroker) Ack(evalID, token string) error {
 		}
 		delete(b.readyAt, evalID)
 	}
-	jobID := u.eval.JobID
+	jobID := u.eval.JobKey()
 	if b.jobEvals[jobID] == evalID {
 		delete(b.jobEvals, jobID)
 	}
@@ -373,8 +376,8 @@ func (b *EvalBroker) Nack(evalID, token string) error {
 	eval := u.eval
 	if b.evals[evalID] >= b.deliveryLimit {
 		// Give up: the job's next evaluation may run; this one fails.
-		if b.jobEvals[eval.JobID] == evalID {
-			delete(b.jobEvals, eval.JobID)
+		if b.jobEvals[eval.JobKey()] == evalID {
+			delete(b.jobEvals, eval.JobKey())
 		}
 		b.enqueueLocked(eval, FailedQueue)
 		return nil

@@ -50,3 +50,23 @@ func (e *Eval) Allocations(args *structs.EvalSpecificRequest, reply *structs.Job
 		return err
 	})
 }
+
+// List lists the evaluations of the request's namespace (of every
+// namespace for "*"), optionally by ID prefix.
+func (e *Eval) List(args *structs.EvalListRequest, reply *structs.EvalListResponse) error {
+	if done, err := e.srv.forward("Eval.List", args, args, reply); done {
+		return err
+	}
+	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		evals, err := st.EvalsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
+		if err != nil {
+			return err
+		}
+		reply.Evaluations = evals
+		if reply.Evaluations == nil {
+			reply.Evaluations = []*structs.Evaluation{}
+		}
+		reply.Index, err = st.Index(state.TableEvals)
+		return err
+	})
+}

@@ -25,11 +25,23 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		return structs.NewError(structs.CodeInvalid, "missing job")
 	}
 	job := args.Job.Copy()
+	ns, err := structs.JobNamespace(job.Namespace, args.Namespace)
+	if err != nil {
+		return err
+	}
+	job.Namespace = ns
 	job.Canonicalize()
 	if err := j.srv.AdmitJob(job); err != nil {
 		return err
 	}
-	existing, err := j.srv.State().JobByID(nil, job.ID)
+	// The FSM checks again, in log order (a delete of the namespace may
+	// commit first); this is the fast path with the same answer.
+	if known, err := j.srv.State().NamespaceByName(nil, job.Namespace); err != nil {
+		return err
+	} else if known == nil {
+		return structs.NamespaceNotFoundError(job.Namespace)
+	}
+	existing, err := j.srv.State().JobByID(nil, job.Namespace, job.ID)
 	if err != nil {
 		return err
 	}
@@ -57,17 +69,19 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		Type:        job.Type,
 		TriggeredBy: structs.EvalTriggerJobRegister,
 		JobID:       job.ID,
+		Namespace:   job.Namespace,
 		Status:      structs.EvalStatusPending,
 		CreateTime:  now.UnixNano(),
 		ModifyTime:  now.UnixNano(),
 	}
 	req := &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: now.UnixNano(),
-		EnforceIndex: args.EnforceIndex, JobModifyIndex: args.JobModifyIndex}
+		EnforceIndex: args.EnforceIndex, JobModifyIndex: args.JobModifyIndex,
+		WriteRequest: structs.WriteRequest{Namespace: job.Namespace}}
 	_, index, err := j.srv.raftApply(structs.JobRegisterRequestType, req)
 	if err != nil {
 		return err
 	}
-	stored, err := j.srv.State().JobByID(nil, job.ID)
+	stored, err := j.srv.State().JobByID(nil, job.Namespace, job.ID)
 	if err != nil {
 		return err
 	}
@@ -126,12 +140,13 @@ func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 	if done, err := j.srv.forward("Job.Deregister", args, args, reply); done {
 		return err
 	}
-	job, err := j.srv.State().JobByID(nil, args.JobID)
+	ns := args.RequestNamespace()
+	job, err := j.srv.State().JobByID(nil, ns, args.JobID)
 	if err != nil {
 		return err
 	}
 	if job == nil {
-		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found", args.JobID))
+		return jobNotFound(ns, args.JobID)
 	}
 	now := time.Now()
 	eval := &structs.Evaluation{
@@ -140,11 +155,13 @@ func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 		Type:        job.Type,
 		TriggeredBy: structs.EvalTriggerJobDeregister,
 		JobID:       job.ID,
+		Namespace:   ns,
 		Status:      structs.EvalStatusPending,
 		CreateTime:  now.UnixNano(),
 		ModifyTime:  now.UnixNano(),
 	}
-	req := &structs.JobDeregisterRequest{JobID: args.JobID, Purge: args.Purge, Eval: eval, SubmitTime: now.UnixNano()}
+	req := &structs.JobDeregisterRequest{JobID: args.JobID, Purge: args.Purge, Eval: eval, SubmitTime: now.UnixNano(),
+		WriteRequest: structs.WriteRequest{Namespace: ns}}
 	_, index, err := j.srv.raftApply(structs.JobDeregisterRequestType, req)
 	if err != nil {
 		return err
@@ -152,7 +169,7 @@ func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 	reply.EvalID = eval.ID
 	reply.EvalCreateIndex = index
 	reply.Index = index
-	if stored, _ := j.srv.State().JobByID(nil, args.JobID); stored != nil {
+	if stored, _ := j.srv.State().JobByID(nil, ns, args.JobID); stored != nil {
 		reply.JobModifyIndex = stored.JobModifyIndex
 	}
 	return nil
@@ -164,7 +181,7 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		job, err := st.JobByID(ws, args.JobID)
+		job, err := st.JobByID(ws, args.RequestNamespace(), args.JobID)
 		if err != nil {
 			return err
 		}
@@ -178,13 +195,14 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 	})
 }
 
-// List lists jobs, optionally by ID prefix.
+// List lists the jobs of the request's namespace (of every namespace
+// for "*"), optionally by ID prefix.
 func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse) error {
 	if done, err := j.srv.forward("Job.List", args, args, reply); done {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		jobs, err := st.JobsByIDPrefix(ws, args.Prefix)
+		jobs, err := st.JobsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
 			return err
 		}
@@ -203,7 +221,7 @@ func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersi
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		versions, err := st.JobVersionsByID(ws, args.JobID)
+		versions, err := st.JobVersionsByID(ws, args.RequestNamespace(), args.JobID)
 		if err != nil {
 			return err
 		}
@@ -219,7 +237,7 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		allocs, err := st.AllocsByJob(ws, args.JobID)
+		allocs, err := st.AllocsByJob(ws, args.RequestNamespace(), args.JobID)
 		if err != nil {
 			return err
 		}
@@ -238,7 +256,7 @@ func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEv
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		evals, err := st.EvalsByJob(ws, args.JobID)
+		evals, err := st.EvalsByJob(ws, args.RequestNamespace(), args.JobID)
 		if err != nil {
 			return err
 		}
@@ -246,4 +264,10 @@ func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEv
 		reply.Index, err = st.Index(state.TableEvals)
 		return err
 	})
+}
+
+// jobNotFound is the 404 of a job missing from a namespace; it names the
+// namespace, since the job may well exist in another one.
+func jobNotFound(namespace, jobID string) error {
+	return structs.NewError(structs.CodeNotFound, fmt.Sprintf("job %q not found in namespace %q", jobID, namespace))
 }

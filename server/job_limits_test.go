@@ -14,13 +14,13 @@ import (
 // evaluation, no allocation.
 func assertNothingFor(t *testing.T, s *Server, jobID string) {
 	t.Helper()
-	if j, _ := s.State().JobByID(nil, jobID); j != nil {
+	if j, _ := s.State().JobByID(nil, "", jobID); j != nil {
 		t.Fatalf("refused job %s was stored", jobID)
 	}
-	if evals, _ := s.State().EvalsByJob(nil, jobID); len(evals) > 0 {
+	if evals, _ := s.State().EvalsByJob(nil, "", jobID); len(evals) > 0 {
 		t.Fatalf("refused job %s got %d evaluations", jobID, len(evals))
 	}
-	if allocs, _ := s.State().AllocsByJob(nil, jobID); len(allocs) > 0 {
+	if allocs, _ := s.State().AllocsByJob(nil, "", jobID); len(allocs) > 0 {
 		t.Fatalf("refused job %s got %d allocations", jobID, len(allocs))
 	}
 }
@@ -173,7 +173,7 @@ func TestJob_RevertRefusesAVersionOverTheLimits(t *testing.T) {
 	var resp structs.JobRegisterResponse
 	err := s.RPC("Job.Revert", &structs.JobRevertRequest{JobID: job.ID, JobVersion: 0}, &resp)
 	assertInvalid(t, err, fmt.Sprintf("cannot revert job %q to version 0", job.ID), "5000 MHz is over the limit of 4000 MHz")
-	stored, _ := s.State().JobByID(nil, job.ID)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
 	if stored == nil || stored.Version != 1 || stored.TaskGroups[0].Tasks[0].Resources.CPU != 500 {
 		t.Fatalf("the refused revert changed the job: %+v", stored)
 	}

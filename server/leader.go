@@ -58,10 +58,10 @@ func (s *Server) establishLeadership() {
 	if err := s.restoreEvals(); err != nil {
 		s.logger.Error("failed to restore evaluations", "error", err)
 	}
-	if err := s.heartbeats.initialize(); err != nil {
+	if err := s.heartbeats.Initialize(s.State()); err != nil {
 		s.logger.Error("failed to start heartbeat timers", "error", err)
 	}
-	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.watchDeployments, s.drainNodes} {
+	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.deployments.Run, s.drainer.Run} {
 		loop := loop
 		s.leaderWG.Add(1)
 		s.goFunc(func() {
@@ -69,7 +69,7 @@ func (s *Server) establishLeadership() {
 			loop(stopCh)
 		})
 	}
-	s.logger.Info("established leadership", "nodes", s.heartbeats.count(), "evals", s.evalBroker.Stats().String())
+	s.logger.Info("established leadership", "nodes", s.heartbeats.Count(), "evals", s.evalBroker.Stats().String())
 }
 
 // revokeLeadership stops the leader-only components.
@@ -85,7 +85,7 @@ func (s *Server) revokeLeadership() {
 	s.evalBroker.SetEnabled(false)
 	s.blockedEvals.SetEnabled(false)
 	s.planQueue.SetEnabled(false)
-	s.heartbeats.clearAll()
+	s.heartbeats.ClearAll()
 	// Wait for the loops: Raft fails their in-flight writes once this
 	// server no longer leads, so they end promptly.
 	done := make(chan struct{})

@@ -32,10 +32,11 @@ const bootstrapCheckInterval = time.Second
 // it is a server with any Raft ID and any RPC address. Before a claimed
 // server becomes a Raft peer (bootstrap) or voter (reconcile), and
 // before an existing voter's address is changed, the server dials the
-// claimed RPC address through its connection pool (which, with RPC TLS,
-// also proves a server certificate) and asks Status.ServerInfo who is
-// there; the Raft ID it answers must be the one claimed. A member that
-// fails is skipped and logged once per member and reason.
+// claimed RPC address through its Peers (the connection pool, which,
+// with RPC TLS, also proves a server certificate) and asks
+// Status.ServerInfo who is there; the Raft ID it answers must be the
+// one claimed. A member that fails is skipped and logged once per
+// member and reason.
 const (
 	// verifyTimeout bounds one verification: an address that accepts
 	// connections and never answers must not hold up the reconcile loop.
@@ -123,10 +124,11 @@ func (s *Server) verifyServer(m gossip.Member) error {
 	ch := make(chan result, 1)
 	// The call runs on its own so that the wait is bounded even when the
 	// pool's own timeouts are longer; it ends by itself at the latest
-	// when Shutdown closes the pool.
+	// when Shutdown closes the pool (Peers given in Config must end
+	// their calls by themselves).
 	s.goFunc(func() {
 		var info ServerInfo
-		err := s.connPool.RPC(m.RPCAddr, "Status.ServerInfo", &structs.GenericRequest{}, &info)
+		err := s.peers.RPC(m.RPCAddr, "Status.ServerInfo", &structs.GenericRequest{}, &info)
 		ch <- result{info, err}
 	})
 	timer := time.NewTimer(verifyTimeout)
@@ -258,7 +260,7 @@ func (s *Server) tryBootstrap(checks *memberChecks) bool {
 			continue
 		}
 		var resp structs.RaftConfigurationResponse
-		if err := s.connPool.RPC(m.RPCAddr, "Status.RaftConfiguration", &structs.GenericRequest{}, &resp); err != nil {
+		if err := s.peers.RPC(m.RPCAddr, "Status.RaftConfiguration", &structs.GenericRequest{}, &resp); err != nil {
 			s.logger.Warn("cannot ask a server about its Raft state; retrying", "server", m.Name, "error", err)
 			return false
 		}

@@ -73,9 +73,9 @@ func (n *Node) Register(args *structs.NodeRegisterRequest, reply *structs.NodeUp
 		return err
 	}
 	if node.TerminalStatus() {
-		n.srv.heartbeats.clear(node.ID)
+		n.srv.heartbeats.Clear(node.ID)
 	} else {
-		reply.HeartbeatTTL = n.srv.heartbeats.reset(node.ID)
+		reply.HeartbeatTTL = n.srv.heartbeats.Reset(node.ID)
 	}
 	n.srv.fillServerInfo(reply)
 	reply.Index = index
@@ -104,9 +104,9 @@ func (n *Node) UpdateStatus(args *structs.NodeUpdateStatusRequest, reply *struct
 		}
 	}
 	if args.Status == structs.NodeStatusDown {
-		n.srv.heartbeats.clear(args.NodeID)
+		n.srv.heartbeats.Clear(args.NodeID)
 	} else {
-		reply.HeartbeatTTL = n.srv.heartbeats.reset(args.NodeID)
+		reply.HeartbeatTTL = n.srv.heartbeats.Reset(args.NodeID)
 	}
 	n.srv.fillServerInfo(reply)
 	reply.Index, _ = n.srv.State().Index(state.TableNodes)
@@ -132,51 +132,6 @@ func (s *Server) updateNodeStatus(nodeID, status string) error {
 	}
 	_, _, err := s.raftApply(structs.NodeUpdateStatusRequestType, req)
 	return err
-}
-
-// evalsForNodeAllocs returns one evaluation per job with live
-// allocations on the node.
-func (s *Server) evalsForNodeAllocs(nodeID, trigger string) ([]*structs.Evaluation, error) {
-	st := s.State()
-	allocs, err := st.AllocsByNode(nil, nodeID)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UnixNano()
-	seen := make(map[string]bool)
-	var evals []*structs.Evaluation
-	for _, a := range allocs {
-		if a.TerminalStatus() || seen[a.JobID] {
-			continue
-		}
-		seen[a.JobID] = true
-		evals = append(evals, s.newJobEval(a.Job, a.JobID, trigger, nodeID, now))
-	}
-	sort.Slice(evals, func(i, j int) bool { return evals[i].JobID < evals[j].JobID })
-	return evals, nil
-}
-
-// newJobEval returns a pending evaluation for a job; job may be nil (the
-// allocation's job pointer), then defaults are used.
-func (s *Server) newJobEval(job *structs.Job, jobID, trigger, nodeID string, now int64) *structs.Evaluation {
-	e := &structs.Evaluation{
-		ID:          structs.GenerateUUID(),
-		Priority:    structs.DefaultJobPriority,
-		Type:        structs.JobTypeService,
-		TriggeredBy: trigger,
-		JobID:       jobID,
-		NodeID:      nodeID,
-		Status:      structs.EvalStatusPending,
-		CreateTime:  now,
-		ModifyTime:  now,
-	}
-	if current, _ := s.State().JobByID(nil, jobID); current != nil {
-		job = current
-	}
-	if job != nil {
-		e.Priority, e.Type = job.Priority, job.Type
-	}
-	return e
 }
 
 // fillServerInfo tells a client where the leader and servers are.
@@ -335,7 +290,7 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	}
 	args.Alloc = updates
 	now := time.Now().UnixNano()
-	seen := make(map[string]bool)
+	seen := make(map[structs.NamespacedID]bool)
 	// cause marks the allocations whose reports call for an evaluation.
 	cause := make(map[string]bool)
 	var evals []*structs.Evaluation
@@ -356,15 +311,15 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 			continue
 		}
 		cause[update.ID] = true
-		if seen[existing.JobID] {
+		if seen[existing.JobKey()] {
 			continue
 		}
-		seen[existing.JobID] = true
+		seen[existing.JobKey()] = true
 		if failed {
-			evals = append(evals, n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerRetryFailed, "", now))
+			evals = append(evals, n.srv.newJobEval(existing.Job, existing.JobKey(), structs.EvalTriggerRetryFailed, "", now))
 			continue
 		}
-		e := n.srv.newJobEval(existing.Job, existing.JobID, structs.EvalTriggerDeploymentWatcher, "", now)
+		e := n.srv.newJobEval(existing.Job, existing.JobKey(), structs.EvalTriggerDeploymentWatcher, "", now)
 		e.DeploymentID = existing.DeploymentID
 		evals = append(evals, e)
 	}

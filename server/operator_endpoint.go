@@ -3,6 +3,9 @@ package server
 import (
 	"fmt"
 
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
 
@@ -62,4 +65,30 @@ func (o *Operator) StateHash(args *structs.GenericRequest, reply *structs.StateH
 	reply.Index = index
 	reply.Tables = tables
 	return nil
+}
+
+// SchedulerGetConfiguration returns the scheduler configuration.
+func (o *Operator) SchedulerGetConfiguration(args *structs.GenericRequest, reply *structs.SchedulerConfigResponse) error {
+	if done, err := o.srv.forward("Operator.SchedulerGetConfiguration", args, args, reply); done {
+		return err
+	}
+	return o.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		idx, cfg, err := st.SchedulerConfig()
+		if err != nil {
+			return err
+		}
+		reply.Config = cfg
+		reply.Index = idx
+		return nil
+	})
+}
+
+// SchedulerSetConfiguration replaces the scheduler configuration.
+func (o *Operator) SchedulerSetConfiguration(args *structs.SchedulerSetConfigRequest, reply *structs.GenericResponse) error {
+	if done, err := o.srv.forward("Operator.SchedulerSetConfiguration", args, args, reply); done {
+		return err
+	}
+	_, index, err := o.srv.raftApply(structs.SchedulerConfigRequestType, args)
+	reply.Index = index
+	return err
 }

@@ -21,6 +21,11 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		return structs.NewError(structs.CodeInvalid, "missing job")
 	}
 	job := args.Job.Copy()
+	ns, err := structs.JobNamespace(job.Namespace, args.Namespace)
+	if err != nil {
+		return err
+	}
+	job.Namespace = ns
 	job.Canonicalize()
 	// Before the diff, the snapshot write and the scheduler run: their
 	// memory grows with the groups' counts, which only the limits bound.
@@ -30,7 +35,12 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	// A memdb snapshot is an independent copy: writes to it are never
 	// seen by the real store.
 	snap := j.srv.State().Snapshot()
-	existing, err := snap.JobByID(nil, job.ID)
+	if known, err := snap.NamespaceByName(nil, job.Namespace); err != nil {
+		return err
+	} else if known == nil {
+		return structs.NamespaceNotFoundError(job.Namespace)
+	}
+	existing, err := snap.JobByID(nil, job.Namespace, job.ID)
 	if err != nil {
 		return err
 	}
@@ -51,7 +61,7 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 	now := time.Now()
 	eval := &structs.Evaluation{
 		ID: structs.GenerateUUID(), Priority: job.Priority, Type: job.Type,
-		TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID, Status: structs.EvalStatusPending,
+		TriggeredBy: structs.EvalTriggerJobRegister, JobID: job.ID, Namespace: job.Namespace, Status: structs.EvalStatusPending,
 		CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
 	}
 	if err := snap.UpsertJob(index+1, job, now.UnixNano(), eval); err != nil {

@@ -110,6 +110,13 @@ func (s *Server) handleConn(conn net.Conn) {
 			conn.Close()
 			return
 		}
+		if s.raftLayer == nil {
+			// Raft runs over the transport Config.RaftTransport gave;
+			// nothing on this port would answer.
+			s.logger.Warn("refused a Raft connection: this server's Raft does not run on the RPC port", "remote", conn.RemoteAddr())
+			conn.Close()
+			return
+		}
 		if err := s.raftLayer.Handoff(conn); err != nil {
 			conn.Close()
 		}

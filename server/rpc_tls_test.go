@@ -353,7 +353,7 @@ func TestServerTLS_RaftNeedsServerCertificate(t *testing.T) {
 			}
 		})
 	}
-	if got, _ := s.State().JobByID(nil, job.ID); got != nil {
+	if got, _ := s.State().JobByID(nil, "", job.ID); got != nil {
 		t.Fatal("the appended job is in the state")
 	}
 	if !s.IsLeader() {
@@ -444,7 +444,7 @@ func TestServerTLS_ThreeServersElectAndReplicate(t *testing.T) {
 	}
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
 		for _, s := range servers {
-			if got, err := s.State().JobByID(nil, job.ID); err != nil || got == nil {
+			if got, err := s.State().JobByID(nil, "", job.ID); err != nil || got == nil {
 				return false, fmt.Errorf("%s does not have the job yet (%v)", s.config.NodeName, err)
 			}
 		}

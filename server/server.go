@@ -21,6 +21,9 @@ import (
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/fsm"
 	"github.com/droverhq/drover/rpcpool"
+	"github.com/droverhq/drover/server/deploymentwatcher"
+	"github.com/droverhq/drover/server/drainer"
+	"github.com/droverhq/drover/server/heartbeat"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -32,11 +35,16 @@ type Server struct {
 	// raftID is this server's stable Raft ID.
 	raftID string
 
-	fsm           *fsm.FSM
-	raft          *raft.Raft
-	raftStore     *raftboltdb.BoltStore
-	raftLayer     *raftLayer
-	raftTransport *raft.NetworkTransport
+	fsm  *fsm.FSM
+	raft *raft.Raft
+	// raftTransport carries Raft: Config.RaftTransport, or netTransport.
+	raftTransport raft.Transport
+	// raftStore, raftLayer and netTransport are what the server opened
+	// itself and closes on Shutdown; nil when Config supplied their
+	// replacement.
+	raftStore    *raftboltdb.BoltStore
+	raftLayer    *raftLayer
+	netTransport *raft.NetworkTransport
 
 	rpcServer *rpc.Server
 	// clientRPCServer serves connections with a client certificate:
@@ -44,16 +52,27 @@ type Server struct {
 	clientRPCServer *rpc.Server
 	// incomingTLS is the RPC port's TLS config, nil without TLS.
 	incomingTLS *tls.Config
+	// rpcListener is the RPC port; nil for a server reached only in
+	// process (Config.RPCAddr nil).
 	rpcListener net.Listener
-	// connPool carries calls this server forwards to the leader.
+	// peers carries calls to other servers: Config.Peers, or connPool.
+	peers Peers
+	// connPool is the network pool peers defaults to, nil when
+	// Config.Peers is set; the server shuts it down.
 	connPool *rpcpool.Pool
 
 	evalBroker   *EvalBroker
 	blockedEvals *BlockedEvals
 	planQueue    *PlanQueue
-	heartbeats   *heartbeater
 	workers      []*Worker
 	metrics      *serverMetrics
+
+	// The leader's controllers (controllers.go): each sees the state
+	// through a read-only view and writes through an adapter of this
+	// server, never the server itself.
+	heartbeats  *heartbeat.Timers
+	drainer     *drainer.Drainer
+	deployments *deploymentwatcher.Watcher
 
 	// leaderNotifyCh receives Raft leadership changes.
 	leaderNotifyCh chan bool
@@ -73,9 +92,10 @@ type Server struct {
 	wg           sync.WaitGroup
 }
 
-// NewServer starts a server: it opens the Raft stores in the data dir,
-// binds the RPC port, starts Raft (bootstrapping a new single-server
-// cluster when BootstrapExpect is 1) and the leadership monitor.
+// NewServer starts a server: it opens the Raft stores in the data dir
+// (unless Config supplies them), binds the RPC port (unless it runs
+// without one), starts Raft (bootstrapping a new single-server cluster
+// when BootstrapExpect is 1) and the leadership monitor.
 func NewServer(config *Config) (*Server, error) {
 	if err := config.validate(); err != nil {
 		return nil, err
@@ -84,9 +104,13 @@ func NewServer(config *Config) (*Server, error) {
 		config:     config,
 		logger:     config.Logger.Named("server"),
 		rpcServer:  rpc.NewServer(),
-		connPool:   newConnPool(config),
+		peers:      config.Peers,
 		shutdownCh: make(chan struct{}),
 		metrics:    newServerMetrics(),
+	}
+	if s.peers == nil {
+		s.connPool = newConnPool(config)
+		s.peers = s.connPool
 	}
 	s.evalBroker = NewEvalBroker(config.EvalNackTimeout, config.EvalDeliveryLimit)
 	s.evalBroker.onAck = func(d time.Duration) {
@@ -95,7 +119,7 @@ func NewServer(config *Config) (*Server, error) {
 	}
 	s.blockedEvals = NewBlockedEvals(s.evalBroker)
 	s.planQueue = NewPlanQueue()
-	s.heartbeats = newHeartbeater(s)
+	s.setupControllers()
 	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
 
 	if err := s.registerEndpoints(); err != nil {
@@ -107,16 +131,22 @@ func NewServer(config *Config) (*Server, error) {
 	if config.TLS != nil {
 		s.incomingTLS = config.TLS.IncomingRPC()
 	}
-	if err := s.setupRPC(); err != nil {
-		return nil, err
+	if config.RPCAddr != nil {
+		if err := s.setupRPC(); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.setupRaft(); err != nil {
-		s.rpcListener.Close()
+		if s.rpcListener != nil {
+			s.rpcListener.Close()
+		}
 		return nil, err
 	}
 	// Accept connections only now: every endpoint needs Raft. Peers that
 	// connected meanwhile wait in the listen backlog.
-	s.goFunc(s.listen)
+	if s.rpcListener != nil {
+		s.goFunc(s.listen)
+	}
 	for i := 0; i < config.NumSchedulers; i++ {
 		w := newWorker(s, i)
 		s.workers = append(s.workers, w)
@@ -128,15 +158,6 @@ func NewServer(config *Config) (*Server, error) {
 	}
 	s.logger.Info("server started", "rpc", config.RPCAdvertise.String(), "data_dir", config.DataDir)
 	return s, nil
-}
-
-// newConnPool returns the pool for calls to other servers: TLS with the
-// server certificate when the RPC port is TLS.
-func newConnPool(config *Config) *rpcpool.Pool {
-	if config.TLS == nil {
-		return rpcpool.New()
-	}
-	return rpcpool.New(rpcpool.WithTLS(config.TLS.OutgoingRPC()))
 }
 
 // goFunc runs f in a goroutine tracked for Shutdown.
@@ -160,6 +181,11 @@ func (s *Server) setupRPC() error {
 		adv.Port = l.Addr().(*net.TCPAddr).Port
 		s.config.RPCAdvertise = &adv
 	}
+	if s.config.RaftTransport != nil {
+		// Raft has its own transport: Raft connections on this port are
+		// refused (handleConn).
+		return nil
+	}
 	var raftTLS *tls.Config
 	if s.config.TLS != nil {
 		raftTLS = s.config.TLS.OutgoingRPC()
@@ -169,10 +195,6 @@ func (s *Server) setupRPC() error {
 }
 
 func (s *Server) setupRaft() error {
-	dir := filepath.Join(s.config.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create raft dir: %w", err)
-	}
 	id := s.config.NodeID
 	if id == "" {
 		var err error
@@ -199,58 +221,109 @@ func (s *Server) setupRaft() error {
 	s.leaderNotifyCh = make(chan bool, 10)
 	conf.NotifyCh = s.leaderNotifyCh
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	logs, stable, snaps, err := s.openRaftStores()
 	if err != nil {
-		return fmt.Errorf("open raft store: %w", err)
-	}
-	s.raftStore = store
-	// The cache spares disk reads when the leader replicates recent
-	// entries and when a follower applies what it just stored. It holds
-	// whole entries, and a plan batch or a batch of client updates can
-	// be a megabyte or two, so it is kept small: 512 entries held 170 MiB
-	// per server at 100,000 allocations, 64 still ~80 MiB. Entries are
-	// replicated and applied within a few entries of being written, so
-	// 16 keep those reads in memory.
-	cache, err := raft.NewLogCache(16, store)
-	if err != nil {
-		store.Close()
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, s.config.Logger.Named("raft-snapshot"))
-	if err != nil {
-		store.Close()
-		return fmt.Errorf("open snapshot store: %w", err)
+	// closeStore closes what openRaftStores opened, when Raft does not
+	// start after all.
+	closeStore := func() {
+		if s.raftStore != nil {
+			s.raftStore.Close()
+		}
 	}
-	s.raftTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  s.raftLayer,
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  s.config.Logger.Named("raft-net"),
-	})
+	if s.config.RaftTransport != nil {
+		// Followers forward to the leader's Raft address: it has to be
+		// where this server's RPC endpoints are reached.
+		if got, want := string(s.config.RaftTransport.LocalAddr()), s.config.RPCAdvertise.String(); got != want {
+			closeStore()
+			return fmt.Errorf("server: the Raft transport's address %s is not the RPC advertise address %s; other servers forward requests to the leader's Raft address, so they must be the same", got, want)
+		}
+		s.raftTransport = s.config.RaftTransport
+	} else {
+		s.netTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  s.raftLayer,
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  s.config.Logger.Named("raft-net"),
+		})
+		s.raftTransport = s.netTransport
+	}
 
-	hasState, err := raft.HasExistingState(cache, store, snaps)
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
-		store.Close()
+		closeStore()
 		return fmt.Errorf("check raft state: %w", err)
 	}
 	if !hasState && s.config.BootstrapExpect == 1 {
 		cfg := raft.Configuration{Servers: []raft.Server{{
 			ID: conf.LocalID, Address: s.raftTransport.LocalAddr(), Suffrage: raft.Voter,
 		}}}
-		if err := raft.BootstrapCluster(conf, cache, store, snaps, s.raftTransport, cfg); err != nil {
-			store.Close()
+		if err := raft.BootstrapCluster(conf, logs, stable, snaps, s.raftTransport, cfg); err != nil {
+			closeStore()
 			return fmt.Errorf("bootstrap raft: %w", err)
 		}
 		s.logger.Info("bootstrapped a new single-server cluster", "id", id)
 	}
 
-	r, err := raft.NewRaft(conf, s.fsm, cache, store, snaps, s.raftTransport)
+	r, err := raft.NewRaft(conf, s.fsm, logs, stable, snaps, s.raftTransport)
 	if err != nil {
-		store.Close()
+		closeStore()
 		return fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
 	return nil
+}
+
+// openRaftStores returns the Raft log, stable and snapshot stores:
+// those Config supplies, and for the others the ones in the data dir,
+// opened here.
+func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore, error) {
+	logs, stable, snaps := s.config.RaftLogStore, s.config.RaftStableStore, s.config.RaftSnapshotStore
+	if logs != nil && stable != nil && snaps != nil {
+		return logs, stable, snaps, nil
+	}
+	dir := filepath.Join(s.config.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	if logs == nil || stable == nil {
+		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open raft store: %w", err)
+		}
+		s.raftStore = store
+		if stable == nil {
+			stable = store
+		}
+		if logs == nil {
+			// The cache spares disk reads when the leader replicates
+			// recent entries and when a follower applies what it just
+			// stored. It holds whole entries, and a plan batch or a batch
+			// of client updates can be a megabyte or two, so it is kept
+			// small: 512 entries held 170 MiB per server at 100,000
+			// allocations, 64 still ~80 MiB. Entries are replicated and
+			// applied within a few entries of being written, so 16 keep
+			// those reads in memory.
+			cache, err := raft.NewLogCache(16, store)
+			if err != nil {
+				store.Close()
+				return nil, nil, nil, err
+			}
+			logs = cache
+		}
+	}
+	if snaps == nil {
+		fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, s.config.Logger.Named("raft-snapshot"))
+		if err != nil {
+			if s.raftStore != nil {
+				s.raftStore.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("open snapshot store: %w", err)
+		}
+		snaps = fileSnaps
+	}
+	return logs, stable, snaps, nil
 }
 
 // LoadOrCreateServerID returns the server's Raft ID kept in the data
@@ -323,13 +396,15 @@ func (s *Server) Shutdown() error {
 	if s.raftLayer != nil {
 		s.raftLayer.Close()
 	}
-	if s.raftTransport != nil {
-		s.raftTransport.Close()
+	if s.netTransport != nil {
+		s.netTransport.Close()
 	}
 	if s.rpcListener != nil {
 		s.rpcListener.Close()
 	}
-	s.connPool.Shutdown()
+	if s.connPool != nil {
+		s.connPool.Shutdown()
+	}
 	s.wg.Wait()
 	if s.raftStore != nil {
 		if err := s.raftStore.Close(); err != nil {

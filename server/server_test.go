@@ -33,7 +33,7 @@ func TestServer_RegisterJobPlacesAllocations(t *testing.T) {
 	if n := len(liveAllocs(t, s, job.ID)); n != 3 {
 		t.Fatalf("live allocs = %d, want 3", n)
 	}
-	stored, _ := s.State().JobByID(nil, job.ID)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
 	if stored.Status != structs.JobStatusRunning {
 		t.Fatalf("job status %s, want running", stored.Status)
 	}
@@ -114,7 +114,7 @@ func TestServer_PlanApplierRejectsStalePlan(t *testing.T) {
 	job := mock.Job()
 	job.TaskGroups[0].Count = 0
 	registerJob(t, s, job)
-	stored, _ := s.State().JobByID(nil, job.ID)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
 
 	// A plan made against the current snapshot: 3 x 256 MB fits 1000 MB.
 	stale := s.State().Snapshot()
@@ -275,7 +275,7 @@ func TestServer_RestartKeepsState(t *testing.T) {
 	}
 
 	s2 := testServer(t, cfg)
-	stored, _ := s2.State().JobByID(nil, job.ID)
+	stored, _ := s2.State().JobByID(nil, "", job.ID)
 	if stored == nil {
 		t.Fatal("job lost across a restart")
 	}
@@ -494,26 +494,6 @@ func TestServer_GetAllocsAnswersCatchUpReadsAtOnce(t *testing.T) {
 	}
 }
 
-func TestHeartbeater_RacingHeartbeatKeepsNodeUp(t *testing.T) {
-	s := testServer(t, func(c *Config) {
-		c.MinHeartbeatTTL = time.Hour
-		c.HeartbeatGrace = time.Hour
-	})
-	node := mock.Node()
-	registerNode(t, s, node)
-	// The timer fires just as a heartbeat moves the deadline: expire must
-	// see the new deadline and keep the node up.
-	s.heartbeats.reset(node.ID)
-	s.heartbeats.expire(node.ID)
-	n, _ := s.State().NodeByID(nil, node.ID)
-	if n.Status != structs.NodeStatusReady {
-		t.Fatalf("node marked %s although its deadline had moved", n.Status)
-	}
-	if s.heartbeats.count() != 1 {
-		t.Fatal("the node is no longer tracked")
-	}
-}
-
 // TestServer_PipelinedPlansNeverOvercommit submits plans that each fit
 // alone but not together, all at once: the plan applier checks a plan
 // while the previous one commits, against a snapshot with the previous
@@ -530,7 +510,7 @@ func TestServer_PipelinedPlansNeverOvercommit(t *testing.T) {
 		job := mock.Job()
 		job.TaskGroups[0].Count = 0
 		registerJob(t, s, job)
-		stored, _ := s.State().JobByID(nil, job.ID)
+		stored, _ := s.State().JobByID(nil, "", job.ID)
 		eval := mock.Eval(stored)
 		eval.ID = structs.GenerateUUID()
 		s.evalBroker.Enqueue(eval)
@@ -587,7 +567,7 @@ func TestServer_QueuedPlansShareRaftEntries(t *testing.T) {
 		job := mock.Job()
 		job.TaskGroups[0].Count = 0
 		registerJob(t, s, job)
-		stored, _ := s.State().JobByID(nil, job.ID)
+		stored, _ := s.State().JobByID(nil, "", job.ID)
 		eval := mock.Eval(stored)
 		eval.ID = structs.GenerateUUID()
 		s.evalBroker.Enqueue(eval)
@@ -639,7 +619,7 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 	job := mock.Job()
 	job.TaskGroups[0].Count = 1300
 	registerJob(t, s, job)
-	stored, _ := s.State().JobByID(nil, job.ID)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
 	node := mock.Node()
 	registerNode(t, s, node)
 	plan := &structs.ApplyPlanResultsRequest{Job: stored, UpdatedAt: 1}
@@ -685,7 +665,7 @@ func TestServer_LargeClientUpdateSplitsEntriesKeepingEvalsWithTheirCause(t *test
 			t.Fatalf("alloc %s: client status %q, want %q", a.ID, got.ClientStatus, want)
 		}
 	}
-	evals, _ := s.State().EvalsByJob(nil, job.ID)
+	evals, _ := s.State().EvalsByJob(nil, "", job.ID)
 	var retry *structs.Evaluation
 	for _, e := range evals {
 		if e.TriggeredBy == structs.EvalTriggerRetryFailed {
@@ -709,7 +689,7 @@ func TestPlanView_UncommittedPlansCountOnTheirNodes(t *testing.T) {
 	registerNode(t, s, node)
 	job := mock.Job()
 	registerJob(t, s, job)
-	stored, _ := s.State().JobByID(nil, job.ID)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
 	running := mock.Alloc(stored, node, 0)
 	running.Job = nil
 	if _, _, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, AllocsPlaced: []*structs.Allocation{running}}); err != nil {

@@ -79,7 +79,7 @@ func waitForEval(t *testing.T, s *Server, id string) *structs.Evaluation {
 // liveAllocs returns a job's allocations the scheduler wants running.
 func liveAllocs(t *testing.T, s *Server, jobID string) []*structs.Allocation {
 	t.Helper()
-	all, err := s.State().AllocsByJob(nil, jobID)
+	all, err := s.State().AllocsByJob(nil, "", jobID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,9 @@ import (
 // row fires when any of them changes, as the index's did.
 //
 // The rows are rebuilt on restore and are not written to snapshots.
+//
+// A job's row is keyed by its namespace and ID (jobAllocsKey): job IDs
+// repeat across namespaces.
 
 const (
 	tableNodeAllocs = "node_allocs"
@@ -59,7 +62,15 @@ func (w *allocSetWriter) put(a *structs.Allocation) {
 		w.node, w.job = make(map[string][]*structs.Allocation), make(map[string][]*structs.Allocation)
 	}
 	w.node[a.NodeID] = append(w.node[a.NodeID], a)
-	w.job[a.JobID] = append(w.job[a.JobID], a)
+	key := jobAllocsKey(a.Namespace, a.JobID)
+	w.job[key] = append(w.job[key], a)
+}
+
+// jobAllocsKey is the key of job (namespace, jobID)'s row. Neither part
+// contains a NUL byte (namespace names are letters, digits and dashes),
+// so distinct jobs never share a key.
+func jobAllocsKey(namespace, jobID string) string {
+	return structs.NamespaceOrDefault(namespace) + "\x00" + jobID
 }
 
 // flush writes the rows; reads in txn see them after. Call it before

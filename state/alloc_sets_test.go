@@ -47,7 +47,7 @@ func TestAllocSets_ListByNodeAndJobInIDOrder(t *testing.T) {
 		want = append(want, a.ID)
 	}
 	sort.Strings(want)
-	got, err := s.AllocsByJob(nil, job.ID)
+	got, err := s.AllocsByJob(nil, job.Namespace, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAllocSets_BlockingReadsWakeOnAllocationChange(t *testing.T) {
 		job := mock.Job()
 		placed := placeN(t, s, 10, job, []*structs.Node{node}, n)
 		for _, list := range []func(memdb.WatchSet) error{
-			func(ws memdb.WatchSet) error { _, err := s.AllocsByJob(ws, job.ID); return err },
+			func(ws memdb.WatchSet) error { _, err := s.AllocsByJob(ws, job.Namespace, job.ID); return err },
 			func(ws memdb.WatchSet) error { _, err := s.AllocsByNode(ws, node.ID); return err },
 		} {
 			ws := memdb.NewWatchSet()
@@ -101,7 +101,7 @@ func TestAllocSets_BlockingReadsWakeOnAllocationChange(t *testing.T) {
 		}
 		// A new placement wakes it too.
 		ws := memdb.NewWatchSet()
-		if _, err := s.AllocsByJob(ws, job.ID); err != nil {
+		if _, err := s.AllocsByJob(ws, job.Namespace, job.ID); err != nil {
 			t.Fatal(err)
 		}
 		idx, _ := s.LatestIndex()

@@ -43,7 +43,7 @@ func (s *StateStore) UpsertPlanResultsBatch(index uint64, reqs []*structs.ApplyP
 // upsertPlanResultsTxn applies one plan in txn and adds the nodes whose
 // allocations it changed to touched.
 func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanResultsRequest, touched map[string]struct{}) error {
-	jobs := make(map[string]struct{})
+	jobs := make(map[structs.NamespacedID]struct{})
 	var sets allocSetWriter
 
 	// The deployment first: placements below count against it.
@@ -82,7 +82,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("stop alloc: %w", err)
 		}
-		jobs[a.JobID] = struct{}{}
+		jobs[a.JobKey()] = struct{}{}
 		touched[a.NodeID] = struct{}{}
 	}
 
@@ -98,6 +98,14 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		*a = *alloc
 		if a.Job == nil {
 			a.Job = req.Job
+		}
+		if a.Namespace == "" {
+			// Placed before namespaces existed (an old log entry), or
+			// by a scheduler that left it to the job: the job's.
+			if a.Job != nil {
+				a.Namespace = a.Job.Namespace
+			}
+			a.Namespace = structs.NamespaceOrDefault(a.Namespace)
 		}
 		if raw != nil {
 			// An in-place update: the client's view is kept.
@@ -137,7 +145,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("insert alloc: %w", err)
 		}
-		jobs[a.JobID] = struct{}{}
+		jobs[a.JobKey()] = struct{}{}
 		touched[a.NodeID] = struct{}{}
 		if a.PreviousAllocation != "" && raw == nil {
 			if err := linkNextAllocTxn(txn, &sets, index, a.PreviousAllocation, a.ID); err != nil {
@@ -152,7 +160,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 		return err
 	}
 	for _, e := range req.Evals {
-		jobs[e.JobID] = struct{}{}
+		jobs[e.JobKey()] = struct{}{}
 	}
 	return refreshJobStatusTxn(txn, index, jobs)
 }
@@ -182,7 +190,7 @@ func linkNextAllocTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64, prevID
 func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation, updatedAt int64, evals []*structs.Evaluation) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	jobs := make(map[string]struct{})
+	jobs := make(map[structs.NamespacedID]struct{})
 	var sets allocSetWriter
 	for _, update := range allocs {
 		raw, err := txn.First(TableAllocs, "id", update.ID)
@@ -223,7 +231,7 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		if err := insertAllocTxn(txn, &sets, a); err != nil {
 			return fmt.Errorf("update alloc: %w", err)
 		}
-		jobs[a.JobID] = struct{}{}
+		jobs[a.JobKey()] = struct{}{}
 	}
 	if err := finishAllocsTxn(txn, &sets, index); err != nil {
 		return err
@@ -247,9 +255,27 @@ func (s *StateStore) AllocByID(ws memdb.WatchSet, id string) (*structs.Allocatio
 	return raw.(*structs.Allocation), nil
 }
 
-// AllocsByIDPrefix returns the allocations whose ID starts with prefix.
-func (s *StateStore) AllocsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Allocation, error) {
-	return collect[*structs.Allocation](s.db.Txn(false), ws, TableAllocs, "id_prefix", prefix)
+// AllocsByIDPrefix returns the allocations of a namespace (of every
+// namespace for structs.AllNamespaces) whose ID starts with prefix.
+func (s *StateStore) AllocsByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Allocation, error) {
+	all, err := collect[*structs.Allocation](s.db.Txn(false), ws, TableAllocs, "id_prefix", prefix)
+	return inNamespace(all, namespace, func(a *structs.Allocation) string { return a.Namespace }), err
+}
+
+// inNamespace keeps, in place, the objects of list in namespace (all of
+// them for structs.AllNamespaces).
+func inNamespace[T any](list []T, namespace string, nsOf func(T) string) []T {
+	if namespace == structs.AllNamespaces {
+		return list
+	}
+	namespace = structs.NamespaceOrDefault(namespace)
+	out := list[:0]
+	for _, x := range list {
+		if nsOf(x) == namespace {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // AllocsByNode returns every allocation on a node, terminal or not.
@@ -257,9 +283,9 @@ func (s *StateStore) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.
 	return allocsInSetTxn(s.db.Txn(false), ws, tableNodeAllocs, nodeID)
 }
 
-// AllocsByJob returns every allocation of a job.
-func (s *StateStore) AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Allocation, error) {
-	return allocsInSetTxn(s.db.Txn(false), ws, tableJobAllocs, jobID)
+// AllocsByJob returns every allocation of job (namespace, jobID).
+func (s *StateStore) AllocsByJob(ws memdb.WatchSet, namespace, jobID string) ([]*structs.Allocation, error) {
+	return allocsInSetTxn(s.db.Txn(false), ws, tableJobAllocs, jobAllocsKey(namespace, jobID))
 }
 
 // AllocsByEval returns the allocations an evaluation placed.
@@ -277,7 +303,8 @@ func (s *StateStore) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.
 	if raw == nil {
 		return nil, nil
 	}
-	all, err := allocSetTxn(txn, ws, tableJobAllocs, raw.(*structs.Evaluation).JobID)
+	e := raw.(*structs.Evaluation)
+	all, err := allocSetTxn(txn, ws, tableJobAllocs, jobAllocsKey(e.Namespace, e.JobID))
 	if err != nil {
 		return nil, err
 	}

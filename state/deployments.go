@@ -26,6 +26,7 @@ func upsertDeploymentTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) er
 		return fmt.Errorf("deployment lookup: %w", err)
 	}
 	n := d.Copy()
+	n.Namespace = structs.NamespaceOrDefault(n.Namespace)
 	if raw != nil {
 		n.CreateIndex = raw.(*structs.Deployment).CreateIndex
 	} else {
@@ -71,7 +72,7 @@ func updateDeploymentStatusTxn(txn *memdb.Txn, index uint64, u *structs.Deployme
 		return err
 	}
 	if u.Status == structs.DeploymentStatusSuccessful {
-		return setJobStabilityTxn(txn, index, d.JobID, d.JobVersion, true)
+		return setJobStabilityTxn(txn, index, d.Namespace, d.JobID, d.JobVersion, true)
 	}
 	return nil
 }
@@ -93,7 +94,7 @@ func (s *StateStore) UpdateDeploymentStatus(index uint64, req *structs.Deploymen
 	if req.Eval != nil {
 		e := req.Eval.Copy()
 		if req.Job != nil {
-			if raw, _ := txn.First(TableJobs, "id", req.Job.ID); raw != nil {
+			if raw, _ := txn.First(TableJobs, "id", structs.NamespaceOrDefault(req.Job.Namespace), req.Job.ID); raw != nil {
 				e.JobModifyIndex = raw.(*structs.Job).JobModifyIndex
 			}
 		}
@@ -102,12 +103,12 @@ func (s *StateStore) UpdateDeploymentStatus(index uint64, req *structs.Deploymen
 		}
 	}
 	if req.Job != nil || req.Eval != nil {
-		jobs := map[string]struct{}{}
+		jobs := map[structs.NamespacedID]struct{}{}
 		if req.Job != nil {
-			jobs[req.Job.ID] = struct{}{}
+			jobs[req.Job.Key()] = struct{}{}
 		}
 		if req.Eval != nil {
-			jobs[req.Eval.JobID] = struct{}{}
+			jobs[req.Eval.JobKey()] = struct{}{}
 		}
 		if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
 			return err
@@ -173,10 +174,11 @@ func (s *StateStore) DeploymentByID(ws memdb.WatchSet, id string) (*structs.Depl
 	return raw.(*structs.Deployment), nil
 }
 
-// DeploymentsByIDPrefix returns the deployments whose ID starts with
-// prefix.
-func (s *StateStore) DeploymentsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Deployment, error) {
-	return collect[*structs.Deployment](s.db.Txn(false), ws, TableDeployment, "id_prefix", prefix)
+// DeploymentsByIDPrefix returns the deployments of a namespace (of every
+// namespace for structs.AllNamespaces) whose ID starts with prefix.
+func (s *StateStore) DeploymentsByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Deployment, error) {
+	all, err := collect[*structs.Deployment](s.db.Txn(false), ws, TableDeployment, "id_prefix", prefix)
+	return inNamespace(all, namespace, func(d *structs.Deployment) string { return d.Namespace }), err
 }
 
 // Deployments returns every deployment.
@@ -184,9 +186,10 @@ func (s *StateStore) Deployments(ws memdb.WatchSet) ([]*structs.Deployment, erro
 	return collect[*structs.Deployment](s.db.Txn(false), ws, TableDeployment, "id")
 }
 
-// DeploymentsByJobID returns a job's deployments, newest first.
-func (s *StateStore) DeploymentsByJobID(ws memdb.WatchSet, jobID string) ([]*structs.Deployment, error) {
-	out, err := collect[*structs.Deployment](s.db.Txn(false), ws, TableDeployment, "job", jobID)
+// DeploymentsByJobID returns the deployments of job (namespace, jobID),
+// newest first.
+func (s *StateStore) DeploymentsByJobID(ws memdb.WatchSet, namespace, jobID string) ([]*structs.Deployment, error) {
+	out, err := collect[*structs.Deployment](s.db.Txn(false), ws, TableDeployment, "job", structs.NamespaceOrDefault(namespace), jobID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,9 +197,10 @@ func (s *StateStore) DeploymentsByJobID(ws memdb.WatchSet, jobID string) ([]*str
 	return out, nil
 }
 
-// LatestDeploymentByJobID returns a job's newest deployment, or nil.
-func (s *StateStore) LatestDeploymentByJobID(ws memdb.WatchSet, jobID string) (*structs.Deployment, error) {
-	ds, err := s.DeploymentsByJobID(ws, jobID)
+// LatestDeploymentByJobID returns the newest deployment of job
+// (namespace, jobID), or nil.
+func (s *StateStore) LatestDeploymentByJobID(ws memdb.WatchSet, namespace, jobID string) (*structs.Deployment, error) {
+	ds, err := s.DeploymentsByJobID(ws, namespace, jobID)
 	if err != nil || len(ds) == 0 {
 		return nil, err
 	}

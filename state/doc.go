@@ -2,6 +2,12 @@
 // go-memdb: jobs (with their versions), nodes, allocations and
 // evaluations, plus the latest Raft index per table.
 //
+// Jobs and everything looked up by job (versions, allocations,
+// evaluations, deployments) are keyed by (namespace, job ID): job IDs
+// repeat across namespaces. Lookups by job take the namespace ("" is
+// the default one); lists take a namespace or structs.AllNamespaces.
+// The default namespace is in every store (namespaces.go).
+//
 // Only the FSM writes to it, from the Raft apply goroutine; everything
 // else reads, either directly (with a memdb.WatchSet for blocking
 // queries) or through an immutable Snapshot (the scheduler).

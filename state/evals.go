@@ -15,9 +15,9 @@ func (s *StateStore) UpsertEvals(index uint64, evals []*structs.Evaluation) erro
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
 	}
-	jobs := make(map[string]struct{})
+	jobs := make(map[structs.NamespacedID]struct{})
 	for _, e := range evals {
-		jobs[e.JobID] = struct{}{}
+		jobs[e.JobKey()] = struct{}{}
 	}
 	if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
 		return err
@@ -36,6 +36,9 @@ func upsertEvalsTxn(txn *memdb.Txn, index uint64, evals []*structs.Evaluation) e
 			return fmt.Errorf("eval lookup: %w", err)
 		}
 		n := e.Copy()
+		// An evaluation written before namespaces existed is about a
+		// job of the default namespace.
+		n.Namespace = structs.NamespaceOrDefault(n.Namespace)
 		if raw != nil {
 			existing := raw.(*structs.Evaluation)
 			n.CreateIndex = existing.CreateIndex
@@ -62,14 +65,16 @@ func (s *StateStore) EvalByID(ws memdb.WatchSet, id string) (*structs.Evaluation
 	return raw.(*structs.Evaluation), nil
 }
 
-// EvalsByIDPrefix returns the evaluations whose ID starts with prefix.
-func (s *StateStore) EvalsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Evaluation, error) {
-	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "id_prefix", prefix)
+// EvalsByIDPrefix returns the evaluations of a namespace (of every
+// namespace for structs.AllNamespaces) whose ID starts with prefix.
+func (s *StateStore) EvalsByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Evaluation, error) {
+	all, err := collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "id_prefix", prefix)
+	return inNamespace(all, namespace, func(e *structs.Evaluation) string { return e.Namespace }), err
 }
 
-// EvalsByJob returns a job's evaluations.
-func (s *StateStore) EvalsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Evaluation, error) {
-	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "job", jobID)
+// EvalsByJob returns the evaluations of job (namespace, jobID).
+func (s *StateStore) EvalsByJob(ws memdb.WatchSet, namespace, jobID string) ([]*structs.Evaluation, error) {
+	return collect[*structs.Evaluation](s.db.Txn(false), ws, TableEvals, "job", structs.NamespaceOrDefault(namespace), jobID)
 }
 
 // Evals returns every evaluation.

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -12,10 +13,11 @@ import (
 // JobVersionsKept is how many versions of a job the store keeps.
 const JobVersionsKept = 6
 
-// UpsertJob registers or updates a job at index. An unchanged spec keeps
-// its version and JobModifyIndex; a changed one gets the next version.
-// submitTime (Unix nanos, stamped by the leader) is recorded on new
-// versions. eval, when not nil, is written in the same transaction.
+// UpsertJob registers or updates a job at index, in its namespace (the
+// default one when it names none). An unchanged spec keeps its version
+// and JobModifyIndex; a changed one gets the next version. submitTime
+// (Unix nanos, stamped by the leader) is recorded on new versions.
+// eval, when not nil, is written in the same transaction.
 func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
@@ -27,10 +29,13 @@ func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64,
 		// The evaluation is for the version just written.
 		e := eval.Copy()
 		e.JobModifyIndex = stored.JobModifyIndex
+		if e.Namespace == "" {
+			e.Namespace = stored.Namespace
+		}
 		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{e}); err != nil {
 			return err
 		}
-		if err := refreshJobStatusTxn(txn, index, map[string]struct{}{job.ID: {}}); err != nil {
+		if err := refreshJobStatusTxn(txn, index, map[structs.NamespacedID]struct{}{stored.Key(): {}}); err != nil {
 			return err
 		}
 	}
@@ -39,11 +44,12 @@ func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64,
 }
 
 func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64) (*structs.Job, error) {
-	raw, err := txn.First(TableJobs, "id", job.ID)
+	job = job.Copy()
+	job.Namespace = structs.NamespaceOrDefault(job.Namespace)
+	raw, err := txn.First(TableJobs, "id", job.Namespace, job.ID)
 	if err != nil {
 		return nil, fmt.Errorf("job lookup: %w", err)
 	}
-	job = job.Copy()
 	if raw != nil {
 		existing := raw.(*structs.Job)
 		job.CreateIndex = existing.CreateIndex
@@ -86,7 +92,7 @@ func upsertJobVersionTxn(txn *memdb.Txn, job *structs.Job) error {
 	if err := txn.Insert(TableJobVersion, job); err != nil {
 		return fmt.Errorf("insert job version: %w", err)
 	}
-	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", job.ID)
+	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", job.Namespace, job.ID)
 	if err != nil {
 		return err
 	}
@@ -109,9 +115,10 @@ func upsertJobVersionTxn(txn *memdb.Txn, job *structs.Job) error {
 	return nil
 }
 
-// DeleteJob purges a job and its versions. eval, when not nil, is
-// written in the same transaction.
-func (s *StateStore) DeleteJob(index uint64, jobID string, eval *structs.Evaluation) error {
+// DeleteJob purges job (namespace, jobID) and its versions. eval, when
+// not nil, is written in the same transaction.
+func (s *StateStore) DeleteJob(index uint64, namespace, jobID string, eval *structs.Evaluation) error {
+	namespace = structs.NamespaceOrDefault(namespace)
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	if eval != nil {
@@ -119,17 +126,17 @@ func (s *StateStore) DeleteJob(index uint64, jobID string, eval *structs.Evaluat
 			return err
 		}
 	}
-	raw, err := txn.First(TableJobs, "id", jobID)
+	raw, err := txn.First(TableJobs, "id", namespace, jobID)
 	if err != nil {
 		return fmt.Errorf("job lookup: %w", err)
 	}
 	if raw == nil {
-		return fmt.Errorf("job %q: %w", jobID, ErrNotFound)
+		return fmt.Errorf("job %q in namespace %q: %w", jobID, namespace, ErrNotFound)
 	}
 	if err := txn.Delete(TableJobs, raw); err != nil {
 		return fmt.Errorf("delete job: %w", err)
 	}
-	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", jobID)
+	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", namespace, jobID)
 	if err != nil {
 		return err
 	}
@@ -148,28 +155,52 @@ func (s *StateStore) DeleteJob(index uint64, jobID string, eval *structs.Evaluat
 	return nil
 }
 
-// JobByID returns the job, or nil.
-func (s *StateStore) JobByID(ws memdb.WatchSet, id string) (*structs.Job, error) {
-	raw, err := first(s.db.Txn(false), ws, TableJobs, "id", id)
+// JobByID returns job (namespace, id), or nil ("" is the default
+// namespace).
+func (s *StateStore) JobByID(ws memdb.WatchSet, namespace, id string) (*structs.Job, error) {
+	raw, err := first(s.db.Txn(false), ws, TableJobs, "id", structs.NamespaceOrDefault(namespace), id)
 	if err != nil || raw == nil {
 		return nil, err
 	}
 	return raw.(*structs.Job), nil
 }
 
-// Jobs returns every job, sorted by ID.
+// Jobs returns every job of every namespace, sorted by namespace and
+// ID.
 func (s *StateStore) Jobs(ws memdb.WatchSet) ([]*structs.Job, error) {
 	return collect[*structs.Job](s.db.Txn(false), ws, TableJobs, "id")
 }
 
-// JobsByIDPrefix returns the jobs whose ID starts with prefix.
-func (s *StateStore) JobsByIDPrefix(ws memdb.WatchSet, prefix string) ([]*structs.Job, error) {
-	return collect[*structs.Job](s.db.Txn(false), ws, TableJobs, "id_prefix", prefix)
+// JobsByNamespace returns the jobs of a namespace (every namespace's
+// for structs.AllNamespaces), sorted by namespace and ID.
+func (s *StateStore) JobsByNamespace(ws memdb.WatchSet, namespace string) ([]*structs.Job, error) {
+	return s.JobsByIDPrefix(ws, namespace, "")
 }
 
-// JobVersionsByID returns the kept versions of a job, newest first.
-func (s *StateStore) JobVersionsByID(ws memdb.WatchSet, id string) ([]*structs.Job, error) {
-	all, err := collect[*structs.Job](s.db.Txn(false), ws, TableJobVersion, "id_prefix", id)
+// JobsByIDPrefix returns the jobs of a namespace (every namespace's for
+// structs.AllNamespaces) whose ID starts with prefix.
+func (s *StateStore) JobsByIDPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Job, error) {
+	txn := s.db.Txn(false)
+	if namespace != structs.AllNamespaces {
+		return collect[*structs.Job](txn, ws, TableJobs, "id_prefix", structs.NamespaceOrDefault(namespace), prefix)
+	}
+	all, err := collect[*structs.Job](txn, ws, TableJobs, "id")
+	if err != nil || prefix == "" {
+		return all, err
+	}
+	out := all[:0]
+	for _, j := range all {
+		if strings.HasPrefix(j.ID, prefix) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// JobVersionsByID returns the kept versions of job (namespace, id),
+// newest first.
+func (s *StateStore) JobVersionsByID(ws memdb.WatchSet, namespace, id string) ([]*structs.Job, error) {
+	all, err := collect[*structs.Job](s.db.Txn(false), ws, TableJobVersion, "id_prefix", structs.NamespaceOrDefault(namespace), id)
 	if err != nil {
 		return nil, err
 	}
@@ -183,9 +214,10 @@ func (s *StateStore) JobVersionsByID(ws memdb.WatchSet, id string) ([]*structs.J
 	return out, nil
 }
 
-// JobByIDAndVersion returns one kept version of a job, or nil.
-func (s *StateStore) JobByIDAndVersion(ws memdb.WatchSet, id string, version uint64) (*structs.Job, error) {
-	raw, err := first(s.db.Txn(false), ws, TableJobVersion, "id", id, version)
+// JobByIDAndVersion returns one kept version of job (namespace, id), or
+// nil.
+func (s *StateStore) JobByIDAndVersion(ws memdb.WatchSet, namespace, id string, version uint64) (*structs.Job, error) {
+	raw, err := first(s.db.Txn(false), ws, TableJobVersion, "id", structs.NamespaceOrDefault(namespace), id, version)
 	if err != nil || raw == nil {
 		return nil, err
 	}
@@ -203,7 +235,7 @@ func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
 	// through their own index (job_live), in one lookup. Allocations
 	// are read from the job's row, stopping at the first live one.
 	seen := false
-	if allocs, err := allocSetTxn(txn, nil, tableJobAllocs, job.ID); err == nil {
+	if allocs, err := allocSetTxn(txn, nil, tableJobAllocs, jobAllocsKey(job.Namespace, job.ID)); err == nil {
 		for _, a := range allocs {
 			seen = true
 			if !a.TerminalStatus() {
@@ -214,11 +246,11 @@ func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
 	if job.Stop {
 		return structs.JobStatusDead
 	}
-	if raw, err := txn.First(TableEvals, "job_live", job.ID); err == nil && raw != nil {
+	if raw, err := txn.First(TableEvals, "job_live", job.Namespace, job.ID); err == nil && raw != nil {
 		return structs.JobStatusPending
 	}
 	if !seen {
-		if raw, err := txn.First(TableEvals, "job", job.ID); err == nil && raw != nil {
+		if raw, err := txn.First(TableEvals, "job", job.Namespace, job.ID); err == nil && raw != nil {
 			seen = true
 		}
 	}
@@ -230,17 +262,17 @@ func jobStatusTxn(txn *memdb.Txn, job *structs.Job) string {
 
 // refreshJobStatusTxn recomputes the status of each job and writes the
 // jobs whose status changed.
-func refreshJobStatusTxn(txn *memdb.Txn, index uint64, jobIDs map[string]struct{}) error {
-	ids := make([]string, 0, len(jobIDs))
+func refreshJobStatusTxn(txn *memdb.Txn, index uint64, jobIDs map[structs.NamespacedID]struct{}) error {
+	ids := make([]structs.NamespacedID, 0, len(jobIDs))
 	for id := range jobIDs {
 		ids = append(ids, id)
 	}
 	// Sorted so that the write order, and so the resulting state, does
 	// not depend on map iteration order.
-	sort.Strings(ids)
+	sort.Slice(ids, func(i, j int) bool { return ids[i].Less(ids[j]) })
 	changed := false
 	for _, id := range ids {
-		raw, err := txn.First(TableJobs, "id", id)
+		raw, err := txn.First(TableJobs, "id", id.Namespace, id.ID)
 		if err != nil {
 			return fmt.Errorf("job lookup: %w", err)
 		}
@@ -268,8 +300,9 @@ func refreshJobStatusTxn(txn *memdb.Txn, index uint64, jobIDs map[string]struct{
 
 // setJobStabilityTxn marks one version of a job stable (or not), in the
 // versions table and, for the current version, the jobs table.
-func setJobStabilityTxn(txn *memdb.Txn, index uint64, jobID string, version uint64, stable bool) error {
-	raw, err := txn.First(TableJobVersion, "id", jobID, version)
+func setJobStabilityTxn(txn *memdb.Txn, index uint64, namespace, jobID string, version uint64, stable bool) error {
+	namespace = structs.NamespaceOrDefault(namespace)
+	raw, err := txn.First(TableJobVersion, "id", namespace, jobID, version)
 	if err != nil {
 		return fmt.Errorf("job version lookup: %w", err)
 	}
@@ -280,7 +313,7 @@ func setJobStabilityTxn(txn *memdb.Txn, index uint64, jobID string, version uint
 			return fmt.Errorf("update job version: %w", err)
 		}
 	}
-	raw, err = txn.First(TableJobs, "id", jobID)
+	raw, err = txn.First(TableJobs, "id", namespace, jobID)
 	if err != nil {
 		return fmt.Errorf("job lookup: %w", err)
 	}
@@ -295,11 +328,12 @@ func setJobStabilityTxn(txn *memdb.Txn, index uint64, jobID string, version uint
 	return setIndex(txn, index, TableJobs, TableJobVersion)
 }
 
-// UpdateJobStability marks a job version stable or not.
-func (s *StateStore) UpdateJobStability(index uint64, jobID string, version uint64, stable bool) error {
+// UpdateJobStability marks a version of job (namespace, jobID) stable or
+// not.
+func (s *StateStore) UpdateJobStability(index uint64, namespace, jobID string, version uint64, stable bool) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	if err := setJobStabilityTxn(txn, index, jobID, version, stable); err != nil {
+	if err := setJobStabilityTxn(txn, index, namespace, jobID, version, stable); err != nil {
 		return err
 	}
 	txn.Commit()

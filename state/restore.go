@@ -11,6 +11,11 @@ import (
 // Restore bulk-loads a fresh store from an FSM snapshot. Objects are
 // inserted as they are, indexes included; only the allocation lists by
 // node and job (alloc_sets.go) are rebuilt.
+//
+// Jobs, job versions, allocations, evaluations and deployments without
+// a namespace (from a snapshot written before namespaces existed) are
+// put in the default namespace as they are loaded: that is the whole
+// migration of such a snapshot, and every server does it alike.
 type Restore struct {
 	txn *memdb.Txn
 	// sets rebuilds the allocation rows by node and job, which
@@ -39,16 +44,26 @@ func (r *Restore) Commit() error {
 func (r *Restore) IndexRestore(e *IndexEntry) error { return r.insert(TableIndex, e) }
 
 // JobRestore loads one job.
-func (r *Restore) JobRestore(j *structs.Job) error { return r.insert(TableJobs, j) }
+func (r *Restore) JobRestore(j *structs.Job) error {
+	j.Namespace = structs.NamespaceOrDefault(j.Namespace)
+	return r.insert(TableJobs, j)
+}
 
 // JobVersionRestore loads one job version.
-func (r *Restore) JobVersionRestore(j *structs.Job) error { return r.insert(TableJobVersion, j) }
+func (r *Restore) JobVersionRestore(j *structs.Job) error {
+	j.Namespace = structs.NamespaceOrDefault(j.Namespace)
+	return r.insert(TableJobVersion, j)
+}
 
 // NodeRestore loads one node.
 func (r *Restore) NodeRestore(n *structs.Node) error { return r.insert(TableNodes, n) }
 
 // AllocRestore loads one allocation.
 func (r *Restore) AllocRestore(a *structs.Allocation) error {
+	a.Namespace = structs.NamespaceOrDefault(a.Namespace)
+	if a.Job != nil {
+		a.Job.Namespace = structs.NamespaceOrDefault(a.Job.Namespace)
+	}
 	if err := r.insert(TableAllocs, a); err != nil {
 		return err
 	}
@@ -57,7 +72,10 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 }
 
 // EvalRestore loads one evaluation.
-func (r *Restore) EvalRestore(e *structs.Evaluation) error { return r.insert(TableEvals, e) }
+func (r *Restore) EvalRestore(e *structs.Evaluation) error {
+	e.Namespace = structs.NamespaceOrDefault(e.Namespace)
+	return r.insert(TableEvals, e)
+}
 
 func (r *Restore) insert(table string, obj interface{}) error {
 	if err := r.txn.Insert(table, obj); err != nil {
@@ -77,7 +95,10 @@ func (s *StateStore) IndexEntries() ([]*IndexEntry, error) {
 }
 
 // DeploymentRestore loads one deployment.
-func (r *Restore) DeploymentRestore(d *structs.Deployment) error { return r.insert(TableDeployment, d) }
+func (r *Restore) DeploymentRestore(d *structs.Deployment) error {
+	d.Namespace = structs.NamespaceOrDefault(d.Namespace)
+	return r.insert(TableDeployment, d)
+}
 
 // SchedulerConfigRestore loads the scheduler configuration.
 func (r *Restore) SchedulerConfigRestore(c *structs.SchedulerConfiguration) error {

@@ -18,10 +18,17 @@ const (
 	TableEvals      = "evals"
 	TableDeployment = "deployment"
 	TableSchedConf  = "scheduler_config"
+	// ACL tables (acl.go).
+	TableACLPolicies  = "acl_policies"
+	TableACLTokens    = "acl_tokens"
+	TableACLBootstrap = "acl_bootstrap"
+	// TableNamespaces holds the namespaces (namespaces.go).
+	TableNamespaces = "namespaces"
 )
 
 // Tables lists every table, in the order snapshots write them.
-var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf}
+var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf,
+	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces}
 
 // IndexEntry records the Raft index at which a table last changed.
 type IndexEntry struct {
@@ -37,16 +44,22 @@ func schema() *memdb.DBSchema {
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 			},
 		},
+		// Jobs, and everything looked up by job, are keyed by
+		// (namespace, job ID): IDs repeat across namespaces. Every
+		// object is written with its namespace set (the default one
+		// when it names none), as a compound index skips objects with
+		// an empty field.
 		TableJobs: {
 			Name: TableJobs,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"id": {Name: "id", Unique: true, Indexer: namespacedIndex("ID")},
 			},
 		},
 		TableJobVersion: {
 			Name: TableJobVersion,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+					&memdb.StringFieldIndex{Field: "Namespace"},
 					&memdb.StringFieldIndex{Field: "ID"},
 					&memdb.UintFieldIndex{Field: "Version"},
 				}}},
@@ -72,18 +85,18 @@ func schema() *memdb.DBSchema {
 			Name: TableEvals,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+				"job": {Name: "job", Indexer: namespacedIndex("JobID")},
 				// job_live holds only non-terminal evaluations, so that a
 				// job's status needs one lookup, not a walk over every
 				// evaluation the job ever had.
-				"job_live": {Name: "job_live", AllowMissing: true, Indexer: &liveEvalJobIndex{memdb.StringFieldIndex{Field: "JobID"}}},
+				"job_live": {Name: "job_live", AllowMissing: true, Indexer: &liveEvalJobIndex{*namespacedIndex("JobID")}},
 			},
 		},
 		TableDeployment: {
 			Name: TableDeployment,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"job": {Name: "job", Indexer: &memdb.StringFieldIndex{Field: "JobID"}},
+				"job": {Name: "job", Indexer: namespacedIndex("JobID")},
 			},
 		},
 		TableSchedConf: {
@@ -92,6 +105,10 @@ func schema() *memdb.DBSchema {
 				"id": {Name: "id", Unique: true, Indexer: &memdb.ConditionalIndex{Conditional: func(interface{}) (bool, error) { return true, nil }}},
 			},
 		},
+		TableACLPolicies:  aclPoliciesSchema(),
+		TableACLTokens:    aclTokensSchema(),
+		TableACLBootstrap: aclBootstrapSchema(),
+		TableNamespaces:   namespacesSchema(),
 	}}
 }
 
@@ -104,10 +121,19 @@ func mustNewDB() *memdb.MemDB {
 	return db
 }
 
-// liveEvalJobIndex indexes non-terminal evaluations by job; terminal ones
-// are left out of the index.
+// namespacedIndex indexes objects by (Namespace, field): lookups pass
+// both, and "<index>_prefix" lookups a namespace and an ID prefix.
+func namespacedIndex(field string) *memdb.CompoundIndex {
+	return &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+		&memdb.StringFieldIndex{Field: "Namespace"},
+		&memdb.StringFieldIndex{Field: field},
+	}}
+}
+
+// liveEvalJobIndex indexes non-terminal evaluations by (namespace, job);
+// terminal ones are left out of the index.
 type liveEvalJobIndex struct {
-	memdb.StringFieldIndex
+	memdb.CompoundIndex
 }
 
 // FromObject implements memdb.SingleIndexer.
@@ -115,5 +141,5 @@ func (i *liveEvalJobIndex) FromObject(obj interface{}) (bool, []byte, error) {
 	if e, ok := obj.(*structs.Evaluation); !ok || e.TerminalStatus() {
 		return false, nil, nil
 	}
-	return i.StringFieldIndex.FromObject(obj)
+	return i.CompoundIndex.FromObject(obj)
 }

@@ -17,7 +17,7 @@ func TestStateStore_UpsertJobVersions(t *testing.T) {
 	if err := s.UpsertJob(10, job, 111, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.JobByID(nil, job.ID)
+	got, _ := s.JobByID(nil, job.Namespace, job.ID)
 	if got.Version != 0 || got.CreateIndex != 10 || got.JobModifyIndex != 10 || got.SubmitTime != 111 {
 		t.Fatalf("first registration: version %d create %d jmi %d submit %d", got.Version, got.CreateIndex, got.JobModifyIndex, got.SubmitTime)
 	}
@@ -26,7 +26,7 @@ func TestStateStore_UpsertJobVersions(t *testing.T) {
 	if err := s.UpsertJob(11, job, 222, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.JobByID(nil, job.ID)
+	got, _ = s.JobByID(nil, job.Namespace, job.ID)
 	if got.Version != 0 || got.JobModifyIndex != 10 || got.ModifyIndex != 11 || got.SubmitTime != 111 {
 		t.Fatalf("unchanged spec: version %d jmi %d mi %d submit %d", got.Version, got.JobModifyIndex, got.ModifyIndex, got.SubmitTime)
 	}
@@ -37,11 +37,11 @@ func TestStateStore_UpsertJobVersions(t *testing.T) {
 	if err := s.UpsertJob(12, changed, 333, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.JobByID(nil, job.ID)
+	got, _ = s.JobByID(nil, job.Namespace, job.ID)
 	if got.Version != 1 || got.JobModifyIndex != 12 || got.CreateIndex != 10 {
 		t.Fatalf("changed spec: version %d jmi %d create %d", got.Version, got.JobModifyIndex, got.CreateIndex)
 	}
-	versions, _ := s.JobVersionsByID(nil, job.ID)
+	versions, _ := s.JobVersionsByID(nil, job.Namespace, job.ID)
 	if len(versions) != 2 || versions[0].Version != 1 || versions[1].Version != 0 {
 		t.Fatalf("versions: %d", len(versions))
 	}
@@ -67,14 +67,14 @@ func TestStateStore_JobVersionsTrimmed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	versions, _ := s.JobVersionsByID(nil, job.ID)
+	versions, _ := s.JobVersionsByID(nil, job.Namespace, job.ID)
 	if len(versions) != JobVersionsKept {
 		t.Fatalf("kept %d versions, want %d", len(versions), JobVersionsKept)
 	}
 	if versions[0].Version != uint64(JobVersionsKept+2) {
 		t.Fatalf("newest kept version = %d", versions[0].Version)
 	}
-	if ov, _ := s.JobVersionsByID(nil, other.ID); len(ov) != 1 {
+	if ov, _ := s.JobVersionsByID(nil, other.Namespace, other.ID); len(ov) != 1 {
 		t.Fatalf("other job lost its version: %d", len(ov))
 	}
 }
@@ -87,7 +87,7 @@ func TestStateStore_JobStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	status := func() string {
-		j, _ := s.JobByID(nil, job.ID)
+		j, _ := s.JobByID(nil, job.Namespace, job.ID)
 		return j.Status
 	}
 	if st := status(); st != structs.JobStatusPending {
@@ -229,13 +229,13 @@ func TestStateStore_SnapshotIsImmutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := s.Snapshot()
-	if err := s.DeleteJob(2, job.ID, nil); err != nil {
+	if err := s.DeleteJob(2, job.Namespace, job.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if j, _ := snap.JobByID(nil, job.ID); j == nil {
+	if j, _ := snap.JobByID(nil, job.Namespace, job.ID); j == nil {
 		t.Fatal("snapshot saw a later delete")
 	}
-	if j, _ := s.JobByID(nil, job.ID); j != nil {
+	if j, _ := s.JobByID(nil, job.Namespace, job.ID); j != nil {
 		t.Fatal("store still has the deleted job")
 	}
 	if idx, _ := snap.LatestIndex(); idx != 1 {
@@ -432,7 +432,7 @@ func TestStateStore_JobStatusFindsTheLiveEvalAmongMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	status := func() string {
-		j, _ := s.JobByID(nil, job.ID)
+		j, _ := s.JobByID(nil, job.Namespace, job.ID)
 		return j.Status
 	}
 	var evals []*structs.Evaluation

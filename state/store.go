@@ -89,6 +89,7 @@ type nodeViews struct {
 // NewStateStore returns an empty store.
 func NewStateStore() *StateStore {
 	s := &StateStore{db: mustNewDB(), abandonCh: make(chan struct{}), allocWatch: &nodeAllocWatch{chans: make(map[string]chan struct{})}}
+	insertDefaultNamespace(s.db)
 	s.nodeViews.Store(&nodeViews{})
 	return s
 }

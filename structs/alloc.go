@@ -35,6 +35,9 @@ type Allocation struct {
 	NodeID   string
 	NodeName string
 	JobID    string
+	// Namespace is the job's namespace; the allocation belongs to job
+	// (Namespace, JobID).
+	Namespace string
 	// Job is the job version this allocation runs. Allocations placed
 	// in the same plan share one *Job; treat it as immutable.
 	Job        *Job
@@ -318,6 +321,7 @@ type AllocListStub struct {
 	NodeID             string
 	NodeName           string
 	JobID              string
+	Namespace          string
 	JobVersion         uint64
 	TaskGroup          string
 	AllocatedResources *AllocatedResources
@@ -346,6 +350,7 @@ func (a *Allocation) Stub() *AllocListStub {
 		NodeID:             a.NodeID,
 		NodeName:           a.NodeName,
 		JobID:              a.JobID,
+		Namespace:          a.Namespace,
 		JobVersion:         a.JobVersion,
 		TaskGroup:          a.TaskGroup,
 		AllocatedResources: a.AllocatedResources,

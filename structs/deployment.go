@@ -162,8 +162,11 @@ const (
 
 // Deployment tracks the rollout of one job version.
 type Deployment struct {
-	ID         string
-	JobID      string
+	ID    string
+	JobID string
+	// Namespace is the job's namespace: the deployment rolls out job
+	// (Namespace, JobID).
+	Namespace  string
 	JobVersion uint64
 	// JobModifyIndex and JobCreateIndex identify the job version.
 	JobModifyIndex uint64

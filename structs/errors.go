@@ -44,6 +44,8 @@ const (
 	// CodeTooManyRequests: the client holds more connections or
 	// requests than the agent allows one client; retry later.
 	CodeTooManyRequests = "too_many_requests"
+	// CodeTokenNotFound: the request's ACL token is unknown or expired.
+	CodeTokenNotFound = "token_not_found"
 )
 
 var codeStatus = map[string]int{
@@ -59,6 +61,7 @@ var codeStatus = map[string]int{
 	CodeBadEvalToken:    http.StatusConflict,
 	CodeOutcomeUnknown:  http.StatusServiceUnavailable,
 	CodeTooManyRequests: http.StatusTooManyRequests,
+	CodeTokenNotFound:   http.StatusForbidden,
 }
 
 // NewError returns a CodedError with the status registered for code.

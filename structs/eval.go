@@ -34,11 +34,14 @@ const (
 // Evaluation is a request to reconcile one job's desired and actual
 // state. The scheduler processes it into a plan.
 type Evaluation struct {
-	ID             string
-	Priority       int
-	Type           string
-	TriggeredBy    string
-	JobID          string
+	ID          string
+	Priority    int
+	Type        string
+	TriggeredBy string
+	JobID       string
+	// Namespace is the job's namespace: the evaluation is about job
+	// (Namespace, JobID).
+	Namespace      string
 	JobModifyIndex uint64
 	// DeploymentID is the deployment the evaluation continues.
 	DeploymentID      string
@@ -122,6 +125,7 @@ func (e *Evaluation) CreateBlockedEval(failed map[string]*AllocMetric) *Evaluati
 		Type:           e.Type,
 		TriggeredBy:    EvalTriggerQueuedAllocs,
 		JobID:          e.JobID,
+		Namespace:      e.Namespace,
 		JobModifyIndex: e.JobModifyIndex,
 		Status:         EvalStatusBlocked,
 		PreviousEval:   e.ID,
@@ -138,6 +142,7 @@ func (e *Evaluation) CreateFailedFollowUpEval(now time.Time, wait time.Duration)
 		Type:           e.Type,
 		TriggeredBy:    EvalTriggerRetryFailed,
 		JobID:          e.JobID,
+		Namespace:      e.Namespace,
 		JobModifyIndex: e.JobModifyIndex,
 		Status:         EvalStatusPending,
 		WaitUntil:      now.Add(wait).UnixNano(),

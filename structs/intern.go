@@ -98,6 +98,9 @@ func (r *ApplyPlanResultsRequest) Compact() {
 			if a.JobID == r.Job.ID {
 				a.JobID = r.Job.ID
 			}
+			if a.Namespace == r.Job.Namespace {
+				a.Namespace = r.Job.Namespace
+			}
 			if tg := r.Job.LookupTaskGroup(a.TaskGroup); tg != nil {
 				a.TaskGroup = tg.Name
 			}

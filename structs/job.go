@@ -42,8 +42,12 @@ const (
 // Job is the unit an operator submits: a named set of task groups, each
 // run Count times.
 type Job struct {
-	// ID is the job's unique identifier, chosen by the operator.
+	// ID is the job's identifier, chosen by the operator, unique within
+	// its namespace.
 	ID string
+	// Namespace is the namespace the job lives in (DefaultNamespace when
+	// unset); the job is keyed by (Namespace, ID).
+	Namespace string
 	// Name defaults to ID.
 	Name        string
 	Type        string
@@ -215,6 +219,7 @@ func (j *Job) Canonicalize() {
 	if j.Name == "" {
 		j.Name = j.ID
 	}
+	j.Namespace = NamespaceOrDefault(j.Namespace)
 	if j.Type == "" {
 		j.Type = JobTypeService
 	}
@@ -405,6 +410,7 @@ func (n *NetworkResource) Copy() *NetworkResource {
 // JobListStub is the short form of a job returned by list endpoints.
 type JobListStub struct {
 	ID                string
+	Namespace         string
 	Name              string
 	Type              string
 	Priority          int
@@ -424,6 +430,7 @@ type JobListStub struct {
 func (j *Job) Stub() *JobListStub {
 	return &JobListStub{
 		ID:             j.ID,
+		Namespace:      j.Namespace,
 		Name:           j.Name,
 		Type:           j.Type,
 		Priority:       j.Priority,

@@ -33,6 +33,13 @@ const (
 	JobStabilityRequestType                 MessageType = 14
 	SchedulerConfigRequestType              MessageType = 15
 	ApplyPlanResultsBatchRequestType        MessageType = 16
+	ACLPolicyUpsertRequestType              MessageType = 17
+	ACLPolicyDeleteRequestType              MessageType = 18
+	ACLTokenUpsertRequestType               MessageType = 19
+	ACLTokenDeleteRequestType               MessageType = 20
+	ACLTokenBootstrapRequestType            MessageType = 21
+	NamespaceUpsertRequestType              MessageType = 22
+	NamespaceDeleteRequestType              MessageType = 23
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -80,6 +87,20 @@ func (t MessageType) String() string {
 		return "SchedulerConfig"
 	case ApplyPlanResultsBatchRequestType:
 		return "ApplyPlanResultsBatch"
+	case ACLPolicyUpsertRequestType:
+		return "ACLPolicyUpsert"
+	case ACLPolicyDeleteRequestType:
+		return "ACLPolicyDelete"
+	case ACLTokenUpsertRequestType:
+		return "ACLTokenUpsert"
+	case ACLTokenDeleteRequestType:
+		return "ACLTokenDelete"
+	case ACLTokenBootstrapRequestType:
+		return "ACLTokenBootstrap"
+	case NamespaceUpsertRequestType:
+		return "NamespaceUpsert"
+	case NamespaceDeleteRequestType:
+		return "NamespaceDelete"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -116,7 +137,13 @@ const maxPooledEncodeBuffer = 8 << 20
 // Encode writes a Raft log entry: the message type byte, then msg in
 // msgpack. The result is a new slice of exactly its length: Raft keeps
 // it (in its log cache and in flight to each follower).
+//
+// A request's AuthToken (the caller's ACL secret) is never written: msg
+// is encoded from a copy without it (withoutAuthToken), so an endpoint
+// that passes its RPC args to Raft as they came cannot put a secret in
+// the log or in snapshots.
 func Encode(t MessageType, msg interface{}) ([]byte, error) {
+	msg = withoutAuthToken(msg)
 	e := encoders.Get().(*encoder)
 	e.buf.Reset()
 	e.enc.Reset(&e.buf)

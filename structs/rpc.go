@@ -13,10 +13,18 @@ type QueryOptions struct {
 	AllowStale bool
 	// Prefix filters list results by ID prefix.
 	Prefix string
+	// Namespace is the namespace the request is about ("": the default
+	// one); lists also take AllNamespaces ("*") for every namespace.
+	Namespace string
 	// Forwarded is set by the server that forwards the request to the
 	// leader; a server receiving a forwarded request never forwards it
 	// again, so two servers with stale views cannot bounce it forever.
 	Forwarded bool
+	// AuthToken is the caller's ACL token secret. It travels in msgpack
+	// (forwarding keeps it; the codec tag matters: the RPC codec falls
+	// back to the json tag, which hides it), is hidden from JSON, is
+	// never written to Raft (Encode drops it) and must never be logged.
+	AuthToken string `codec:"AuthToken" json:"-"`
 }
 
 // IsRead reports that the request only reads.
@@ -35,6 +43,12 @@ func (q *QueryOptions) SetForwarded() { q.Forwarded = true }
 type WriteRequest struct {
 	// Forwarded: see QueryOptions.Forwarded.
 	Forwarded bool
+	// Namespace is the namespace the write is about ("": the default
+	// one). It travels into the Raft entry with the request, so the FSM
+	// applies job writes (deregister, stability) in that namespace.
+	Namespace string
+	// AuthToken: see QueryOptions.AuthToken.
+	AuthToken string `codec:"AuthToken" json:"-"`
 }
 
 // IsRead reports that the request writes.
@@ -300,6 +314,18 @@ type EvalSpecificRequest struct {
 // SingleEvalResponse carries one evaluation, nil if unknown.
 type SingleEvalResponse struct {
 	Eval *Evaluation
+	QueryMeta
+}
+
+// EvalListRequest lists evaluations (by namespace, "*" for all, and ID
+// prefix).
+type EvalListRequest struct {
+	QueryOptions
+}
+
+// EvalListResponse carries evaluations.
+type EvalListResponse struct {
+	Evaluations []*Evaluation
 	QueryMeta
 }
 

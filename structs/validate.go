@@ -112,6 +112,13 @@ func (j *Job) validate(l JobLimits) error {
 	case !jobIDPattern.MatchString(j.ID):
 		p.add("ID", "%q has characters that are not allowed; use letters, digits, '_', '-' and '.', starting with a letter or digit", j.ID)
 	}
+	// An unset namespace is the default one (Canonicalize sets it; log
+	// entries written before namespaces existed have none).
+	if j.Namespace != "" {
+		if err := ValidateNamespaceName(j.Namespace); err != nil {
+			p.add("Namespace", "%v", err)
+		}
+	}
 	// The name is shown in listings and logs: no control characters,
 	// no invalid UTF-8, bounded.
 	switch {

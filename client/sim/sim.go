@@ -11,27 +11,23 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 
+	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/driver"
+	"github.com/droverhq/drover/driver/fake"
 	"github.com/droverhq/drover/structs"
 )
-
-// RPCer sends an RPC to the servers (the agent's server proxy).
-type RPCer interface {
-	RPC(method string, args, reply interface{}) error
-}
 
 // Config configures a Simulator.
 type Config struct {
 	// Count is how many nodes to simulate.
 	Count int
-	// RPC reaches the servers.
-	RPC RPCer
-	// NodeRPCs, when set, spread the nodes' own RPCs (registration,
-	// heartbeats, allocation watches) over several server proxies: node
-	// i uses NodeRPCs[i % len]. Like a fleet of real clients, each
+	// RPC reaches the servers; used when NodeRPCs is empty.
+	RPC client.RPCer
+	// NodeRPCs, when set, spread the nodes over several server proxies:
+	// node i uses NodeRPCs[i % len]. Like a fleet of real clients, each
 	// sticking to its own server, this spreads the stale watch reads
-	// over every server instead of loading one. Batched status updates
-	// go through RPC.
-	NodeRPCs []RPCer
+	// over every server instead of loading one.
+	NodeRPCs []client.RPCer
 	// NamePrefix names the nodes "<prefix>-00042"; simulators sharing a
 	// cluster need different prefixes. Default "sim".
 	NamePrefix string
@@ -43,16 +39,17 @@ type Config struct {
 	// Racks is how many meta.rack values (r0..) the nodes are spread
 	// over. Default 25.
 	Racks int
-	// StartDelay is how long an allocation stays pending before it is
-	// reported running. Default 0.
+	// StartDelay is how long a task takes to start (its allocation is
+	// pending meanwhile). Default 0.
 	StartDelay time.Duration
-	// BatchRuntime is how long a batch allocation runs before it is
-	// reported complete. Default 1s.
+	// BatchRuntime is how long a task of a batch job runs before it
+	// exits successfully. Default 1s.
 	BatchRuntime time.Duration
-	// UpdateCoalesce is how long allocation updates gather before they
-	// are sent in one Node.UpdateAlloc (the real client waits 20ms).
+	// UpdateCoalesce is each node's allocation update coalescing window
+	// (client.Config.AllocUpdateCoalesce). Default 20ms.
 	UpdateCoalesce time.Duration
-	// RegisterParallelism bounds concurrent registrations. Default 64.
+	// RegisterParallelism bounds how many nodes register at once.
+	// Default 64.
 	RegisterParallelism int
 	Logger              hclog.Logger
 }
@@ -81,7 +78,8 @@ func (c *Config) defaults() {
 	}
 }
 
-// Stats counts what the simulator did.
+// Stats counts what the simulated nodes did: the sum of their clients'
+// client.Stats.
 type Stats struct {
 	Registered       int64
 	Heartbeats       int64
@@ -96,54 +94,26 @@ type Stats struct {
 	MaxHeartbeatTTLs int64 // the largest TTL the servers gave, in ms
 }
 
-// Simulator runs simulated nodes.
+// Simulator runs simulated nodes: one real client.Client each.
 type Simulator struct {
 	cfg   Config
-	nodes []*simNode
+	nodes []*structs.Node
+	jobs  *client.JobCache
 
-	stats struct {
-		registered, heartbeats, heartbeatErrors, reregistrations atomic.Int64
-		running, complete, updatesSent, updateBatches            atomic.Int64
-		updateErrors, watchErrors, maxTTL                        atomic.Int64
-	}
+	// mu guards clients.
+	mu      sync.Mutex
+	clients []*client.Client
 
-	updateMu sync.Mutex
-	pending  map[string]*structs.Allocation
-	updateCh chan struct{}
-	// secrets maps node IDs to their secret IDs; written in New only.
-	secrets map[string]string
+	registered atomic.Int64
+	stopOnce   sync.Once
 }
 
-// simNode is one simulated node and the allocations it "runs".
-type simNode struct {
-	sim  *Simulator
-	node *structs.Node
-	rpc  RPCer
-
-	mu     sync.Mutex
-	allocs map[string]*simAlloc
-}
-
-type simAlloc struct {
-	modifyIndex uint64
-	status      string // the client status last reported
-	healthy     bool
-	timers      []*time.Timer
-}
-
-// New builds the nodes; Run registers and runs them.
+// New builds the nodes; Run starts them.
 func New(cfg Config) *Simulator {
 	cfg.defaults()
-	s := &Simulator{cfg: cfg, pending: make(map[string]*structs.Allocation), updateCh: make(chan struct{}, 1),
-		secrets: make(map[string]string, cfg.Count)}
+	s := &Simulator{cfg: cfg, jobs: client.NewJobCache()}
 	for i := 0; i < cfg.Count; i++ {
-		rpc := cfg.RPC
-		if len(cfg.NodeRPCs) > 0 {
-			rpc = cfg.NodeRPCs[i%len(cfg.NodeRPCs)]
-		}
-		node := s.buildNode(i)
-		s.secrets[node.ID] = node.SecretID
-		s.nodes = append(s.nodes, &simNode{sim: s, node: node, rpc: rpc, allocs: make(map[string]*simAlloc)})
+		s.nodes = append(s.nodes, s.buildNode(i))
 	}
 	return s
 }
@@ -152,30 +122,35 @@ func New(cfg Config) *Simulator {
 func (s *Simulator) Nodes() []string {
 	out := make([]string, len(s.nodes))
 	for i, n := range s.nodes {
-		out[i] = n.node.ID
+		out[i] = n.ID
 	}
 	return out
 }
 
 // Stats returns the counters so far.
 func (s *Simulator) Stats() Stats {
-	return Stats{
-		Registered:       s.stats.registered.Load(),
-		Heartbeats:       s.stats.heartbeats.Load(),
-		HeartbeatErrors:  s.stats.heartbeatErrors.Load(),
-		Reregistrations:  s.stats.reregistrations.Load(),
-		AllocsRunning:    s.stats.running.Load(),
-		AllocsComplete:   s.stats.complete.Load(),
-		UpdatesSent:      s.stats.updatesSent.Load(),
-		UpdateBatches:    s.stats.updateBatches.Load(),
-		UpdateErrors:     s.stats.updateErrors.Load(),
-		WatchErrors:      s.stats.watchErrors.Load(),
-		MaxHeartbeatTTLs: s.stats.maxTTL.Load(),
+	s.mu.Lock()
+	clients := append([]*client.Client(nil), s.clients...)
+	s.mu.Unlock()
+	st := Stats{Registered: s.registered.Load()}
+	for _, c := range clients {
+		cs := c.Stats()
+		st.Heartbeats += cs.Heartbeats
+		st.HeartbeatErrors += cs.HeartbeatErrors
+		st.Reregistrations += cs.Reregistrations
+		st.AllocsRunning += cs.AllocsRunning
+		st.AllocsComplete += cs.AllocsComplete
+		st.UpdatesSent += cs.UpdatesSent
+		st.UpdateBatches += cs.UpdateBatches
+		st.UpdateErrors += cs.UpdateErrors
+		st.WatchErrors += cs.WatchErrors
+		st.MaxHeartbeatTTLs = max(st.MaxHeartbeatTTLs, cs.HeartbeatTTL.Milliseconds())
 	}
+	return st
 }
 
-// nodeShapes are the machine sizes simulated nodes get, round-robin
-// with some randomness: cpu MHz, memory MB, cores, class.
+// nodeShapes are the machine sizes simulated nodes get, drawn from the
+// seed: cpu MHz, memory MB, cores, class.
 var nodeShapes = []struct {
 	cpu, mem int64
 	cores    int
@@ -199,6 +174,8 @@ func uuidFrom(parts ...string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// buildNode is node i's identity and fingerprint, the part of a real
+// client's fingerprint a simulated node makes up.
 func (s *Simulator) buildNode(i int) *structs.Node {
 	seed := fmt.Sprint(s.cfg.Seed)
 	name := fmt.Sprintf("%s-%05d", s.cfg.NamePrefix, i)
@@ -223,7 +200,6 @@ func (s *Simulator) buildNode(i int) *structs.Node {
 			"memory.totalbytes":         fmt.Sprint(shape.mem * 1024 * 1024),
 			"unique.hostname":           name,
 			"unique.network.ip-address": ip,
-			"driver.containerd":         "1",
 			"simulated":                 "true",
 		},
 		Meta: map[string]string{"rack": fmt.Sprintf("r%d", i%s.cfg.Racks)},
@@ -237,431 +213,111 @@ func (s *Simulator) buildNode(i int) *structs.Node {
 			Cpu:    structs.NodeCpuResources{CpuShares: 100},
 			Memory: structs.NodeMemoryResources{MemoryMB: 256},
 		},
-		Drivers: map[string]*structs.DriverInfo{
-			"containerd": {Detected: true, Healthy: true, HealthDescription: "simulated"},
-		},
 		Status: structs.NodeStatusReady,
 	}
 }
 
-// Run registers every node (progress reports registrations as they
-// complete, may be nil), then heartbeats and plays the client until ctx
-// is done. It returns once every node registered or ctx ended; the
-// nodes keep running in the background until ctx is done.
+// startNode starts node i's client: the real client code with the
+// simulator's node, in-memory state, no files, and a fake driver whose
+// tasks run until stopped, or for BatchRuntime in batch jobs.
+func (s *Simulator) startNode(i int) (*client.Client, error) {
+	rpc := s.cfg.RPC
+	if len(s.cfg.NodeRPCs) > 0 {
+		rpc = s.cfg.NodeRPCs[i%len(s.cfg.NodeRPCs)]
+	}
+	// The driver asks the client for a task's job type; the client
+	// exists only once New returns, and tasks start only after that.
+	var self atomic.Pointer[client.Client]
+	drv := fake.New(fake.Config{
+		StartDelay: s.cfg.StartDelay,
+		RunFor: func(cfg *driver.TaskConfig) time.Duration {
+			if c := self.Load(); c != nil {
+				if typ, err := c.AllocJobType(cfg.AllocID); err == nil && typ == structs.JobTypeBatch {
+					return s.cfg.BatchRuntime
+				}
+			}
+			return 0
+		},
+	})
+	c, err := client.New(&client.Config{
+		Node:                s.nodes[i],
+		State:               client.NewMemoryState(),
+		Jobs:                s.jobs,
+		Drivers:             map[string]driver.Driver{drv.Name(): drv},
+		RPC:                 rpc,
+		AllocUpdateCoalesce: s.cfg.UpdateCoalesce,
+		Logger:              s.cfg.Logger.With("node", s.nodes[i].Name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulated node %s: %w", s.nodes[i].Name, err)
+	}
+	self.Store(c)
+	s.mu.Lock()
+	s.clients = append(s.clients, c)
+	s.mu.Unlock()
+	return c, nil
+}
+
+// Run starts every node and waits until each registered (progress, if
+// set, reports registrations as they complete), at most
+// RegisterParallelism registering at a time. It returns once every node
+// registered or ctx ended; the nodes run until Stop.
 func (s *Simulator) Run(ctx context.Context, progress func(registered, total int)) error {
-	go s.syncUpdates(ctx)
 	sem := make(chan struct{}, s.cfg.RegisterParallelism)
-	var wg sync.WaitGroup
-	var done atomic.Int64
-	for _, n := range s.nodes {
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	for i := range s.nodes {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
 			return ctx.Err()
 		}
-		wg.Add(1)
-		go func(n *simNode) {
-			defer wg.Done()
-			ttl, ok := n.register(ctx)
+		c, err := s.startNode(i)
+		if err != nil {
 			<-sem
-			if !ok {
+			errOnce.Do(func() { runErr = err })
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			select {
+			case <-c.Registered():
+			case <-ctx.Done():
 				return
 			}
-			if d := done.Add(1); progress != nil {
+			if d := s.registered.Add(1); progress != nil {
 				progress(int(d), len(s.nodes))
 			}
-			go n.heartbeat(ctx, ttl)
-			go n.watch(ctx)
-		}(n)
+		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
+	if runErr != nil {
+		return runErr
 	}
-	return nil
+	return ctx.Err()
 }
 
-// sleep waits d or until ctx is done; false means done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 250 * time.Millisecond << min(attempt, 5)
-	return d + time.Duration(rand.Int63n(int64(d/2)+1))
-}
-
-// register registers the node until it succeeds.
-func (n *simNode) register(ctx context.Context) (time.Duration, bool) {
-	for attempt := 0; ; attempt++ {
-		var resp structs.NodeUpdateResponse
-		err := n.rpc.RPC("Node.Register", &structs.NodeRegisterRequest{Node: n.node}, &resp)
-		if err == nil {
-			n.sim.stats.registered.Add(1)
-			n.noteTTL(resp.HeartbeatTTL)
-			return resp.HeartbeatTTL, true
-		}
-		if attempt%10 == 0 {
-			n.sim.cfg.Logger.Warn("simulated node failed to register", "node", n.node.Name, "error", err)
-		}
-		if !sleep(ctx, backoff(attempt)) {
-			return 0, false
-		}
-	}
-}
-
-func (n *simNode) noteTTL(ttl time.Duration) {
-	ms := ttl.Milliseconds()
-	for {
-		cur := n.sim.stats.maxTTL.Load()
-		if ms <= cur || n.sim.stats.maxTTL.CompareAndSwap(cur, ms) {
-			return
-		}
-	}
-}
-
-// heartbeat keeps the node alive: a heartbeat every half TTL (the first
-// one at a random point of the first half, so 10,000 nodes registered
-// together do not beat together).
-func (n *simNode) heartbeat(ctx context.Context, ttl time.Duration) {
-	wait := time.Duration(rand.Int63n(int64(ttl/2) + 1))
-	failures := 0
-	for {
-		if !sleep(ctx, wait) {
-			return
-		}
-		var resp structs.NodeUpdateResponse
-		err := n.rpc.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{
-			NodeID: n.node.ID, SecretID: n.node.SecretID, Status: structs.NodeStatusReady,
-		}, &resp)
-		if err != nil {
-			n.sim.stats.heartbeatErrors.Add(1)
-			failures++
-			if ce := structs.ParseCodedError(err); ce != nil && ce.Code == structs.CodeNotFound {
-				n.sim.stats.reregistrations.Add(1)
-				var ok bool
-				if ttl, ok = n.register(ctx); !ok {
-					return
-				}
-				failures = 0
-				wait = ttl / 2
-				continue
-			}
-			// Retry soon, but never later than the TTL allows.
-			wait = min(backoff(failures), ttl/4)
-			continue
-		}
-		n.sim.stats.heartbeats.Add(1)
-		failures = 0
-		if resp.HeartbeatTTL > 0 {
-			ttl = resp.HeartbeatTTL
-			n.noteTTL(ttl)
-		}
-		wait = ttl / 2
-	}
-}
-
-// watchMaxQueryTime is how long one blocking watch waits.
-const watchMaxQueryTime = 5 * time.Minute
-
-// watch follows the node's allocations with blocking queries, as the
-// real client does.
-func (n *simNode) watch(ctx context.Context) {
-	var index uint64
-	failures := 0
-	for ctx.Err() == nil {
-		var resp structs.NodeClientAllocsResponse
-		err := n.rpc.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{
-			NodeID: n.node.ID, SecretID: n.node.SecretID,
-			QueryOptions: structs.QueryOptions{MinQueryIndex: index, MaxQueryTime: watchMaxQueryTime, AllowStale: true},
-		}, &resp)
-		if err != nil {
-			n.sim.stats.watchErrors.Add(1)
-			failures++
-			if !sleep(ctx, backoff(failures)) {
-				return
-			}
-			continue
-		}
-		failures = 0
-		if resp.Index <= index {
-			continue
-		}
-		if err := n.reconcile(ctx, resp.Allocs, resp.Index); err != nil {
-			n.sim.stats.watchErrors.Add(1)
-			if !sleep(ctx, backoff(1)) {
-				return
-			}
-			continue
-		}
-		index = resp.Index
-	}
-}
-
-// reconcile fetches the allocations that are new or changed and plays
-// them; allocations the servers no longer list are forgotten.
-func (n *simNode) reconcile(ctx context.Context, server map[string]uint64, index uint64) error {
-	n.mu.Lock()
-	var pull []string
-	for id, modify := range server {
-		if a, ok := n.allocs[id]; !ok || a.modifyIndex < modify {
-			pull = append(pull, id)
-		}
-	}
-	for id, a := range n.allocs {
-		if _, ok := server[id]; !ok && index >= a.modifyIndex {
-			for _, t := range a.timers {
-				t.Stop()
-			}
-			delete(n.allocs, id)
-		}
-	}
-	n.mu.Unlock()
-	if len(pull) == 0 {
-		return nil
-	}
-	var resp structs.AllocsGetResponse
-	err := n.rpc.RPC("Alloc.GetAllocs", &structs.AllocsGetRequest{
-		NodeID:       n.node.ID,
-		SecretID:     n.node.SecretID,
-		AllocIDs:     pull,
-		QueryOptions: structs.QueryOptions{MinQueryIndex: index - 1, AllowStale: true, MaxQueryTime: 10 * time.Second},
-	}, &resp)
-	if err != nil {
-		return err
-	}
-	for _, a := range resp.Allocs {
-		n.apply(a)
-	}
-	return nil
-}
-
-// apply plays the client's part for one allocation.
-func (n *simNode) apply(a *structs.Allocation) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	sa, known := n.allocs[a.ID]
-	if !known {
-		if a.TerminalStatus() {
-			return // stopped before it ever "ran" here
-		}
-		sa = &simAlloc{status: a.ClientStatus}
-		n.allocs[a.ID] = sa
-	}
-	sa.modifyIndex = a.AllocModifyIndex
-	if a.ClientTerminalStatus() {
-		return
-	}
-	if a.DesiredStatus != structs.AllocDesiredStatusRun {
-		// Stopped or evicted: the "tasks" exit at once.
-		n.setStatusLocked(a, sa, structs.AllocClientStatusComplete)
-		return
-	}
-	if known {
-		return
-	}
-	// A new allocation: running after StartDelay; batch ones complete
-	// after BatchRuntime; deployment ones healthy after min_healthy_time.
-	var tg *structs.TaskGroup
-	if a.Job != nil {
-		tg = a.Job.LookupTaskGroup(a.TaskGroup)
-	}
-	after := func(d time.Duration, f func()) {
-		sa.timers = append(sa.timers, time.AfterFunc(d, f))
-	}
-	start := n.sim.cfg.StartDelay
-	run := func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if cur := n.allocs[a.ID]; cur == sa && sa.status == structs.AllocClientStatusPending {
-			n.setStatusLocked(a, sa, structs.AllocClientStatusRunning)
-		}
-	}
-	if start <= 0 {
-		n.setStatusLocked(a, sa, structs.AllocClientStatusRunning)
-	} else {
-		after(start, run)
-	}
-	if a.Job != nil && a.Job.Type == structs.JobTypeBatch {
-		after(start+n.sim.cfg.BatchRuntime, func() {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			if cur := n.allocs[a.ID]; cur == sa && sa.status == structs.AllocClientStatusRunning {
-				n.setStatusLocked(a, sa, structs.AllocClientStatusComplete)
-			}
-		})
-	}
-	if a.DeploymentID != "" && tg != nil && tg.Update != nil {
-		after(start+tg.Update.MinHealthyTime, func() {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			if cur := n.allocs[a.ID]; cur == sa && sa.status == structs.AllocClientStatusRunning && !sa.healthy {
-				sa.healthy = true
-				n.sendLocked(a, sa)
-			}
-		})
-	}
-}
-
-// setStatusLocked moves the allocation to status and queues the update.
-func (n *simNode) setStatusLocked(a *structs.Allocation, sa *simAlloc, status string) {
-	if sa.status == status {
-		return
-	}
-	switch status {
-	case structs.AllocClientStatusRunning:
-		n.sim.stats.running.Add(1)
-	case structs.AllocClientStatusComplete:
-		if sa.status == structs.AllocClientStatusRunning {
-			n.sim.stats.running.Add(-1)
-		}
-		n.sim.stats.complete.Add(1)
-	}
-	sa.status = status
-	n.sendLocked(a, sa)
-}
-
-// sendLocked queues the allocation's current simulated state.
-func (n *simNode) sendLocked(a *structs.Allocation, sa *simAlloc) {
-	now := time.Now()
-	states := make(map[string]*structs.TaskState)
-	if a.Job != nil {
-		if tg := a.Job.LookupTaskGroup(a.TaskGroup); tg != nil {
-			for _, t := range tg.Tasks {
-				ts := &structs.TaskState{State: structs.TaskStateRunning, StartedAt: now}
-				if sa.status == structs.AllocClientStatusComplete {
-					ts.State, ts.FinishedAt = structs.TaskStateDead, now
-				}
-				states[t.Name] = ts
-			}
-		}
-	}
-	update := &structs.Allocation{
-		ID:                a.ID,
-		NodeID:            a.NodeID,
-		JobID:             a.JobID,
-		TaskGroup:         a.TaskGroup,
-		ClientStatus:      sa.status,
-		ClientDescription: "simulated",
-		TaskStates:        states,
-	}
-	if sa.healthy {
-		healthy := true
-		update.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy, Timestamp: now.UnixNano()}
-	}
-	n.sim.queue(update)
-}
-
-func (s *Simulator) queue(a *structs.Allocation) {
-	s.updateMu.Lock()
-	s.pending[a.ID] = a
-	s.updateMu.Unlock()
-	select {
-	case s.updateCh <- struct{}{}:
-	default:
-	}
-}
-
-// syncUpdates sends queued allocation updates of every node after a
-// short coalescing window.
-func (s *Simulator) syncUpdates(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.updateCh:
-		}
-		if !sleep(ctx, s.cfg.UpdateCoalesce) {
-			return
-		}
-		for failures := 0; ; failures++ {
-			err := s.flush()
-			if err == nil {
-				break
-			}
-			s.stats.updateErrors.Add(1)
-			s.cfg.Logger.Warn("simulated allocation updates failed", "error", err)
-			if !sleep(ctx, backoff(failures)) {
-				return
-			}
-		}
-	}
-}
-
-// maxUpdateBatch bounds the updates one flush takes from the queue.
-const maxUpdateBatch = 2000
-
-// maxUpdateSenders bounds the per-node Node.UpdateAlloc calls one flush
-// has in flight.
-const maxUpdateSenders = 32
-
-// flush sends the queued updates. A node may report only on its own
-// allocations, with its own secret, so the updates go out as one
-// Node.UpdateAlloc per node, as a fleet of real clients would send them.
-func (s *Simulator) flush() error {
-	for {
-		s.updateMu.Lock()
-		if len(s.pending) == 0 {
-			s.updateMu.Unlock()
-			return nil
-		}
-		byNode := make(map[string][]*structs.Allocation)
-		taken := 0
-		for id, a := range s.pending {
-			byNode[a.NodeID] = append(byNode[a.NodeID], a)
-			delete(s.pending, id)
-			if taken++; taken == maxUpdateBatch {
-				break
-			}
-		}
-		s.updateMu.Unlock()
-
-		var (
-			wg       sync.WaitGroup
-			errMu    sync.Mutex
-			firstErr error
-			sem      = make(chan struct{}, maxUpdateSenders)
-		)
-		for nodeID, batch := range byNode {
+// Stop shuts every node's client down (each flushes its last reports)
+// and returns when all have. Stats stay readable.
+func (s *Simulator) Stop() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		clients := append([]*client.Client(nil), s.clients...)
+		s.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, c := range clients {
 			wg.Add(1)
-			sem <- struct{}{}
-			go func(nodeID string, batch []*structs.Allocation) {
+			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
-				var resp structs.GenericResponse
-				err := s.cfg.RPC.RPC("Node.UpdateAlloc", &structs.AllocUpdateRequest{
-					NodeID: nodeID, SecretID: s.secrets[nodeID], Alloc: batch,
-				}, &resp)
-				if err != nil {
-					s.updateMu.Lock()
-					for _, a := range batch {
-						if _, newer := s.pending[a.ID]; !newer {
-							s.pending[a.ID] = a
-						}
-					}
-					s.updateMu.Unlock()
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					errMu.Unlock()
-					return
-				}
-				s.stats.updatesSent.Add(int64(len(batch)))
-				s.stats.updateBatches.Add(1)
-			}(nodeID, batch)
+				_ = c.Shutdown()
+			}()
 		}
 		wg.Wait()
-		if firstErr != nil {
-			return firstErr
-		}
-	}
+	})
 }
