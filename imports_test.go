@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs", "client", "driver", "driver/fake"},
-	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl"},
+	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
 	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
 	// Non-test helpers the binary needs (bench) and testutil wraps for
 	// tests; they import no Drover package and never package testing.

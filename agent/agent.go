@@ -67,6 +67,14 @@ type Agent struct {
 	logsTransport     *http.Transport
 	logsTransportOnce sync.Once
 
+	// tokens caches token resolutions on an agent without a server
+	// (acl_cache.go); made on first use.
+	tokens     *tokenCache
+	tokensOnce sync.Once
+	// audit appends writes and denied requests to the audit log
+	// (audit.go); nil when audit is off.
+	audit *auditLog
+
 	shutdownOnce sync.Once
 }
 
@@ -109,6 +117,14 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 	if err := a.setupTLS(); err != nil {
 		a.Shutdown()
 		return nil, err
+	}
+	if c.Audit != nil && c.Audit.Enabled {
+		a.audit = newAuditLog(c.Audit.settings(c.DataDir), logger)
+		if err := a.audit.open(); err != nil {
+			// Not fatal: the audit log fails open (audit.go), and each
+			// line tries the file again.
+			logger.Error("cannot open the audit log; requests will be answered without audit lines until it can be written", "error", err)
+		}
 	}
 
 	// The HTTP listener first: its address goes into the node.
@@ -365,6 +381,9 @@ func (a *Agent) Shutdown() {
 		}
 		for _, d := range a.drivers {
 			_ = d.Close()
+		}
+		if a.audit != nil {
+			a.audit.close()
 		}
 		if a.tempDataDir != "" {
 			_ = os.RemoveAll(a.tempDataDir)

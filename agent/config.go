@@ -60,6 +60,9 @@ type Config struct {
 	Limits *Limits `hcl:"limits,block"`
 	// ACL turns on access control (http_acl.go).
 	ACL *ACLConfig `hcl:"acl,block"`
+	// Audit appends every write and every denied request to a log
+	// (audit.go).
+	Audit *AuditConfig `hcl:"audit,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -145,6 +148,13 @@ type ServerConfig struct {
 	RaftLeaderLeaseTimeout string `hcl:"raft_leader_lease_timeout,optional"`
 	MinHeartbeatTTL        string `hcl:"min_heartbeat_ttl,optional"`
 	HeartbeatGrace         string `hcl:"heartbeat_grace,optional"`
+
+	// RaftSnapshotThreshold is how many Raft log entries are written
+	// between snapshots (default 8192) and RaftSnapshotInterval how
+	// often the threshold is checked (default "2m"); lower them to
+	// truncate the log sooner.
+	RaftSnapshotThreshold uint64 `hcl:"raft_snapshot_threshold,optional"`
+	RaftSnapshotInterval  string `hcl:"raft_snapshot_interval,optional"`
 }
 
 // ClientConfig is the client part of the agent.
@@ -189,6 +199,7 @@ func DefaultConfig() *Config {
 		TLS:             &TLSConfig{},
 		Limits:          &Limits{},
 		ACL:             &ACLConfig{},
+		Audit:           &AuditConfig{},
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		Server:          &ServerConfig{BootstrapExpect: 1},
 		Client:          &ClientConfig{Reserved: &ReservedConfig{}},
@@ -244,6 +255,7 @@ func (c *Config) Merge(o *Config) {
 	c.TLS.merge(o.TLS)
 	c.Limits.merge(o.Limits)
 	c.ACL = c.ACL.merge(o.ACL)
+	c.Audit = c.Audit.merge(o.Audit)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -275,6 +287,10 @@ func (c *Config) Merge(o *Config) {
 		setString(&c.Server.RaftLeaderLeaseTimeout, s.RaftLeaderLeaseTimeout)
 		setString(&c.Server.MinHeartbeatTTL, s.MinHeartbeatTTL)
 		setString(&c.Server.HeartbeatGrace, s.HeartbeatGrace)
+		if s.RaftSnapshotThreshold > 0 {
+			c.Server.RaftSnapshotThreshold = s.RaftSnapshotThreshold
+		}
+		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -421,6 +437,9 @@ func (c *Config) Validate() error {
 	if err := c.ACL.validate(); err != nil {
 		return err
 	}
+	if err := c.Audit.validate(); err != nil {
+		return err
+	}
 	if _, err := c.serverConfig(); err != nil {
 		return err
 	}
@@ -464,6 +483,9 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.Server.NumSchedulers > 0 {
 		sc.NumSchedulers = c.Server.NumSchedulers
 	}
+	if c.Server.RaftSnapshotThreshold > 0 {
+		sc.RaftSnapshotThreshold = c.Server.RaftSnapshotThreshold
+	}
 	durations := []struct {
 		name string
 		val  string
@@ -474,6 +496,7 @@ func (c *Config) serverConfig() (*server.Config, error) {
 		{"raft_leader_lease_timeout", c.Server.RaftLeaderLeaseTimeout, &sc.RaftLeaderLeaseTimeout},
 		{"min_heartbeat_ttl", c.Server.MinHeartbeatTTL, &sc.MinHeartbeatTTL},
 		{"heartbeat_grace", c.Server.HeartbeatGrace, &sc.HeartbeatGrace},
+		{"raft_snapshot_interval", c.Server.RaftSnapshotInterval, &sc.RaftSnapshotInterval},
 	}
 	if c.Limits != nil {
 		durations = append(durations, struct {

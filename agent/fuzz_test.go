@@ -54,7 +54,7 @@ func FuzzJobDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("PUT", "/v1/jobs", bytes.NewReader(body))
-		decoded, err := a.decodeJobBody(rec, req)
+		decoded, err := a.decodeJobBody(rec, req, nil)
 		if err != nil {
 			status := writeError(httptest.NewRecorder(), err)
 			if status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
@@ -107,7 +107,7 @@ func FuzzJobDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode an accepted job as JSON: %v", err)
 		}
-		back, err := roundTrip.decodeJobBody(httptest.NewRecorder(), httptest.NewRequest("PUT", "/v1/jobs", bytes.NewReader(out)))
+		back, err := roundTrip.decodeJobBody(httptest.NewRecorder(), httptest.NewRequest("PUT", "/v1/jobs", bytes.NewReader(out)), nil)
 		if err != nil {
 			t.Fatalf("the API's own JSON of an accepted job is refused: %v\n%s", err, out)
 		}

@@ -63,23 +63,35 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/evaluation/{id}", a.evalGet)
 	handle("GET /v1/evaluation/{id}/allocations", a.evalAllocations)
 
+	// Nomad-shaped endpoints for Nomad's tools (http_nomad.go).
+	handle("GET /v1/job/{id}/summary", a.jobSummary)
+	handle("GET /v1/job/{id}/scale", a.jobScaleStatus)
+	handle("PUT /v1/job/{id}/scale", a.jobScale)
+	handle("POST /v1/job/{id}/scale", a.jobScale)
+	handle("GET /v1/regions", a.regions)
+	handle("GET /v1/agent/servers", a.guard(needAgentRead, a.agentServers))
+	handle("PUT /v1/jobs/parse", a.jobsParse)
+	handle("POST /v1/jobs/parse", a.jobsParse)
+
 	handle("GET /v1/status/leader", a.statusLeader)
 	handle("GET /v1/status/peers", a.statusPeers)
-	handle("GET /v1/agent/self", a.agentSelf)
+	// The agent's own endpoints are authorized here (http_authz.go);
+	// the health check stays open for load balancers.
+	handle("GET /v1/agent/self", a.guard(needAgentRead, a.agentSelf))
 	handle("GET /v1/agent/health", a.agentHealth)
-	handle("GET /v1/agent/members", a.agentMembers)
-	handle("PUT /v1/agent/leave", a.agentLeave)
-	handle("POST /v1/agent/leave", a.agentLeave)
+	handle("GET /v1/agent/members", a.guard(needAgentRead, a.agentMembers))
+	handle("PUT /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
+	handle("POST /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
 	// Gossip keyring (http_keyring.go).
-	handle("GET /v1/agent/keyring/list", a.keyringList)
+	handle("GET /v1/agent/keyring/list", a.guard(needAgentRead, a.keyringList))
 	for _, m := range []string{"PUT", "POST"} {
-		handle(m+" /v1/agent/keyring/install", a.keyringInstall)
-		handle(m+" /v1/agent/keyring/use", a.keyringUse)
-		handle(m+" /v1/agent/keyring/remove", a.keyringRemove)
+		handle(m+" /v1/agent/keyring/install", a.guard(needAgentWrite, a.keyringInstall))
+		handle(m+" /v1/agent/keyring/use", a.guard(needAgentWrite, a.keyringUse))
+		handle(m+" /v1/agent/keyring/remove", a.guard(needAgentWrite, a.keyringRemove))
 	}
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
-	handle("GET /v1/operator/state-hash", a.stateHash)
+	handle("GET /v1/operator/state-hash", a.guard(needOperatorRead, a.stateHash))
 
 	// ACLs (http_acl.go), Nomad's paths.
 	handle("GET /v1/acl/policies", a.aclPolicyList)
@@ -104,19 +116,58 @@ func (a *Agent) routes() http.Handler {
 		handle(m+" /v1/namespace", a.namespaceUpsert)
 	}
 
+	// Quotas (http_quotas.go).
+	handle("GET /v1/quotas", a.quotaList)
+	handle("GET /v1/quota/usage/{name}", a.quotaUsage)
+	handle("GET /v1/quota/{name}", a.quotaGet)
+	handle("DELETE /v1/quota/{name}", a.quotaDelete)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/quota/{name}", a.quotaUpsert)
+	}
+
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
-	mux.Handle("GET /v1/metrics", a.metricsHandler())
+	mux.Handle("GET /v1/metrics", a.guardHTTP(needAgentRead, a.metricsHandler()))
 	if a.config.EnableDebug {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// The profiler can stall the process (profile, trace) and
+		// shows its command line: agent:write.
+		mux.Handle("/debug/pprof/", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Trace)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)))
 	})
-	return mux
+	return a.audited(mux)
+}
+
+// audited is the one middleware around every route: it gives each
+// request its requestAuth (a token resolved at most once per request)
+// and, with audit on, appends the audit line of every write and every
+// denied request once the answer is sent (audit.go).
+func (a *Agent) audited(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, info := withRequestAuth(r)
+		if a.audit != nil && isWrite(r.Method) {
+			// Named before the write: a token that deletes itself is
+			// still named in its line.
+			_, _, _ = a.requestACL(r)
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if a.audit == nil {
+			return
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if status != http.StatusForbidden && !isWrite(r.Method) {
+			return
+		}
+		a.audit.write(a.auditEntry(r, info, status, rec.code))
+	})
 }
 
 // wrap turns a handler returning (body, error) into an http.HandlerFunc:
@@ -169,6 +220,9 @@ func writeError(w http.ResponseWriter, err error) int {
 			body.Code, status, body.Error = ce.Code, ce.Status, ce.Message
 		}
 	}
+	if rec, ok := w.(interface{ recordErrorCode(string) }); ok {
+		rec.recordErrorCode(body.Code)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
@@ -196,6 +250,9 @@ func (a *Agent) decodeBody(w http.ResponseWriter, r *http.Request, out interface
 		return badRequest("request body is not valid JSON: %v", err)
 	}
 	var problems []structs.FieldError
+	// Nomad-only fields left at their zero/default are accepted; others
+	// are refused as not supported (http_nomad_job.go).
+	acceptNomadFields(generic, reflect.TypeOf(out), "", &problems)
 	checkFields(generic, reflect.TypeOf(out), "", &problems)
 	if len(problems) > 0 {
 		return &structs.ValidationError{Problems: problems}
@@ -323,7 +380,8 @@ func joinPath(path, key string) string {
 }
 
 // parseQueryOptions reads ?index=, ?wait=, ?stale, ?prefix= and
-// ?namespace= (http_namespaces.go). A
+// ?namespace= (http_namespaces.go), and puts the request's ACL token in
+// AuthToken for the server to authorize the read. A
 // wait is capped at structs.MaxQueryTime; the index of a request over
 // the blocking-query cap (limitRequests) is dropped, so it is answered
 // at once.
@@ -363,6 +421,7 @@ func parseQueryOptions(r *http.Request, q *structs.QueryOptions) error {
 		return err
 	}
 	q.Namespace = ns
+	q.AuthToken = authToken(r)
 	return nil
 }
 
@@ -375,7 +434,9 @@ func setMeta(w http.ResponseWriter, m structs.QueryMeta) {
 	h.Set("X-Nomad-Index", idx)
 	h.Set("X-Drover-KnownLeader", strconv.FormatBool(m.KnownLeader))
 	h.Set("X-Nomad-KnownLeader", strconv.FormatBool(m.KnownLeader))
-	h.Set("X-Drover-LastContact", strconv.FormatInt(m.LastContact.Milliseconds(), 10))
+	lastContact := strconv.FormatInt(m.LastContact.Milliseconds(), 10)
+	h.Set("X-Drover-LastContact", lastContact)
+	h.Set("X-Nomad-LastContact", lastContact)
 }
 
 func setIndex(w http.ResponseWriter, index uint64) {

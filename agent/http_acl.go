@@ -18,6 +18,11 @@ type ACLConfig struct {
 	// policies allow, and the /v1/acl endpoints answer. Every agent of a
 	// cluster must agree.
 	Enabled bool `hcl:"enabled,optional"`
+	// TokenTTL is how long an agent without a server believes what a
+	// server said a token may do (acl_cache.go); a duration, default
+	// "30s", "0s" to ask on every request. Agents with a server always
+	// read their own state and ignore it.
+	TokenTTL string `hcl:"token_ttl,optional"`
 }
 
 // merge overlays o onto c (either may be nil) and returns the result.
@@ -29,12 +34,30 @@ func (c *ACLConfig) merge(o *ACLConfig) *ACLConfig {
 	if o != nil && o.Enabled {
 		out.Enabled = true
 	}
+	if o != nil && o.TokenTTL != "" {
+		out.TokenTTL = o.TokenTTL
+	}
 	return out
 }
 
-// validate checks the acl block; there is nothing to get wrong yet, but
-// Validate calls it so that settings added later are checked.
-func (c *ACLConfig) validate() error { return nil }
+// validate checks the acl block.
+func (c *ACLConfig) validate() error {
+	_, err := c.tokenTTL()
+	return err
+}
+
+// tokenTTL returns the token cache's TTL (DefaultACLTokenTTL unless
+// set).
+func (c *ACLConfig) tokenTTL() (time.Duration, error) {
+	if c == nil || c.TokenTTL == "" {
+		return DefaultACLTokenTTL, nil
+	}
+	d, err := time.ParseDuration(c.TokenTTL)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("acl token_ttl = %q: want a duration like \"30s\" (or \"0s\" to resolve tokens on every request)", c.TokenTTL)
+	}
+	return d, nil
+}
 
 // aclEnabled reports whether this agent has ACLs on.
 func (a *Agent) aclEnabled() bool { return a.config.ACL != nil && a.config.ACL.Enabled }
@@ -65,9 +88,11 @@ func authToken(r *http.Request) string {
 // resolveToken returns what the holder of secret may do on this agent,
 // and the token (structs.ACLAnonymousToken for ""). A server agent
 // resolves in its own state; a client agent asks a server
-// (ACL.ResolveToken, any server may answer) and compiles the policies
-// it returns. With ACLs off everything is allowed (the management ACL,
-// a nil token). Unknown or expired tokens are token_not_found (403).
+// (ACL.ResolveToken, any server may answer), compiles the policies it
+// returns and caches the answer (acl_cache.go). With ACLs off
+// everything is allowed (the management ACL, a nil token). Unknown or
+// expired tokens are token_not_found (403); a server that cannot be
+// asked is unavailable (503), never a 500.
 func (a *Agent) resolveToken(secret string) (*acl.ACL, *structs.ACLToken, error) {
 	if !a.aclEnabled() {
 		return acl.ManagementACL(), nil, nil
@@ -75,8 +100,36 @@ func (a *Agent) resolveToken(secret string) (*acl.ACL, *structs.ACLToken, error)
 	if a.server != nil {
 		return a.server.ResolveToken(secret)
 	}
-	args := &structs.GenericRequest{QueryOptions: structs.QueryOptions{AllowStale: true, AuthToken: secret}}
-	var resp structs.ACLResolveTokenResponse
+	cache := a.tokenCache()
+	if res, found, err := cache.get(secret); found {
+		return res.acl, res.token, err
+	}
+	aclObj, token, err := a.resolveRemote(secret, true)
+	if ce := structs.ParseCodedError(err); ce != nil && ce.Code == structs.CodeTokenNotFound {
+		// A stale server may not have applied a token created a moment
+		// ago: ask the leader before calling it unknown.
+		aclObj, token, err = a.resolveRemote(secret, false)
+	}
+	switch ce := structs.ParseCodedError(err); {
+	case err == nil:
+		cache.put(secret, aclObj, token)
+	case ce != nil && ce.Code == structs.CodeTokenNotFound:
+		cache.putUnknown(secret)
+		return nil, nil, structs.ErrACLTokenNotFound
+	case ce != nil:
+		return nil, nil, ce
+	default:
+		return nil, nil, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("cannot check the request's ACL token: no server answered ACL.ResolveToken: %v", err))
+	}
+	return aclObj, token, nil
+}
+
+// resolveRemote asks a server what secret may do.
+func (a *Agent) resolveRemote(secret string, stale bool) (*acl.ACL, *structs.ACLToken, error) {
+	// The secret is asked about (SecretID) and is also the caller's
+	// token (AuthToken): the endpoint reads SecretID first.
+	args := &structs.ResolveACLTokenRequest{SecretID: secret, QueryOptions: structs.QueryOptions{AllowStale: stale, AuthToken: secret}}
+	var resp structs.ResolveACLTokenResponse
 	if err := a.RPC("ACL.ResolveToken", args, &resp); err != nil {
 		return nil, nil, err
 	}
@@ -89,6 +142,22 @@ func (a *Agent) resolveToken(secret string) (*acl.ACL, *structs.ACLToken, error)
 	return server.CompilePolicies(resp.Policies, func(p *structs.ACLPolicy, err error) {
 		a.logger.Warn("skipping an ACL policy whose rules do not parse", "policy", p.Name, "error", err)
 	}), resp.Token, nil
+}
+
+// tokenCache returns the agent's token cache, made on first use with
+// the configured TTL.
+func (a *Agent) tokenCache() *tokenCache {
+	a.tokensOnce.Do(func() {
+		if a.tokens != nil {
+			return // set by a test, with its clock
+		}
+		ttl, err := a.config.ACL.tokenTTL()
+		if err != nil {
+			ttl = DefaultACLTokenTTL // Validate refused it already
+		}
+		a.tokens = newTokenCache(ttl, nil)
+	})
+	return a.tokens
 }
 
 // aclTokenJSON is a token as the HTTP API shows it (Nomad's shape).

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/structs"
 )
 
@@ -23,7 +24,10 @@ type JobRegisterBody struct {
 // namespace (see jobNamespace), canonicalizes and validates it.
 // Validation problems come back as a *structs.ValidationError with
 // paths under "Job.".
-func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegisterBody, error) {
+//
+// authorize, when not nil, is called with the job's namespace before
+// the job is validated (jobValidate checks read-job there).
+func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request, authorize func(ns string) error) (*JobRegisterBody, error) {
 	var body JobRegisterBody
 	if err := a.decodeBody(w, r, &body); err != nil {
 		return nil, err
@@ -34,6 +38,13 @@ func (a *Agent) decodeJobBody(w http.ResponseWriter, r *http.Request) (*JobRegis
 	if err := jobNamespace(r, body.Job); err != nil {
 		return nil, err
 	}
+	setRequestNamespace(r, body.Job.Namespace)
+	if authorize != nil {
+		if err := authorize(body.Job.Namespace); err != nil {
+			return nil, err
+		}
+	}
+	translateNomadJob(body.Job)
 	body.Job.Canonicalize()
 	if err := a.validateJob(body.Job); err != nil {
 		var verr *structs.ValidationError
@@ -89,14 +100,14 @@ func (a *Agent) validateJob(job *structs.Job) error {
 }
 
 func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (interface{}, error) {
-	body, err := a.decodeJobBody(w, r)
+	body, err := a.decodeJobBody(w, r, nil)
 	if err != nil {
 		return nil, err
 	}
 	var resp structs.JobRegisterResponse
 	err = a.RPC("Job.Register", &structs.JobRegisterRequest{
 		Job: body.Job, EnforceIndex: body.EnforceIndex, JobModifyIndex: body.JobModifyIndex,
-		WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace},
+		WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace, AuthToken: authToken(r)},
 	}, &resp)
 	if err != nil {
 		return nil, err
@@ -105,9 +116,12 @@ func (a *Agent) jobRegister(w http.ResponseWriter, r *http.Request) (interface{}
 	return resp, nil
 }
 
-// jobValidate checks a job without registering it.
+// jobValidate checks a job without registering it. It is answered by
+// this agent (the servers are not asked), so it is authorized here: as
+// in Nomad, read-job in the job's namespace.
 func (a *Agent) jobValidate(w http.ResponseWriter, r *http.Request) (interface{}, error) {
-	if _, err := a.decodeJobBody(w, r); err != nil {
+	authorize := func(ns string) error { return a.requireNamespace(r, ns, acl.CapabilityReadJob) }
+	if _, err := a.decodeJobBody(w, r, authorize); err != nil {
 		var verr *structs.ValidationError
 		if errors.As(err, &verr) {
 			msgs := make([]string, len(verr.Problems))
@@ -243,8 +257,10 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, er
 	if err := jobNamespace(r, body.Job); err != nil {
 		return nil, err
 	}
+	setRequestNamespace(r, body.Job.Namespace)
 	// The same checks (and limits) as a registration, with every
 	// problem's field path, before the server plans anything.
+	translateNomadJob(body.Job)
 	body.Job.Canonicalize()
 	if err := a.validateJob(body.Job); err != nil {
 		var verr *structs.ValidationError
@@ -256,7 +272,7 @@ func (a *Agent) jobPlan(w http.ResponseWriter, r *http.Request) (interface{}, er
 		return nil, err
 	}
 	var resp structs.JobPlanResponse
-	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff, WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace}}, &resp); err != nil {
+	if err := a.RPC("Job.Plan", &structs.JobPlanRequest{Job: body.Job, Diff: body.Diff, WriteRequest: structs.WriteRequest{Namespace: body.Job.Namespace, AuthToken: authToken(r)}}, &resp); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/client"
 	ctrdriver "github.com/droverhq/drover/driver/containerd"
 	"github.com/droverhq/drover/structs"
@@ -56,8 +57,26 @@ func (a *Agent) clientLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if a.client == nil || !a.runsAlloc(allocID) {
-		a.proxyLogs(w, r, allocID)
+	local := a.client != nil && a.runsAlloc(allocID)
+	// With ACLs on, every agent the request passes checks read-logs in
+	// the allocation's namespace: the one that proxies it and the one
+	// that serves the file (which gets the token with the proxied
+	// request), so that no agent serves logs on another's word.
+	var alloc *structs.Allocation
+	if a.aclEnabled() {
+		var err error
+		if alloc, err = a.logsAlloc(r, allocID, local); err != nil {
+			writeError(w, err)
+			return
+		}
+		setRequestNamespace(r, alloc.Namespace)
+		if err := a.requireNamespace(r, alloc.Namespace, acl.CapabilityReadLogs); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if !local {
+		a.proxyLogs(w, r, allocID, alloc)
 		return
 	}
 	if task == "" {
@@ -80,6 +99,68 @@ func (a *Agent) clientLogs(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) runsAlloc(allocID string) bool {
 	_, err := a.client.AllocTasks(allocID)
 	return err == nil
+}
+
+// logsAlloc finds the allocation a log request is about, to learn its
+// namespace (and node) from a source the caller cannot forge:
+//
+//   - the agent that runs it asks the servers as its node (the node's
+//     secret; Alloc.GetAllocs answers only the node's own allocations);
+//   - a server agent reads its own state store, then, if the allocation
+//     is not there yet (a follower behind), asks the leader;
+//   - a client agent that does not run it asks the servers with the
+//     request's token, which therefore also needs read-job.
+//
+// An unknown allocation is 404.
+func (a *Agent) logsAlloc(r *http.Request, allocID string, local bool) (*structs.Allocation, error) {
+	notFound := structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %q not found", allocID))
+	if local {
+		node := a.client.Node()
+		args := structs.AllocsGetRequest{NodeID: node.ID, SecretID: node.SecretID, AllocIDs: []string{allocID}}
+		var resp structs.AllocsGetResponse
+		if err := a.RPC("Alloc.GetAllocs", &args, &resp); err != nil {
+			return nil, err
+		}
+		for _, al := range resp.Allocs {
+			if al != nil && al.ID == allocID {
+				return al, nil
+			}
+		}
+		return nil, notFound
+	}
+	if a.server != nil && a.aclEnabled() {
+		if al, err := a.server.State().AllocByID(nil, allocID); err == nil && al != nil {
+			return al, nil
+		}
+	}
+	args := structs.AllocSpecificRequest{AllocID: allocID}
+	args.AuthToken = authToken(r)
+	var resp structs.SingleAllocResponse
+	if err := a.RPC("Alloc.GetAlloc", &args, &resp); err != nil {
+		return nil, err
+	}
+	if resp.Alloc == nil {
+		return nil, notFound
+	}
+	return resp.Alloc, nil
+}
+
+// logsNode finds the node of an allocation for the logs proxy: in a
+// server agent's own state, else from the servers with the request's
+// token (node:read).
+func (a *Agent) logsNode(r *http.Request, nodeID string) (*structs.Node, error) {
+	if a.server != nil && a.aclEnabled() {
+		if n, err := a.server.State().NodeByID(nil, nodeID); err == nil && n != nil {
+			return n, nil
+		}
+	}
+	args := structs.NodeSpecificRequest{NodeID: nodeID}
+	args.AuthToken = authToken(r)
+	var resp structs.SingleNodeResponse
+	if err := a.RPC("Node.GetNode", &args, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Node, nil
 }
 
 // streamLog writes a task output stream from the requested position.
@@ -267,31 +348,32 @@ func (a *Agent) taskDead(allocID, task string) bool {
 // certificate when tls.http is on, so that only an agent of the cluster
 // is believed). A redirect from the other end is not passed on: the
 // caller's client would follow it wherever it points.
-func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string) {
+//
+// alloc is the allocation when the caller already looked it up (with
+// ACLs on), nil otherwise. The request's token travels in its headers
+// to the other agent, which checks it again.
+func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string, alloc *structs.Allocation) {
 	if r.URL.Query().Get("forwarded") != "" {
 		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %s does not run on this node", allocID)))
 		return
 	}
-	var aresp structs.SingleAllocResponse
-	if err := a.RPC("Alloc.GetAlloc", &structs.AllocSpecificRequest{AllocID: allocID}, &aresp); err != nil {
-		writeError(w, err)
-		return
+	if alloc == nil {
+		var err error
+		if alloc, err = a.logsAlloc(r, allocID, false); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
-	if aresp.Alloc == nil {
-		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %q not found", allocID)))
-		return
-	}
-	var nresp structs.SingleNodeResponse
-	if err := a.RPC("Node.GetNode", &structs.NodeSpecificRequest{NodeID: aresp.Alloc.NodeID}, &nresp); err != nil {
-		writeError(w, err)
-		return
-	}
-	target, err := a.logsTarget(nresp.Node, aresp.Alloc.NodeID, allocID)
+	node, err := a.logsNode(r, alloc.NodeID)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	node := nresp.Node
+	target, err := a.logsTarget(node, alloc.NodeID, allocID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)

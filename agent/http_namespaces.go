@@ -33,13 +33,14 @@ func queryNamespace(r *http.Request, allowAll bool) (string, error) {
 }
 
 // parseWriteRequest reads the options of a write: ?namespace= (one
-// namespace, never "*").
+// namespace, never "*"), and the request's ACL token.
 func parseWriteRequest(r *http.Request, w *structs.WriteRequest) error {
 	ns, err := queryNamespace(r, false)
 	if err != nil {
 		return err
 	}
 	w.Namespace = ns
+	w.AuthToken = authToken(r)
 	return nil
 }
 

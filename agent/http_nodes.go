@@ -29,6 +29,7 @@ func (a *Agent) nodeDrain(w http.ResponseWriter, r *http.Request) (interface{}, 
 		return nil, err
 	}
 	req := structs.NodeUpdateDrainRequest{NodeID: r.PathValue("id"), MarkEligible: body.MarkEligible}
+	req.AuthToken = authToken(r)
 	if body.DrainSpec != nil {
 		req.DrainStrategy = &structs.DrainStrategy{Deadline: body.DrainSpec.Deadline, IgnoreSystemJobs: body.DrainSpec.IgnoreSystemJobs}
 	}
@@ -51,8 +52,10 @@ func (a *Agent) nodeEligibility(w http.ResponseWriter, r *http.Request) (interfa
 	if err := a.decodeBody(w, r, &body); err != nil {
 		return nil, err
 	}
+	args := structs.NodeUpdateEligibilityRequest{NodeID: r.PathValue("id"), Eligibility: body.Eligibility}
+	args.AuthToken = authToken(r)
 	var resp structs.GenericResponse
-	if err := a.RPC("Node.UpdateEligibility", &structs.NodeUpdateEligibilityRequest{NodeID: r.PathValue("id"), Eligibility: body.Eligibility}, &resp); err != nil {
+	if err := a.RPC("Node.UpdateEligibility", &args, &resp); err != nil {
 		return nil, err
 	}
 	setIndex(w, resp.Index)

@@ -22,6 +22,7 @@ func (a *Agent) raftConfiguration(w http.ResponseWriter, r *http.Request) (inter
 func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	q := r.URL.Query()
 	args := structs.RaftPeerRequest{ID: q.Get("id"), Address: q.Get("address")}
+	args.AuthToken = authToken(r)
 	if (args.ID == "") == (args.Address == "") {
 		return nil, badRequest("name the peer with ?id= or ?address= (one of them)")
 	}
@@ -33,13 +34,16 @@ func (a *Agent) raftRemovePeer(w http.ResponseWriter, r *http.Request) (interfac
 }
 
 // stateHash fingerprints this agent's own server state (never
-// forwarded), so servers can be compared.
+// forwarded), so servers can be compared. The route checks
+// operator:read (http_authz.go) and the token goes along for the
+// server to check too.
 func (a *Agent) stateHash(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	if a.server == nil {
 		return nil, structs.NewError(structs.CodeNotFound, "this agent runs no server")
 	}
 	var resp structs.StateHashResponse
-	if err := a.server.RPC("Operator.StateHash", &structs.GenericRequest{}, &resp); err != nil {
+	args := structs.GenericRequest{QueryOptions: structs.QueryOptions{AuthToken: authToken(r)}}
+	if err := a.server.RPC("Operator.StateHash", &args, &resp); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -65,8 +69,10 @@ func (a *Agent) schedulerConfigSet(w http.ResponseWriter, r *http.Request) (inte
 	if err := a.decodeBody(w, r, &body); err != nil {
 		return nil, err
 	}
+	args := structs.SchedulerSetConfigRequest{Config: body}
+	args.AuthToken = authToken(r)
 	var resp structs.GenericResponse
-	if err := a.RPC("Operator.SchedulerSetConfiguration", &structs.SchedulerSetConfigRequest{Config: body}, &resp); err != nil {
+	if err := a.RPC("Operator.SchedulerSetConfiguration", &args, &resp); err != nil {
 		return nil, err
 	}
 	return map[string]interface{}{"Updated": true, "Index": resp.Index}, nil

@@ -354,6 +354,9 @@ type AllocMetric struct {
 	ScoreMetaData      []*NodeScoreMeta
 	AllocationTime     time.Duration
 	CoalescedFailures  int
+	// QuotaExhausted explains a placement refused by the namespace's
+	// quota: quota "team-a" exhausted: memory 4096/4096 MB.
+	QuotaExhausted []string
 }
 
 // NodeScoreMeta is a node's score.

@@ -20,7 +20,7 @@ func newJobCommand(g *globals) *cobra.Command {
 		Use:   "job",
 		Short: "Run, inspect and stop jobs",
 	}
-	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g), newJobPlanCommand(g), newJobHistoryCommand(g), newJobRevertCommand(g))
+	cmd.AddCommand(newJobRunCommand(g), newJobStatusCommand(g), newJobStopCommand(g), newJobValidateCommand(g), newJobPlanCommand(g), newJobHistoryCommand(g), newJobRevertCommand(g), newJobScaleCommand(g))
 	return cmd
 }
 

@@ -281,6 +281,12 @@ func placementReasons(m *api.AllocMetric) []string {
 	for _, k := range sortedKeys(m.DimensionExhausted) {
 		out = append(out, fmt.Sprintf("Dimension %q exhausted on %d nodes", k, m.DimensionExhausted[k]))
 	}
+	// A quota refusal happens before any node is searched, so the node
+	// counts above are empty (or say "no nodes") and the quota is the
+	// whole explanation.
+	if len(m.QuotaExhausted) > 0 {
+		out = append([]string(nil), m.QuotaExhausted...)
+	}
 	return out
 }
 
@@ -302,9 +308,10 @@ func placementSummary(failed map[string]*api.AllocMetric) string {
 		for _, k := range sortedKeys(m.ConstraintFiltered) {
 			why = append(why, fmt.Sprintf("%s on %d node(s)", k, m.ConstraintFiltered[k]))
 		}
-		if m.NodesEvaluated == 0 {
+		if m.NodesEvaluated == 0 && len(m.QuotaExhausted) == 0 {
 			why = append(why, "no ready nodes")
 		}
+		why = append(why, m.QuotaExhausted...)
 		parts = append(parts, fmt.Sprintf("group %q: %d allocation(s) not placed: %s", g, 1+m.CoalescedFailures, strings.Join(why, ", ")))
 	}
 	return "placement failed: " + strings.Join(parts, "; ")

@@ -133,6 +133,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newTLSCommand(g),
 		newACLCommand(g),
 		newNamespaceCommand(g),
+		newQuotaCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -24,7 +24,13 @@ func (f *FSM) applyNamespaceUpsert(buf []byte, index uint64) interface{} {
 	if err := checkNamespaceUpsert(&req); err != nil {
 		return refusal{err}
 	}
-	return errOrNil(f.State().UpsertNamespaces(index, req.Namespaces))
+	if err := f.State().UpsertNamespaces(index, req.Namespaces); err != nil {
+		return err
+	}
+	// A namespace bound to another quota (or to none) may now fit what
+	// its blocked evaluations could not place.
+	f.blocked.Unblock(index)
+	return nil
 }
 
 func (f *FSM) applyNamespaceDelete(buf []byte, index uint64) interface{} {

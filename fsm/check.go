@@ -182,3 +182,35 @@ func checkACLBootstrap(req *structs.ACLBootstrapRequest) error {
 	}
 	return nil
 }
+
+func checkQuotaUpsert(req *structs.QuotaUpsertRequest) error {
+	if len(req.Quotas) == 0 {
+		return fmt.Errorf("Quotas is empty")
+	}
+	if err := checkNotNil("Quotas", req.Quotas); err != nil {
+		return err
+	}
+	seen := make(map[string]int, len(req.Quotas))
+	for i, q := range req.Quotas {
+		if err := q.Validate(); err != nil {
+			return fmt.Errorf("Quotas[%d]: %w", i, err)
+		}
+		if prev, dup := seen[q.Name]; dup {
+			return fmt.Errorf("Quotas[%d]: quota %q is also Quotas[%d]", i, q.Name, prev)
+		}
+		seen[q.Name] = i
+	}
+	return nil
+}
+
+func checkQuotaDelete(req *structs.QuotaDeleteRequest) error {
+	if len(req.Names) == 0 {
+		return fmt.Errorf("Names is empty")
+	}
+	for i, name := range req.Names {
+		if err := structs.ValidateQuotaName(name); err != nil {
+			return fmt.Errorf("Names[%d]: %w", i, err)
+		}
+	}
+	return nil
+}

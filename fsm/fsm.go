@@ -180,6 +180,10 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applyNamespaceUpsert(buf, index)
 	case structs.NamespaceDeleteRequestType:
 		return f.applyNamespaceDelete(buf, index)
+	case structs.QuotaUpsertRequestType:
+		return f.applyQuotaUpsert(buf, index)
+	case structs.QuotaDeleteRequestType:
+		return f.applyQuotaDelete(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))

@@ -205,6 +205,7 @@ func (s *memSink) Close() error  { return nil }
 func populate(h *harness) {
 	populateDefaultNamespace(h)
 	populateNamespaces(h)
+	populateQuotas(h)
 }
 
 // populateDefaultNamespace fills every table but the namespaces (which
@@ -276,6 +277,8 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	}
 	namespaces, _ := s.Namespaces(nil)
 	tables[state.TableNamespaces] = namespaces
+	quotas, _ := s.Quotas(nil)
+	tables[state.TableQuotas] = quotas
 	return tables
 }
 

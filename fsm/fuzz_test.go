@@ -98,6 +98,8 @@ func buildFuzzBase() fuzzBase {
 			{structs.NodeDeregisterRequestType, &structs.NodeSpecificRequest{NodeID: node2.ID}},
 			{structs.NamespaceUpsertRequestType, &structs.NamespaceUpsertRequest{Namespaces: []*structs.Namespace{{Name: "team-a", Meta: map[string]string{"k": "v"}}}}},
 			{structs.NamespaceDeleteRequestType, &structs.NamespaceDeleteRequest{Names: []string{"team-a"}}},
+			{structs.QuotaUpsertRequestType, &structs.QuotaUpsertRequest{Quotas: []*structs.QuotaSpec{{Name: "q", Namespace: structs.DefaultNamespace, Limits: structs.QuotaLimits{MemoryMB: 1024}}}}},
+			{structs.QuotaDeleteRequestType, &structs.QuotaDeleteRequest{Names: []string{"q"}}},
 		}
 		fsm, index := New(Config{}), uint64(0)
 		var b fuzzBase

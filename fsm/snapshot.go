@@ -35,6 +35,9 @@ const (
 	ACLBootstrapSnapshot SnapshotType = 10
 	// Namespaces, from snapshot version 4.
 	NamespaceSnapshot SnapshotType = 11
+	// Quota specs, from snapshot version 4 (usage is derived from the
+	// allocations on restore, not stored).
+	QuotaSnapshot SnapshotType = 12
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -58,7 +61,10 @@ type snapshotHeader struct {
 // versions, allocations, evaluations and deployments that carry their
 // namespace. Version 2 and 3 snapshots restore with every such object
 // in the default namespace (state.Restore puts them there) and the
-// default namespace alone, which every new store has.
+// default namespace alone, which every new store has. Quota specs
+// (QuotaSnapshot records) came within version 4 before its release;
+// older snapshots, and version 4 snapshots without such records,
+// restore with no quotas.
 const snapshotVersion = 4
 
 // minSnapshotVersion is the oldest version Restore reads.
@@ -181,6 +187,9 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if err := s.persistNamespaces(write); err != nil {
 		return err
 	}
+	if err := s.persistQuotas(write); err != nil {
+		return err
+	}
 	return bw.Flush()
 }
 
@@ -298,6 +307,8 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 		return restoreACLRecord(r, dec, t)
 	case NamespaceSnapshot:
 		return restoreNamespace(r, dec)
+	case QuotaSnapshot:
+		return restoreQuota(r, dec)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -330,6 +330,10 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 	stack := NewGenericStack(s.ctx)
 	stack.SetJob(s.job, schedConfig.PreemptionEnabled(s.job.Type))
 	stack.SetNodes(nodes)
+	quota, err := newQuotaTracker(s.state, s.job.Namespace, s.plan)
+	if err != nil {
+		return fmt.Errorf("read quota: %w", err)
+	}
 
 	sort.SliceStable(places, func(i, j int) bool {
 		if places[i].tg.Name != places[j].tg.Name {
@@ -344,10 +348,25 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 		if m, failed := s.failedTGAllocs[p.tg.Name]; failed {
 			m.CoalescedFailures++
 			s.queued[p.tg.Name]++
-			s.keepPrevious(p)
+			s.keepPrevious(p, quota)
 			continue
 		}
 		s.ctx.ResetMetrics()
+		if why := quota.exceeded(p.tg); why != "" {
+			// Over the namespace's quota: no node search, the group
+			// waits (blocked) for allocations to stop or the quota to
+			// be raised.
+			metrics := s.ctx.Metrics()
+			metrics.NodesAvailable = byDC
+			metrics.QuotaExhausted = []string{why}
+			if s.failedTGAllocs == nil {
+				s.failedTGAllocs = make(map[string]*structs.AllocMetric)
+			}
+			s.failedTGAllocs[p.tg.Name] = metrics
+			s.queued[p.tg.Name]++
+			s.keepPrevious(p, quota)
+			continue
+		}
 		start := time.Now()
 		option := stack.Select(p.tg, selectOptions(p))
 		metrics := s.ctx.Metrics()
@@ -359,7 +378,7 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 			}
 			s.failedTGAllocs[p.tg.Name] = metrics
 			s.queued[p.tg.Name]++
-			s.keepPrevious(p)
+			s.keepPrevious(p, quota)
 			continue
 		}
 		alloc := s.newAlloc(p, option, metrics, now)
@@ -371,6 +390,7 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 		}
 		s.preempt(alloc, option)
 		s.plan.AppendAlloc(alloc)
+		quota.placed(alloc)
 		s.ctx.notePlacement(p.tg.Name, option.Node)
 	}
 	return nil
@@ -381,9 +401,9 @@ func (s *GenericScheduler) computePlacements(places []placement, deploymentID st
 // with nowhere to go leaves it running (or, failed, waiting for the next
 // evaluation with its reschedule history) instead of stopping it for
 // nothing.
-func (s *GenericScheduler) keepPrevious(p placement) {
-	if p.previous != nil && p.stopsPrevious {
-		s.ctx.takeBackStop(p.previous)
+func (s *GenericScheduler) keepPrevious(p placement, quota *quotaTracker) {
+	if p.previous != nil && p.stopsPrevious && s.ctx.takeBackStop(p.previous) {
+		quota.keptRunning(p.previous)
 	}
 }
 

@@ -26,6 +26,12 @@ type State interface {
 	LatestDeploymentByJobID(ws memdb.WatchSet, namespace, jobID string) (*structs.Deployment, error)
 	SchedulerConfig() (uint64, *structs.SchedulerConfiguration, error)
 	LatestIndex() (uint64, error)
+	// AllocByID returns an allocation, nil if unknown.
+	AllocByID(ws memdb.WatchSet, id string) (*structs.Allocation, error)
+	// QuotaOfNamespace returns the quota the namespace is held to, nil
+	// when none; NamespaceUsage what its allocations hold (quota.go).
+	QuotaOfNamespace(ws memdb.WatchSet, namespace string) (*structs.QuotaSpec, error)
+	NamespaceUsage(ws memdb.WatchSet, namespace string) (structs.QuotaLimits, error)
 }
 
 // Planner is how the scheduler changes the cluster. The server's worker

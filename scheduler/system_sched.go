@@ -36,6 +36,9 @@ type SystemScheduler struct {
 	queued         map[string]int
 	preemptedJobs  map[structs.NamespacedID]*structs.Job
 	counts         map[string]*structs.DesiredUpdates
+	// quota tracks the namespace's quota as the plan grows (quota.go);
+	// nil when the namespace has none.
+	quota *quotaTracker
 }
 
 // NewSystemScheduler returns a scheduler for system jobs.
@@ -115,6 +118,7 @@ func (s *SystemScheduler) stop(a *structs.Allocation, desc string, tainted map[s
 	}
 	s.plan.AppendStoppedAlloc(a, desc, clientStatus)
 	s.ctx.noteStop(a)
+	s.quota.stopped(a)
 	s.count(a.TaskGroup).Stop++
 }
 
@@ -137,6 +141,9 @@ func (s *SystemScheduler) reconcile(allocs []*structs.Allocation, tainted map[st
 	}
 	stack := NewGenericStack(s.ctx)
 	stack.SetJob(job, schedConfig.PreemptionEnabled(job.Type))
+	if s.quota, err = newQuotaTracker(s.state, job.Namespace, s.plan); err != nil {
+		return fmt.Errorf("read quota: %w", err)
+	}
 
 	// Newest first, so duplicates keep the newest.
 	sort.SliceStable(allocs, func(i, j int) bool { return allocs[i].CreateIndex > allocs[j].CreateIndex })
@@ -198,10 +205,13 @@ func (s *SystemScheduler) reconcile(allocs []*structs.Allocation, tainted map[st
 			case a.Job != nil && a.Job.JobModifyIndex != job.JobModifyIndex && destructiveChange(a.Job.LookupTaskGroup(tg.Name), tg):
 				s.plan.AppendStoppedAlloc(a, descUpdated, "")
 				s.ctx.noteStop(a)
+				s.quota.stopped(a)
 				s.count(tg.Name).DestructiveUpdate++
 				if !s.place(stack, tg, node, a, byDC) {
 					// The new version does not fit: keep the old one.
-					s.ctx.takeBackStop(a)
+					if s.ctx.takeBackStop(a) {
+						s.quota.keptRunning(a)
+					}
 				}
 			case a.Job != nil && a.Job.JobModifyIndex != job.JobModifyIndex:
 				u := a.Copy()
@@ -230,6 +240,25 @@ func (s *SystemScheduler) feasible(stack *GenericStack, tg *structs.TaskGroup, n
 // place places one allocation of tg on node, and reports whether it did.
 func (s *SystemScheduler) place(stack *GenericStack, tg *structs.TaskGroup, node *structs.Node, prev *structs.Allocation, byDC map[string]int) bool {
 	s.ctx.ResetMetrics()
+	if why := s.quota.exceeded(tg); why != "" {
+		// Over the namespace's quota: the node is not searched.
+		if m, ok := s.failedTGAllocs[tg.Name]; ok {
+			m.CoalescedFailures++
+			if len(m.QuotaExhausted) == 0 {
+				m.QuotaExhausted = []string{why}
+			}
+		} else {
+			if s.failedTGAllocs == nil {
+				s.failedTGAllocs = make(map[string]*structs.AllocMetric)
+			}
+			metrics := s.ctx.Metrics()
+			metrics.NodesAvailable = byDC
+			metrics.QuotaExhausted = []string{why}
+			s.failedTGAllocs[tg.Name] = metrics
+		}
+		s.queued[tg.Name]++
+		return false
+	}
 	start := time.Now()
 	option := stack.Select(tg, nil)
 	metrics := s.ctx.Metrics()
@@ -265,6 +294,7 @@ func (s *SystemScheduler) place(stack *GenericStack, tg *structs.TaskGroup, node
 	alloc := g.newAlloc(p, option, metrics, s.cfg.Now())
 	g.preempt(alloc, option)
 	s.plan.AppendAlloc(alloc)
+	s.quota.placed(alloc)
 	// distinct_property counts this placement for the nodes after it.
 	s.ctx.notePlacement(tg.Name, option.Node)
 	s.count(tg.Name).Place++

@@ -416,21 +416,26 @@ func (a *ACL) DeleteTokens(args *structs.ACLTokenDeleteRequest, reply *structs.G
 	return nil
 }
 
-// ResolveToken tells an agent what the request's token (AuthToken) is
-// and which of its policies exist, for the agent to authorize its own
-// HTTP endpoints (compiling them with CompilePolicies). An empty token
-// resolves to structs.ACLAnonymousToken and the anonymous policy, if
-// it exists; an unknown or expired one is token_not_found.
-func (a *ACL) ResolveToken(args *structs.GenericRequest, reply *structs.ACLResolveTokenResponse) error {
+// ResolveToken tells an agent what a token is and which of its
+// policies exist, for the agent to authorize its own HTTP endpoints
+// (compiling them with CompilePolicies): the token of args.SecretID, or
+// of the request's AuthToken when SecretID is empty. An empty secret
+// resolves to structs.ACLAnonymousToken and the anonymous policy, if it
+// exists; an unknown or expired one is token_not_found. The answer
+// holds no secret and no hash. Client certificates may call it
+// (clientEndpoints): client-only agents authorize with it.
+func (a *ACL) ResolveToken(args *structs.ResolveACLTokenRequest, reply *structs.ResolveACLTokenResponse) error {
 	if !a.srv.config.ACLEnabled {
 		return structs.ErrACLDisabled
 	}
 	if done, err := a.srv.forward("ACL.ResolveToken", args, args, reply); done {
 		return err
 	}
+	secret := args.Secret()
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
-		token, err := lookupToken(st, args.AuthToken, time.Now())
+		token, err := lookupToken(st, secret, time.Now())
 		if err != nil {
+			reply.Token, reply.Policies = nil, nil
 			return err
 		}
 		reply.Token, reply.Policies = token, nil

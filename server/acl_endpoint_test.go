@@ -72,7 +72,7 @@ func TestACLEndpoint_DisabledAnswersEveryMethod(t *testing.T) {
 		{"ACL.GetToken", &structs.ACLTokenSpecificRequest{}, &structs.SingleACLTokenResponse{}},
 		{"ACL.GetTokenSelf", &structs.GenericRequest{}, &structs.SingleACLTokenResponse{}},
 		{"ACL.DeleteTokens", &structs.ACLTokenDeleteRequest{}, &structs.GenericResponse{}},
-		{"ACL.ResolveToken", &structs.GenericRequest{}, &structs.ACLResolveTokenResponse{}},
+		{"ACL.ResolveToken", &structs.ResolveACLTokenRequest{}, &structs.ResolveACLTokenResponse{}},
 	}
 	for _, c := range calls {
 		t.Run(c.method, func(t *testing.T) {
@@ -196,8 +196,8 @@ node { policy = "read" }`)
 	}
 
 	// ResolveToken, for agents, carries the policies to compile.
-	var res structs.ACLResolveTokenResponse
-	if err := s.RPC("ACL.ResolveToken", self, &res); err != nil {
+	var res structs.ResolveACLTokenResponse
+	if err := s.RPC("ACL.ResolveToken", &structs.ResolveACLTokenRequest{SecretID: created.SecretID}, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.Token.Name != "ci-deployer" || len(res.Policies) != 1 || !CompilePolicies(res.Policies, nil).AllowNamespace("team-x", acl.CapabilityReadLogs) {

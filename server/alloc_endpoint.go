@@ -3,6 +3,7 @@ package server
 import (
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -17,10 +18,22 @@ func (a *Alloc) GetAlloc(args *structs.AllocSpecificRequest, reply *structs.Sing
 	if done, err := a.srv.forward("Alloc.GetAlloc", args, args, reply); done {
 		return err
 	}
+	authz, err := a.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		alloc, err := st.AllocByID(ws, args.AllocID)
 		if err != nil {
 			return err
+		}
+		if alloc != nil {
+			// Checked against the allocation's own namespace, not the
+			// request's: IDs are global.
+			if err := authz.authorizeObjectRead(alloc.Namespace); err != nil {
+				reply.Alloc = nil
+				return err
+			}
 		}
 		reply.Alloc = alloc
 		if alloc != nil {
@@ -80,6 +93,13 @@ func (a *Alloc) List(args *structs.AllocListRequest, reply *structs.AllocListRes
 	if done, err := a.srv.forward("Alloc.List", args, args, reply); done {
 		return err
 	}
+	authz, err := a.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.listNamespaceAllowed(args.ListNamespace()); err != nil {
+		return err
+	}
 	return a.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		allocs, err := st.AllocsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
@@ -87,7 +107,9 @@ func (a *Alloc) List(args *structs.AllocListRequest, reply *structs.AllocListRes
 		}
 		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
 		for _, al := range allocs {
-			reply.Allocations = append(reply.Allocations, al.Stub())
+			if authz.CanNamespace(al.Namespace, acl.CapabilityListJobs) {
+				reply.Allocations = append(reply.Allocations, al.Stub())
+			}
 		}
 		reply.Index, err = st.Index(state.TableAllocs)
 		return err

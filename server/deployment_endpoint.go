@@ -6,6 +6,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
@@ -21,10 +22,20 @@ func (d *Deployment) GetDeployment(args *structs.DeploymentSpecificRequest, repl
 	if done, err := d.srv.forward("Deployment.GetDeployment", args, args, reply); done {
 		return err
 	}
+	authz, err := d.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return d.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		dep, err := st.DeploymentByID(ws, args.DeploymentID)
 		if err != nil {
 			return err
+		}
+		if dep != nil {
+			if err := authz.authorizeObjectRead(dep.Namespace); err != nil {
+				reply.Deployment = nil
+				return err
+			}
 		}
 		reply.Deployment = dep
 		if dep != nil {
@@ -41,12 +52,24 @@ func (d *Deployment) List(args *structs.DeploymentListRequest, reply *structs.De
 	if done, err := d.srv.forward("Deployment.List", args, args, reply); done {
 		return err
 	}
+	authz, err := d.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.listNamespaceAllowed(args.ListNamespace()); err != nil {
+		return err
+	}
 	return d.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		deps, err := st.DeploymentsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
 			return err
 		}
-		reply.Deployments = deps
+		reply.Deployments = make([]*structs.Deployment, 0, len(deps))
+		for _, dep := range deps {
+			if authz.CanNamespace(dep.Namespace, acl.CapabilityListJobs) {
+				reply.Deployments = append(reply.Deployments, dep)
+			}
+		}
 		reply.Index, err = st.Index(state.TableDeployment)
 		return err
 	})
@@ -57,9 +80,17 @@ func (d *Deployment) Allocations(args *structs.DeploymentSpecificRequest, reply 
 	if done, err := d.srv.forward("Deployment.Allocations", args, args, reply); done {
 		return err
 	}
+	authz, err := d.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return d.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		dep, err := st.DeploymentByID(ws, args.DeploymentID)
 		if err != nil || dep == nil {
+			return err
+		}
+		if err := authz.authorizeObjectRead(dep.Namespace); err != nil {
+			reply.Allocations = nil
 			return err
 		}
 		allocs, err := st.AllocsByJob(ws, dep.Namespace, dep.JobID)
@@ -83,12 +114,19 @@ func (d *Deployment) Promote(args *structs.DeploymentPromoteRequest, reply *stru
 	if done, err := d.srv.forward("Deployment.Promote", args, args, reply); done {
 		return err
 	}
+	authz, err := d.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	dep, err := d.srv.State().DeploymentByID(nil, args.DeploymentID)
 	if err != nil {
 		return err
 	}
 	if dep == nil {
 		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("deployment %q not found", args.DeploymentID))
+	}
+	if err := authz.Namespace(dep.Namespace, acl.CapabilitySubmitJob); err != nil {
+		return err
 	}
 	if !dep.Active() {
 		return structs.NewError(structs.CodeConflict, fmt.Sprintf("deployment %s is %s; only a running deployment can be promoted", dep.ID, dep.Status))
@@ -138,12 +176,19 @@ func (d *Deployment) Fail(args *structs.DeploymentFailRequest, reply *structs.De
 	if done, err := d.srv.forward("Deployment.Fail", args, args, reply); done {
 		return err
 	}
+	authz, err := d.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	dep, err := d.srv.State().DeploymentByID(nil, args.DeploymentID)
 	if err != nil {
 		return err
 	}
 	if dep == nil {
 		return structs.NewError(structs.CodeNotFound, fmt.Sprintf("deployment %q not found", args.DeploymentID))
+	}
+	if err := authz.Namespace(dep.Namespace, acl.CapabilitySubmitJob); err != nil {
+		return err
 	}
 	if !dep.Active() {
 		return structs.NewError(structs.CodeConflict, fmt.Sprintf("deployment %s is already %s", dep.ID, dep.Status))

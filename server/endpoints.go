@@ -17,6 +17,7 @@ func (s *Server) registerEndpoints() error {
 		"Deployment": &Deployment{srv: s},
 		"ACL":        &ACL{srv: s},
 		"Namespace":  &Namespace{srv: s},
+		"Quota":      &Quota{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -17,10 +18,20 @@ func (e *Eval) GetEval(args *structs.EvalSpecificRequest, reply *structs.SingleE
 	if done, err := e.srv.forward("Eval.GetEval", args, args, reply); done {
 		return err
 	}
+	authz, err := e.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		eval, err := st.EvalByID(ws, args.EvalID)
 		if err != nil {
 			return err
+		}
+		if eval != nil {
+			if err := authz.authorizeObjectRead(eval.Namespace); err != nil {
+				reply.Eval = nil
+				return err
+			}
 		}
 		reply.Eval = eval
 		if eval != nil {
@@ -37,14 +48,30 @@ func (e *Eval) Allocations(args *structs.EvalSpecificRequest, reply *structs.Job
 	if done, err := e.srv.forward("Eval.Allocations", args, args, reply); done {
 		return err
 	}
+	authz, err := e.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
+		// The evaluation's namespace decides; its allocations share it.
+		if eval, err := st.EvalByID(ws, args.EvalID); err != nil {
+			return err
+		} else if eval != nil {
+			if err := authz.authorizeObjectRead(eval.Namespace); err != nil {
+				reply.Allocations = nil
+				return err
+			}
+		}
 		allocs, err := st.AllocsByEval(ws, args.EvalID)
 		if err != nil {
 			return err
 		}
 		reply.Allocations = make([]*structs.AllocListStub, 0, len(allocs))
 		for _, a := range allocs {
-			reply.Allocations = append(reply.Allocations, a.Stub())
+			// Also when the evaluation is gone (garbage collected).
+			if authz.CanNamespace(a.Namespace, acl.CapabilityReadJob) {
+				reply.Allocations = append(reply.Allocations, a.Stub())
+			}
 		}
 		reply.Index, err = st.Index(state.TableAllocs)
 		return err
@@ -57,14 +84,24 @@ func (e *Eval) List(args *structs.EvalListRequest, reply *structs.EvalListRespon
 	if done, err := e.srv.forward("Eval.List", args, args, reply); done {
 		return err
 	}
+	authz, err := e.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.listNamespaceAllowed(args.ListNamespace()); err != nil {
+		return err
+	}
 	return e.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		evals, err := st.EvalsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
 			return err
 		}
-		reply.Evaluations = evals
-		if reply.Evaluations == nil {
-			reply.Evaluations = []*structs.Evaluation{}
+		// A fresh slice: evals may be the store's own.
+		reply.Evaluations = make([]*structs.Evaluation, 0, len(evals))
+		for _, ev := range evals {
+			if authz.CanNamespace(ev.Namespace, acl.CapabilityListJobs) {
+				reply.Evaluations = append(reply.Evaluations, ev)
+			}
 		}
 		reply.Index, err = st.Index(state.TableEvals)
 		return err

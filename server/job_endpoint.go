@@ -7,6 +7,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -30,6 +31,9 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 		return err
 	}
 	job.Namespace = ns
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, ns, acl.CapabilitySubmitJob); err != nil {
+		return err
+	}
 	job.Canonicalize()
 	if err := j.srv.AdmitJob(job); err != nil {
 		return err
@@ -141,6 +145,10 @@ func (j *Job) Deregister(args *structs.JobDeregisterRequest, reply *structs.JobD
 		return err
 	}
 	ns := args.RequestNamespace()
+	// Before the lookup: a refused caller learns nothing about the job.
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, ns, acl.CapabilitySubmitJob); err != nil {
+		return err
+	}
 	job, err := j.srv.State().JobByID(nil, ns, args.JobID)
 	if err != nil {
 		return err
@@ -180,6 +188,9 @@ func (j *Job) GetJob(args *structs.JobSpecificRequest, reply *structs.SingleJobR
 	if done, err := j.srv.forward("Job.GetJob", args, args, reply); done {
 		return err
 	}
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, args.RequestNamespace(), acl.CapabilityReadJob); err != nil {
+		return err
+	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		job, err := st.JobByID(ws, args.RequestNamespace(), args.JobID)
 		if err != nil {
@@ -201,6 +212,13 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 	if done, err := j.srv.forward("Job.List", args, args, reply); done {
 		return err
 	}
+	authz, err := j.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.listNamespaceAllowed(args.ListNamespace()); err != nil {
+		return err
+	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		jobs, err := st.JobsByIDPrefix(ws, args.ListNamespace(), args.Prefix)
 		if err != nil {
@@ -208,7 +226,10 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 		}
 		reply.Jobs = make([]*structs.JobListStub, 0, len(jobs))
 		for _, job := range jobs {
-			reply.Jobs = append(reply.Jobs, job.Stub())
+			// "*" lists only the namespaces the token may list.
+			if authz.CanNamespace(job.Namespace, acl.CapabilityListJobs) {
+				reply.Jobs = append(reply.Jobs, job.Stub())
+			}
 		}
 		reply.Index, err = st.Index(state.TableJobs)
 		return err
@@ -218,6 +239,9 @@ func (j *Job) List(args *structs.JobListRequest, reply *structs.JobListResponse)
 // Versions lists the kept versions of a job, newest first.
 func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersionsResponse) error {
 	if done, err := j.srv.forward("Job.Versions", args, args, reply); done {
+		return err
+	}
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, args.RequestNamespace(), acl.CapabilityReadJob); err != nil {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -234,6 +258,9 @@ func (j *Job) Versions(args *structs.JobSpecificRequest, reply *structs.JobVersi
 // Allocations lists a job's allocations.
 func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAllocationsResponse) error {
 	if done, err := j.srv.forward("Job.Allocations", args, args, reply); done {
+		return err
+	}
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, args.RequestNamespace(), acl.CapabilityReadJob); err != nil {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -253,6 +280,9 @@ func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAl
 // Evaluations lists a job's evaluations.
 func (j *Job) Evaluations(args *structs.JobSpecificRequest, reply *structs.JobEvaluationsResponse) error {
 	if done, err := j.srv.forward("Job.Evaluations", args, args, reply); done {
+		return err
+	}
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, args.RequestNamespace(), acl.CapabilityReadJob); err != nil {
 		return err
 	}
 	return j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/structs"
 )
 
@@ -16,8 +17,11 @@ func (j *Job) Revert(args *structs.JobRevertRequest, reply *structs.JobRegisterR
 	if done, err := j.srv.forward("Job.Revert", args, args, reply); done {
 		return err
 	}
-	st := j.srv.State()
 	ns := args.RequestNamespace()
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, ns, acl.CapabilitySubmitJob); err != nil {
+		return err
+	}
+	st := j.srv.State()
 	current, err := st.JobByID(nil, ns, args.JobID)
 	if err != nil {
 		return err
@@ -53,7 +57,7 @@ func (j *Job) Revert(args *structs.JobRevertRequest, reply *structs.JobRegisterR
 		}
 		return err
 	}
-	return j.Register(&structs.JobRegisterRequest{Job: job, WriteRequest: structs.WriteRequest{Namespace: ns}}, reply)
+	return j.Register(&structs.JobRegisterRequest{Job: job, WriteRequest: structs.WriteRequest{Namespace: ns, AuthToken: args.AuthToken}}, reply)
 }
 
 // Stable marks a job version stable or not.
@@ -62,6 +66,9 @@ func (j *Job) Stable(args *structs.JobStabilityRequest, reply *structs.GenericRe
 		return err
 	}
 	ns := args.RequestNamespace()
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, ns, acl.CapabilitySubmitJob); err != nil {
+		return err
+	}
 	v, err := j.srv.State().JobByIDAndVersion(nil, ns, args.JobID, args.JobVersion)
 	if err != nil {
 		return err

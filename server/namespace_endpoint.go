@@ -27,14 +27,22 @@ func (n *Namespace) List(args *structs.NamespaceListRequest, reply *structs.Name
 	if done, err := n.srv.forward("Namespace.List", args, args, reply); done {
 		return err
 	}
+	authz, err := n.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		list, err := st.NamespacesByNamePrefix(ws, args.Prefix)
 		if err != nil {
 			return err
 		}
-		reply.Namespaces = list
-		if reply.Namespaces == nil {
-			reply.Namespaces = []*structs.Namespace{}
+		// Only the namespaces the token has some capability in: the
+		// others' names are not its business.
+		reply.Namespaces = make([]*structs.Namespace, 0, len(list))
+		for _, ns := range list {
+			if authz.CanAnyNamespace(ns.Name) {
+				reply.Namespaces = append(reply.Namespaces, ns)
+			}
 		}
 		reply.Index, err = st.Index(state.TableNamespaces)
 		return err
@@ -48,6 +56,13 @@ func (n *Namespace) Get(args *structs.NamespaceSpecificRequest, reply *structs.S
 	}
 	if err := structs.ValidateNamespaceName(args.Name); err != nil {
 		return structs.NewError(structs.CodeInvalid, err.Error())
+	}
+	authz, err := n.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.AnyNamespace(args.Name); err != nil {
+		return err
 	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		ns, err := st.NamespaceByName(ws, args.Name)
@@ -69,6 +84,9 @@ func (n *Namespace) Get(args *structs.NamespaceSpecificRequest, reply *structs.S
 // state store's to set.
 func (n *Namespace) Upsert(args *structs.NamespaceUpsertRequest, reply *structs.GenericResponse) error {
 	if done, err := n.srv.forward("Namespace.Upsert", args, args, reply); done {
+		return err
+	}
+	if _, err := n.srv.requireManagement(args.AuthToken, "Namespace.Upsert (drover namespace apply)"); err != nil {
 		return err
 	}
 	if len(args.Namespaces) == 0 {
@@ -104,6 +122,9 @@ func (n *Namespace) Upsert(args *structs.NamespaceUpsertRequest, reply *structs.
 // jobs is 409, naming how many.
 func (n *Namespace) Delete(args *structs.NamespaceDeleteRequest, reply *structs.GenericResponse) error {
 	if done, err := n.srv.forward("Namespace.Delete", args, args, reply); done {
+		return err
+	}
+	if _, err := n.srv.requireManagement(args.AuthToken, "Namespace.Delete (drover namespace delete)"); err != nil {
 		return err
 	}
 	if len(args.Names) == 0 {

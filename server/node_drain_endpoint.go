@@ -19,6 +19,9 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 	if done, err := n.srv.forward("Node.UpdateDrain", args, args, reply); done {
 		return err
 	}
+	if err := n.srv.authorizeNode(args.AuthToken, true); err != nil {
+		return err
+	}
 	node, err := n.srv.State().NodeByID(nil, args.NodeID)
 	if err != nil {
 		return err
@@ -51,6 +54,9 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 // allocations. Eligible nodes get their system jobs' allocations.
 func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, reply *structs.GenericResponse) error {
 	if done, err := n.srv.forward("Node.UpdateEligibility", args, args, reply); done {
+		return err
+	}
+	if err := n.srv.authorizeNode(args.AuthToken, true); err != nil {
 		return err
 	}
 	switch args.Eligibility {

@@ -8,6 +8,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -161,6 +162,9 @@ func (n *Node) GetNode(args *structs.NodeSpecificRequest, reply *structs.SingleN
 	if done, err := n.srv.forward("Node.GetNode", args, args, reply); done {
 		return err
 	}
+	if err := n.srv.authorizeNode(args.AuthToken, false); err != nil {
+		return err
+	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		node, err := st.NodeByID(ws, args.NodeID)
 		if err != nil {
@@ -182,6 +186,9 @@ func (n *Node) List(args *structs.NodeListRequest, reply *structs.NodeListRespon
 	if done, err := n.srv.forward("Node.List", args, args, reply); done {
 		return err
 	}
+	if err := n.srv.authorizeNode(args.AuthToken, false); err != nil {
+		return err
+	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		nodes, err := st.NodesByIDPrefix(ws, args.Prefix)
 		if err != nil {
@@ -201,6 +208,13 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 	if done, err := n.srv.forward("Node.GetAllocs", args, args, reply); done {
 		return err
 	}
+	authz, err := n.srv.Authorize(args.AuthToken)
+	if err != nil {
+		return err
+	}
+	if err := authz.NodeRead(); err != nil {
+		return err
+	}
 	return n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
 		// Woken only by changes to this node's allocations, not by
 		// memdb's watch on the index, which fires for neighbours too.
@@ -211,7 +225,10 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 		}
 		reply.Allocs = make([]*structs.AllocListStub, 0, len(allocs))
 		for _, a := range allocs {
-			reply.Allocs = append(reply.Allocs, a.Stub())
+			// node:read shows the node, not other namespaces' jobs.
+			if authz.CanNamespace(a.Namespace, acl.CapabilityReadJob) {
+				reply.Allocs = append(reply.Allocs, a.Stub())
+			}
 		}
 		reply.Index, err = st.Index(state.TableAllocs)
 		return err

@@ -20,6 +20,9 @@ func (o *Operator) RaftGetConfiguration(args *structs.GenericRequest, reply *str
 	if done, err := o.srv.forward("Operator.RaftGetConfiguration", args, args, reply); done {
 		return err
 	}
+	if err := o.srv.authorizeOperator(args.AuthToken, false); err != nil {
+		return err
+	}
 	resp, err := o.srv.raftServers()
 	if err != nil {
 		return err
@@ -32,6 +35,9 @@ func (o *Operator) RaftGetConfiguration(args *structs.GenericRequest, reply *str
 // an operator removes a dead server.
 func (o *Operator) RaftRemovePeer(args *structs.RaftPeerRequest, reply *structs.GenericResponse) error {
 	if done, err := o.srv.forward("Operator.RaftRemovePeer", args, args, reply); done {
+		return err
+	}
+	if err := o.srv.authorizeOperator(args.AuthToken, true); err != nil {
 		return err
 	}
 	if (args.ID == "") == (args.Address == "") {
@@ -57,6 +63,9 @@ func (o *Operator) RaftRemovePeer(args *structs.RaftPeerRequest, reply *structs.
 // StateHash fingerprints this server's own state store; it is never
 // forwarded (the point is to compare servers).
 func (o *Operator) StateHash(args *structs.GenericRequest, reply *structs.StateHashResponse) error {
+	if err := o.srv.authorizeOperator(args.AuthToken, false); err != nil {
+		return err
+	}
 	index, tables, err := o.srv.State().Hash()
 	if err != nil {
 		return err
@@ -70,6 +79,9 @@ func (o *Operator) StateHash(args *structs.GenericRequest, reply *structs.StateH
 // SchedulerGetConfiguration returns the scheduler configuration.
 func (o *Operator) SchedulerGetConfiguration(args *structs.GenericRequest, reply *structs.SchedulerConfigResponse) error {
 	if done, err := o.srv.forward("Operator.SchedulerGetConfiguration", args, args, reply); done {
+		return err
+	}
+	if err := o.srv.authorizeOperator(args.AuthToken, false); err != nil {
 		return err
 	}
 	return o.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -86,6 +98,9 @@ func (o *Operator) SchedulerGetConfiguration(args *structs.GenericRequest, reply
 // SchedulerSetConfiguration replaces the scheduler configuration.
 func (o *Operator) SchedulerSetConfiguration(args *structs.SchedulerSetConfigRequest, reply *structs.GenericResponse) error {
 	if done, err := o.srv.forward("Operator.SchedulerSetConfiguration", args, args, reply); done {
+		return err
+	}
+	if err := o.srv.authorizeOperator(args.AuthToken, true); err != nil {
 		return err
 	}
 	_, index, err := o.srv.raftApply(structs.SchedulerConfigRequestType, args)

@@ -202,6 +202,9 @@ type planView struct {
 	optIndex uint64
 	// latest is the real state's newest index, read through it.
 	latest func() (uint64, error)
+	// usage holds, per namespace, how much the uncommitted plans change
+	// its quota usage (plan_quota.go).
+	usage map[string]structs.QuotaLimits
 }
 
 func (s *Server) newPlanView() *planView {
@@ -302,11 +305,16 @@ func (v *planView) apply(req *structs.ApplyPlanResultsRequest) {
 					a.ClientStatus = stop.ClientStatus
 				}
 				m[stop.ID] = a
+				v.countUsage(cur, a)
 			}
 		}
 	}
 	for _, a := range req.AllocsPlaced {
-		v.node(a.NodeID)[a.ID] = a
+		m := v.node(a.NodeID)
+		old := m[a.ID]
+		a = storedVersion(old, a, req.Job)
+		m[a.ID] = a
+		v.countUsage(old, a)
 	}
 }
 
@@ -458,12 +466,27 @@ func evaluatePlan(view *planView, plan *structs.Plan) (*structs.PlanResult, map[
 	}
 	sort.Strings(ids)
 
+	fitting := make([]string, 0, len(ids))
 	for _, nodeID := range ids {
 		fit, reason, err := evaluateNodePlan(view, plan, nodeID)
 		if err != nil {
 			return nil, nil, err
 		}
 		if !fit {
+			result.RejectedNodes = append(result.RejectedNodes, nodeID)
+			rejectReasons[nodeID] = reason
+			continue
+		}
+		fitting = append(fitting, nodeID)
+	}
+	// Quotas are per namespace, across nodes: what fits each node may
+	// still take a namespace over its quota (plan_quota.go).
+	overQuota, err := view.quotaRejects(plan, fitting)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, nodeID := range fitting {
+		if reason, over := overQuota[nodeID]; over {
 			result.RejectedNodes = append(result.RejectedNodes, nodeID)
 			rejectReasons[nodeID] = reason
 			continue
@@ -479,6 +502,7 @@ func evaluatePlan(view *planView, plan *structs.Plan) (*structs.PlanResult, map[
 		}
 	}
 	if len(result.RejectedNodes) > 0 {
+		sort.Strings(result.RejectedNodes)
 		idx, err := view.latestIndex()
 		if err != nil {
 			return nil, nil, err

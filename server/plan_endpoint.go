@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/scheduler"
 	"github.com/droverhq/drover/structs"
 )
@@ -26,6 +27,11 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		return err
 	}
 	job.Namespace = ns
+	// A plan shows the would-be job against the registered one and the
+	// cluster's capacity: it needs submit-job, as in Nomad.
+	if _, err := j.srv.authorizeNamespace(args.AuthToken, ns, acl.CapabilitySubmitJob); err != nil {
+		return err
+	}
 	job.Canonicalize()
 	// Before the diff, the snapshot write and the scheduler run: their
 	// memory grows with the groups' counts, which only the limits bound.

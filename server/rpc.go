@@ -331,6 +331,9 @@ var clientEndpoints = map[string]bool{
 	"Status.Ping":          true,
 	"Status.Leader":        true,
 	"Status.Peers":         true,
+	// Client-only agents resolve request tokens with it to authorize
+	// their own HTTP endpoints (agent:read, read-logs, ...).
+	"ACL.ResolveToken": true,
 }
 
 // ClientEndpoint reports whether a client certificate may call method;
@@ -344,6 +347,7 @@ func (s *Server) registerClientEndpoints() error {
 		"Node":   &clientNode{srv: s, node: &Node{srv: s}},
 		"Alloc":  &clientAlloc{srv: s, alloc: &Alloc{srv: s}},
 		"Status": &clientStatus{srv: s, status: &Status{srv: s}},
+		"ACL":    &clientACL{srv: s, acl: &ACL{srv: s}},
 	}
 	for name, e := range endpoints {
 		if err := s.clientRPCServer.RegisterName(name, e); err != nil {
@@ -445,6 +449,18 @@ func (c *clientStatus) Peers(args *structs.GenericRequest, reply *[]string) erro
 		return err
 	}
 	return c.status.Peers(args, reply)
+}
+
+type clientACL struct {
+	srv *Server
+	acl *ACL
+}
+
+func (c *clientACL) ResolveToken(args *structs.ResolveACLTokenRequest, reply *structs.ResolveACLTokenResponse) error {
+	if err := c.srv.refuseForwarded("ACL.ResolveToken", args); err != nil {
+		return err
+	}
+	return c.acl.ResolveToken(args, reply)
 }
 
 // restrictedCodec serves a client certificate's connection. A call of a

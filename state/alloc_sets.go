@@ -53,6 +53,9 @@ func allocSetSchema(name string) *memdb.TableSchema {
 // times).
 type allocSetWriter struct {
 	node, job map[string][]*structs.Allocation
+	// usage holds, per namespace, the change of its quota usage
+	// (quotas.go).
+	usage map[string]structs.QuotaLimits
 }
 
 // put records an allocation version written in the transaction (new or
@@ -87,7 +90,7 @@ func (w *allocSetWriter) flush(txn *memdb.Txn) error {
 		}
 	}
 	w.node, w.job = nil, nil
-	return nil
+	return w.flushUsage(txn)
 }
 
 // writeSetTxn writes key's row with changed merged in: allocations with

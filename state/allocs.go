@@ -444,11 +444,22 @@ func finishAllocsTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64) error {
 }
 
 // insertAllocTxn writes an allocation version and records it for its
-// node's and job's rows (written by finishAllocsTxn before commit).
+// node's and job's rows and its namespace's quota usage (written by
+// finishAllocsTxn before commit). Every allocation write goes through
+// here, so the usage rows stay exact.
 func insertAllocTxn(txn *memdb.Txn, sets *allocSetWriter, a *structs.Allocation) error {
+	raw, err := txn.First(TableAllocs, "id", a.ID)
+	if err != nil {
+		return fmt.Errorf("alloc lookup: %w", err)
+	}
 	if err := txn.Insert(TableAllocs, a); err != nil {
 		return err
 	}
+	var old *structs.Allocation
+	if raw != nil {
+		old = raw.(*structs.Allocation)
+	}
+	sets.countUsage(old, a)
 	sets.put(a)
 	return nil
 }

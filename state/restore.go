@@ -67,6 +67,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 	if err := r.insert(TableAllocs, a); err != nil {
 		return err
 	}
+	r.sets.countUsage(nil, a)
 	r.sets.put(a)
 	return nil
 }

@@ -24,11 +24,13 @@ const (
 	TableACLBootstrap = "acl_bootstrap"
 	// TableNamespaces holds the namespaces (namespaces.go).
 	TableNamespaces = "namespaces"
+	// TableQuotas holds the quota specs (quotas.go).
+	TableQuotas = "quotas"
 )
 
 // Tables lists every table, in the order snapshots write them.
 var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf,
-	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces}
+	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas}
 
 // IndexEntry records the Raft index at which a table last changed.
 type IndexEntry struct {
@@ -109,6 +111,9 @@ func schema() *memdb.DBSchema {
 		TableACLTokens:    aclTokensSchema(),
 		TableACLBootstrap: aclBootstrapSchema(),
 		TableNamespaces:   namespacesSchema(),
+		TableQuotas:       quotasSchema(),
+		// Derived from the allocations (quotas.go); not in snapshots.
+		tableNamespaceUsage: namespaceUsageSchema(),
 	}}
 }
 

@@ -310,15 +310,37 @@ type ACLTokenSecretResponse struct {
 	WriteMeta
 }
 
-// ACLResolveTokenResponse answers ACL.ResolveToken: the token (without
+// ResolveACLTokenRequest asks ACL.ResolveToken what the token with
+// secret SecretID may do. An empty SecretID resolves the request's own
+// AuthToken (so a GenericRequest carrying only AuthToken, which decodes
+// into this type, asks about its own token); both empty is the
+// anonymous token.
+type ResolveACLTokenRequest struct {
+	SecretID string `codec:"SecretID" json:"-"`
+	QueryOptions
+}
+
+// Secret is the secret to resolve: SecretID, else AuthToken.
+func (r *ResolveACLTokenRequest) Secret() string {
+	if r.SecretID != "" {
+		return r.SecretID
+	}
+	return r.AuthToken
+}
+
+// ResolveACLTokenResponse answers ACL.ResolveToken: the token (without
 // secret or hash; ACLAnonymousToken for an empty secret) and the
-// policies it names that exist, for an agent to compile with package
-// acl.
-type ACLResolveTokenResponse struct {
+// policies it names that exist (none for a management token), for an
+// agent to compile with server.CompilePolicies (package acl).
+type ResolveACLTokenResponse struct {
 	Token    *ACLToken
 	Policies []*ACLPolicy
 	QueryMeta
 }
+
+// ACLResolveTokenResponse is the earlier name of
+// ResolveACLTokenResponse, kept for callers written against it.
+type ACLResolveTokenResponse = ResolveACLTokenResponse
 
 // ErrACLTokenNotFound answers a request whose token is unknown or
 // expired. It says no more, on purpose: whoever holds a wrong secret

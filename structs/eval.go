@@ -174,6 +174,10 @@ type AllocMetric struct {
 	// CoalescedFailures counts further allocations of the same group that
 	// failed for the same reason.
 	CoalescedFailures int
+	// QuotaExhausted explains a placement refused by the namespace's
+	// quota, e.g. `quota "team-a" exhausted: memory 4096/4096 MB`
+	// (structs.QuotaSpec.QuotaExceeded).
+	QuotaExhausted []string
 }
 
 // NodeScoreMeta is one node's score breakdown.
@@ -196,6 +200,7 @@ func (m *AllocMetric) Copy() *AllocMetric {
 	c.ConstraintFiltered = copyIntMap(m.ConstraintFiltered)
 	c.ClassExhausted = copyIntMap(m.ClassExhausted)
 	c.DimensionExhausted = copyIntMap(m.DimensionExhausted)
+	c.QuotaExhausted = append([]string(nil), m.QuotaExhausted...)
 	if m.ScoreMetaData != nil {
 		c.ScoreMetaData = make([]*NodeScoreMeta, len(m.ScoreMetaData))
 		for i, s := range m.ScoreMetaData {

@@ -40,6 +40,8 @@ const (
 	ACLTokenBootstrapRequestType            MessageType = 21
 	NamespaceUpsertRequestType              MessageType = 22
 	NamespaceDeleteRequestType              MessageType = 23
+	QuotaUpsertRequestType                  MessageType = 24
+	QuotaDeleteRequestType                  MessageType = 25
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -101,6 +103,10 @@ func (t MessageType) String() string {
 		return "NamespaceUpsert"
 	case NamespaceDeleteRequestType:
 		return "NamespaceDelete"
+	case QuotaUpsertRequestType:
+		return "QuotaUpsert"
+	case QuotaDeleteRequestType:
+		return "QuotaDelete"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

@@ -35,7 +35,8 @@ type Namespace struct {
 	Name        string
 	Description string
 	// Quota names the quota specification the namespace is held to
-	// (quotas come in a later step; the name is stored as given).
+	// (structs/quota.go). It wins over a quota spec's own Namespace
+	// field; the quota need not exist yet (no limit until it does).
 	Quota       string
 	Meta        map[string]string
 	CreateIndex uint64
