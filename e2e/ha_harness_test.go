@@ -24,6 +24,9 @@ type haCluster struct {
 	// secure, when set, is the mTLS and gossip material every agent of
 	// the cluster runs with.
 	secure *secureMaterial
+	// token, when set, is the ACL token the harness's own API calls use
+	// on agents added from then on (a cluster with ACLs on).
+	token string
 }
 
 // startServers starts n servers with -bootstrap-expect n, each joining
@@ -90,6 +93,9 @@ func (h *haCluster) addClient(name string, extra ...string) *agent {
 	a := newAgent(h.t, name, host, "", append(args, extra...))
 	if h.secure != nil {
 		h.secure.apply(a, "client")
+	}
+	if h.token != "" {
+		a.useToken(h.token)
 	}
 	a.start()
 	if h.secure != nil {

@@ -148,6 +148,18 @@ func newAgent(t testing.TB, name, host, netns string, args []string) *agent {
 	return a
 }
 
+// useToken makes the harness's API client of a plain-HTTP agent send
+// an ACL token. The CLI (cli) stays anonymous unless the test passes a
+// token itself.
+func (a *agent) useToken(token string) {
+	a.t.Helper()
+	cl, err := api.NewClient(&api.Config{Address: a.url(), Token: token})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.api = cl
+}
+
 // url is the agent's HTTP API address.
 func (a *agent) url() string { return a.scheme + "://" + a.host + ":4646" }
 
