@@ -38,7 +38,7 @@ func (a *Agent) agentMembers(w http.ResponseWriter, r *http.Request) (interface{
 }
 
 func memberJSON(m gossip.Member, leader string) MemberJSON {
-	tags := map[string]string{"dc": m.Datacenter, "http_addr": m.HTTPAddr}
+	tags := map[string]string{"dc": m.Datacenter, "region": nomadRegion, "http_addr": m.HTTPAddr}
 	switch {
 	case m.Server && m.Client:
 		tags["role"] = "server,client"
@@ -83,10 +83,25 @@ func (a *Agent) statusPeers(w http.ResponseWriter, r *http.Request) (interface{}
 	return peers, nil
 }
 
-// agentSelf describes this agent.
+// agentSelf describes this agent. Its shape is also Nomad's: Config
+// holds Datacenter and Region, Member is this agent's gossip member
+// (Name, Addr, Port, Status, Tags) and Stats["raft"] Raft's counters as
+// strings, so Nomad's Agent().Self, NodeName, Datacenter and Region
+// read it.
 func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var leader string
+	if a.server != nil {
+		leader = a.server.LeaderAddr()
+	}
+	member := memberJSON(a.gossip.LocalMember(), leader)
+	self := map[string]interface{}{
+		"Name": member.Name, "Addr": member.Addr, "Port": member.Port,
+		"Status": member.Status, "Tags": member.Tags, "Leader": member.Leader,
+	}
 	out := map[string]interface{}{
+		"Member": self,
 		"Config": map[string]interface{}{
+			"Region":     nomadRegion,
 			"Dev":        a.config.Dev,
 			"BindAddr":   a.config.BindAddr,
 			"DataDir":    a.config.DataDir,
@@ -100,7 +115,8 @@ func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (interface{}, 
 	}
 	if a.server != nil {
 		out["Stats"] = map[string]interface{}{"raft": a.server.Stats()}
-		out["Member"] = map[string]interface{}{"RPCAddr": a.server.RPCAddr().String(), "Leader": a.server.IsLeader()}
+		self["RPCAddr"] = a.server.RPCAddr().String()
+		self["Leader"] = a.server.IsLeader()
 	}
 	if a.client != nil {
 		out["NodeID"] = a.client.NodeID()

@@ -290,10 +290,17 @@ func TestNomad_ConformanceSuite(t *testing.T) {
 	})
 
 	t.Run("Jobs.Summary", func(t *testing.T) {
-		sum, _, err := nc.Jobs().Summary(id, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// containerd runs both tasks before the client's status
+		// updates reach the servers: wait for the summary to count them.
+		var sum *nomad.JobSummary
+		testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
+			var err error
+			sum, _, err = nc.Jobs().Summary(id, nil)
+			if err != nil {
+				return false, err
+			}
+			return sum.Summary["g"].Running == 2, nil
+		})
 		allocs, _, err := a.api.Jobs().Allocations(id, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -510,6 +517,34 @@ func TestNomad_ConformanceSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		same(t, "Agent().Datacenter", dc, "dc1")
+		self, err := nc.Agent().Self()
+		if err != nil {
+			t.Fatalf("Agent().Self: %v", err)
+		}
+		dself, err := a.api.Agent().Self()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dmember, _ := dself["Member"].(map[string]interface{})
+		if self.Member.Name == "" {
+			t.Fatal("Agent().Self Member.Name is empty")
+		}
+		same(t, "Agent().Self Member.Name", self.Member.Name, dmember["Name"])
+		same(t, "Agent().Self Member.Status", self.Member.Status, "alive")
+		same(t, "Agent().Self Member.Tags[role]", self.Member.Tags["role"], "server,client")
+		if self.Stats["raft"]["state"] != "Leader" {
+			t.Fatalf("Agent().Self Stats[raft][state] = %q, want Leader", self.Stats["raft"]["state"])
+		}
+		name, err := nc.Agent().NodeName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "Agent().NodeName", name, self.Member.Name)
+		region, err := nc.Agent().Region()
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "Agent().Region", region, "global")
 		sched, _, err := nc.Operator().SchedulerGetConfiguration(nil)
 		if err != nil {
 			t.Fatal(err)
