@@ -26,11 +26,13 @@ var allowedImports = map[string][]string{
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},
-	"client":            {"structs", "driver"},
+	"client":            {"structs", "driver", "client/checks"},
+	"client/checks":     {"structs"},
+	"client/dns":        {"structs"},
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs", "client", "driver", "driver/fake"},
-	"agent":             {"server", "client", "client/sim", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
+	"agent":             {"server", "client", "client/sim", "client/dns", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
 	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
 	// Non-test helpers the binary needs (bench) and testutil wraps for
 	// tests; they import no Drover package and never package testing.

@@ -15,6 +15,7 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/client"
+	clientdns "github.com/droverhq/drover/client/dns"
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/driver"
 	ctrdriver "github.com/droverhq/drover/driver/containerd"
@@ -74,6 +75,8 @@ type Agent struct {
 	// audit appends writes and denied requests to the audit log
 	// (audit.go); nil when audit is off.
 	audit *auditLog
+	// dns answers service names on a client agent; nil when off.
+	dns *clientdns.Server
 
 	shutdownOnce sync.Once
 }
@@ -184,10 +187,17 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 			a.Shutdown()
 			return nil, err
 		}
+		if err := a.setupDNS(); err != nil {
+			a.Shutdown()
+			return nil, err
+		}
 	}
 
 	a.serveHTTP(a.routes())
 	logger.Info("agent started", "http", l.Addr().String(), "server", c.Server.Enabled, "client", c.Client.Enabled, "data_dir", c.DataDir)
+	if a.dns != nil {
+		logger.Info("DNS: " + a.dns.Addr())
+	}
 	if sec := a.Security(); !sec.LoopbackOnly {
 		for _, w := range sec.Warnings {
 			logger.Warn("INSECURE: " + w)
@@ -230,6 +240,35 @@ func (a *Agent) setupClient() error {
 	}
 	a.client = cl
 	return nil
+}
+
+// setupDNS starts the client's DNS server (client/dns) when the dns
+// block leaves it on. Its lookups are Service.Instances calls as this
+// node. A port in use is an error: the agent does not start.
+func (a *Agent) setupDNS() error {
+	addr := a.config.DNSAddr()
+	if addr == "" || a.client == nil {
+		return nil
+	}
+	srv, err := clientdns.New(clientdns.Config{
+		Addr:     addr,
+		Lookup:   a.client.ServiceInstances,
+		ErrorLog: a.logger.Named("dns").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	})
+	if err != nil {
+		return fmt.Errorf("DNS server: %w (choose another port with dns { port = N } or -dns-port N, or 0 to turn DNS off)", err)
+	}
+	a.dns = srv
+	return nil
+}
+
+// DNSAddr returns the address the DNS server listens on (UDP and TCP),
+// or "" when the agent serves no DNS.
+func (a *Agent) DNSAddr() string {
+	if a.dns == nil {
+		return ""
+	}
+	return a.dns.Addr()
 }
 
 // setupGossip starts this agent's gossip membership and, when join
@@ -362,6 +401,12 @@ func (a *Agent) Shutdown() {
 			_ = a.overflowServer.Close()
 		} else if a.httpListener != nil {
 			a.httpListener.Close()
+		}
+		// DNS before the client: its lookups go through the client.
+		if a.dns != nil {
+			if err := a.dns.Shutdown(); err != nil {
+				a.logger.Warn("DNS server shutdown", "error", err)
+			}
 		}
 		if a.client != nil {
 			if err := a.client.Shutdown(); err != nil {

@@ -20,6 +20,8 @@ const (
 	DefaultHTTPPort   = 4646
 	DefaultRPCPort    = 4647
 	DefaultGossipPort = 4648
+	// DefaultDNSPort is the client agent's DNS port (UDP and TCP).
+	DefaultDNSPort = 8600
 )
 
 // DefaultMaxRequestBytes is the largest HTTP request body accepted; a
@@ -63,6 +65,8 @@ type Config struct {
 	// Audit appends every write and every denied request to a log
 	// (audit.go).
 	Audit *AuditConfig `hcl:"audit,block"`
+	// DNS is the client agent's DNS server for service names.
+	DNS *DNSConfig `hcl:"dns,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -182,6 +186,88 @@ type ReservedConfig struct {
 	Ports    []int `hcl:"ports,optional"`
 }
 
+// DNSConfig is the agent's dns block: the DNS server every client agent
+// runs for service names (client/dns). Pointers tell "unset" (the
+// default applies) from false and 0.
+type DNSConfig struct {
+	// Enabled: default true on client agents; agents without a client
+	// never serve DNS.
+	Enabled *bool `hcl:"enabled,optional"`
+	// Port is listened on over UDP and TCP (default 8600); 0 disables.
+	Port *int `hcl:"port,optional"`
+	// Addr is the IP address listened on; default the agent's bind
+	// address (127.0.0.1 with -dev).
+	Addr string `hcl:"addr,optional"`
+}
+
+// merge overlays o onto d (either may be nil) and returns the result.
+func (d *DNSConfig) merge(o *DNSConfig) *DNSConfig {
+	out := &DNSConfig{}
+	if d != nil {
+		*out = *d
+	}
+	if o == nil {
+		return out
+	}
+	if o.Enabled != nil {
+		out.Enabled = o.Enabled
+	}
+	if o.Port != nil {
+		out.Port = o.Port
+	}
+	setString(&out.Addr, o.Addr)
+	return out
+}
+
+func (d *DNSConfig) validate() error {
+	if d == nil {
+		return nil
+	}
+	if d.Port != nil && (*d.Port < 0 || *d.Port > 65535) {
+		return fmt.Errorf("dns port = %d: want a port from 1 to 65535, or 0 to turn DNS off (default %d)", *d.Port, DefaultDNSPort)
+	}
+	if d.Addr != "" && net.ParseIP(d.Addr) == nil {
+		return fmt.Errorf("dns addr = %q: want an IP address like \"127.0.0.1\" (default: the bind address)", d.Addr)
+	}
+	return nil
+}
+
+// DNSAddr returns the host:port the client's DNS server listens on, or
+// "" when the agent serves no DNS (no client, dns { enabled = false },
+// or port 0).
+func (c *Config) DNSAddr() string {
+	if !c.Client.Enabled {
+		return ""
+	}
+	d := c.DNS
+	if d == nil {
+		d = &DNSConfig{}
+	}
+	if d.Enabled != nil && !*d.Enabled {
+		return ""
+	}
+	port := DefaultDNSPort
+	if d.Port != nil {
+		port = *d.Port
+	}
+	if port == 0 {
+		return ""
+	}
+	host := d.Addr
+	if host == "" {
+		// DNS answers without a token, so by default it listens on
+		// loopback only (tasks share the host's network and reach
+		// it there): on the bind address when that is a loopback one
+		// (several agents on one machine), else on 127.0.0.1.
+		// dns { addr } opens it wider.
+		host = "127.0.0.1"
+		if ip := net.ParseIP(c.BindAddr); ip != nil && ip.IsLoopback() {
+			host = c.BindAddr
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
 // ContainerdConfig configures the containerd task driver.
 type ContainerdConfig struct {
 	Address   string `hcl:"address,optional"`
@@ -200,6 +286,7 @@ func DefaultConfig() *Config {
 		Limits:          &Limits{},
 		ACL:             &ACLConfig{},
 		Audit:           &AuditConfig{},
+		DNS:             &DNSConfig{},
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		Server:          &ServerConfig{BootstrapExpect: 1},
 		Client:          &ClientConfig{Reserved: &ReservedConfig{}},
@@ -256,6 +343,7 @@ func (c *Config) Merge(o *Config) {
 	c.Limits.merge(o.Limits)
 	c.ACL = c.ACL.merge(o.ACL)
 	c.Audit = c.Audit.merge(o.Audit)
+	c.DNS = c.DNS.merge(o.DNS)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -438,6 +526,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Audit.validate(); err != nil {
+		return err
+	}
+	if err := c.DNS.validate(); err != nil {
 		return err
 	}
 	if _, err := c.serverConfig(); err != nil {

@@ -54,6 +54,11 @@ func (a *Agent) routes() http.Handler {
 
 	handle("GET /v1/allocations", a.allocList)
 	handle("GET /v1/allocation/{id}", a.allocGet)
+	handle("GET /v1/allocation/{id}/checks", a.allocChecks)
+
+	// Service discovery (http_services.go).
+	handle("GET /v1/services", a.serviceList)
+	handle("GET /v1/service/{name}", a.serviceInstances)
 
 	handle("GET /v1/nodes", a.nodeList)
 	handle("GET /v1/node/{id}", a.nodeGet)

@@ -93,10 +93,13 @@ func (a *Agent) agentSelf(w http.ResponseWriter, r *http.Request) (interface{}, 
 	if a.server != nil {
 		leader = a.server.LeaderAddr()
 	}
-	member := memberJSON(a.gossip.LocalMember(), leader)
-	self := map[string]interface{}{
-		"Name": member.Name, "Addr": member.Addr, "Port": member.Port,
-		"Status": member.Status, "Tags": member.Tags, "Leader": member.Leader,
+	self := map[string]interface{}{"Name": a.config.NodeName}
+	if a.gossip != nil {
+		member := memberJSON(a.gossip.LocalMember(), leader)
+		self = map[string]interface{}{
+			"Name": member.Name, "Addr": member.Addr, "Port": member.Port,
+			"Status": member.Status, "Tags": member.Tags, "Leader": member.Leader,
+		}
 	}
 	out := map[string]interface{}{
 		"Member": self,

@@ -55,7 +55,8 @@ func unsupported(msg string, accept ...string) nomadRule {
 // decoded into (t), removes from it every Nomad-only key whose value is
 // accepted (so checkFields does not call it unknown; json.Unmarshal
 // ignores keys without a field), and records a problem for every one
-// whose value Drover cannot honour.
+// whose value Drover cannot honour (removing that key as well, so it is
+// reported once, with what is not supported).
 func acceptNomadFields(v interface{}, t reflect.Type, path string, problems *[]structs.FieldError) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -93,6 +94,9 @@ func acceptNomadFields(v interface{}, t reflect.Type, path string, problems *[]s
 				continue
 			}
 			*problems = append(*problems, structs.FieldError{Path: joinPath(path, name), Message: rule.msg})
+			// Reported here with what is not supported; checkFields
+			// must not call it an unknown field as well.
+			delete(obj, k)
 		}
 	case reflect.Slice, reflect.Array:
 		if list, ok := v.([]interface{}); ok {
@@ -262,7 +266,6 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"Volumes":                   unsupported("host volumes are not supported (nor CSI volumes)"),
 		"Disconnect":                unsupported("disconnect strategies are not supported; a lost node's allocations are rescheduled"),
 		"EphemeralDisk":             {msg: "ephemeral disk settings are not supported (sticky, migrate, or a size other than 300 MB)", fields: map[string][]string{"SizeMB": {`300`}}},
-		"Services":                  unsupported("services are not supported in Nomad's job shape yet"),
 		"ShutdownDelay":             unsupported("a group shutdown delay is not supported"),
 		"MaxRunDuration":            unsupported("a maximum run duration is not supported"),
 		"StopAfterClientDisconnect": unsupported("stop_after_client_disconnect is not supported"),
@@ -274,7 +277,6 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 	typeOf[structs.Task](): {
 		"User":            unsupported("running a task as another user is not supported"),
 		"Lifecycle":       unsupported("task lifecycle hooks (prestart, poststart, poststop, sidecars) are not supported"),
-		"Services":        unsupported("services are not supported in Nomad's job shape yet"),
 		"RestartPolicy":   {msg: "a task-level restart policy is not supported; set RestartPolicy on the task group", accept: nomadRestartDefaults},
 		"Artifacts":       unsupported("artifacts are not supported"),
 		"Vault":           unsupported("Vault is not supported"),
@@ -293,6 +295,52 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"Identities":      unsupported("workload identities are not supported"),
 		"Actions":         unsupported("task actions are not supported"),
 		"Schedule":        unsupported("task schedules are not supported"),
+	},
+	// Nomad's services map onto Drover's when Nomad itself would
+	// register them (provider "nomad", or unset); Consul's and Connect's
+	// settings are refused. Nomad's Canonicalize defaults (address mode
+	// "auto", on_update "require_healthy", cluster "default", weights
+	// 1/1) ask for nothing Drover does differently.
+	typeOf[structs.Service](): {
+		"Provider":          unsupported(`Consul is not supported; use provider = "nomad" or leave it unset`, `"nomad"`),
+		"Cluster":           unsupported("Consul clusters are not supported", `"default"`),
+		"Kind":              unsupported("Consul service kinds are not supported"),
+		"Connect":           unsupported("Consul Connect is not supported"),
+		"CanaryTags":        unsupported("canary tags are not supported; canaries register with the service's tags"),
+		"EnableTagOverride": unsupported("enable_tag_override is not supported (it is a Consul setting)"),
+		"AddressMode":       unsupported(`address modes other than "auto" and "host" are not supported; services are registered at the node's address`, `"auto"`, `"host"`),
+		"Address":           unsupported("a custom service address is not supported; services are registered at the node's address"),
+		"CheckRestart":      unsupported("check_restart is not supported; failing checks do not restart tasks"),
+		"Meta":              unsupported("service meta is not supported"),
+		"CanaryMeta":        unsupported("canary meta is not supported"),
+		"TaggedAddresses":   unsupported("tagged addresses are not supported"),
+		"OnUpdate":          unsupported(`on_update other than "require_healthy" is not supported`, `"require_healthy"`),
+		"Identity":          unsupported("workload identities are not supported"),
+		"Weights":           {msg: "service weights are not supported (they are a Consul setting)", fields: map[string][]string{"Passing": {`1`}, "Warning": {`1`}}},
+	},
+	typeOf[structs.ServiceCheck](): {
+		"Command":                unsupported(`script checks are not supported; use type "http" or "tcp"`),
+		"Args":                   unsupported(`script checks are not supported; use type "http" or "tcp"`),
+		"Protocol":               unsupported(`check protocols other than "http" are not supported`, `"http"`),
+		"PortLabel":              unsupported("a check port of its own is not supported; checks use the service's port"),
+		"Expose":                 unsupported("exposing checks through Consul Connect is not supported"),
+		"AddressMode":            unsupported(`check address modes other than "host" are not supported`, `"host"`),
+		"Advertise":              unsupported("advertise is not supported"),
+		"InitialStatus":          unsupported(`an initial check status other than "critical" is not supported; checks start critical`, `"critical"`),
+		"Notes":                  {ignore: true},
+		"TLSServerName":          unsupported("HTTPS checks are not supported"),
+		"TLSSkipVerify":          unsupported("HTTPS checks are not supported"),
+		"Header":                 unsupported("check headers are not supported"),
+		"Method":                 unsupported(`check methods other than "GET" are not supported`, `"GET"`),
+		"CheckRestart":           {msg: "check_restart is not supported; failing checks do not restart tasks", fields: map[string][]string{"Grace": {`1000000000`}}},
+		"GRPCService":            unsupported("gRPC checks are not supported"),
+		"GRPCUseTLS":             unsupported("gRPC checks are not supported"),
+		"TaskName":               unsupported("a check's own task is not supported; a task service's checks run while its task runs"),
+		"SuccessBeforePassing":   unsupported("success_before_passing is not supported; one result sets a check's status"),
+		"FailuresBeforeCritical": unsupported("failures_before_critical is not supported; one result sets a check's status"),
+		"FailuresBeforeWarning":  unsupported("failures_before_warning is not supported; one result sets a check's status"),
+		"Body":                   unsupported("check request bodies are not supported"),
+		"OnUpdate":               unsupported(`on_update other than "require_healthy" is not supported`, `"require_healthy"`),
 	},
 	typeOf[structs.Resources](): {
 		"Cores":       unsupported("reserved cores are not supported; ask for CPU in MHz"),
@@ -357,26 +405,15 @@ func nomadRequestRules(rules map[string]nomadRule) map[string]nomadRule {
 	return rules
 }
 
-// nomadHealthCheckChecks is Nomad's default update health check: all
-// tasks running and all service checks passing.
-const nomadHealthCheckChecks = "checks"
-
-// translateNomadJob maps the values Nomad's client puts in a job by
-// default onto Drover's equivalents, before Canonicalize. Nomad's
-// default update health check "checks" with no service checks to pass
-// (Drover refuses Services in Nomad's shape) is judged on task states
-// alone, which is Drover's "task_states".
+// translateNomadJob fills in, before Canonicalize, what Nomad's client
+// leaves to the server: the services' defaults, as a job file's get
+// them (structs.ApplyServiceDefaults): a task service's TaskName, and
+// each check's name, http path, interval and timeout. Nomad's update
+// health check "checks" needs no translation: it is Drover's too. It
+// runs on every JSON job body, Drover's own included.
 func translateNomadJob(job *structs.Job) {
-	fix := func(u *structs.UpdateStrategy) {
-		if u != nil && u.HealthCheck == nomadHealthCheckChecks {
-			u.HealthCheck = structs.UpdateHealthCheckTaskStates
-		}
-	}
-	fix(job.Update)
 	for _, tg := range job.TaskGroups {
-		if tg != nil {
-			fix(tg.Update)
-		}
+		structs.ApplyServiceDefaults(tg)
 	}
 }
 

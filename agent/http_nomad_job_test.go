@@ -195,8 +195,14 @@ func TestNomadJobDecode_RefusesUnsupportedValues(t *testing.T) {
 			j.Periodic = &nomad.PeriodicConfig{Enabled: new(true), Spec: new("* * * * *")}
 		})},
 		{"task user", "Job.TaskGroups[0].Tasks[0].User", "not supported", withJob(func(j *nomad.Job) { j.TaskGroups[0].Tasks[0].User = "nobody" })},
-		{"services", "Job.TaskGroups[0].Services", "not supported", withJob(func(j *nomad.Job) {
-			j.TaskGroups[0].Services = []*nomad.Service{{Name: "web"}}
+		{"consul service", "Job.TaskGroups[0].Services[0].Provider", `Consul is not supported; use provider = "nomad" or leave it unset`, withJob(func(j *nomad.Job) {
+			j.TaskGroups[0].Services = []*nomad.Service{{Name: "web", PortLabel: "http", Provider: "consul"}}
+		})},
+		{"consul task service", "Job.TaskGroups[0].Tasks[0].Services[0].Provider", "Consul is not supported", withJob(func(j *nomad.Job) {
+			j.TaskGroups[0].Tasks[0].Services = []*nomad.Service{{Name: "web", PortLabel: "http", Provider: "consul"}}
+		})},
+		{"script check", "Job.TaskGroups[0].Services[0].Checks[0].Command", "script checks are not supported", withJob(func(j *nomad.Job) {
+			j.TaskGroups[0].Services = []*nomad.Service{{Name: "web", PortLabel: "http", Checks: []nomad.ServiceCheck{{Type: "script", Command: "true"}}}}
 		})},
 		{"big ephemeral disk", "Job.TaskGroups[0].EphemeralDisk", "not supported", withJob(func(j *nomad.Job) {
 			j.TaskGroups[0].EphemeralDisk = &nomad.EphemeralDisk{SizeMB: new(10_000)}
@@ -224,6 +230,88 @@ func TestNomadJobDecode_RefusesUnsupportedValues(t *testing.T) {
 			t.Fatalf("no problem %s: %q in %v", tc.path, tc.msg, err)
 		})
 	}
+}
+
+// nomadJobWithServices has a group service registered by Nomad and a
+// task service with the provider left unset, each with a check.
+func nomadJobWithServices() *nomad.Job {
+	j := nomadServiceJob()
+	tg := j.TaskGroups[0]
+	tg.Networks = []*nomad.NetworkResource{{DynamicPorts: []nomad.Port{{Label: "http"}}}}
+	tg.Services = []*nomad.Service{{
+		Name: "web", PortLabel: "http", Tags: []string{"v1"}, Provider: "nomad",
+		Checks: []nomad.ServiceCheck{{Name: "alive", Type: "http", Path: "/health", Interval: 5 * time.Second, Timeout: time.Second}},
+	}}
+	tg.Tasks[0].Services = []*nomad.Service{{
+		Name: "web-admin", PortLabel: "http",
+		Checks: []nomad.ServiceCheck{{Type: "tcp", Interval: 10 * time.Second, Timeout: 2 * time.Second}},
+	}}
+	return j
+}
+
+// TestNomadJobDecode_MapsServices: a Nomad service with provider
+// "nomad" or unset becomes a Drover service, with Nomad's defaults for
+// the fields Drover lacks accepted (as its Canonicalize sets them) and
+// Drover's defaults filled in.
+func TestNomadJobDecode_MapsServices(t *testing.T) {
+	canonical := nomadJobWithServices()
+	canonical.TaskGroups[0].Tasks[0].Services[0].Provider = "nomad"
+	canonical.Canonicalize()
+	cases := []struct {
+		name string
+		job  *nomad.Job
+	}{
+		{"constructors", nomadJobWithServices()},
+		{"canonicalized", canonical},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := decodeNomadBody(t, nomad.JobRegisterRequest{Job: tc.job})
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			tg := body.Job.TaskGroups[0]
+			wantGroup := []*structs.Service{{
+				Name: "web", PortLabel: "http", Tags: []string{"v1"},
+				Checks: []*structs.ServiceCheck{{Name: "alive", Type: "http", Path: "/health", Interval: 5 * time.Second, Timeout: time.Second}},
+			}}
+			if !reflect.DeepEqual(tg.Services, wantGroup) {
+				t.Errorf("group services: got %s, want %s", mustJSON(t, tg.Services), mustJSON(t, wantGroup))
+			}
+			wantTask := []*structs.Service{{
+				Name: "web-admin", PortLabel: "http", TaskName: "app",
+				Checks: []*structs.ServiceCheck{{Name: "web-admin-tcp", Type: "tcp", Interval: 10 * time.Second, Timeout: 2 * time.Second}},
+			}}
+			if got := tg.Tasks[0].Services; !reflect.DeepEqual(got, wantTask) {
+				t.Errorf("task services: got %s, want %s", mustJSON(t, got), mustJSON(t, wantTask))
+			}
+		})
+	}
+
+	// Nomad's Canonicalize makes an unset provider "consul": that one
+	// is refused, at the field, with a 400.
+	consul := nomadJobWithServices()
+	consul.Canonicalize()
+	_, err := decodeNomadBody(t, nomad.JobRegisterRequest{Job: consul})
+	var verr *structs.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("canonicalized job with provider consul: want a validation error, got %v", err)
+	}
+	if status := writeError(httptest.NewRecorder(), err); status != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", status)
+	}
+	if len(verr.Problems) != 1 || verr.Problems[0].Path != "Job.TaskGroups[0].Tasks[0].Services[0].Provider" {
+		t.Errorf("want one problem at the task service's Provider, got %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v interface{}) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestNomadJobDecode_UnknownFieldsStayErrors: a key that is neither
@@ -257,6 +345,7 @@ func FuzzNomadJobDecode(f *testing.F) {
 	for _, body := range []interface{}{
 		nomad.JobRegisterRequest{Job: nomadServiceJob()},
 		nomad.JobRegisterRequest{Job: func() *nomad.Job { j := nomadServiceJob(); j.Canonicalize(); return j }()},
+		nomad.JobRegisterRequest{Job: nomadJobWithServices()},
 		nomad.JobRegisterRequest{Job: func() *nomad.Job {
 			j := nomadServiceJob()
 			j.TaskGroups[0].Volumes = map[string]*nomad.VolumeRequest{"d": {Type: "host", Source: "d"}}

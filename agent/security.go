@@ -54,6 +54,13 @@ func (c *Config) security(gossipEncrypted bool) Security {
 	case tls.VerifyHTTPSClient == nil || !*tls.VerifyHTTPSClient:
 		s.Warnings = append(s.Warnings, "the HTTPS API does not require client certificates: anyone who reaches it can run jobs; set tls { verify_https_client = true }")
 	}
+	if addr := c.DNSAddr(); addr != "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				s.Warnings = append(s.Warnings, "DNS on "+addr+" answers the names, addresses and ports of every namespace's services to anyone who reaches it, without a token; set dns { addr = \"127.0.0.1\" } (tasks share the host's network) or dns { enabled = false }")
+			}
+		}
+	}
 	s.Secure = len(s.Warnings) == 0 || s.LoopbackOnly
 	return s
 }

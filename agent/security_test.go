@@ -24,6 +24,7 @@ func TestConfig_SecurityNamesWhatIsOpen(t *testing.T) {
 		{"everything on", secured, true, nil, true},
 		{"https without client certs", func(c *Config) { secured(c); c.TLS.VerifyHTTPSClient = nil }, false, []string{"does not require client certificates"}, false},
 		{"no gossip key", func(c *Config) { secured(c); c.Encrypt = "" }, false, []string{"gossip is not encrypted"}, false},
+		{"DNS opened to the network", func(c *Config) { secured(c); c.DNS = &DNSConfig{Addr: "10.0.0.5"} }, false, []string{"DNS on 10.0.0.5:8600", "without a token"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

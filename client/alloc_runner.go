@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/droverhq/drover/client/checks"
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
@@ -32,10 +34,17 @@ type allocRunner struct {
 	// names sorted; both are fixed once the runner is built.
 	tasks []*taskRunner
 	names []string
+	// checked are the group's services (its tasks' included) that have
+	// checks, of the version the runner was built with; nil when this
+	// client runs no checks (see Client.runsChecks). Fixed.
+	checked []*structs.Service
+	// restored is set when the runner was re-created after a client
+	// restart. Fixed.
+	restored bool
 
 	// reportMu serializes taskChanged; taken before mu.
 	reportMu sync.Mutex
-	// mu guards alloc, reported and health.
+	// mu guards alloc, reported, health, the check fields and stopTimer.
 	mu    sync.Mutex
 	alloc *structs.Allocation
 	// reported is the client status last queued for the servers.
@@ -43,6 +52,19 @@ type allocRunner struct {
 	// health decides the allocation's health in its deployment; nil
 	// when there is nothing to decide.
 	health *healthWatch
+
+	// checks runs the service checks while the allocation runs; nil
+	// before it first runs and once checksStopped is set (for good).
+	checks        *checks.Runner
+	checksStopped bool
+	// checkStatuses are the checks' latest statuses, reported with the
+	// task states; checksSince is since when all of them pass (zero
+	// while one does not).
+	checkStatuses map[string]*structs.CheckStatus
+	checksSince   time.Time
+	// stopTimer waits out the services' shutdown_delay before the tasks
+	// are stopped; set once the servers asked for the stop.
+	stopTimer *time.Timer
 
 	// running counts the task runners that have not returned.
 	running atomic.Int32
@@ -57,11 +79,12 @@ type allocRunner struct {
 // task handles and states after a client restart (nil for a new alloc).
 func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*PersistedTask) (*allocRunner, error) {
 	ar := &allocRunner{
-		client: c,
-		log:    runnerLog{l: c.logger, allocID: alloc.ID},
-		id:     alloc.ID,
-		alloc:  alloc,
-		doneCh: make(chan struct{}),
+		client:   c,
+		log:      runnerLog{l: c.logger, allocID: alloc.ID},
+		id:       alloc.ID,
+		alloc:    alloc,
+		restored: restored != nil,
+		doneCh:   make(chan struct{}),
 	}
 	if alloc.Job == nil {
 		return nil, fmt.Errorf("alloc %s has no job", alloc.ID)
@@ -74,6 +97,9 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*P
 		if _, ok := c.config.Drivers[task.Driver]; !ok {
 			return nil, fmt.Errorf("alloc %s: task %s needs driver %q, which this client does not have", alloc.ID, task.Name, task.Driver)
 		}
+	}
+	if c.runsChecks() {
+		ar.checked = servicesWithChecks(tg)
 	}
 	if c.allocRoot != "" {
 		ar.dir = filepath.Join(c.allocRoot, alloc.ID)
@@ -214,7 +240,7 @@ func (ar *allocRunner) start() {
 	ar.health = newHealthWatch(ar, ar.alloc)
 	ar.mu.Unlock()
 	if stopped {
-		ar.stop()
+		ar.stopForServer()
 	}
 	ar.running.Store(int32(len(ar.tasks)))
 	if len(ar.tasks) == 0 {
@@ -225,6 +251,9 @@ func (ar *allocRunner) start() {
 			tr.run()
 			if ar.running.Add(-1) == 0 {
 				close(ar.doneCh)
+				// Nothing runs any more: the checks end before the
+				// last report, so it carries their last statuses.
+				ar.stopChecks(true)
 				ar.taskChanged()
 			}
 		})
@@ -260,32 +289,212 @@ func (ar *allocRunner) update(alloc *structs.Allocation) {
 		ar.log.Error("failed to persist allocation", "error", err)
 	}
 	if alloc.ServerTerminalStatus() {
-		ar.stop()
+		ar.stopForServer()
 	}
 	if moved {
 		ar.taskChanged()
 	}
 }
 
-// stop kills every task (they remove their containers).
+// stop kills every task (they remove their containers), at once: the
+// services' checks end with them. It may be called with reportMu held,
+// so it does not wait for the checks to end.
 func (ar *allocRunner) stop() {
 	ar.stopOnce.Do(func() {
 		ar.log.Info("stopping allocation")
+		ar.mu.Lock()
+		if ar.stopTimer != nil {
+			ar.stopTimer.Stop()
+		}
+		ar.mu.Unlock()
+		ar.stopChecks(false)
 		for _, tr := range ar.tasks {
 			tr.kill()
 		}
 	})
 }
 
+// stopForServer stops the allocation the servers want stopped (desired
+// stop or evict). When its services have a shutdown_delay and a task
+// runs, the tasks are signalled only after the longest delay: the
+// allocation is reported running meanwhile, which the servers show as
+// its service instances terminating, so that their users stop sending
+// requests before the tasks stop answering them.
+//
+// The wait is a timer, not a goroutine: a client shut down meanwhile
+// drops it (detach) and leaves the tasks running; the restarted client
+// finds the allocation stopped and waits the delay again, once.
+func (ar *allocRunner) stopForServer() {
+	ar.mu.Lock()
+	if ar.stopTimer != nil {
+		ar.mu.Unlock()
+		return
+	}
+	delay := shutdownDelay(ar.alloc)
+	if delay <= 0 || !ar.anyTaskRunning() {
+		ar.mu.Unlock()
+		ar.stop()
+		return
+	}
+	ar.stopTimer = time.AfterFunc(delay, ar.stop)
+	ar.mu.Unlock()
+	ar.log.Info("waiting for the services' shutdown_delay before stopping the tasks", "shutdown_delay", delay)
+}
+
+// anyTaskRunning reports whether a task runs (or ran when the client
+// last stopped, for a restored runner whose tasks re-attach).
+func (ar *allocRunner) anyTaskRunning() bool {
+	for _, tr := range ar.tasks {
+		if tr.TaskState().State == structs.TaskStateRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// shutdownDelay is the longest shutdown_delay of the services of
+// alloc's group.
+func shutdownDelay(alloc *structs.Allocation) time.Duration {
+	var d time.Duration
+	for _, s := range alloc.Job.LookupTaskGroup(alloc.TaskGroup).GroupServices() {
+		if s != nil {
+			d = max(d, s.ShutdownDelay)
+		}
+	}
+	return min(d, structs.MaxShutdownDelay)
+}
+
+// detach is the client's shutdown for this runner: the shutdown_delay
+// timer is dropped (the tasks keep running for the next client process)
+// and the checks end; it returns once they have.
+func (ar *allocRunner) detach() {
+	ar.mu.Lock()
+	if ar.stopTimer != nil {
+		ar.stopTimer.Stop()
+	}
+	ar.mu.Unlock()
+	ar.stopChecks(true)
+}
+
 // destroy stops the tasks, waits for them and removes their containers
 // (the task runners already did; this catches containers of tasks that
-// never ran here).
+// never ran here). The servers no longer have the allocation: no
+// shutdown_delay is waited.
 func (ar *allocRunner) destroy() {
 	ar.stop()
 	<-ar.doneCh
+	ar.stopChecks(true)
 	for _, tr := range ar.tasks {
 		_ = tr.drv.DestroyTask(context.Background(), tr.id, true)
 	}
+}
+
+// servicesWithChecks returns the services of tg (its tasks' included)
+// that have checks.
+func servicesWithChecks(tg *structs.TaskGroup) []*structs.Service {
+	var out []*structs.Service
+	for _, s := range tg.GroupServices() {
+		if s != nil && len(s.Checks) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// syncChecks starts the checks once the allocation runs and tells them
+// which tasks run. Called from taskChanged, with reportMu held: nothing
+// here waits for the checks' goroutine, which calls taskChanged itself.
+func (ar *allocRunner) syncChecks(status string, states map[string]*structs.TaskState) {
+	if len(ar.checked) == 0 {
+		return
+	}
+	ar.mu.Lock()
+	r := ar.checks
+	start := false
+	if r == nil && !ar.checksStopped && status == structs.AllocClientStatusRunning {
+		cfg := checks.Config{
+			Services: ar.checked,
+			Address:  ar.client.checkAddress(),
+			Ports:    allocPorts(ar.alloc),
+			OnChange: ar.checksChanged,
+			Limiter:  ar.client.checkLimiter,
+		}
+		if ar.restored {
+			// Keep the statuses reported before the restart until the
+			// first probes say otherwise: the instances of a healthy
+			// allocation do not blink critical on a client restart.
+			cfg.Initial = ar.alloc.Checks
+		}
+		r = checks.New(cfg)
+		ar.checks, start = r, true
+		ar.noteChecksLocked(r.Statuses())
+	}
+	ar.mu.Unlock()
+	if r == nil {
+		return
+	}
+	for name, ts := range states {
+		r.SetTaskRunning(name, ts.State == structs.TaskStateRunning)
+	}
+	if start {
+		ar.log.Info("starting service checks", "checks", r.Len())
+		r.Start()
+	}
+}
+
+// stopChecks ends the checks for good. With wait it returns once their
+// goroutines have (the caller must not hold reportMu: they may be
+// reporting); without, a tracked goroutine waits for them.
+func (ar *allocRunner) stopChecks(wait bool) {
+	ar.mu.Lock()
+	r := ar.checks
+	ar.checks, ar.checksStopped = nil, true
+	ar.mu.Unlock()
+	switch {
+	case r == nil:
+	case wait:
+		r.Stop()
+	default:
+		ar.client.goRunner(r.Stop)
+	}
+}
+
+// checksChanged is the checks' OnChange: a status changed, report it.
+func (ar *allocRunner) checksChanged(statuses map[string]*structs.CheckStatus) {
+	ar.mu.Lock()
+	ar.noteChecksLocked(statuses)
+	ar.mu.Unlock()
+	ar.taskChanged()
+}
+
+// noteChecksLocked takes new check statuses and keeps since when all
+// of them pass. The caller holds mu.
+func (ar *allocRunner) noteChecksLocked(statuses map[string]*structs.CheckStatus) {
+	ar.checkStatuses = statuses
+	passing := len(statuses) > 0
+	for _, st := range statuses {
+		if st.Status != structs.ServiceStatusPassing {
+			passing = false
+			break
+		}
+	}
+	switch {
+	case !passing:
+		ar.checksSince = time.Time{}
+	case ar.checksSince.IsZero():
+		ar.checksSince = time.Now()
+	}
+}
+
+// allocPorts returns the allocation's ports by label.
+func allocPorts(alloc *structs.Allocation) map[string]int {
+	ports := make(map[string]int)
+	if alloc.AllocatedResources != nil {
+		for _, p := range alloc.AllocatedResources.Shared.Ports {
+			ports[p.Label] = p.Value
+		}
+	}
+	return ports
 }
 
 // taskStates returns a copy of every task's state.
@@ -298,20 +507,32 @@ func (ar *allocRunner) taskStates() map[string]*structs.TaskState {
 }
 
 // report returns what the client reports about the allocation: its
-// status derived from the task states, the states, and its health. Only
-// what a client may report is set (see server/node_auth.go).
-func (ar *allocRunner) report() *structs.Allocation {
+// status derived from the task states (given), the states, its checks
+// and its health. Only what a client may report is set (see
+// server/node_auth.go). The view returned is what the health watch
+// judges, taken with it.
+func (ar *allocRunner) report(states map[string]*structs.TaskState, status, desc string) (*structs.Allocation, healthView) {
 	ar.mu.Lock()
 	a := ar.alloc
+	// Replaced, never changed in place: shared.
+	checks, since := ar.checkStatuses, ar.checksSince
 	ar.mu.Unlock()
-	states := ar.taskStates()
-	status, desc := clientStatus(states, ar.names)
 	return &structs.Allocation{
 		ID: a.ID, NodeID: a.NodeID, JobID: a.JobID, TaskGroup: a.TaskGroup,
 		ClientStatus: status, ClientDescription: desc, TaskStates: states,
+		Checks: checks,
 		// Never changed in place (setHealth replaces it): shared.
 		DeploymentStatus: a.DeploymentStatus,
-	}
+	}, healthView{states: states, checksSince: since}
+}
+
+// healthView returns the current task states and checks for the health
+// watch's timers.
+func (ar *allocRunner) healthView() healthView {
+	states := ar.taskStates()
+	ar.mu.Lock()
+	defer ar.mu.Unlock()
+	return healthView{states: states, checksSince: ar.checksSince}
 }
 
 // clientStatus derives an allocation's client status from its tasks:
@@ -356,7 +577,10 @@ func (ar *allocRunner) taskChanged() {
 	// queued under reportMu, so an older view never replaces a newer one
 	// in the queue.
 	ar.reportMu.Lock()
-	alloc := ar.report()
+	states := ar.taskStates()
+	status, desc := clientStatus(states, ar.names)
+	ar.syncChecks(status, states)
+	alloc, view := ar.report(states, status, desc)
 	for _, ts := range alloc.TaskStates {
 		if ts.State == structs.TaskStateDead && ts.Failed {
 			ar.log.Warn("a task failed; stopping the allocation's other tasks")
@@ -372,5 +596,5 @@ func (ar *allocRunner) taskChanged() {
 	ar.client.noteReported(old, alloc.ClientStatus)
 	ar.client.queueAllocUpdate(alloc)
 	ar.reportMu.Unlock()
-	health.check(alloc.TaskStates)
+	health.check(view)
 }

@@ -10,8 +10,13 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 
+	"github.com/droverhq/drover/client/checks"
 	"github.com/droverhq/drover/structs"
 )
+
+// maxCheckProbes bounds the service check probes a client has in flight
+// at once, over all its allocations.
+const maxCheckProbes = 64
 
 // Client is a node agent. Its conversation with the servers is the
 // protocol core (protocol.go); what it runs are alloc runners.
@@ -36,6 +41,9 @@ type Client struct {
 	allocLock sync.RWMutex
 	allocs    map[string]*allocRunner
 
+	// checkLimiter bounds the probes of every allocation's checks.
+	checkLimiter *checks.Limiter
+
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
@@ -59,6 +67,8 @@ func New(config *Config) (*Client, error) {
 		jobs:       config.Jobs,
 		allocs:     make(map[string]*allocRunner),
 		shutdownCh: make(chan struct{}),
+
+		checkLimiter: checks.NewLimiter(maxCheckProbes),
 	}
 	if c.jobs == nil {
 		c.jobs = NewJobCache()
@@ -183,6 +193,23 @@ func (c *Client) refreshNode() *structs.Node {
 	return node
 }
 
+// checkAddress is the address service checks dial: the node's
+// advertised address, where tasks (on the host's network) listen on
+// their allocations' ports.
+func (c *Client) checkAddress() string {
+	return c.Node().Attributes["unique.network.ip-address"]
+}
+
+// runsChecks reports whether this client runs service checks. A
+// simulated node (client/sim marks its nodes with the attribute
+// simulated = "true") has made-up addresses and tasks that listen on
+// nothing: it runs none, and judges deployment health by task states.
+// A node that advertises no address has nowhere to dial either.
+func (c *Client) runsChecks() bool {
+	node := c.Node()
+	return node.Attributes["simulated"] != "true" && node.Attributes["unique.network.ip-address"] != ""
+}
+
 // Registered is closed once the node registered with the servers.
 func (c *Client) Registered() <-chan struct{} { return c.proto.registered }
 
@@ -254,6 +281,13 @@ func (c *Client) Shutdown() error {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
+	// Service checks end (their last statuses were sent above) and
+	// shutdown_delay waits are dropped: the tasks keep running.
+	c.allocLock.RLock()
+	for _, ar := range c.allocs {
+		c.goRunner(ar.detach)
+	}
+	c.allocLock.RUnlock()
 	// Task runners detach from their tasks, which keep running. The
 	// loops talking to servers may sit in a blocking query; they are not
 	// waited for.

@@ -10,19 +10,23 @@ import (
 // healthWatch decides the health of an allocation placed by a
 // deployment, by its tasks' states ("task_states"): healthy once every
 // task has run without a restart for the group's min_healthy_time;
-// unhealthy if a task fails, or when healthy_deadline passes first. The
-// decision is reported once, with the allocation's status, and the
-// server's deployment watcher acts on it.
+// unhealthy if a task fails, or when healthy_deadline passes first.
+// When the group has service checks (and update.health_check is not
+// "task_states"), every check must also have been passing, without a
+// break, for min_healthy_time. The decision is reported once, with the
+// allocation's status, and the server's deployment watcher acts on it.
 //
 // It has no goroutine: the alloc runner calls check on every task state
-// change, and two timers call it when min_healthy_time may have passed
-// and at the deadline. (It used to poll every 100 ms per allocation,
-// which a node with hundreds of allocations in a deployment paid for
-// continuously.)
+// and check status change, and two timers call it when
+// min_healthy_time may have passed and at the deadline. (It used to
+// poll every 100 ms per allocation, which a node with hundreds of
+// allocations in a deployment paid for continuously.)
 type healthWatch struct {
 	ar           *allocRunner
 	deploymentID string
 	minHealthy   time.Duration
+	// useChecks: the checks count, not only the task states.
+	useChecks bool
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -44,6 +48,9 @@ func newHealthWatch(ar *allocRunner, alloc *structs.Allocation) *healthWatch {
 		return nil
 	}
 	h := &healthWatch{ar: ar, deploymentID: alloc.DeploymentID, minHealthy: tg.Update.MinHealthyTime}
+	// ar.checked is empty when the client runs no checks (a simulated
+	// node): then task states are all there is to judge.
+	h.useChecks = tg.Update.HealthCheck != structs.UpdateHealthCheckTaskStates && len(ar.checked) > 0
 	h.deadline = time.AfterFunc(max(tg.Update.HealthyDeadline, 0), h.expire)
 	return h
 }
@@ -80,9 +87,17 @@ func (h *healthWatch) current() bool {
 	return h.ar.health == h && a.DeploymentID == h.deploymentID && !a.ServerTerminalStatus()
 }
 
-// check judges the task states at the time of the call. Safe on nil.
-// Called by the alloc runner without its locks held.
-func (h *healthWatch) check(states map[string]*structs.TaskState) {
+// healthView is what health is judged on: the task states, and since
+// when every check has passed (zero while one does not, or before the
+// checks ran).
+type healthView struct {
+	states      map[string]*structs.TaskState
+	checksSince time.Time
+}
+
+// check judges the view at the time of the call. Safe on nil. Called by
+// the alloc runner without its locks held.
+func (h *healthWatch) check(v healthView) {
 	if h == nil {
 		return
 	}
@@ -91,7 +106,7 @@ func (h *healthWatch) check(states map[string]*structs.TaskState) {
 		return
 	}
 	now := time.Now()
-	healthy, decided := judgeHealth(states, h.minHealthy, now)
+	healthy, decided := h.judge(v, now)
 	finished := false
 	select {
 	case <-h.ar.doneCh:
@@ -113,7 +128,7 @@ func (h *healthWatch) check(states map[string]*structs.TaskState) {
 		h.mu.Unlock()
 		return
 	default:
-		if at, ok := healthyAt(states, h.minHealthy); ok {
+		if at, ok := h.healthyAt(v); ok {
 			if h.recheck != nil {
 				h.recheck.Stop()
 			}
@@ -126,9 +141,9 @@ func (h *healthWatch) check(states map[string]*structs.TaskState) {
 	h.ar.setHealth(h.deploymentID, healthy)
 }
 
-// checkNow is the recheck timer's: judge the current states.
+// checkNow is the recheck timer's: judge the current view.
 func (h *healthWatch) checkNow() {
-	h.check(h.ar.taskStates())
+	h.check(h.ar.healthView())
 }
 
 // expire is the deadline timer's: unhealthy unless decided (a decision
@@ -138,7 +153,7 @@ func (h *healthWatch) expire() {
 		h.stop()
 		return
 	}
-	healthy, decided := judgeHealth(h.ar.taskStates(), h.minHealthy, time.Now())
+	healthy, decided := h.judge(h.ar.healthView(), time.Now())
 	h.mu.Lock()
 	was := h.decided
 	h.stopLocked()
@@ -146,6 +161,36 @@ func (h *healthWatch) expire() {
 	if !was {
 		h.ar.setHealth(h.deploymentID, decided && healthy)
 	}
+}
+
+// judge applies the watch's rule at now: task states, then checks.
+// Checks that do not pass never decide "unhealthy" on their own: the
+// deadline does.
+func (h *healthWatch) judge(v healthView, now time.Time) (healthy, decided bool) {
+	healthy, decided = judgeHealth(v.states, h.minHealthy, now)
+	if !h.useChecks || !healthy {
+		return healthy, decided
+	}
+	if v.checksSince.IsZero() || now.Sub(v.checksSince) < h.minHealthy {
+		return false, false
+	}
+	return true, true
+}
+
+// healthyAt returns when the view will satisfy the rule if nothing
+// changes meanwhile, if it can.
+func (h *healthWatch) healthyAt(v healthView) (time.Time, bool) {
+	at, ok := healthyAt(v.states, h.minHealthy)
+	if !ok || !h.useChecks {
+		return at, ok
+	}
+	if v.checksSince.IsZero() {
+		return time.Time{}, false
+	}
+	if t := v.checksSince.Add(h.minHealthy); t.After(at) {
+		at = t
+	}
+	return at, true
 }
 
 // judgeHealth applies the task_states rule at now.

@@ -51,6 +51,7 @@ type agentFlags struct {
 	rpcMaxConnsPerClient    int
 	maxCountPerGroup        int
 	aclEnabled              bool
+	dnsPort                 int
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -116,6 +117,7 @@ certificates from their files (a bad file keeps the ones in use).`,
 	fl.IntVar(&f.rpcMaxConnsPerClient, "rpc-max-conns-per-client", -1, "open RPC connections allowed from one client IP; 0 disables the limit (default 100)")
 	fl.IntVar(&f.maxCountPerGroup, "max-count-per-group", 0, "largest count a job's group may ask for (default 10000)")
 	fl.BoolVar(&f.aclEnabled, "acl-enabled", false, "turn on ACLs (acl { enabled = true }): requests need a token; start with drover acl bootstrap")
+	fl.IntVar(&f.dnsPort, "dns-port", -1, fmt.Sprintf("client DNS port, UDP and TCP, for <service>.service.drover names; 0 turns DNS off (default %d)", agent.DefaultDNSPort))
 	return cmd
 }
 
@@ -176,6 +178,10 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		v := f.rpcMaxConnsPerClient
 		over.Limits.RPCMaxConnsPerClient = &v
 	}
+	if f.dnsPort >= 0 {
+		v := f.dnsPort
+		over.DNS = &agent.DNSConfig{Port: &v}
+	}
 	if len(f.meta) > 0 {
 		over.Client.Meta = make(map[string]string)
 		for _, kv := range f.meta {
@@ -204,6 +210,9 @@ func runAgent(g *globals, cfg *agent.Config) error {
 	}
 	if c := a.Client(); c != nil {
 		g.ui.Printf("    Client:   node %s\n", c.NodeID())
+	}
+	if addr := a.DNSAddr(); addr != "" {
+		g.ui.Printf("    DNS:      %s\n", addr)
 	}
 	g.ui.Printf("    Data dir: %s\n", cfg.DataDir)
 	if sec := a.Security(); !sec.LoopbackOnly {

@@ -134,6 +134,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newACLCommand(g),
 		newNamespaceCommand(g),
 		newQuotaCommand(g),
+		newServiceCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -73,6 +73,10 @@ func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
 	if err := decode(buf, &req); err != nil {
 		return refusal{err}
 	}
+	// The check also bounds the reported service check results
+	// (boundChecks); the state store copies them onto the stored
+	// allocations with the task states, and re-derives their service
+	// instances in the same transaction.
 	if err := checkAllocClientUpdate(&req); err != nil {
 		return refusal{err}
 	}

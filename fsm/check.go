@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/droverhq/drover/structs"
 )
@@ -98,7 +99,62 @@ func checkAllocClientUpdate(req *structs.AllocUpdateRequest) error {
 	if err := checkNotNil("Alloc", req.Alloc); err != nil {
 		return err
 	}
+	for _, a := range req.Alloc {
+		a.Checks = boundChecks(a.Checks)
+	}
 	return checkNotNil("Evals", req.Evals)
+}
+
+// maxCheckOutput bounds a stored check result's Output, in bytes.
+const maxCheckOutput = 512
+
+// maxAllocChecks bounds the check results stored per allocation: as
+// many as its group may have checks.
+const maxAllocChecks = structs.MaxServicesPerGroup * structs.MaxChecksPerService
+
+// boundChecks keeps of a client's check results what the state store
+// may hold: entries keyed by structs.CheckKey(Service, Check) with a
+// status of passing, warning or critical, the first maxAllocChecks of
+// them in key order, each Output cut to maxCheckOutput bytes. Other
+// entries are dropped rather than the entry refused: the results are
+// a client's report, and the rest of its update (task states, client
+// status) must still apply. It looks at the entry alone, so every
+// server keeps the same results.
+func boundChecks(in map[string]*structs.CheckStatus) map[string]*structs.CheckStatus {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]*structs.CheckStatus, min(len(in), maxAllocChecks))
+	for _, key := range slices.Sorted(maps.Keys(in)) {
+		if len(out) == maxAllocChecks {
+			break
+		}
+		c := in[key]
+		if c == nil || key != structs.CheckKey(c.Service, c.Check) {
+			continue
+		}
+		switch c.Status {
+		case structs.ServiceStatusPassing, structs.ServiceStatusWarning, structs.ServiceStatusCritical:
+		default:
+			continue
+		}
+		if len(c.Output) > maxCheckOutput {
+			c.Output = truncateUTF8(c.Output, maxCheckOutput)
+		}
+		out[key] = c
+	}
+	return out
+}
+
+// truncateUTF8 cuts s to at most n bytes, not inside a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func checkDeploymentStatusUpdate(req *structs.DeploymentStatusUpdateRequest) error {

@@ -125,7 +125,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "meta"}, {Type: "network"}, {Type: "restart"}, {Type: "reschedule"},
 			{Type: "constraint"}, {Type: "affinity"}, {Type: "spread"}, {Type: "update"}, {Type: "migrate"},
-			{Type: "task", LabelNames: []string{"name"}},
+			{Type: "service"}, {Type: "task", LabelNames: []string{"name"}},
 		},
 	}
 	networkSchema = &hcl.BodySchema{
@@ -152,7 +152,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"}, {Type: "env"}, {Type: "meta"}, {Type: "resources"},
-			{Type: "constraint"}, {Type: "affinity"}, {Type: "logs"},
+			{Type: "constraint"}, {Type: "affinity"}, {Type: "logs"}, {Type: "service"},
 		},
 	}
 	configSchema = &hcl.BodySchema{
@@ -232,10 +232,14 @@ func (c *converter) group(b *hcl.Block, path, jobType string) *structs.TaskGroup
 	if mb := c.single(content.Blocks, "migrate", where); mb != nil {
 		tg.Migrate = c.migrate(mb, path+".Migrate")
 	}
+	tg.Services = c.services(content.Blocks, path+".", "")
 	for _, tb := range content.Blocks.OfType("task") {
 		tpath := fmt.Sprintf("%s.Tasks[%d]", path, len(tg.Tasks))
 		tg.Tasks = append(tg.Tasks, c.task(tb, tpath))
 	}
+	// Checks' names, paths, intervals and timeouts left out; the
+	// fields it fills in have no range and are located at the check.
+	structs.ApplyServiceDefaults(tg)
 	return tg
 }
 
@@ -339,5 +343,6 @@ func (c *converter) task(b *hcl.Block, path string) *structs.Task {
 	}
 	// Tasks take no spread: it distributes a group's allocations.
 	c.placement(content.Blocks, path+".", &t.Constraints, &t.Affinities, nil)
+	t.Services = c.services(content.Blocks, path+".", t.Name)
 	return t
 }

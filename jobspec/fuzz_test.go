@@ -34,6 +34,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`job "x" { group "g" { task "t" { env = { "${a}" = 1 } } } }`))
 	f.Add([]byte(`job "x" { meta { a = "${1/0}" } }`))
 	f.Add([]byte(`job "x" { group "g" { network { port "p" { static = -1 to = 70000 } } } }`))
+	f.Add([]byte(`job "x" { group "g" { service { name = "a" port = "p" check { type = "http" } check {} vip {} published_port = -1 shutdown_delay = "1y" } task "t" { service { name = "a" tags = ["", "a", "a"] } } } }`))
+	f.Add([]byte(`job "x" { group "g" { network { port "p" {} } service { name = "Web" port = "p" check { type = "tcp" interval = "0s" timeout = "2h" path = "x" } vip { port = 70000 } } } }`))
 	f.Add([]byte(`job {`))
 	f.Add([]byte("job \"x\" {\n  group \"g\" {\n    count = \"three\"\n  }\n}\n"))
 	f.Add([]byte{})

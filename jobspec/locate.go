@@ -82,6 +82,13 @@ var hclFieldNames = map[string]string{
 	"AutoPromote":      "auto_promote",
 	"AutoRevert":       "auto_revert",
 	"LogConfig":        "logs",
+	"Services":         "service",
+	"Checks":           "check",
+	"PortLabel":        "port",
+	"VIP":              "vip",
+	"PublishedPort":    "published_port",
+	"ShutdownDelay":    "shutdown_delay",
+	"TaskName":         "task",
 	"MaxFiles":         "max_files",
 	"MaxFileSizeMB":    "max_file_size",
 }
@@ -94,6 +101,10 @@ func hclName(job *structs.Job, path string) string {
 	var blocks, attrs []string
 	var tg *structs.TaskGroup
 	var nw *structs.NetworkResource
+	// services are those of the group or task last named in the path;
+	// svc is the service last named.
+	var services []*structs.Service
+	var svc *structs.Service
 	prev := ""
 	for _, seg := range strings.Split(path, ".") {
 		field, idx := splitIndex(seg)
@@ -101,16 +112,23 @@ func hclName(job *structs.Job, path string) string {
 		prev = field
 		switch {
 		case field == "TaskGroups" && idx >= 0 && len(attrs) == 0:
-			tg = nil
+			tg, services = nil, nil
 			if idx < len(job.TaskGroups) {
 				tg = job.TaskGroups[idx]
+			}
+			if tg != nil {
+				services = tg.Services
 			}
 			blocks = append(blocks, labelled("group", tg != nil, func() string { return tg.Name }, idx))
 			continue
 		case field == "Tasks" && idx >= 0 && len(attrs) == 0 && tg != nil:
 			var t *structs.Task
+			services = nil
 			if idx < len(tg.Tasks) {
 				t = tg.Tasks[idx]
+			}
+			if t != nil {
+				services = t.Services
 			}
 			blocks = append(blocks, labelled("task", t != nil, func() string { return t.Name }, idx))
 			continue
@@ -120,6 +138,23 @@ func hclName(job *structs.Job, path string) string {
 				nw = tg.Networks[idx]
 			}
 			blocks = append(blocks, "network")
+			continue
+		case field == "Services" && idx >= 0 && len(attrs) == 0 && tg != nil:
+			// Service blocks have no label; their name says which.
+			svc = nil
+			if idx < len(services) {
+				svc = services[idx]
+			}
+			ok := svc != nil && svc.Name != ""
+			blocks = append(blocks, labelled("service", ok, func() string { return svc.Name }, idx))
+			continue
+		case field == "Checks" && idx >= 0 && len(attrs) == 0 && svc != nil:
+			var ch *structs.ServiceCheck
+			if idx < len(svc.Checks) {
+				ch = svc.Checks[idx]
+			}
+			ok := ch != nil && ch.Name != ""
+			blocks = append(blocks, labelled("check", ok, func() string { return ch.Name }, idx))
 			continue
 		case (field == "ReservedPorts" || field == "DynamicPorts") && idx >= 0 && len(attrs) == 0 && nw != nil:
 			ports := nw.DynamicPorts

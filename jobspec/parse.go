@@ -17,8 +17,10 @@ var fileSchema = &hcl.BodySchema{
 // Parse parses the HCL job in src; filename is used in diagnostics.
 // Fields the file leaves out stay at their zero value for
 // structs.(*Job).Canonicalize to fill in, except a group's count, which
-// is 1 when absent, and the operator of a constraint or affinity ("=")
-// and an affinity's weight (50), as in Nomad. On any problem it returns
+// is 1 when absent, the operator of a constraint or affinity ("=")
+// and an affinity's weight (50), as in Nomad, and what a service block
+// leaves out (structs.ApplyServiceDefaults: a check's name, path,
+// interval and timeout; a task service's TaskName). On any problem it returns
 // a nil job and an *Error listing every problem found.
 func Parse(filename string, src []byte) (*structs.Job, error) {
 	job, _, err := parse(filename, src)

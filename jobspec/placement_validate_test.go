@@ -343,14 +343,14 @@ func TestParseAndValidate_MapsPlacementProblemsToSource(t *testing.T) {
 			src: `job "web" {
   group "web" {
     update {
-      health_check = "checks"
+      health_check = "manual"
     }` + task + `
   }
 }
 `,
 			path: "TaskGroups[0].Update.HealthCheck", line: 4, col: 22,
 			summary: `group "web": update.health_check`,
-			phrase:  `unknown health check "checks"; accepted: "task_states"`,
+			phrase:  `unknown health check "manual"; accepted: "checks", "task_states"`,
 		},
 		{
 			name: "negative duration points at the update block",

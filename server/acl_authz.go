@@ -48,6 +48,10 @@ import (
 //	Operator.RaftGetConfiguration, StateHash,
 //	  SchedulerGetConfiguration                        operator:read
 //	Operator.RaftRemovePeer, SchedulerSetConfiguration operator:write
+//	Service.List, Service.Instances                    read-job in ns; "*" (List) lists only
+//	                                                   namespaces with read-job; or a client
+//	                                                   node's secret: every namespace
+//	Alloc.Checks                                       read-job in the allocation's namespace
 //	Namespace.List                                     lists namespaces with any capability
 //	Namespace.Get                                      any capability in it
 //	Namespace.Upsert, Namespace.Delete, ACL.* writes

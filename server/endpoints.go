@@ -18,6 +18,7 @@ func (s *Server) registerEndpoints() error {
 		"ACL":        &ACL{srv: s},
 		"Namespace":  &Namespace{srv: s},
 		"Quota":      &Quota{srv: s},
+		"Service":    &Service{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -28,6 +28,15 @@ const maxClientTaskStates = 256
 // maxClientTaskEvents bounds the events one task state carries.
 const maxClientTaskEvents = 64
 
+// Bounds on the service check results one allocation update carries:
+// at most every check of every service of a group, each with a short
+// output (clients cut it to 512 bytes).
+const (
+	maxClientChecks      = structs.MaxServicesPerGroup * structs.MaxChecksPerService
+	maxClientCheckKey    = 256
+	maxClientCheckOutput = 1024
+)
+
 // authNode returns the registered node whose secret is secretID, or a
 // coded error: not found (unknown node) or permission denied (wrong or
 // missing secret). The comparison takes constant time.
@@ -85,12 +94,29 @@ func clientAllocUpdate(u *structs.Allocation) (*structs.Allocation, error) {
 			return nil, structs.NewError(structs.CodeInvalid, fmt.Sprintf("allocation %s: task %q carries %d events, over %d", u.ID, name, len(ts.Events), maxClientTaskEvents))
 		}
 	}
+	if len(u.Checks) > maxClientChecks {
+		return nil, structs.NewError(structs.CodeInvalid, fmt.Sprintf("allocation %s: %d check results, over %d", u.ID, len(u.Checks), maxClientChecks))
+	}
+	for key, c := range u.Checks {
+		if c == nil {
+			continue
+		}
+		switch c.Status {
+		case structs.ServiceStatusPassing, structs.ServiceStatusWarning, structs.ServiceStatusCritical:
+		default:
+			return nil, structs.NewError(structs.CodeInvalid, fmt.Sprintf("allocation %s: check %q status %q is not passing, warning or critical", u.ID, key, c.Status))
+		}
+		if len(key) > maxClientCheckKey || len(c.Output) > maxClientCheckOutput {
+			return nil, structs.NewError(structs.CodeInvalid, fmt.Sprintf("allocation %s: check %.64q: key over %d bytes or output over %d bytes", u.ID, key, maxClientCheckKey, maxClientCheckOutput))
+		}
+	}
 	out := &structs.Allocation{
 		ID:                u.ID,
 		NodeID:            u.NodeID,
 		ClientStatus:      u.ClientStatus,
 		ClientDescription: u.ClientDescription,
 		TaskStates:        u.TaskStates,
+		Checks:            u.Checks,
 	}
 	if ds := u.DeploymentStatus; ds != nil {
 		out.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: ds.Healthy, Timestamp: ds.Timestamp}

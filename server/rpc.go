@@ -334,6 +334,10 @@ var clientEndpoints = map[string]bool{
 	// Client-only agents resolve request tokens with it to authorize
 	// their own HTTP endpoints (agent:read, read-logs, ...).
 	"ACL.ResolveToken": true,
+	// The DNS server and the proxy on every client read service
+	// instances of every namespace with the node's secret.
+	"Service.List":      true,
+	"Service.Instances": true,
 }
 
 // ClientEndpoint reports whether a client certificate may call method;
@@ -344,10 +348,11 @@ func ClientEndpoint(method string) bool { return clientEndpoints[method] }
 func (s *Server) registerClientEndpoints() error {
 	s.clientRPCServer = rpc.NewServer()
 	endpoints := map[string]interface{}{
-		"Node":   &clientNode{srv: s, node: &Node{srv: s}},
-		"Alloc":  &clientAlloc{srv: s, alloc: &Alloc{srv: s}},
-		"Status": &clientStatus{srv: s, status: &Status{srv: s}},
-		"ACL":    &clientACL{srv: s, acl: &ACL{srv: s}},
+		"Node":    &clientNode{srv: s, node: &Node{srv: s}},
+		"Alloc":   &clientAlloc{srv: s, alloc: &Alloc{srv: s}},
+		"Status":  &clientStatus{srv: s, status: &Status{srv: s}},
+		"ACL":     &clientACL{srv: s, acl: &ACL{srv: s}},
+		"Service": &clientService{srv: s, svc: &Service{srv: s}},
 	}
 	for name, e := range endpoints {
 		if err := s.clientRPCServer.RegisterName(name, e); err != nil {
@@ -411,6 +416,25 @@ func (c *clientNode) UpdateAlloc(args *structs.AllocUpdateRequest, reply *struct
 		return err
 	}
 	return c.node.UpdateAlloc(args, reply)
+}
+
+type clientService struct {
+	srv *Server
+	svc *Service
+}
+
+func (c *clientService) List(args *structs.ServiceListRequest, reply *structs.ServiceListResponse) error {
+	if err := c.srv.refuseForwarded("Service.List", args); err != nil {
+		return err
+	}
+	return c.svc.List(args, reply)
+}
+
+func (c *clientService) Instances(args *structs.ServiceInstancesRequest, reply *structs.ServiceInstancesResponse) error {
+	if err := c.srv.refuseForwarded("Service.Instances", args); err != nil {
+		return err
+	}
+	return c.svc.Instances(args, reply)
 }
 
 type clientAlloc struct {

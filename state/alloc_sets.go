@@ -56,6 +56,9 @@ type allocSetWriter struct {
 	// usage holds, per namespace, the change of its quota usage
 	// (quotas.go).
 	usage map[string]structs.QuotaLimits
+	// services holds, by ID, the allocations whose service instances
+	// the transaction must re-derive (services.go).
+	services map[string]*structs.Allocation
 }
 
 // put records an allocation version written in the transaction (new or

@@ -115,6 +115,7 @@ func upsertPlanResultsTxn(txn *memdb.Txn, index uint64, req *structs.ApplyPlanRe
 			a.ClientStatus = existing.ClientStatus
 			a.ClientDescription = existing.ClientDescription
 			a.TaskStates = existing.TaskStates
+			a.Checks = existing.Checks
 			if a.DeploymentStatus == nil {
 				a.DeploymentStatus = existing.DeploymentStatus
 			}
@@ -184,7 +185,7 @@ func linkNextAllocTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64, prevID
 }
 
 // UpdateAllocsFromClient records what clients report: client status,
-// description and task states. Unknown allocations are skipped (they may
+// description, task states and service check results. Unknown allocations are skipped (they may
 // have been garbage-collected). evals (created by the leader to
 // reschedule failed allocations) are written in the same transaction.
 func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation, updatedAt int64, evals []*structs.Evaluation) error {
@@ -214,6 +215,9 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 			a.ClientDescription = update.ClientDescription
 		}
 		a.TaskStates = update.TaskStates
+		// Checks, like task states, are reported whole (bounded by the
+		// FSM's checkAllocClientUpdate).
+		a.Checks = update.Checks
 		if update.DeploymentStatus != nil && a.DeploymentID != "" {
 			a.DeploymentStatus = update.DeploymentStatus.Copy()
 			// Whether an allocation is a canary is the scheduler's to
@@ -434,10 +438,14 @@ func short(id string) string {
 }
 
 // finishAllocsTxn ends the allocation writes of a transaction: it writes
-// the node and job rows of what insertAllocTxn recorded and moves the
-// allocs table's index.
+// the node and job rows of what insertAllocTxn recorded, derives the
+// service instances of the allocations it wrote (services.go) and moves
+// the allocs table's index.
 func finishAllocsTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64) error {
 	if err := sets.flush(txn); err != nil {
+		return err
+	}
+	if err := sets.flushServices(txn, index); err != nil {
 		return err
 	}
 	return setIndex(txn, index, TableAllocs)
@@ -461,5 +469,6 @@ func insertAllocTxn(txn *memdb.Txn, sets *allocSetWriter, a *structs.Allocation)
 	}
 	sets.countUsage(old, a)
 	sets.put(a)
+	sets.putServices(old, a)
 	return nil
 }

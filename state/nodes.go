@@ -45,6 +45,12 @@ func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int6
 	if err := setIndex(txn, index, TableNodes); err != nil {
 		return err
 	}
+	// A node back with another address: its instances move with it.
+	if raw == nil || nodeAddress(raw.(*structs.Node)) != nodeAddress(n) {
+		if err := refreshNodeInstancesTxn(txn, index, n.ID, nodeAddress(n)); err != nil {
+			return err
+		}
+	}
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
 	}
@@ -111,6 +117,11 @@ func (s *StateStore) DeleteNode(index uint64, nodeID string) error {
 		return fmt.Errorf("delete node: %w", err)
 	}
 	if err := setIndex(txn, index, TableNodes); err != nil {
+		return err
+	}
+	// Instances of its allocations that still have them lose the
+	// address.
+	if err := refreshNodeInstancesTxn(txn, index, nodeID, ""); err != nil {
 		return err
 	}
 	txn.Commit()

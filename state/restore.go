@@ -10,7 +10,8 @@ import (
 
 // Restore bulk-loads a fresh store from an FSM snapshot. Objects are
 // inserted as they are, indexes included; only the allocation lists by
-// node and job (alloc_sets.go) are rebuilt.
+// node and job (alloc_sets.go), the quota usage and the service
+// instances (services.go) are rebuilt.
 //
 // Jobs, job versions, allocations, evaluations and deployments without
 // a namespace (from a snapshot written before namespaces existed) are
@@ -35,6 +36,10 @@ func (r *Restore) Abort() { r.txn.Abort() }
 func (r *Restore) Commit() error {
 	if err := r.sets.flush(r.txn); err != nil {
 		return fmt.Errorf("restore allocation lists: %w", err)
+	}
+	// After every node is in: instances carry their node's address.
+	if err := r.sets.flushServices(r.txn, 0); err != nil {
+		return fmt.Errorf("restore service instances: %w", err)
 	}
 	r.txn.Commit()
 	return nil
@@ -69,6 +74,7 @@ func (r *Restore) AllocRestore(a *structs.Allocation) error {
 	}
 	r.sets.countUsage(nil, a)
 	r.sets.put(a)
+	r.sets.putServices(nil, a)
 	return nil
 }
 

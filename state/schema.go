@@ -114,6 +114,9 @@ func schema() *memdb.DBSchema {
 		TableQuotas:       quotasSchema(),
 		// Derived from the allocations (quotas.go); not in snapshots.
 		tableNamespaceUsage: namespaceUsageSchema(),
+		// Derived from the allocations and nodes (services.go); not in
+		// snapshots.
+		TableServiceInstances: serviceInstancesSchema(),
 	}}
 }
 

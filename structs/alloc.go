@@ -51,6 +51,10 @@ type Allocation struct {
 	ClientStatus       string
 	ClientDescription  string
 	TaskStates         map[string]*TaskState
+	// Checks are the client's latest results of the allocation's
+	// service checks, keyed by CheckKey(service, check); reported with
+	// the client's updates like TaskStates.
+	Checks map[string]*CheckStatus `json:",omitempty"`
 
 	// PreviousAllocation is the allocation this one replaces;
 	// NextAllocation is the one that replaced it.
@@ -280,6 +284,12 @@ func (a *Allocation) Copy() *Allocation {
 	}
 	c.DeploymentStatus = a.DeploymentStatus.Copy()
 	c.PreemptedAllocations = copyStrings(a.PreemptedAllocations)
+	if a.Checks != nil {
+		c.Checks = make(map[string]*CheckStatus, len(a.Checks))
+		for k, v := range a.Checks {
+			c.Checks[k] = v.Copy()
+		}
+	}
 	return &c
 }
 

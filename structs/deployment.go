@@ -12,8 +12,11 @@ type UpdateStrategy struct {
 	Stagger time.Duration
 	// MaxParallel is how many allocations are replaced at a time.
 	MaxParallel int
-	// HealthCheck is how health is judged: "task_states" (running for
-	// MinHealthyTime).
+	// HealthCheck is how a client judges an allocation's health:
+	// "task_states", its tasks have run for MinHealthyTime; "checks", or
+	// "" (the default), also its service checks have all passed for
+	// MinHealthyTime, when the group has checks (task states alone when
+	// it has none).
 	HealthCheck string
 	// MinHealthyTime is how long an allocation's tasks must run to count
 	// as healthy.
@@ -40,6 +43,7 @@ const (
 	DefaultUpdateProgressDeadline = 10 * time.Minute
 	DefaultUpdateStagger          = 30 * time.Second
 	UpdateHealthCheckTaskStates   = "task_states"
+	UpdateHealthCheckChecks       = "checks"
 )
 
 // Copy returns a copy.
@@ -86,9 +90,8 @@ func (u *UpdateStrategy) Canonicalize() {
 	if u.MaxParallel == 0 {
 		u.MaxParallel = DefaultUpdateMaxParallel
 	}
-	if u.HealthCheck == "" {
-		u.HealthCheck = UpdateHealthCheckTaskStates
-	}
+	// HealthCheck stays "" (checks when the group has them): the
+	// strategy does not know whether it has.
 	if u.MinHealthyTime == 0 {
 		u.MinHealthyTime = DefaultUpdateMinHealthyTime
 	}
@@ -113,8 +116,10 @@ func (u *UpdateStrategy) validate(p *problems, path string) {
 	if u.Canary < 0 {
 		p.add(path+".Canary", "%d is negative", u.Canary)
 	}
-	if u.HealthCheck != UpdateHealthCheckTaskStates {
-		p.add(path+".HealthCheck", "unknown health check %q; accepted: %q", u.HealthCheck, UpdateHealthCheckTaskStates)
+	switch u.HealthCheck {
+	case "", UpdateHealthCheckChecks, UpdateHealthCheckTaskStates:
+	default:
+		p.add(path+".HealthCheck", "unknown health check %q; accepted: %q, %q (or unset: checks)", u.HealthCheck, UpdateHealthCheckChecks, UpdateHealthCheckTaskStates)
 	}
 	if u.MinHealthyTime < 0 || u.HealthyDeadline < 0 || u.ProgressDeadline < 0 || u.Stagger < 0 {
 		p.add(path, "durations must not be negative")

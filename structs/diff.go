@@ -20,8 +20,10 @@ import (
 //     out, unless contextual is set: then an edited group, task or
 //     object also lists its unchanged fields, with type None, so the
 //     reader sees the change in its context.
-//   - Sets (datacenters, constraints, affinities, spread targets) show
-//     an added and a deleted entry rather than an edit.
+//   - Sets (datacenters, constraints, affinities, spread targets,
+//     service tags) show an added and a deleted entry rather than an
+//     edit. Services, like groups and tasks, are matched by name, and
+//     so are a service's checks.
 //   - Values are rendered as strings: ints and bools with strconv,
 //     durations with time.Duration.String, "" for a value that is unset
 //     or absent on that side.
@@ -110,6 +112,7 @@ func taskGroupDiff(old, new *TaskGroup, contextual bool) *TaskGroupDiff {
 	objs = append(objs, affinityDiffs(o.Affinities, n.Affinities, contextual)...)
 	objs = append(objs, spreadDiffs(o.Spreads, n.Spreads, contextual)...)
 	objs = append(objs, networkDiffs(o.Networks, n.Networks, contextual)...)
+	objs = append(objs, serviceDiffs(o.Services, n.Services, contextual)...)
 	objs = appendObject(objs, objectDiff("Update", updateFields(o.Update), updateFields(n.Update), nil, contextual))
 	objs = appendObject(objs, objectDiff("Migrate", migrateFields(o.Migrate), migrateFields(n.Migrate), nil, contextual))
 	objs = appendObject(objs, objectDiff("RestartPolicy", restartFields(o.RestartPolicy), restartFields(n.RestartPolicy), nil, contextual))
@@ -212,6 +215,7 @@ func taskDiff(old, new *Task, contextual bool) *TaskDiff {
 	objs = appendObject(objs, objectDiff("Resources", resourcesFields(o.Resources), resourcesFields(n.Resources), nil, contextual))
 	objs = append(objs, constraintDiffs(o.Constraints, n.Constraints, contextual)...)
 	objs = append(objs, affinityDiffs(o.Affinities, n.Affinities, contextual)...)
+	objs = append(objs, serviceDiffs(o.Services, n.Services, contextual)...)
 	sortObjects(objs)
 	diff.Objects = objs
 
@@ -347,6 +351,41 @@ func portFields(p *Port, dynamic bool) map[string]string {
 	return m
 }
 
+// serviceFields renders a service without its tags, VIP and checks,
+// which are nested objects.
+func serviceFields(s *Service) map[string]string {
+	if s == nil {
+		return nil
+	}
+	return map[string]string{
+		"Name":          s.Name,
+		"PortLabel":     s.PortLabel,
+		"TaskName":      s.TaskName,
+		"PublishedPort": strconv.Itoa(s.PublishedPort),
+		"ShutdownDelay": durationString(s.ShutdownDelay),
+	}
+}
+
+func vipFields(v *ServiceVIP) map[string]string {
+	if v == nil {
+		return nil
+	}
+	return map[string]string{"Port": strconv.Itoa(v.Port)}
+}
+
+func checkFields(c *ServiceCheck) map[string]string {
+	if c == nil {
+		return nil
+	}
+	return map[string]string{
+		"Name":     c.Name,
+		"Type":     c.Type,
+		"Path":     c.Path,
+		"Interval": durationString(c.Interval),
+		"Timeout":  durationString(c.Timeout),
+	}
+}
+
 func durationString(d time.Duration) string { return d.String() }
 
 // addMap adds the entries of a map as "prefix[key]" fields.
@@ -412,6 +451,49 @@ func networkDiffs(old, new []*NetworkResource, contextual bool) []*ObjectDiff {
 		out = appendObject(out, objectDiff("Network", networkFields(o), networkFields(n), ports, contextual))
 	}
 	return out
+}
+
+// serviceDiffs matches services by name, and a service's checks by
+// name; its tags are a set, shown as a nested "Tags" object.
+func serviceDiffs(old, new []*Service, contextual bool) []*ObjectDiff {
+	oldBy, newBy, names := matchByName(old, new, func(s *Service) string { return s.Name })
+	var out []*ObjectDiff
+	for _, name := range names {
+		o, n := oldBy[name], newBy[name]
+		var os, ns Service
+		if o != nil {
+			os = *o
+		}
+		if n != nil {
+			ns = *n
+		}
+		nested := appendObject(nil, tagsDiff(os.Tags, ns.Tags, contextual))
+		nested = appendObject(nested, objectDiff("VIP", vipFields(os.VIP), vipFields(ns.VIP), nil, contextual))
+		oc, nc, checks := matchByName(os.Checks, ns.Checks, func(c *ServiceCheck) string { return c.Name })
+		for _, c := range checks {
+			nested = appendObject(nested, objectDiff("Check", checkFields(oc[c]), checkFields(nc[c]), nil, contextual))
+		}
+		out = appendObject(out, objectDiff("Service", serviceFields(o), serviceFields(n), nested, contextual))
+	}
+	return out
+}
+
+// tagsDiff compares two sets of tags as an object named "Tags" whose
+// fields are the added and deleted tags; nil when the sets are equal.
+func tagsDiff(old, new []string, contextual bool) *ObjectDiff {
+	fields := setFieldDiffs("Tags", old, new, contextual)
+	if !fieldsChanged(fields) {
+		return nil
+	}
+	diff := &ObjectDiff{Type: DiffTypeEdited, Name: "Tags", Fields: fields}
+	switch {
+	case len(old) == 0:
+		diff.Type = DiffTypeAdded
+	case len(new) == 0:
+		diff.Type = DiffTypeDeleted
+	}
+	sortFields(diff.Fields)
+	return diff
 }
 
 func portDiffs(name string, old, new []Port, dynamic, contextual bool) []*ObjectDiff {

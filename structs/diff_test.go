@@ -799,3 +799,84 @@ func TestCompareFieldNames(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// TestJobDiff_Services: services are matched by name, their checks by
+// name, and their tags are a set; a group's services show in the
+// group's objects, a task's in the task's (where they force a
+// destructive update, as any task change but the kill timeout does).
+func TestJobDiff_Services(t *testing.T) {
+	withServices := func() *Job {
+		j := diffTestJob()
+		tg := j.TaskGroups[0]
+		tg.Services = []*Service{
+			{Name: "web", PortLabel: "http", Tags: []string{"v1", "blue"},
+				Checks: []*ServiceCheck{{Name: "web-http", Type: "http", Path: "/", Interval: 10 * time.Second, Timeout: 2 * time.Second}}},
+			{Name: "old", PortLabel: "http"},
+		}
+		tg.Tasks[0].Services = []*Service{{Name: "admin", PortLabel: "http", TaskName: "server"}}
+		return j
+	}
+	old := withServices()
+	new := withServices()
+	tg := new.TaskGroups[0]
+	web := tg.Services[0]
+	web.Tags = []string{"v2", "blue"}
+	web.Checks[0].Interval = 5 * time.Second
+	web.Checks = append(web.Checks, &ServiceCheck{Name: "web-tcp", Type: "tcp", Interval: 10 * time.Second, Timeout: 2 * time.Second})
+	web.VIP = &ServiceVIP{Port: 80}
+	tg.Services[1] = &Service{Name: "new", PortLabel: "http", PublishedPort: 8080}
+	tg.Tasks[0].Services[0].ShutdownDelay = 5 * time.Second
+
+	d, err := old.Diff(new, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Edited Job "web"
+  Edited Group "web"
+    Added Service {
+      Added Name: "" => "new"
+      Added PortLabel: "" => "http"
+      Added PublishedPort: "" => "8080"
+      Added ShutdownDelay: "" => "0s"
+    }
+    Deleted Service {
+      Deleted Name: "old" => ""
+      Deleted PortLabel: "http" => ""
+      Deleted PublishedPort: "0" => ""
+      Deleted ShutdownDelay: "0s" => ""
+    }
+    Edited Service {
+      Added Check {
+        Added Interval: "" => "10s"
+        Added Name: "" => "web-tcp"
+        Added Timeout: "" => "2s"
+        Added Type: "" => "tcp"
+      }
+      Edited Check {
+        Edited Interval: "10s" => "5s"
+      }
+      Edited Tags {
+        Deleted Tags: "v1" => ""
+        Added Tags: "" => "v2"
+      }
+      Added VIP {
+        Added Port: "" => "80"
+      }
+    }
+    Edited Task "server" (forces create/destroy update)
+      Edited Service {
+        Edited ShutdownDelay: "0s" => "5s"
+      }
+`
+	if got := dumpDiff(d); got != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+
+	same, err := withServices().Diff(withServices(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Type != DiffTypeNone {
+		t.Errorf("equal services diff as %s:\n%s", same.Type, dumpDiff(same))
+	}
+}

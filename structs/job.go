@@ -103,6 +103,9 @@ type TaskGroup struct {
 	Migrate          *MigrateStrategy
 	Tasks            []*Task
 	Meta             map[string]string
+	// Services are the group's `service` blocks (service.go); a task's
+	// own services are in Task.Services.
+	Services []*Service `json:",omitempty"`
 }
 
 // Task is one container.
@@ -119,6 +122,9 @@ type Task struct {
 	// LogConfig bounds the task's output kept on the node; nil takes
 	// DefaultLogConfig (see logs.go).
 	LogConfig *LogConfig `json:",omitempty"`
+	// Services are the task's `service` blocks; their checks run while
+	// the task runs.
+	Services []*Service `json:",omitempty"`
 }
 
 // TaskConfig is the driver configuration of a task. Its JSON keys are
@@ -241,6 +247,7 @@ func (j *Job) Canonicalize() {
 		if tg == nil {
 			continue
 		}
+		ApplyServiceDefaults(tg)
 		// A group inherits the job's update block; either way unset
 		// fields get defaults. System jobs update all at once.
 		if tg.Update == nil && j.Update != nil {
@@ -370,6 +377,7 @@ func (tg *TaskGroup) Copy() *TaskGroup {
 			n.Tasks[i] = t.Copy()
 		}
 	}
+	n.Services = copyServices(tg.Services)
 	return &n
 }
 
@@ -384,6 +392,7 @@ func (t *Task) Copy() *Task {
 	n.Constraints = copyConstraints(t.Constraints)
 	n.Affinities = copyAffinities(t.Affinities)
 	n.LogConfig = t.LogConfig.Copy()
+	n.Services = copyServices(t.Services)
 	if t.Config != nil {
 		c := *t.Config
 		c.Args = copyStrings(t.Config.Args)

@@ -179,6 +179,7 @@ func (j *Job) validate(l JobLimits) error {
 		seen[tg.Name] = i
 		tg.validate(&p, path, j.Type, l)
 	}
+	validateServices(&p, groups)
 	return p.err()
 }
 

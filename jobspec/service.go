@@ -1,0 +1,93 @@
+package jobspec
+
+import (
+	"fmt"
+
+	"github.com/droverhq/drover/structs"
+	"github.com/hashicorp/hcl/v2"
+)
+
+// The service block, in a group or a task:
+//
+//	service {
+//	  name = "web"
+//	  port = "http"          # a label of the group's network ports
+//	  tags = ["v1"]
+//	  check { type = "http" path = "/" interval = "5s" timeout = "2s" }
+//	  vip { port = 80 }
+//	  published_port = 8080
+//	  shutdown_delay = "5s"
+//	}
+//
+// Checks left without a name, path, interval or timeout get
+// structs.ApplyServiceDefaults' values once the group is converted;
+// everything else is judged by structs.(*Job).Validate.
+
+var (
+	serviceSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "name"}, {Name: "port"}, {Name: "tags"},
+			{Name: "published_port"}, {Name: "shutdown_delay"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "check"}, {Type: "vip"}},
+	}
+	checkSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "name"}, {Name: "type"}, {Name: "path"}, {Name: "interval"}, {Name: "timeout"},
+		},
+	}
+	vipSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "port"}},
+	}
+)
+
+// services converts the service blocks of a group or task whose structs
+// path is prefix ("TaskGroups[0]." or "TaskGroups[0].Tasks[1]."); task
+// is the task's name, "" for a group.
+func (c *converter) services(blocks hcl.Blocks, prefix, task string) []*structs.Service {
+	var out []*structs.Service
+	for i, b := range blocks.OfType("service") {
+		if i == 0 {
+			// Validate reports "too many services" at the Services
+			// path; point at the first block.
+			c.record(prefix+"Services", b.DefRange)
+		}
+		out = append(out, c.service(b, fmt.Sprintf("%sServices[%d]", prefix, i), task))
+	}
+	return out
+}
+
+// service converts one `service { ... }` block found at path.
+func (c *converter) service(b *hcl.Block, path, task string) *structs.Service {
+	s := &structs.Service{TaskName: task}
+	c.record(path, b.DefRange)
+	content := c.content(b.Body, serviceSchema)
+	c.setString(content.Attributes, "name", path+".Name", &s.Name)
+	c.setString(content.Attributes, "port", path+".PortLabel", &s.PortLabel)
+	c.setStrings(content.Attributes, "tags", path+".Tags", &s.Tags)
+	c.setInt(content.Attributes, "published_port", path+".PublishedPort", &s.PublishedPort)
+	c.setDuration(content.Attributes, "shutdown_delay", path+".ShutdownDelay", &s.ShutdownDelay)
+	for i, cb := range content.Blocks.OfType("check") {
+		cpath := fmt.Sprintf("%s.Checks[%d]", path, i)
+		if i == 0 {
+			c.record(path+".Checks", cb.DefRange)
+		}
+		ch := &structs.ServiceCheck{}
+		c.record(cpath, cb.DefRange)
+		attrs := c.content(cb.Body, checkSchema).Attributes
+		c.setString(attrs, "name", cpath+".Name", &ch.Name)
+		c.setString(attrs, "type", cpath+".Type", &ch.Type)
+		c.setString(attrs, "path", cpath+".Path", &ch.Path)
+		c.setDuration(attrs, "interval", cpath+".Interval", &ch.Interval)
+		c.setDuration(attrs, "timeout", cpath+".Timeout", &ch.Timeout)
+		s.Checks = append(s.Checks, ch)
+	}
+	where := "a service block"
+	if vb := c.single(content.Blocks, "vip", where); vb != nil {
+		s.VIP = &structs.ServiceVIP{}
+		c.record(path+".VIP", vb.DefRange)
+		attrs := c.content(vb.Body, vipSchema).Attributes
+		c.setInt(attrs, "port", path+".VIP.Port", &s.VIP.Port)
+	}
+	return s
+}

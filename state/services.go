@@ -1,0 +1,417 @@
+package state
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// Service instances.
+//
+// An instance is one allocation's offer of one service of its group
+// (structs.TaskGroup.GroupServices). Nothing writes instances: they are
+// derived rows, rewritten inside every transaction that writes an
+// allocation (insertAllocTxn records the allocation, finishAllocsTxn
+// derives its instances before commit) or changes a node's address
+// (UpsertNode), and rebuilt on restore. They are not in snapshots.
+//
+// An instance exists while its allocation is desired to run and is
+// pending or running on its client, and, for a service with a
+// shutdown_delay, while the allocation is told to stop but its client
+// still reports it running (status terminating). Its status otherwise
+// comes from the allocation's reported checks (structs.Allocation.Checks):
+// a critical or missing check makes it critical, else a warning one
+// warning, else passing; a service without checks passes while its
+// allocation runs and is critical while it is pending.
+//
+// A row is rewritten only when something in it changed, and the
+// table's index moves only then: blocking queries on services sleep
+// through allocation changes that do not concern them (task events,
+// deployment health, desired transitions). A check result that differs
+// only in its Timestamp is a change (the instance carries the checks as
+// reported), so check runners should report on change, not on every
+// run.
+//
+// On restore an instance takes its allocation's CreateIndex and
+// ModifyIndex (what it was derived from); the table index entry comes
+// from the snapshot like every other, and nothing is bumped.
+
+// TableServiceInstances holds the derived structs.ServiceInstance rows.
+const TableServiceInstances = "service_instances"
+
+func serviceInstancesSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: TableServiceInstances,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			// service lists a name's instances in a namespace; its
+			// prefix form with (namespace, "") a namespace's.
+			"service": {Name: "service", Indexer: namespacedIndex("ServiceName")},
+			"alloc":   {Name: "alloc", Indexer: &memdb.StringFieldIndex{Field: "AllocID"}},
+		},
+	}
+}
+
+// putServices records an allocation version written in the transaction
+// for its instances to be derived by flushServices, when the old or new
+// version's group has services (others have no instances to add or
+// remove). The last version recorded of an ID wins.
+func (w *allocSetWriter) putServices(old, a *structs.Allocation) {
+	if !hasServices(a) && !hasServices(old) {
+		return
+	}
+	if w.services == nil {
+		w.services = make(map[string]*structs.Allocation)
+	}
+	w.services[a.ID] = a
+}
+
+func hasServices(a *structs.Allocation) bool {
+	return a != nil && len(allocServices(a)) > 0
+}
+
+// allocServices returns the services of the allocation's group.
+func allocServices(a *structs.Allocation) []*structs.Service {
+	if a.Job == nil {
+		return nil
+	}
+	return a.Job.LookupTaskGroup(a.TaskGroup).GroupServices()
+}
+
+// flushServices derives the instances of the allocations w recorded
+// and writes those that changed at index; it moves the table's index
+// when any did. With index 0 (a restore) instances take their
+// allocation's indexes and no table index moves.
+func (w *allocSetWriter) flushServices(txn *memdb.Txn, index uint64) error {
+	if len(w.services) == 0 {
+		return nil
+	}
+	// In ID order: the writes are the same whatever the order, but a
+	// failure names the same allocation on every server.
+	ids := make([]string, 0, len(w.services))
+	for id := range w.services {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	changed := false
+	addrs := make(map[string]string)
+	for _, id := range ids {
+		a := w.services[id]
+		addr, ok := addrs[a.NodeID]
+		if !ok {
+			var err error
+			if addr, err = nodeAddressTxn(txn, a.NodeID); err != nil {
+				return err
+			}
+			addrs[a.NodeID] = addr
+		}
+		c, err := syncInstancesTxn(txn, index, a, addr)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+	}
+	w.services = nil
+	if changed && index > 0 {
+		return setIndex(txn, index, TableServiceInstances)
+	}
+	return nil
+}
+
+// nodeAddressTxn returns the host part of the node's HTTP address, ""
+// for an unknown node.
+func nodeAddressTxn(txn *memdb.Txn, nodeID string) (string, error) {
+	raw, err := txn.First(TableNodes, "id", nodeID)
+	if err != nil {
+		return "", fmt.Errorf("node lookup: %w", err)
+	}
+	if raw == nil {
+		return "", nil
+	}
+	return nodeAddress(raw.(*structs.Node)), nil
+}
+
+// nodeAddress is the host part of the node's HTTP address (the whole
+// of it when it has no port).
+func nodeAddress(n *structs.Node) string {
+	if n == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(n.HTTPAddr)
+	if err != nil {
+		return n.HTTPAddr
+	}
+	return host
+}
+
+// refreshNodeInstancesTxn re-derives the instances of every allocation
+// on the node (its address changed) and moves the table's index when
+// any changed.
+func refreshNodeInstancesTxn(txn *memdb.Txn, index uint64, nodeID, addr string) error {
+	allocs, err := allocSetTxn(txn, nil, tableNodeAllocs, nodeID)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, a := range allocs {
+		if !hasServices(a) {
+			continue
+		}
+		c, err := syncInstancesTxn(txn, index, a, addr)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+	}
+	if changed {
+		return setIndex(txn, index, TableServiceInstances)
+	}
+	return nil
+}
+
+// syncInstancesTxn makes the allocation's stored instances what it
+// should have: it inserts new and changed ones (keeping CreateIndex),
+// deletes those it should no longer have and leaves equal ones alone.
+// It reports whether it wrote anything.
+func syncInstancesTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, addr string) (bool, error) {
+	existing, err := collect[*structs.ServiceInstance](txn, nil, TableServiceInstances, "alloc", a.ID)
+	if err != nil {
+		return false, err
+	}
+	old := make(map[string]*structs.ServiceInstance, len(existing))
+	for _, inst := range existing {
+		old[inst.ID] = inst
+	}
+	changed := false
+	for _, inst := range deriveInstances(a, addr) {
+		prev := old[inst.ID]
+		delete(old, inst.ID)
+		if prev != nil && instanceEqual(prev, inst) {
+			continue
+		}
+		switch {
+		case index == 0:
+			// Restore: what the instance was derived from.
+			inst.CreateIndex, inst.ModifyIndex = a.CreateIndex, a.ModifyIndex
+		case prev != nil:
+			inst.CreateIndex, inst.ModifyIndex = prev.CreateIndex, index
+		default:
+			inst.CreateIndex, inst.ModifyIndex = index, index
+		}
+		if err := txn.Insert(TableServiceInstances, inst); err != nil {
+			return false, fmt.Errorf("%s insert: %w", TableServiceInstances, err)
+		}
+		changed = true
+	}
+	for _, inst := range existing {
+		if _, gone := old[inst.ID]; !gone {
+			continue
+		}
+		if err := txn.Delete(TableServiceInstances, inst); err != nil {
+			return false, fmt.Errorf("%s delete: %w", TableServiceInstances, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// deriveInstances returns the instances the allocation should have on a
+// node at addr, without indexes. Tags and checks are shared with the
+// allocation and its job, which are never modified once stored.
+func deriveInstances(a *structs.Allocation, addr string) []*structs.ServiceInstance {
+	services := allocServices(a)
+	if len(services) == 0 {
+		return nil
+	}
+	live := a.DesiredStatus == structs.AllocDesiredStatusRun &&
+		(a.ClientStatus == structs.AllocClientStatusPending || a.ClientStatus == structs.AllocClientStatusRunning)
+	terminating := a.ServerTerminalStatus() && a.ClientStatus == structs.AllocClientStatusRunning
+	if !live && !terminating {
+		return nil
+	}
+	out := make([]*structs.ServiceInstance, 0, len(services))
+	seen := make(map[string]bool, len(services))
+	for _, svc := range services {
+		// Validation keeps names unique in a group; should two be
+		// alike anyway, the first is the instance.
+		if svc == nil || svc.Name == "" || seen[svc.Name] {
+			continue
+		}
+		seen[svc.Name] = true
+		if !live && svc.ShutdownDelay <= 0 {
+			continue
+		}
+		inst := &structs.ServiceInstance{
+			ID:            a.ID + "-" + svc.Name,
+			ServiceName:   svc.Name,
+			Namespace:     structs.NamespaceOrDefault(a.Namespace),
+			JobID:         a.JobID,
+			NodeID:        a.NodeID,
+			AllocID:       a.ID,
+			Address:       addr,
+			Port:          allocPort(a, svc.PortLabel),
+			Tags:          svc.Tags,
+			PublishedPort: svc.PublishedPort,
+		}
+		if svc.VIP != nil {
+			inst.VIPPort = svc.VIP.Port
+		}
+		var status string
+		inst.Checks, status = instanceChecks(a, svc)
+		if !live {
+			status = structs.ServiceStatusTerminating
+		}
+		inst.Status = status
+		out = append(out, inst)
+	}
+	return out
+}
+
+// instanceChecks returns the service's reported checks, in the order of
+// its check blocks, and the status they make.
+func instanceChecks(a *structs.Allocation, svc *structs.Service) ([]*structs.CheckStatus, string) {
+	if len(svc.Checks) == 0 {
+		if a.ClientStatus == structs.AllocClientStatusRunning {
+			return nil, structs.ServiceStatusPassing
+		}
+		return nil, structs.ServiceStatusCritical
+	}
+	var checks []*structs.CheckStatus
+	critical, warning := false, false
+	for _, c := range svc.Checks {
+		if c == nil {
+			continue
+		}
+		cs := a.Checks[structs.CheckKey(svc.Name, c.Name)]
+		if cs == nil {
+			critical = true
+			continue
+		}
+		checks = append(checks, cs)
+		switch cs.Status {
+		case structs.ServiceStatusPassing:
+		case structs.ServiceStatusWarning:
+			warning = true
+		default:
+			critical = true
+		}
+	}
+	switch {
+	case critical:
+		return checks, structs.ServiceStatusCritical
+	case warning:
+		return checks, structs.ServiceStatusWarning
+	}
+	return checks, structs.ServiceStatusPassing
+}
+
+// allocPort is the allocation's port of label, 0 when it has none.
+func allocPort(a *structs.Allocation, label string) int {
+	if a.AllocatedResources == nil || label == "" {
+		return 0
+	}
+	for _, p := range a.AllocatedResources.Shared.Ports {
+		if p.Label == label {
+			return p.Value
+		}
+	}
+	return 0
+}
+
+// instanceEqual compares two instances, indexes aside.
+func instanceEqual(x, y *structs.ServiceInstance) bool {
+	if x.ID != y.ID || x.ServiceName != y.ServiceName || x.Namespace != y.Namespace || x.JobID != y.JobID ||
+		x.NodeID != y.NodeID || x.AllocID != y.AllocID || x.Address != y.Address || x.Port != y.Port ||
+		x.Status != y.Status || x.VIP != y.VIP || x.VIPPort != y.VIPPort || x.PublishedPort != y.PublishedPort ||
+		!slices.Equal(x.Tags, y.Tags) || len(x.Checks) != len(y.Checks) {
+		return false
+	}
+	for i := range x.Checks {
+		if x.Checks[i] != y.Checks[i] && (x.Checks[i] == nil || y.Checks[i] == nil || *x.Checks[i] != *y.Checks[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceInstancesByName returns the instances of service name in
+// namespace ns ("" is the default one), sorted by ID; with ws, it
+// watches them.
+func (s *StateStore) ServiceInstancesByName(ws memdb.WatchSet, ns, name string) ([]*structs.ServiceInstance, error) {
+	out, err := collect[*structs.ServiceInstance](s.db.Txn(false), ws, TableServiceInstances, "service", structs.NamespaceOrDefault(ns), name)
+	sortInstances(out)
+	return out, err
+}
+
+// ServiceInstancesByAlloc returns the allocation's instances, sorted by
+// ID.
+func (s *StateStore) ServiceInstancesByAlloc(ws memdb.WatchSet, allocID string) ([]*structs.ServiceInstance, error) {
+	out, err := collect[*structs.ServiceInstance](s.db.Txn(false), ws, TableServiceInstances, "alloc", allocID)
+	sortInstances(out)
+	return out, err
+}
+
+// ServiceInstances returns every instance of namespace ns (of every
+// namespace for structs.AllNamespaces).
+func (s *StateStore) ServiceInstances(ws memdb.WatchSet, ns string) ([]*structs.ServiceInstance, error) {
+	txn := s.db.Txn(false)
+	if ns == structs.AllNamespaces {
+		return collect[*structs.ServiceInstance](txn, ws, TableServiceInstances, "id")
+	}
+	// The empty name as a prefix after the whole namespace: exactly the
+	// namespace's rows (a prefix of the name alone would also match
+	// "default-2" for "default").
+	return collect[*structs.ServiceInstance](txn, ws, TableServiceInstances, "service_prefix", structs.NamespaceOrDefault(ns), "")
+}
+
+// ServiceNames returns one stub per (namespace, service name) of the
+// instances of namespace ns (every namespace for
+// structs.AllNamespaces), sorted by namespace and name.
+func (s *StateStore) ServiceNames(ws memdb.WatchSet, ns string) ([]*structs.ServiceListStub, error) {
+	all, err := s.ServiceInstances(ws, ns)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ ns, name string }
+	stubs := make(map[key]*structs.ServiceListStub)
+	tags := make(map[key]map[string]bool)
+	var out []*structs.ServiceListStub
+	for _, inst := range all {
+		k := key{inst.Namespace, inst.ServiceName}
+		stub := stubs[k]
+		if stub == nil {
+			stub = &structs.ServiceListStub{Name: inst.ServiceName, Namespace: inst.Namespace, Tags: []string{}}
+			stubs[k], tags[k] = stub, make(map[string]bool)
+			out = append(out, stub)
+		}
+		stub.Instances++
+		if inst.Status == structs.ServiceStatusPassing {
+			stub.Passing++
+		}
+		for _, t := range inst.Tags {
+			if !tags[k][t] {
+				tags[k][t] = true
+				stub.Tags = append(stub.Tags, t)
+			}
+		}
+	}
+	for _, stub := range out {
+		sort.Strings(stub.Tags)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+func sortInstances(list []*structs.ServiceInstance) {
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+}

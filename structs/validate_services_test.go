@@ -1,0 +1,173 @@
+package structs
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serviceJob is validJob with a group service, a task service and a
+// second group with a service of its own.
+func serviceJob() *Job {
+	j := validJob()
+	tg := j.TaskGroups[0]
+	tg.Services = []*Service{{
+		Name:      "web",
+		PortLabel: "http",
+		Tags:      []string{"v1"},
+		Checks: []*ServiceCheck{
+			{Name: "web-http", Type: ServiceCheckHTTP, Path: "/", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+			{Name: "web-tcp", Type: ServiceCheckTCP, Interval: 10 * time.Second, Timeout: 2 * time.Second},
+		},
+		VIP:           &ServiceVIP{Port: 80},
+		PublishedPort: 8080,
+		ShutdownDelay: 5 * time.Second,
+	}}
+	tg.Tasks[0].Services = []*Service{{Name: "web-admin", PortLabel: "admin", TaskName: "server"}}
+	api := tg.Copy()
+	api.Name = "api"
+	api.Services[0].Name = "api"
+	api.Services[0].PublishedPort = 8081
+	api.Tasks[0].Services[0].Name = "api-admin"
+	j.TaskGroups = append(j.TaskGroups, api)
+	return j
+}
+
+func TestJob_ValidateServices(t *testing.T) {
+	const (
+		svc   = "TaskGroups[0].Services[0]"
+		check = "TaskGroups[0].Services[0].Checks[0]"
+		tsvc  = "TaskGroups[0].Tasks[0].Services[0]"
+	)
+	gs := func(j *Job) *Service { return j.TaskGroups[0].Services[0] }
+	ch := func(j *Job) *ServiceCheck { return j.TaskGroups[0].Services[0].Checks[0] }
+	cases := []struct {
+		name   string
+		mutate func(j *Job)
+		path   string
+		phrase string // in the problem's message
+	}{
+		{"valid", func(*Job) {}, "", ""},
+		{"name missing", func(j *Job) { gs(j).Name = "" }, svc + ".Name", "must be set to a DNS label"},
+		{"name not a DNS label", func(j *Job) { gs(j).Name = "Web_1" }, svc + ".Name", "use 1 to 63 lowercase letters, digits and '-'"},
+		{"name ends with a dash", func(j *Job) { gs(j).Name = "web-" }, svc + ".Name", "not a valid service name"},
+		{"name too long", func(j *Job) { gs(j).Name = strings.Repeat("a", 64) }, svc + ".Name", "not a valid service name"},
+		{"name twice in a group", func(j *Job) { j.TaskGroups[0].Tasks[0].Services[0].Name = "web" }, tsvc + ".Name",
+			`service "web" is already declared at TaskGroups[0].Services[0]; service names must be unique in a group and its tasks`},
+		{"name twice in the job", func(j *Job) { j.TaskGroups[1].Services[0].Name = "web" }, "TaskGroups[1].Services[0].Name",
+			`service "web" is already declared by group "web" at TaskGroups[0].Services[0]; service names must be unique in the job`},
+		{"port label missing", func(j *Job) { gs(j).PortLabel = "" }, svc + ".PortLabel", "must be set to the label of one of the group's network ports: admin, http"},
+		{"port label unknown", func(j *Job) { gs(j).PortLabel = "x" }, svc + ".PortLabel", `unknown port label "x"; the group's ports are: admin, http`},
+		{"group without ports", func(j *Job) {
+			j.TaskGroups[0].Networks = nil
+			j.TaskGroups[0].Tasks[0].Services = nil
+		}, svc + ".PortLabel", "the group has no network ports"},
+		{"empty tag", func(j *Job) { gs(j).Tags = []string{"v1", " "} }, svc + ".Tags[1]", "must not be empty"},
+		{"duplicate tag", func(j *Job) { gs(j).Tags = []string{"v1", "v1"} }, svc + ".Tags[1]", `tag "v1" is listed twice (also Tags[0])`},
+		{"too many tags", func(j *Job) {
+			gs(j).Tags = nil
+			for i := 0; i <= MaxServiceTags; i++ {
+				gs(j).Tags = append(gs(j).Tags, fmt.Sprint("t", i))
+			}
+		}, svc + ".Tags", fmt.Sprintf("has %d tags; the limit is %d", MaxServiceTags+1, MaxServiceTags)},
+		{"too many services", func(j *Job) {
+			tg := j.TaskGroups[0]
+			for i := len(tg.GroupServices()); i <= MaxServicesPerGroup; i++ {
+				tg.Services = append(tg.Services, &Service{Name: fmt.Sprint("s", i), PortLabel: "http"})
+			}
+		}, "TaskGroups[0].Services", fmt.Sprintf("declare %d services; the limit is %d per group", MaxServicesPerGroup+1, MaxServicesPerGroup)},
+		{"too many checks", func(j *Job) {
+			s := gs(j)
+			for i := len(s.Checks); i <= MaxChecksPerService; i++ {
+				c := *s.Checks[1]
+				c.Name = fmt.Sprint("c", i)
+				s.Checks = append(s.Checks, &c)
+			}
+		}, svc + ".Checks", fmt.Sprintf("has %d checks; the limit is %d per service", MaxChecksPerService+1, MaxChecksPerService)},
+		{"null check", func(j *Job) { gs(j).Checks[0] = nil }, check, "must not be null"},
+		{"check type missing", func(j *Job) { ch(j).Type = "" }, check + ".Type", `must be set; accepted: "http", "tcp"`},
+		{"check type unknown", func(j *Job) { ch(j).Type = "grpc" }, check + ".Type", `unknown check type "grpc"; accepted: "http", "tcp"`},
+		{"http path missing", func(j *Job) { ch(j).Path = "" }, check + ".Path", "must be set for an http check"},
+		{"http path relative", func(j *Job) { ch(j).Path = "health" }, check + ".Path", `"health" must start with '/'`},
+		{"tcp check with a path", func(j *Job) { gs(j).Checks[1].Path = "/" }, svc + ".Checks[1].Path", "a tcp check has no path"},
+		{"check name missing", func(j *Job) { ch(j).Name = "" }, check + ".Name", "must be set"},
+		{"check name twice", func(j *Job) { gs(j).Checks[1].Name = "web-http" }, svc + ".Checks[1].Name",
+			`check "web-http" is declared twice in service "web" (also Checks[0])`},
+		{"interval too short", func(j *Job) { ch(j).Interval = 500 * time.Millisecond; ch(j).Timeout = 200 * time.Millisecond },
+			check + ".Interval", "500ms is out of range; accepted: 1s to 1h0m0s"},
+		{"interval too long", func(j *Job) { ch(j).Interval = 2 * time.Hour }, check + ".Interval", "out of range; accepted: 1s to 1h0m0s"},
+		{"timeout too short", func(j *Job) { ch(j).Timeout = time.Millisecond }, check + ".Timeout", "1ms is too short; use at least 100ms"},
+		{"timeout over interval", func(j *Job) { ch(j).Timeout = 11 * time.Second }, check + ".Timeout",
+			"11s is longer than the check's interval (10s); use at most the interval"},
+		{"vip port zero", func(j *Job) { gs(j).VIP.Port = 0 }, svc + ".VIP.Port", "0 is out of range; accepted: 1 to 65535"},
+		{"vip port too big", func(j *Job) { gs(j).VIP.Port = 65536 }, svc + ".VIP.Port", "65536 is out of range"},
+		{"published port negative", func(j *Job) { gs(j).PublishedPort = -1 }, svc + ".PublishedPort", "accepted: 1 to 65535, or 0 (unset) for none"},
+		{"published port twice", func(j *Job) { j.TaskGroups[1].Services[0].PublishedPort = 8080 }, "TaskGroups[1].Services[0].PublishedPort",
+			"port 8080 is already published by TaskGroups[0].Services[0]"},
+		{"shutdown delay negative", func(j *Job) { gs(j).ShutdownDelay = -time.Second }, svc + ".ShutdownDelay", "out of range; accepted: 0s to 10m0s"},
+		{"shutdown delay too long", func(j *Job) { gs(j).ShutdownDelay = time.Hour }, svc + ".ShutdownDelay", "1h0m0s is out of range"},
+		{"task name of another task", func(j *Job) { j.TaskGroups[0].Tasks[0].Services[0].TaskName = "other" }, tsvc + ".TaskName",
+			`"other" does not match the task the service is declared in ("server")`},
+		{"group service of an unknown task", func(j *Job) { gs(j).TaskName = "nope" }, svc + ".TaskName", `unknown task "nope"`},
+		{"null service", func(j *Job) { j.TaskGroups[0].Services = append(j.TaskGroups[0].Services, nil) }, "TaskGroups[0].Services[1]", "must not be null"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := serviceJob()
+			tc.mutate(j)
+			err := j.Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("valid job refused: %v", err)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("want a problem at %s, got %v", tc.path, err)
+			}
+			for _, p := range verr.Problems {
+				if p.Path == tc.path {
+					if !strings.Contains(p.Message, tc.phrase) {
+						t.Fatalf("%s: message %q lacks %q", p.Path, p.Message, tc.phrase)
+					}
+					return
+				}
+			}
+			t.Fatalf("no problem at %s; got %v", tc.path, err)
+		})
+	}
+}
+
+func TestApplyServiceDefaults(t *testing.T) {
+	tg := &TaskGroup{
+		Services: []*Service{{Name: "web", Checks: []*ServiceCheck{
+			{Type: "http"}, {Type: "tcp"}, {Type: "http", Name: "mine"}, {Type: "http", Interval: time.Second},
+			{Type: "tcp", Path: "/x", Interval: time.Minute, Timeout: 3 * time.Second},
+		}}},
+		Tasks: []*Task{{Name: "server", Services: []*Service{{Name: "admin"}, {Name: "other", TaskName: "kept"}}}},
+	}
+	ApplyServiceDefaults(tg)
+	want := []*ServiceCheck{
+		{Name: "web-http", Type: "http", Path: "/", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+		{Name: "web-tcp", Type: "tcp", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+		{Name: "mine", Type: "http", Path: "/", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+		{Name: "web-http-2", Type: "http", Path: "/", Interval: time.Second, Timeout: time.Second},
+		{Name: "web-tcp-1", Type: "tcp", Path: "/x", Interval: time.Minute, Timeout: 3 * time.Second},
+	}
+	if got := tg.Services[0].Checks; !reflect.DeepEqual(got, want) {
+		for i := range got {
+			t.Errorf("check %d: got %+v, want %+v", i, *got[i], *want[i])
+		}
+	}
+	if tn := tg.Tasks[0].Services[0].TaskName; tn != "server" {
+		t.Errorf("task service TaskName %q, want %q", tn, "server")
+	}
+	if tn := tg.Tasks[0].Services[1].TaskName; tn != "kept" {
+		t.Errorf("a set TaskName was overwritten: %q", tn)
+	}
+	ApplyServiceDefaults(nil) // no panic
+}
