@@ -250,3 +250,50 @@ func (tg *TaskGroup) GroupServices() []*Service {
 	}
 	return out
 }
+
+// DefaultServiceVIPRange is the loopback range virtual service addresses
+// are allocated from when the servers' configuration names none.
+const DefaultServiceVIPRange = "127.99.0.0/16"
+
+// ServiceVIPAllocation records the virtual address allocated to a service name
+// in a namespace. It is allocated (through Raft) when the first job
+// with a `vip` block for the name registers, and kept while any job of
+// the namespace declares a `vip` for that name, so the address is
+// stable across job updates and replacements.
+type ServiceVIPAllocation struct {
+	Namespace   string
+	ServiceName string
+	// Address is an IPv4 address from the servers' VIP range.
+	Address     string
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// ProxiedService is one service that client proxies serve: it has a
+// VIP or a published port. Instances are all of its instances (the
+// proxy uses the passing ones).
+type ProxiedService struct {
+	Namespace     string
+	Name          string
+	VIP           string `json:",omitempty"`
+	VIPPort       int    `json:",omitempty"`
+	PublishedPort int    `json:",omitempty"`
+	Instances     []*ServiceInstance
+}
+
+// ServiceProxyRequest asks for every proxied service of every
+// namespace. Client nodes call it with their node secret (the proxy on
+// every client); a token needs read-job in every namespace listed.
+type ServiceProxyRequest struct {
+	NodeID   string
+	SecretID string `json:"-" codec:"SecretID"`
+	QueryOptions
+}
+
+// ServiceProxyResponse answers ServiceProxyRequest, sorted by
+// namespace and name. It is a blocking query on the service instances
+// and VIP allocations.
+type ServiceProxyResponse struct {
+	Services []*ProxiedService
+	QueryMeta
+}
