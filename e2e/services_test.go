@@ -240,3 +240,55 @@ func TestServices_ChecksDiscoveryDNS(t *testing.T) {
 		return ok && de.IsNotFound, nil
 	})
 }
+
+// TestServices_FailingCheckFailsDeployment: a new version whose tasks
+// run but whose HTTP check fails never becomes healthy (the old
+// "running for min_healthy_time" rule would have passed it): its
+// deployment fails and auto-reverts to the version whose check passes.
+func TestServices_FailingCheckFailsDeployment(t *testing.T) {
+	c := newCluster(t)
+	a := c.startDevAgent()
+	withUpdate := func(path string) string {
+		job := serviceJob("chk", c.image, "chk", path, 2)
+		return strings.Replace(job, "    restart {", rollingUpdate(true, "6s", "8s")+"\n    restart {", 1)
+	}
+	if res := a.cli("job", "run", writeFile(t, "v1.hcl", withUpdate("/"))); res.code != 0 {
+		t.Fatalf("job run v1: %s", res)
+	}
+	res := a.cli("job", "run", writeFile(t, "v2.hcl", withUpdate("/missing")))
+	const rollback = " - rolling back to job version 0"
+	if res.code != 1 || !strings.Contains(res.stdout+res.stderr, rollback) {
+		t.Fatalf("job run of the version whose check fails: want exit 1 and %q, got %s", rollback, res)
+	}
+	deps, _, err := a.api.Jobs().Deployments("chk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed bool
+	for _, d := range deps {
+		if d.JobVersion == 1 && d.Status == "failed" {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Fatalf("deployments %+v: want version 1's failed", deps)
+	}
+	// The reverted version (2, a copy of 0) serves passing instances
+	// again, and only its allocations are registered.
+	testutil.WaitFor(t, 60*time.Second, func() (bool, error) {
+		insts := serviceInstances(t, a, "chk")
+		live := map[string]uint64{}
+		for _, al := range liveAllocs(t, a, "chk") {
+			live[al.ID] = al.JobVersion
+		}
+		if len(insts) != 2 {
+			return false, fmt.Errorf("%d instances, want 2", len(insts))
+		}
+		for _, in := range insts {
+			if in.Status != "passing" || live[in.AllocID] != 2 {
+				return false, fmt.Errorf("instance %s: %s, job version %d", in.ID, in.Status, live[in.AllocID])
+			}
+		}
+		return true, nil
+	})
+}

@@ -479,12 +479,40 @@ func destructiveChange(old, new *structs.TaskGroup) bool {
 	if !reflect.DeepEqual(old.Networks, new.Networks) || len(old.Tasks) != len(new.Tasks) {
 		return true
 	}
+	if servicesChecksChanged(old.Services, new.Services) {
+		return true
+	}
 	for i := range old.Tasks {
 		a, b := old.Tasks[i].Copy(), new.Tasks[i].Copy()
 		a.KillTimeout, b.KillTimeout = 0, 0
 		a.Constraints, b.Constraints = nil, nil
 		a.Affinities, b.Affinities = nil, nil
 		if !reflect.DeepEqual(a, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// servicesChecksChanged reports a change of a group's services that the
+// running allocations cannot take in place: the set of services, their
+// ports or their checks (the client runs the checks an allocation
+// started with). Tags, the vip block, published_port and
+// shutdown_delay are read from the allocation's job version by the
+// servers and the proxies, so they change in place.
+func servicesChecksChanged(old, new []*structs.Service) bool {
+	if len(old) != len(new) {
+		return true
+	}
+	for i := range old {
+		a, b := old[i], new[i]
+		if a == nil || b == nil {
+			if a != b {
+				return true
+			}
+			continue
+		}
+		if a.Name != b.Name || a.PortLabel != b.PortLabel || a.TaskName != b.TaskName || !reflect.DeepEqual(a.Checks, b.Checks) {
 			return true
 		}
 	}
