@@ -16,6 +16,7 @@ import (
 
 	"github.com/droverhq/drover/client"
 	clientdns "github.com/droverhq/drover/client/dns"
+	clientproxy "github.com/droverhq/drover/client/proxy"
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/driver"
 	ctrdriver "github.com/droverhq/drover/driver/containerd"
@@ -77,6 +78,9 @@ type Agent struct {
 	audit *auditLog
 	// dns answers service names on a client agent; nil when off.
 	dns *clientdns.Server
+	// proxy balances connections to service VIPs and published ports on
+	// a client agent; nil when off.
+	proxy *clientproxy.Proxy
 
 	shutdownOnce sync.Once
 }
@@ -191,6 +195,10 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 			a.Shutdown()
 			return nil, err
 		}
+		if err := a.setupProxy(); err != nil {
+			a.Shutdown()
+			return nil, err
+		}
 	}
 
 	a.serveHTTP(a.routes())
@@ -232,8 +240,11 @@ func (a *Agent) setupClient() error {
 		MinDynamicPort:   c.Client.MinDynamicPort,
 		MaxDynamicPort:   c.Client.MaxDynamicPort,
 		Drivers:          a.drivers,
-		RPC:              a.rpc,
-		Logger:           a.logger,
+		// Tasks get the agent's DNS as their nameserver when it
+		// listens on port 53 (a resolv.conf cannot name a port).
+		DNSServers: taskDNSServers(c.DNSAddr()),
+		RPC:        a.rpc,
+		Logger:     a.logger,
 	})
 	if err != nil {
 		return err
@@ -259,6 +270,31 @@ func (a *Agent) setupDNS() error {
 		return fmt.Errorf("DNS server: %w (choose another port with dns { port = N } or -dns-port N, or 0 to turn DNS off)", err)
 	}
 	a.dns = srv
+	return nil
+}
+
+// setupProxy starts the client's services proxy (client/proxy) unless
+// the proxy block turns it off. It follows Service.Proxy, a blocking
+// query as this node; listener errors (a published port in use) are
+// logged and shown at /v1/client/proxy, not fatal.
+func (a *Agent) setupProxy() error {
+	if !a.config.ProxyEnabled() || a.client == nil {
+		return nil
+	}
+	balance := ""
+	if a.config.Proxy != nil {
+		balance = a.config.Proxy.Balance
+	}
+	p, err := clientproxy.New(clientproxy.Config{
+		PublishHost: a.config.BindAddr,
+		Balance:     balance,
+		ErrorLog:    a.logger.Named("proxy").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	})
+	if err != nil {
+		return fmt.Errorf("services proxy: %w", err)
+	}
+	p.Watch(a.client.ServiceProxy)
+	a.proxy = p
 	return nil
 }
 
@@ -407,6 +443,10 @@ func (a *Agent) Shutdown() {
 			if err := a.dns.Shutdown(); err != nil {
 				a.logger.Warn("DNS server shutdown", "error", err)
 			}
+		}
+		// The proxy too: its watcher calls the client.
+		if a.proxy != nil {
+			a.proxy.Stop()
 		}
 		if a.client != nil {
 			if err := a.client.Shutdown(); err != nil {

@@ -67,6 +67,9 @@ type Config struct {
 	Audit *AuditConfig `hcl:"audit,block"`
 	// DNS is the client agent's DNS server for service names.
 	DNS *DNSConfig `hcl:"dns,block"`
+	// Proxy is the client agent's load-balancing proxy for service VIPs
+	// and published ports.
+	Proxy *ProxyConfig `hcl:"proxy,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -159,6 +162,11 @@ type ServerConfig struct {
 	// truncate the log sooner.
 	RaftSnapshotThreshold uint64 `hcl:"raft_snapshot_threshold,optional"`
 	RaftSnapshotInterval  string `hcl:"raft_snapshot_interval,optional"`
+
+	// ServiceVIPRange is the IPv4 range inside 127.0.0.0/8 service VIPs
+	// are allocated from (default "127.99.0.0/16"); every server should
+	// name the same one.
+	ServiceVIPRange string `hcl:"service_vip_range,optional"`
 }
 
 // ClientConfig is the client part of the agent.
@@ -268,6 +276,53 @@ func (c *Config) DNSAddr() string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
+// ProxyConfig is the agent's proxy block: the TCP load balancer every
+// client agent runs for services with a VIP or a published port
+// (client/proxy). Published ports are listened on at the bind address.
+type ProxyConfig struct {
+	// Enabled: default true on client agents; agents without a client
+	// never proxy.
+	Enabled *bool `hcl:"enabled,optional"`
+	// Balance is "least_conn" (default) or "round_robin".
+	Balance string `hcl:"balance,optional"`
+}
+
+// merge overlays o onto p (either may be nil) and returns the result.
+func (p *ProxyConfig) merge(o *ProxyConfig) *ProxyConfig {
+	out := &ProxyConfig{}
+	if p != nil {
+		*out = *p
+	}
+	if o == nil {
+		return out
+	}
+	if o.Enabled != nil {
+		out.Enabled = o.Enabled
+	}
+	setString(&out.Balance, o.Balance)
+	return out
+}
+
+func (p *ProxyConfig) validate() error {
+	if p == nil {
+		return nil
+	}
+	switch p.Balance {
+	case "", "least_conn", "round_robin":
+		return nil
+	}
+	return fmt.Errorf("proxy balance = %q: want \"least_conn\" (the default) or \"round_robin\"", p.Balance)
+}
+
+// ProxyEnabled reports whether the agent runs the services proxy: on
+// client agents unless proxy { enabled = false }.
+func (c *Config) ProxyEnabled() bool {
+	if !c.Client.Enabled {
+		return false
+	}
+	return c.Proxy == nil || c.Proxy.Enabled == nil || *c.Proxy.Enabled
+}
+
 // ContainerdConfig configures the containerd task driver.
 type ContainerdConfig struct {
 	Address   string `hcl:"address,optional"`
@@ -344,6 +399,7 @@ func (c *Config) Merge(o *Config) {
 	c.ACL = c.ACL.merge(o.ACL)
 	c.Audit = c.Audit.merge(o.Audit)
 	c.DNS = c.DNS.merge(o.DNS)
+	c.Proxy = c.Proxy.merge(o.Proxy)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -379,6 +435,7 @@ func (c *Config) Merge(o *Config) {
 			c.Server.RaftSnapshotThreshold = s.RaftSnapshotThreshold
 		}
 		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
+		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -503,6 +560,11 @@ func (c *Config) Validate() error {
 	if c.Server.Enabled && c.Server.BootstrapExpect < 1 {
 		return fmt.Errorf("bootstrap_expect must be at least 1")
 	}
+	if c.Server.ServiceVIPRange != "" {
+		if _, err := structs.ParseServiceVIPRange(c.Server.ServiceVIPRange); err != nil {
+			return fmt.Errorf("server %w", err)
+		}
+	}
 	if c.Dev && c.Server.BootstrapExpect > 1 {
 		return fmt.Errorf("-dev runs a single-server cluster; bootstrap_expect must be 1")
 	}
@@ -529,6 +591,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.DNS.validate(); err != nil {
+		return err
+	}
+	if err := c.Proxy.validate(); err != nil {
 		return err
 	}
 	if _, err := c.serverConfig(); err != nil {
@@ -577,6 +642,7 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.Server.RaftSnapshotThreshold > 0 {
 		sc.RaftSnapshotThreshold = c.Server.RaftSnapshotThreshold
 	}
+	sc.ServiceVIPRange = c.Server.ServiceVIPRange
 	durations := []struct {
 		name string
 		val  string

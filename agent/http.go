@@ -85,6 +85,7 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/agent/self", a.guard(needAgentRead, a.agentSelf))
 	handle("GET /v1/agent/health", a.agentHealth)
 	handle("GET /v1/agent/members", a.guard(needAgentRead, a.agentMembers))
+	handle("GET /v1/client/proxy", a.guard(needAgentRead, a.clientProxy))
 	handle("PUT /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
 	handle("POST /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
 	// Gossip keyring (http_keyring.go).

@@ -20,6 +20,10 @@ func (a *Agent) metricsHandler() http.Handler {
 	if a.server != nil {
 		gatherers = append(gatherers, a.server.MetricsRegistry())
 	}
+	if a.proxy != nil {
+		// drover_proxy_* per service (client/proxy).
+		gatherers = append(gatherers, a.proxy.Registry())
+	}
 	if a.audit != nil {
 		// drover_audit_lines_total, drover_audit_write_failures_total.
 		gatherers = append(gatherers, a.audit.registry)

@@ -199,6 +199,8 @@ func (ar *allocRunner) taskConfig(alloc *structs.Allocation, tg *structs.TaskGro
 		Env:       env,
 		MemoryMB:  int64(task.Resources.MemoryMB),
 		CPUShares: int64(task.Resources.CPU),
+		// Copied: the handle persisting cfg must not share the slice.
+		DNSServers: append([]string(nil), ar.client.config.DNSServers...),
 	}
 	if ar.dir != "" {
 		cfg.StdoutPath = ar.LogPath(task.Name, "stdout")

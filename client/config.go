@@ -66,6 +66,12 @@ type Config struct {
 	// Drivers run tasks, by name.
 	Drivers map[string]driver.Driver
 
+	// DNSServers, when set, are IPv4 nameservers every task asks before
+	// the host's (driver.TaskConfig.DNSServers): the agent sets its own
+	// DNS server when that listens on port 53. Empty: tasks use the
+	// host's resolv.conf.
+	DNSServers []string
+
 	// RPC reaches the servers.
 	RPC RPCer
 

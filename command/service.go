@@ -125,6 +125,7 @@ error.
 				}
 				return nil
 			}
+			printServiceAddresses(g.ui, list)
 			rows := [][]string{{"ID", "Node", "Address", "Status", "Checks"}}
 			for _, inst := range list {
 				rows = append(rows, []string{short(inst.AllocID), short(inst.NodeID), net.JoinHostPort(inst.Address, strconv.Itoa(inst.Port)), inst.Status, checksSummary(inst.Checks)})
@@ -136,6 +137,31 @@ error.
 	cmd.Flags().StringVar(&status, "status", api.ServiceStatusPassing, "show only instances in this status: passing, warning, critical, terminating, or any")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printServiceAddresses prints the service's virtual address and
+// published port, when its instances carry them, above the table: the
+// addresses every client's proxy answers on for it.
+func printServiceAddresses(u *ui, list []*api.ServiceInstance) {
+	var vip string
+	published := 0
+	for _, inst := range list {
+		if vip == "" && inst.VIP != "" {
+			vip = net.JoinHostPort(inst.VIP, strconv.Itoa(inst.VIPPort))
+		}
+		if published == 0 {
+			published = inst.PublishedPort
+		}
+	}
+	if vip != "" {
+		u.Printf("VIP            = %s\n", vip)
+	}
+	if published != 0 {
+		u.Printf("Published port = %d\n", published)
+	}
+	if vip != "" || published != 0 {
+		u.Printf("\n")
+	}
 }
 
 // checksSummary is "2/3 passing (alive: critical)": how many checks

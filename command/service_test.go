@@ -27,7 +27,7 @@ func serviceAgent(t *testing.T) (*httptest.Server, func() []string) {
 		case r.URL.Path == "/v1/service/web":
 			all := []map[string]interface{}{
 				{"ID": "aaaaaaaa-1111-web", "ServiceName": "web", "Namespace": "default", "NodeID": "nnnnnnnn-2222", "AllocID": "aaaaaaaa-1111",
-					"Address": "10.0.0.1", "Port": 20000, "Status": "passing",
+					"Address": "10.0.0.1", "Port": 20000, "Status": "passing", "VIP": "127.99.0.1", "VIPPort": 80, "PublishedPort": 8080,
 					"Checks": []map[string]interface{}{{"Service": "web", "Check": "alive", "Status": "passing"}}},
 				{"ID": "bbbbbbbb-1111-web", "ServiceName": "web", "Namespace": "default", "NodeID": "nnnnnnnn-2222", "AllocID": "bbbbbbbb-1111",
 					"Address": "fd00::1", "Port": 20001, "Status": "critical",
@@ -71,6 +71,7 @@ func TestServiceCommand_ListAndInfo(t *testing.T) {
 		{"list every namespace", []string{"-namespace", "*", "service", "list"}, []string{"web"}, nil, "/v1/services?namespace=%2A"},
 		{"list json", []string{"service", "list", "-json"}, []string{`"Passing": 1`, `"Instances": 2`}, nil, ""},
 		{"info passing by default", []string{"service", "info", "web"}, []string{"aaaaaaaa", "nnnnnnnn", "10.0.0.1:20000", "passing", "1/1 passing"}, []string{"bbbbbbbb"}, "/v1/service/web?status=passing"},
+		{"info shows the vip and published port", []string{"service", "info", "web"}, []string{"VIP            = 127.99.0.1:80", "Published port = 8080"}, nil, ""},
 		{"info any", []string{"service", "info", "-status", "any", "web"}, []string{"aaaaaaaa", "bbbbbbbb", "[fd00::1]:20001", "0/1 passing (alive: critical)"}, nil, "/v1/service/web"},
 		{"info in a namespace", []string{"-namespace", "team-a", "service", "info", "web"}, []string{"aaaaaaaa"}, nil, "/v1/service/web?namespace=team-a&status=passing"},
 		{"info json", []string{"service", "info", "-json", "web"}, []string{`"ServiceName": "web"`, `"Port": 20000`}, nil, ""},

@@ -47,6 +47,13 @@ type TaskConfig struct {
 	LogMaxFileSizeMB int
 	// AllocDir, when set, is mounted read-write at /alloc in the task.
 	AllocDir string
+	// DNSServers, when set, are IPv4 addresses of nameservers the task
+	// asks before the host's (the client agent's DNS, for *.drover
+	// names). A driver that shares the host's resolv.conf gives the
+	// task its own instead; the containerd driver writes it into the
+	// task's directory beside AllocDir, which it then requires. Empty:
+	// the task uses the host's resolver configuration.
+	DNSServers []string
 }
 
 // TaskHandle is what the client persists to re-attach to a task after a

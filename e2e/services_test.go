@@ -194,7 +194,9 @@ func TestServices_ChecksDiscoveryDNS(t *testing.T) {
 	var badInst instanceJSON
 	testutil.WaitFor(t, 60*time.Second, func() (bool, error) {
 		in := serviceInstances(t, a, "bad")
-		if len(in) != 1 || len(in[0].Checks) != 1 || in[0].Checks[0].Output == "" {
+		// The first results may be "connection refused" while httpd
+		// starts; wait for its answer.
+		if len(in) != 1 || len(in[0].Checks) != 1 || !strings.Contains(in[0].Checks[0].Output, "404") {
 			return false, nil
 		}
 		badInst = in[0]

@@ -43,7 +43,16 @@ func (f *FSM) applyJobRegister(buf []byte, index uint64) interface{} {
 			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q in namespace %q changed since the check index: expected job modify index %d, found %d", req.Job.ID, req.Job.Namespace, req.JobModifyIndex, current))
 		}
 	}
-	if err := st.UpsertJob(index, req.Job, req.SubmitTime, req.Eval); err != nil {
+	// The leader stamps its VIP range; entries written before VIPs
+	// existed have none and take the default. The store allocates the
+	// job's new VIPs from it and refuses, here as on every server, a
+	// range with no free address or a published port another service
+	// uses (the endpoint checked both first).
+	vipRange := req.ServiceVIPRange
+	if vipRange == "" {
+		vipRange = structs.DefaultServiceVIPRange
+	}
+	if err := st.RegisterJob(index, req.Job, req.SubmitTime, req.Eval, vipRange); err != nil {
 		f.logger.Error("job register failed", "job", req.Job.ID, "error", err)
 		return err
 	}

@@ -206,6 +206,7 @@ func populate(h *harness) {
 	populateDefaultNamespace(h)
 	populateNamespaces(h)
 	populateQuotas(h)
+	populateServiceVIPs(h)
 }
 
 // populateDefaultNamespace fills every table but the namespaces (which
@@ -279,6 +280,8 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	tables[state.TableNamespaces] = namespaces
 	quotas, _ := s.Quotas(nil)
 	tables[state.TableQuotas] = quotas
+	vips, _ := s.ServiceVIPs(nil)
+	tables[state.TableServiceVIPs] = vips
 	return tables
 }
 

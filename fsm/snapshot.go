@@ -38,6 +38,9 @@ const (
 	// Quota specs, from snapshot version 4 (usage is derived from the
 	// allocations on restore, not stored).
 	QuotaSnapshot SnapshotType = 12
+	// Service VIP allocations, within snapshot version 4 (see
+	// snapshotVersion).
+	ServiceVIPSnapshot SnapshotType = 13
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -64,7 +67,9 @@ type snapshotHeader struct {
 // default namespace alone, which every new store has. Quota specs
 // (QuotaSnapshot records) came within version 4 before its release;
 // older snapshots, and version 4 snapshots without such records,
-// restore with no quotas.
+// restore with no quotas. Service VIP allocations (ServiceVIPSnapshot
+// records) came the same way: a snapshot without them restores with
+// none, and each vip gets an address at its job's next register.
 const snapshotVersion = 4
 
 // minSnapshotVersion is the oldest version Restore reads.
@@ -190,6 +195,15 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if err := s.persistQuotas(write); err != nil {
 		return err
 	}
+	vips, err := s.snap.ServiceVIPs(nil)
+	if err != nil {
+		return err
+	}
+	for _, v := range vips {
+		if err := write(ServiceVIPSnapshot, v); err != nil {
+			return err
+		}
+	}
 	return bw.Flush()
 }
 
@@ -309,6 +323,12 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 		return restoreNamespace(r, dec)
 	case QuotaSnapshot:
 		return restoreQuota(r, dec)
+	case ServiceVIPSnapshot:
+		v := new(structs.ServiceVIPAllocation)
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("restore service vip: %w", err)
+		}
+		return r.ServiceVIPRestore(v)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -117,6 +117,13 @@ type Config struct {
 	// structs.JobLimits).
 	JobLimits structs.JobLimits
 
+	// ServiceVIPRange is the IPv4 range inside 127.0.0.0/8 that service
+	// VIPs are allocated from (agent: server { service_vip_range });
+	// "" is structs.DefaultServiceVIPRange. The leader stamps it into
+	// every job register, so the servers should agree on it; changing
+	// it keeps the addresses already allocated.
+	ServiceVIPRange string
+
 	// ACLEnabled turns on ACLs: the ACL endpoints answer, and requests
 	// are allowed what their token's policies allow (ResolveToken).
 	// Every server of a cluster must agree on it.
@@ -174,6 +181,12 @@ func DefaultConfig() *Config {
 }
 
 func (c *Config) validate() error {
+	if c.ServiceVIPRange == "" {
+		c.ServiceVIPRange = structs.DefaultServiceVIPRange
+	}
+	if _, err := structs.ParseServiceVIPRange(c.ServiceVIPRange); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	onDisk := c.NodeID == "" || c.RaftLogStore == nil || c.RaftStableStore == nil || c.RaftSnapshotStore == nil
 	if c.DataDir == "" && onDisk {
 		return fmt.Errorf("server: data dir is required (only a server given its node ID and all three Raft stores keeps nothing on disk)")

@@ -61,6 +61,12 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 			return structs.NewError(structs.CodeConflict, fmt.Sprintf("job %q changed since it was planned: expected job modify index %d, found %d", job.ID, args.JobModifyIndex, current))
 		}
 	}
+	// Refused here with nothing written; the FSM checks again in log
+	// order (another register may take the port or the last address
+	// first) and refuses the same way.
+	if err := j.srv.State().CheckJobServices(job, j.srv.config.ServiceVIPRange); err != nil {
+		return err
+	}
 	// Fields the server owns are set by the state store.
 	job.Status, job.StatusDescription = "", ""
 	job.Version, job.SubmitTime = 0, 0
@@ -80,7 +86,8 @@ func (j *Job) Register(args *structs.JobRegisterRequest, reply *structs.JobRegis
 	}
 	req := &structs.JobRegisterRequest{Job: job, Eval: eval, SubmitTime: now.UnixNano(),
 		EnforceIndex: args.EnforceIndex, JobModifyIndex: args.JobModifyIndex,
-		WriteRequest: structs.WriteRequest{Namespace: job.Namespace}}
+		ServiceVIPRange: j.srv.config.ServiceVIPRange,
+		WriteRequest:    structs.WriteRequest{Namespace: job.Namespace}}
 	_, index, err := j.srv.raftApply(structs.JobRegisterRequestType, req)
 	if err != nil {
 		return err

@@ -338,6 +338,7 @@ var clientEndpoints = map[string]bool{
 	// instances of every namespace with the node's secret.
 	"Service.List":      true,
 	"Service.Instances": true,
+	"Service.Proxy":     true,
 }
 
 // ClientEndpoint reports whether a client certificate may call method;
@@ -435,6 +436,13 @@ func (c *clientService) Instances(args *structs.ServiceInstancesRequest, reply *
 		return err
 	}
 	return c.svc.Instances(args, reply)
+}
+
+func (c *clientService) Proxy(args *structs.ServiceProxyRequest, reply *structs.ServiceProxyResponse) error {
+	if err := c.srv.refuseForwarded("Service.Proxy", args); err != nil {
+		return err
+	}
+	return c.svc.Proxy(args, reply)
 }
 
 type clientAlloc struct {

@@ -87,7 +87,10 @@ func (s *StateStore) UpdateDeploymentStatus(index uint64, req *structs.Deploymen
 		return err
 	}
 	if req.Job != nil {
-		if _, err := upsertJobTxn(txn, index, req.Job, req.SubmitTime); err != nil {
+		// No VIP range travels with a revert: VIPs no version declares
+		// any more are released, but one the reverted-to version adds
+		// back is allocated at its next register.
+		if _, err := upsertJobTxn(txn, index, req.Job, req.SubmitTime, ""); err != nil {
 			return err
 		}
 	}

@@ -18,10 +18,24 @@ const JobVersionsKept = 6
 // and JobModifyIndex; a changed one gets the next version. submitTime
 // (Unix nanos, stamped by the leader) is recorded on new versions.
 // eval, when not nil, is written in the same transaction.
+//
+// UpsertJob allocates no service VIPs (RegisterJob does); it releases
+// those no job declares any more (service_vips.go). A stop uses it.
 func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation) error {
+	return s.RegisterJob(index, job, submitTime, eval, "")
+}
+
+// RegisterJob is UpsertJob that also allocates the VIPs the job's
+// services need from vipRange (a CIDR; "" allocates none). It refuses,
+// writing nothing, a job whose published port another service uses or
+// whose new VIPs do not fit in the range (CheckJobServices).
+func (s *StateStore) RegisterJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation, vipRange string) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	stored, err := upsertJobTxn(txn, index, job, submitTime)
+	if err := checkPublishedPortsTxn(txn, job); err != nil {
+		return err
+	}
+	stored, err := upsertJobTxn(txn, index, job, submitTime, vipRange)
 	if err != nil {
 		return err
 	}
@@ -43,12 +57,18 @@ func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64,
 	return nil
 }
 
-func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64) (*structs.Job, error) {
+// upsertJobTxn writes job and syncs its service VIPs, allocating new
+// ones from vipRange ("" allocates none).
+func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int64, vipRange string) (*structs.Job, error) {
 	job = job.Copy()
 	job.Namespace = structs.NamespaceOrDefault(job.Namespace)
 	raw, err := txn.First(TableJobs, "id", job.Namespace, job.ID)
 	if err != nil {
 		return nil, fmt.Errorf("job lookup: %w", err)
+	}
+	var previous *structs.Job
+	if raw != nil {
+		previous = raw.(*structs.Job)
 	}
 	if raw != nil {
 		existing := raw.(*structs.Job)
@@ -82,6 +102,9 @@ func upsertJobTxn(txn *memdb.Txn, index uint64, job *structs.Job, submitTime int
 		return nil, fmt.Errorf("insert job: %w", err)
 	}
 	if err := upsertJobVersionTxn(txn, job); err != nil {
+		return nil, err
+	}
+	if err := syncServiceVIPsTxn(txn, index, job.Namespace, previous, job, vipRange); err != nil {
 		return nil, err
 	}
 	return job, setIndex(txn, index, TableJobs, TableJobVersion)
@@ -135,6 +158,9 @@ func (s *StateStore) DeleteJob(index uint64, namespace, jobID string, eval *stru
 	}
 	if err := txn.Delete(TableJobs, raw); err != nil {
 		return fmt.Errorf("delete job: %w", err)
+	}
+	if err := syncServiceVIPsTxn(txn, index, namespace, raw.(*structs.Job), nil, ""); err != nil {
+		return err
 	}
 	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", namespace, jobID)
 	if err != nil {

@@ -30,7 +30,7 @@ const (
 
 // Tables lists every table, in the order snapshots write them.
 var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf,
-	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas}
+	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas, TableServiceVIPs}
 
 // IndexEntry records the Raft index at which a table last changed.
 type IndexEntry struct {
@@ -117,6 +117,8 @@ func schema() *memdb.DBSchema {
 		// Derived from the allocations and nodes (services.go); not in
 		// snapshots.
 		TableServiceInstances: serviceInstancesSchema(),
+		// Allocated through Raft (service_vips.go); in snapshots.
+		TableServiceVIPs: serviceVIPsSchema(),
 	}}
 }
 

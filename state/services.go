@@ -17,8 +17,9 @@ import (
 // (structs.TaskGroup.GroupServices). Nothing writes instances: they are
 // derived rows, rewritten inside every transaction that writes an
 // allocation (insertAllocTxn records the allocation, finishAllocsTxn
-// derives its instances before commit) or changes a node's address
-// (UpsertNode), and rebuilt on restore. They are not in snapshots.
+// derives its instances before commit), changes a node's address
+// (UpsertNode) or allocates or releases a service VIP (service_vips.go),
+// and rebuilt on restore. They are not in snapshots.
 //
 // An instance exists while its allocation is desired to run and is
 // pending or running on its client, and, for a service with a
@@ -187,8 +188,12 @@ func syncInstancesTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, addr 
 	for _, inst := range existing {
 		old[inst.ID] = inst
 	}
+	vips, err := allocVIPsTxn(txn, a)
+	if err != nil {
+		return false, err
+	}
 	changed := false
-	for _, inst := range deriveInstances(a, addr) {
+	for _, inst := range deriveInstances(a, addr, vips) {
 		prev := old[inst.ID]
 		delete(old, inst.ID)
 		if prev != nil && instanceEqual(prev, inst) {
@@ -220,10 +225,35 @@ func syncInstancesTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, addr 
 	return changed, nil
 }
 
+// allocVIPsTxn returns the VIP addresses of the allocation's service
+// names that have one (service_vips.go), by name.
+func allocVIPsTxn(txn *memdb.Txn, a *structs.Allocation) (map[string]string, error) {
+	var out map[string]string
+	ns := structs.NamespaceOrDefault(a.Namespace)
+	for _, svc := range allocServices(a) {
+		if svc == nil || svc.Name == "" {
+			continue
+		}
+		addr, err := serviceVIPTxn(txn, ns, svc.Name)
+		if err != nil {
+			return nil, err
+		}
+		if addr != "" {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[svc.Name] = addr
+		}
+	}
+	return out, nil
+}
+
 // deriveInstances returns the instances the allocation should have on a
-// node at addr, without indexes. Tags and checks are shared with the
-// allocation and its job, which are never modified once stored.
-func deriveInstances(a *structs.Allocation, addr string) []*structs.ServiceInstance {
+// node at addr, without indexes; vips are the addresses of its service
+// names (a name's address, whichever job's vip block it came from).
+// Tags and checks are shared with the allocation and its job, which are
+// never modified once stored.
+func deriveInstances(a *structs.Allocation, addr string, vips map[string]string) []*structs.ServiceInstance {
 	services := allocServices(a)
 	if len(services) == 0 {
 		return nil
@@ -257,6 +287,7 @@ func deriveInstances(a *structs.Allocation, addr string) []*structs.ServiceInsta
 			Port:          allocPort(a, svc.PortLabel),
 			Tags:          svc.Tags,
 			PublishedPort: svc.PublishedPort,
+			VIP:           vips[svc.Name],
 		}
 		if svc.VIP != nil {
 			inst.VIPPort = svc.VIP.Port
@@ -390,6 +421,9 @@ func (s *StateStore) ServiceNames(ws memdb.WatchSet, ns string) ([]*structs.Serv
 			out = append(out, stub)
 		}
 		stub.Instances++
+		if stub.VIP == "" {
+			stub.VIP = inst.VIP
+		}
 		if inst.Status == structs.ServiceStatusPassing {
 			stub.Passing++
 		}

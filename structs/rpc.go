@@ -103,6 +103,11 @@ type JobRegisterRequest struct {
 	// Eval and SubmitTime are stamped by the leader.
 	Eval       *Evaluation
 	SubmitTime int64
+	// ServiceVIPRange is the range the FSM allocates the job's service
+	// VIPs from, stamped by the leader from its configuration so that
+	// every server allocates alike. Entries written before VIPs existed
+	// have none: DefaultServiceVIPRange.
+	ServiceVIPRange string `json:",omitempty"`
 	WriteRequest
 }
 

@@ -142,6 +142,8 @@ type ServiceListStub struct {
 	// Instances counts every instance; Passing those that pass.
 	Instances int
 	Passing   int
+	// VIP is the service's virtual address, when it has one.
+	VIP string `json:",omitempty"`
 }
 
 // ServiceListRequest lists service names (QueryOptions.Namespace; "*"

@@ -2,6 +2,7 @@ package structs
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -230,6 +231,8 @@ func (s *Service) validate(p *problems, path string, ports []string) {
 	}
 	if s.PublishedPort < 0 || s.PublishedPort > 65535 {
 		p.add(path+".PublishedPort", "%d is out of range; accepted: 1 to 65535, or 0 (unset) for none", s.PublishedPort)
+	} else if reservedPublishedPort(s.PublishedPort) {
+		p.add(path+".PublishedPort", "%d is a port of the Drover agent itself (HTTP 4646, RPC 4647, gossip 4648, DNS 8600); every client's proxy would listen on it: choose another port", s.PublishedPort)
 	}
 	if s.ShutdownDelay < 0 || s.ShutdownDelay > MaxShutdownDelay {
 		p.add(path+".ShutdownDelay", "%s is out of range; accepted: 0s to %s", s.ShutdownDelay, MaxShutdownDelay)
@@ -298,4 +301,43 @@ func listOrNone(list []string) string {
 		return "(none)"
 	}
 	return strings.Join(list, ", ")
+}
+
+// reservedPublishedPort reports whether port is one of the agent's
+// default ports (HTTP, RPC, gossip, DNS), which a published port would
+// collide with on every client.
+func reservedPublishedPort(port int) bool {
+	switch port {
+	case 4646, 4647, 4648, 8600:
+		return true
+	}
+	return false
+}
+
+// MinServiceVIPRangeSize is the fewest addresses a VIP range may have.
+const MinServiceVIPRangeSize = 16
+
+// ParseServiceVIPRange parses a VIP range (server service_vip_range):
+// an IPv4 CIDR inside 127.0.0.0/8 with at least MinServiceVIPRangeSize
+// addresses. "" is DefaultServiceVIPRange. It returns the network with
+// its address masked.
+func ParseServiceVIPRange(cidr string) (*net.IPNet, error) {
+	if cidr == "" {
+		cidr = DefaultServiceVIPRange
+	}
+	ip, ipn, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("service_vip_range %q is not a CIDR range; accepted: an IPv4 range inside 127.0.0.0/8, e.g. %q", cidr, DefaultServiceVIPRange)
+	}
+	ones, bits := ipn.Mask.Size()
+	if ip.To4() == nil || bits != 32 {
+		return nil, fmt.Errorf("service_vip_range %q is not IPv4; accepted: an IPv4 range inside 127.0.0.0/8, e.g. %q", cidr, DefaultServiceVIPRange)
+	}
+	if ipn.IP.To4()[0] != 127 || ones < 8 {
+		return nil, fmt.Errorf("service_vip_range %q is not inside 127.0.0.0/8; virtual addresses are loopback addresses every client answers on, e.g. %q", cidr, DefaultServiceVIPRange)
+	}
+	if size := 1 << (bits - ones); size < MinServiceVIPRangeSize {
+		return nil, fmt.Errorf("service_vip_range %q has %d addresses; it needs at least %d (a /%d or wider)", cidr, size, MinServiceVIPRangeSize, 32-4)
+	}
+	return ipn, nil
 }

@@ -105,6 +105,8 @@ func TestJob_ValidateServices(t *testing.T) {
 		{"vip port zero", func(j *Job) { gs(j).VIP.Port = 0 }, svc + ".VIP.Port", "0 is out of range; accepted: 1 to 65535"},
 		{"vip port too big", func(j *Job) { gs(j).VIP.Port = 65536 }, svc + ".VIP.Port", "65536 is out of range"},
 		{"published port negative", func(j *Job) { gs(j).PublishedPort = -1 }, svc + ".PublishedPort", "accepted: 1 to 65535, or 0 (unset) for none"},
+		{"published port is the agent's", func(j *Job) { gs(j).PublishedPort = 4647 }, svc + ".PublishedPort", "4647 is a port of the Drover agent itself"},
+		{"published port is the DNS port", func(j *Job) { gs(j).PublishedPort = 8600 }, svc + ".PublishedPort", "DNS 8600"},
 		{"published port twice", func(j *Job) { j.TaskGroups[1].Services[0].PublishedPort = 8080 }, "TaskGroups[1].Services[0].PublishedPort",
 			"port 8080 is already published by TaskGroups[0].Services[0]"},
 		{"shutdown delay negative", func(j *Job) { gs(j).ShutdownDelay = -time.Second }, svc + ".ShutdownDelay", "out of range; accepted: 0s to 10m0s"},
@@ -170,4 +172,31 @@ func TestApplyServiceDefaults(t *testing.T) {
 		t.Errorf("a set TaskName was overwritten: %q", tn)
 	}
 	ApplyServiceDefaults(nil) // no panic
+}
+
+func TestParseServiceVIPRange(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "127.99.0.0/16", ""},
+		{"127.99.0.0/16", "127.99.0.0/16", ""},
+		{"127.5.5.5/28", "127.5.5.0/28", ""},
+		{"127.0.0.0/8", "127.0.0.0/8", ""},
+		{"127.99.0.0/29", "", "has 8 addresses; it needs at least 16"},
+		{"10.0.0.0/16", "", "not inside 127.0.0.0/8"},
+		{"0.0.0.0/0", "", "not inside 127.0.0.0/8"},
+		{"fd00::/64", "", "not IPv4"},
+		{"127.99.0.1", "", "not a CIDR range"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseServiceVIPRange(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "service_vip_range") {
+					t.Fatalf("got %v, %v; want an error with %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.String() != tc.want {
+				t.Fatalf("got %v, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
 }

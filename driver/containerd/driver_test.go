@@ -173,6 +173,58 @@ func TestDriver_StartTask_AllocDir(t *testing.T) {
 	}
 }
 
+func TestDriver_StartTask_DNSServers(t *testing.T) {
+	h := newHarness(t)
+	allocRoot := t.TempDir()
+	allocDir := filepath.Join(allocRoot, "alloc")
+	if err := os.Mkdir(allocDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.shellTask("resolver", "cat /etc/resolv.conf; if echo x >>/etc/resolv.conf; then echo writable; fi")
+	cfg.AllocDir = allocDir
+	cfg.DNSServers = []string{"127.0.0.153"}
+	h.start(cfg)
+	if res := h.wait(h.drv, cfg.ID); !res.Successful() {
+		t.Fatalf("task failed: %+v; stderr: %s", res, readStream(cfg.StderrPath))
+	}
+
+	// The task sees its own file, Drover's server first, the host's
+	// nameservers after it; it cannot change it.
+	want := string(taskResolvConf(cfg.DNSServers, []byte(readFile(hostResolvConf))))
+	fileContains(t, cfg.StdoutPath, want)
+	if !strings.Contains(want, "\nnameserver 127.0.0.153\n") {
+		t.Fatalf("resolv.conf %q does not name the task's DNS server", want)
+	}
+	fileContains(t, cfg.StderrPath, "Read-only file system")
+	if out := readStream(cfg.StdoutPath); strings.Contains(out, "writable") {
+		t.Errorf("the task could write its /etc/resolv.conf: %q", out)
+	}
+
+	// The file lives in the task's directory beside the allocation's,
+	// outside /alloc, and replaces the host's mount.
+	path := filepath.Join(allocRoot, "tasks", "resolver", "resolv.conf")
+	if got := readFile(path); got != want {
+		t.Errorf("%s = %q, want %q", path, got, want)
+	}
+	container, err := h.client.LoadContainer(h.ctx(), cfg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := container.Spec(h.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []specs.Mount
+	for _, m := range spec.Mounts {
+		if m.Destination == "/etc/resolv.conf" {
+			mounts = append(mounts, m)
+		}
+	}
+	if len(mounts) != 1 || mounts[0].Source != path || !slices.Contains(mounts[0].Options, "ro") {
+		t.Errorf("/etc/resolv.conf mounts = %+v, want one read-only bind of %s", mounts, path)
+	}
+}
+
 func TestDriver_RecoverTask(t *testing.T) {
 	h := newHarness(t)
 	cfg := h.shellTask("ticker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
@@ -419,9 +471,13 @@ func TestDriver_StartTask_MissingImage(t *testing.T) {
 func TestDriver_StartTask_FailureLeavesNothing(t *testing.T) {
 	h := newHarness(t)
 	for name, mutate := range map[string]func(*driver.TaskConfig){
-		"missing command":   func(c *driver.TaskConfig) { c.Command, c.Args = "/bin/no-such-binary", nil },
-		"missing alloc dir": func(c *driver.TaskConfig) { c.AllocDir = "/nonexistent/alloc" },
-		"bad output dir":    func(c *driver.TaskConfig) { c.StdoutPath = "/nonexistent/dir/stdout" },
+		"missing command":       func(c *driver.TaskConfig) { c.Command, c.Args = "/bin/no-such-binary", nil },
+		"missing alloc dir":     func(c *driver.TaskConfig) { c.AllocDir = "/nonexistent/alloc" },
+		"bad output dir":        func(c *driver.TaskConfig) { c.StdoutPath = "/nonexistent/dir/stdout" },
+		"dns without alloc dir": func(c *driver.TaskConfig) { c.DNSServers = []string{"127.0.0.1"} },
+		"dns not ipv4": func(c *driver.TaskConfig) {
+			c.AllocDir, c.DNSServers = t.TempDir(), []string{"::1"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := h.shellTask(strings.ReplaceAll(name, " ", "-"), "true")

@@ -124,7 +124,8 @@ func (d *Driver) containerOpts(cfg *driver.TaskConfig, image ctrd.Image) []ctrd.
 //     Args if Args are set, else the image's entrypoint + cmd;
 //   - env: the image's env, overridden by cfg.Env in sorted key order;
 //   - host networking: no network namespace, the host's /etc/hosts and
-//     /etc/resolv.conf;
+//     /etc/resolv.conf; with DNSServers, a resolv.conf of the task's
+//     own naming them first instead (see withTaskResolvConf);
 //   - memory limit MemoryMB MiB and cpu shares CPUShares (at least 2),
 //     each only if set;
 //   - AllocDir bind-mounted read-write at /alloc.
@@ -145,8 +146,12 @@ func specOpts(cfg *driver.TaskConfig, image ctrd.Image) []oci.SpecOpts {
 	opts = append(opts,
 		oci.WithHostNamespace(specs.NetworkNamespace),
 		oci.WithHostHostsFile,
-		oci.WithHostResolvconf,
 	)
+	if len(cfg.DNSServers) > 0 {
+		opts = append(opts, withTaskResolvConf(cfg))
+	} else {
+		opts = append(opts, oci.WithHostResolvconf)
+	}
 	if cfg.MemoryMB > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(cfg.MemoryMB)*1024*1024))
 	}

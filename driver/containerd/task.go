@@ -134,6 +134,7 @@ func logRetention(cfg *driver.TaskConfig) (int, int64) {
 func copyTaskConfig(cfg *driver.TaskConfig) *driver.TaskConfig {
 	c := *cfg
 	c.Args = append([]string(nil), cfg.Args...)
+	c.DNSServers = append([]string(nil), cfg.DNSServers...)
 	if cfg.Env != nil {
 		c.Env = make(map[string]string, len(cfg.Env))
 		for k, v := range cfg.Env {
