@@ -281,13 +281,14 @@ func (a *Agent) setupProxy() error {
 	if !a.config.ProxyEnabled() || a.client == nil {
 		return nil
 	}
-	balance := ""
+	balance, noReplay := "", false
 	if a.config.Proxy != nil {
-		balance = a.config.Proxy.Balance
+		balance, noReplay = a.config.Proxy.Balance, a.config.Proxy.NoReplay
 	}
 	p, err := clientproxy.New(clientproxy.Config{
 		PublishHost: a.config.BindAddr,
 		Balance:     balance,
+		NoReplay:    noReplay,
 		ErrorLog:    a.logger.Named("proxy").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	})
 	if err != nil {

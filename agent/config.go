@@ -285,6 +285,9 @@ type ProxyConfig struct {
 	Enabled *bool `hcl:"enabled,optional"`
 	// Balance is "least_conn" (default) or "round_robin".
 	Balance string `hcl:"balance,optional"`
+	// NoReplay turns off replaying a connection whose backend closed
+	// it before answering to the next backend (see client/proxy).
+	NoReplay bool `hcl:"no_replay,optional"`
 }
 
 // merge overlays o onto p (either may be nil) and returns the result.
@@ -300,6 +303,9 @@ func (p *ProxyConfig) merge(o *ProxyConfig) *ProxyConfig {
 		out.Enabled = o.Enabled
 	}
 	setString(&out.Balance, o.Balance)
+	if o.NoReplay {
+		out.NoReplay = true
+	}
 	return out
 }
 

@@ -68,17 +68,19 @@ func TestAgentHTTP_ClientProxyNeedsAgentRead(t *testing.T) {
 
 func TestConfig_ProxyBlock(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		hcl     string
-		client  bool
-		enabled bool
-		balance string
-		err     string
+		name     string
+		hcl      string
+		client   bool
+		enabled  bool
+		balance  string
+		noReplay bool
+		err      string
 	}{
 		{name: "default on clients", client: true, enabled: true},
 		{name: "never without a client", client: false, enabled: false},
 		{name: "off", hcl: "proxy {\n  enabled = false\n}\n", client: true, enabled: false},
 		{name: "round robin", hcl: "proxy {\n  balance = \"round_robin\"\n}\n", client: true, enabled: true, balance: "round_robin"},
+		{name: "no replay", hcl: "proxy {\n  no_replay = true\n}\n", client: true, enabled: true, noReplay: true},
 		{name: "bad balance", hcl: "proxy {\n  balance = \"random\"\n}\n", client: true, err: `proxy balance = "random": want "least_conn"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +106,9 @@ func TestConfig_ProxyBlock(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.noReplay && (c.Proxy == nil || !c.Proxy.NoReplay) {
+				t.Fatalf("no_replay not taken: %+v", c.Proxy)
 			}
 			if c.ProxyEnabled() != tc.enabled || (tc.balance != "" && c.Proxy.Balance != tc.balance) {
 				t.Fatalf("enabled %v balance %q", c.ProxyEnabled(), c.Proxy.Balance)

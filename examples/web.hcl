@@ -1,4 +1,7 @@
-# Three instances of a tiny web server, each on its own dynamic port.
+# Three instances of a tiny web server, each on its own dynamic port,
+# offered as the service "web": health-checked, in DNS
+# (web.service.drover), behind a virtual IP (web.vip.drover:80) and on
+# port 8080 of every client, both balanced by the clients' proxies.
 # The image is the busybox image `make demo` imports into containerd.
 job "web" {
   datacenters = ["dc1"]
@@ -13,6 +16,22 @@ job "web" {
     restart {
       attempts = 3
       delay    = "2s"
+    }
+
+    service {
+      name = "web"
+      port = "http"
+      check {
+        type     = "http"
+        path     = "/"
+        interval = "2s"
+        timeout  = "1s"
+      }
+      vip {
+        port = 80
+      }
+      published_port = 8080
+      shutdown_delay = "2s"
     }
 
     task "server" {

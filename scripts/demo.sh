@@ -118,9 +118,31 @@ fetch 127.0.0.1 4646 /v1/job/web/allocations |
   sed 's/"Value":\([0-9]*\),"To":[0-9]*,"HostIP":"\([^"]*\)"/\2:\1/' |
   while read -r addr; do echo "GET http://$addr/  ->  $(fetch "${addr%:*}" "${addr##*:}" /)"; done
 echo
+echo "==> drover service info web   (instances registered with their health checks)"
+for _ in $(seq 50); do
+  [ "$("$BIN" service info web 2>/dev/null | grep -c ' passing ')" -ge 3 ] && break
+  sleep 0.2
+done
+"$BIN" service info web
+echo
+echo "==> DNS on the client agent (127.0.0.1:8600)"
+echo "--> busybox nslookup web.service.drover 127.0.0.1:8600"
+busybox nslookup web.service.drover 127.0.0.1:8600 | sed -n '/^Name:/,$p'
+echo "--> busybox nslookup -type=srv _web._tcp.service.drover 127.0.0.1:8600"
+busybox nslookup -type=srv _web._tcp.service.drover 127.0.0.1:8600 | grep service.drover || true
+VIP=$(busybox nslookup web.vip.drover 127.0.0.1:8600 | awk '/^Address: /{a=$2} END{print a}')
+echo "--> web.vip.drover is $VIP"
+echo
+echo "==> Through the virtual IP $VIP:80, balanced by the client's proxy"
+for _ in 1 2 3 4 5 6; do echo "GET http://$VIP/  ->  $(fetch "$VIP" 80 /)"; done
+echo
+echo "==> Through the published port 8080 (every client forwards it)"
+for _ in 1 2 3; do echo "GET http://127.0.0.1:8080/  ->  $(fetch 127.0.0.1 8080 /)"; done
+echo
 echo "The demo keeps running. Try:"
 echo "  export DROVER_ADDR=$DROVER_ADDR"
 echo "  bin/drover node status"
 echo "  bin/drover alloc logs <alloc-id-prefix>"
+echo "  bin/drover service list; curl -s $DROVER_ADDR/v1/client/proxy"
 echo "  ctr -a $SOCK -n drover task ls"
 echo "Stop it with: make demo-stop"
