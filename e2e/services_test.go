@@ -197,7 +197,7 @@ func TestServices_ChecksDiscoveryDNS(t *testing.T) {
 		// The first results may be "connection refused" while httpd
 		// starts; wait for its answer.
 		if len(in) != 1 || len(in[0].Checks) != 1 || !strings.Contains(in[0].Checks[0].Output, "404") {
-			return false, nil
+			return false, fmt.Errorf("instances of bad: %+v", in)
 		}
 		badInst = in[0]
 		return true, nil
@@ -237,9 +237,11 @@ func TestServices_ChecksDiscoveryDNS(t *testing.T) {
 	})
 	t.Logf("instances gone from the API %v after job stop returned", time.Since(start))
 	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
-		_, err := r.LookupHost(ctx, "web.service.drover.")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		addrs, err := r.LookupHost(ctx, "web.service.drover.")
 		de, ok := err.(*net.DNSError)
-		return ok && de.IsNotFound, nil
+		return ok && de.IsNotFound, fmt.Errorf("web.service.drover: %v %v", addrs, err)
 	})
 }
 
@@ -293,4 +295,71 @@ func TestServices_FailingCheckFailsDeployment(t *testing.T) {
 		}
 		return true, nil
 	})
+}
+
+// TestServices_KilledClientLeavesNoInstance: a client SIGKILLed with
+// service instances on it: once its node is down, its instances are
+// gone from the API (and so from DNS and every proxy), the replacements
+// register on the other client, and no stale entry remains.
+func TestServices_KilledClientLeavesNoInstance(t *testing.T) {
+	cfg := writeFile(t, "server.hcl", `server {
+  min_heartbeat_ttl = "1s"
+  heartbeat_grace   = "1s"
+}
+`)
+	h := startServers(t, 1, nil, nil, "-config", cfg)
+	c1 := h.addClient("c1")
+	c2 := h.addClient("c2")
+	if res := c1.cli("job", "run", writeFile(t, "web.hcl", serviceJob("web", h.ctrd.image, "web", "/", 2))); res.code != 0 {
+		t.Fatalf("job run: %s", res)
+	}
+	var insts []instanceJSON
+	testutil.WaitFor(t, 60*time.Second, func() (bool, error) {
+		insts = serviceInstances(t, c1, "web")
+		passing := 0
+		for _, in := range insts {
+			if in.Status == "passing" {
+				passing++
+			}
+		}
+		return len(insts) == 2 && passing == 2, fmt.Errorf("%d instances, %d passing", len(insts), passing)
+	})
+	victimNode := insts[0].NodeID
+	victim, survivor := c1, c2
+	if n, _, err := c1.api.Nodes().Info(victimNode, nil); err != nil {
+		t.Fatal(err)
+	} else if n.Name == "c2" {
+		victim, survivor = c2, c1
+	}
+	victim.kill()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
+		n, _, err := survivor.api.Nodes().Info(victimNode, nil)
+		if err != nil {
+			return false, err
+		}
+		return n.Status == "down", fmt.Errorf("killed node is %s", n.Status)
+	})
+	testutil.WaitFor(t, 60*time.Second, func() (bool, error) {
+		insts = serviceInstances(t, survivor, "web")
+		for _, in := range insts {
+			if in.NodeID == victimNode {
+				return false, fmt.Errorf("instance %s of the down node is still listed (%s)", in.ID, in.Status)
+			}
+		}
+		passing := 0
+		for _, in := range insts {
+			if in.Status == "passing" {
+				passing++
+			}
+		}
+		return len(insts) == 2 && passing == 2, fmt.Errorf("%d instances, %d passing", len(insts), passing)
+	})
+	// DNS on the survivor answers only addresses of live instances.
+	r := dnsResolver(survivor)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, "web.service.drover.")
+	if err != nil || len(addrs) != 1 || addrs[0] != survivor.host {
+		t.Fatalf("A web.service.drover on the survivor: %v %v, want [%s]", addrs, err, survivor.host)
+	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/droverhq/drover/state"
@@ -50,6 +51,48 @@ type planBatch struct {
 	// before that when it failed.
 	done   chan struct{}
 	failed bool
+	// deferred are plans refused (in part, with nothing to commit)
+	// against a view that held this batch: they are answered once it
+	// committed, with its index as their RefreshIndex, so their workers
+	// re-plan on a state that holds what refused them instead of
+	// meeting the same refusal again (quota races between evaluations
+	// of one namespace would otherwise use up their plan attempts).
+	deferred []deferredPlan
+	// mu guards deferred and closing: the applier adds to deferred
+	// while the batch's commit goroutine may be answering them.
+	mu      sync.Mutex
+	closing bool
+}
+
+// addDeferred defers a refused plan to the batch's commit; false when
+// the batch has committed already (the plan is then answered at once:
+// the state holds the batch).
+func (b *planBatch) addDeferred(d deferredPlan) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.deferred = append(b.deferred, d)
+	return true
+}
+
+// deferredPlan is a refused plan waiting for a batch to commit.
+type deferredPlan struct {
+	f      *PlanFuture
+	result *structs.PlanResult
+}
+
+// answerDeferred answers b's deferred plans; index is the batch's Raft
+// index (0 when it failed: the refusal is answered as it was).
+func (s *Server) answerDeferred(b *planBatch, index uint64) {
+	for _, d := range b.deferred {
+		if d.result != nil && index > d.result.RefreshIndex {
+			d.result.RefreshIndex = index
+		}
+		s.finishPlan(d.f, d.result, nil)
+	}
+	b.deferred = nil
 }
 
 func (b *planBatch) add(f *PlanFuture, result *structs.PlanResult, req *structs.ApplyPlanResultsRequest) {
@@ -93,8 +136,12 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 			if pending != nil {
 				old := pending
 				pending = nil
+				old.mu.Lock()
+				old.closing = true
+				old.mu.Unlock()
+				s.answerDeferred(old, 0)
 				for _, f := range old.futures {
-					view, pending = s.checkInto(view, pending, f)
+					view, pending = s.checkInto(view, pending, nil, f)
 				}
 			}
 		}
@@ -141,6 +188,13 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 				for _, pf := range pending.futures {
 					s.finishPlan(pf, nil, ErrPlanQueueDisabled)
 				}
+				pending.mu.Lock()
+				pending.closing = true
+				deferred := pending.deferred
+				pending.mu.Unlock()
+				for _, d := range deferred {
+					s.finishPlan(d.f, nil, ErrPlanQueueDisabled)
+				}
 			}
 			return
 		}
@@ -148,7 +202,13 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 			continue // inflight is done: settled at the top
 		}
 		s.metrics.planQueueWait.Observe(time.Since(f.enqueued).Seconds())
-		view, pending = s.checkInto(view, pending, f)
+		// A refusal waits for the newest uncommitted batch the view
+		// holds: pending, else the one in Raft.
+		behind := pending
+		if behind == nil {
+			behind = inflight
+		}
+		view, pending = s.checkInto(view, pending, behind, f)
 		if inflight == nil && pending != nil {
 			inflight = s.submitPlanBatch(pending)
 			pending = nil
@@ -158,12 +218,19 @@ func (s *Server) planApply(stopCh <-chan struct{}) {
 
 // checkInto checks f's plan against view (the real state when nil) and,
 // if anything is to commit, adds it to batch and to view. Plans with
-// nothing to commit, or that fail the check, are answered at once.
-func (s *Server) checkInto(view *planView, batch *planBatch, f *PlanFuture) (*planView, *planBatch) {
+// nothing to commit, or that fail the check, are answered at once; but
+// a plan refused while the view holds an uncommitted batch (behind,
+// nil when none) is answered when that batch commits (see
+// planBatch.deferred).
+func (s *Server) checkInto(view *planView, batch, behind *planBatch, f *PlanFuture) (*planView, *planBatch) {
 	if view == nil {
 		view = s.newPlanView()
 	}
 	result, req, err := s.checkPlan(view, f.plan)
+	if err == nil && req == nil && behind != nil && result != nil && len(result.RejectedNodes) > 0 &&
+		behind.addDeferred(deferredPlan{f: f, result: result}) {
+		return view, batch
+	}
 	if err != nil || req == nil {
 		s.finishPlan(f, result, err)
 		return view, batch
@@ -335,6 +402,10 @@ func (s *Server) submitPlanBatch(b *planBatch) *planBatch {
 		for _, f := range b.futures {
 			s.finishPlan(f, nil, err)
 		}
+		b.mu.Lock()
+		b.closing = true
+		b.mu.Unlock()
+		s.answerDeferred(b, 0)
 		close(b.done)
 		return b
 	}
@@ -352,6 +423,15 @@ func (s *Server) submitPlanBatch(b *planBatch) *planBatch {
 			b.results[i].AllocIndex = index
 			s.finishPlan(f, b.results[i], nil)
 		}
+		if err != nil {
+			index = 0
+		}
+		// The applier may defer more plans to this batch while this
+		// goroutine runs: closing stops that, under the batch's lock.
+		b.mu.Lock()
+		b.closing = true
+		b.mu.Unlock()
+		s.answerDeferred(b, index)
 		close(b.done)
 	}()
 	return b
@@ -372,6 +452,9 @@ func (s *Server) finishPlan(f *PlanFuture, result *structs.PlanResult, err error
 		for _, allocs := range result.NodePreemptions {
 			s.metrics.allocsStopped.Add(float64(len(allocs)))
 		}
+	}
+	if s.planAnswered != nil {
+		s.planAnswered(f, result)
 	}
 	f.respond(result, err)
 }

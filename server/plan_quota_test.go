@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,6 +94,18 @@ func TestPlanView_QuotaCountsEarlierPlansOfTheBatch(t *testing.T) {
 func TestServer_ConcurrentPlansNeverExceedQuota(t *testing.T) {
 	s, node, _ := quotaFixture(t)
 	const plans = 6
+	// What team-a held when each plan was answered (before its
+	// submitter saw the answer).
+	var (
+		usedMu      sync.Mutex
+		usedAtReply = map[*PlanFuture]int64{}
+	)
+	s.planAnswered = func(f *PlanFuture, _ *structs.PlanResult) {
+		used, _ := s.State().NamespaceUsage(nil, "team-a")
+		usedMu.Lock()
+		usedAtReply[f] = used.MemoryMB
+		usedMu.Unlock()
+	}
 	futures := make([]*PlanFuture, 0, plans)
 	for i := 0; i < plans; i++ {
 		// One job per plan: the broker hands out one evaluation per job.
@@ -116,6 +129,10 @@ func TestServer_ConcurrentPlansNeverExceedQuota(t *testing.T) {
 		}
 		futures = append(futures, f)
 	}
+	// A plan refused for the quota is answered only once the plans that
+	// took the quota are in the state, so its worker re-plans on a state
+	// that explains the refusal (and does not use up its attempts
+	// meeting it again).
 	committed := 0
 	for _, f := range futures {
 		res, err := f.Wait(nil)
@@ -126,6 +143,8 @@ func TestServer_ConcurrentPlansNeverExceedQuota(t *testing.T) {
 			committed++
 		} else if len(res.RejectedNodes) != 1 || res.RefreshIndex == 0 {
 			t.Fatalf("plan neither committed nor rejected with a refresh index: %+v", res)
+		} else if used := func() int64 { usedMu.Lock(); defer usedMu.Unlock(); return usedAtReply[f] }(); used != 800 {
+			t.Fatalf("a refused plan was answered while team-a held %d MB: before the plans that refused it committed", used)
 		}
 	}
 	if committed != 2 {

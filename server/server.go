@@ -64,6 +64,9 @@ type Server struct {
 	evalBroker   *EvalBroker
 	blockedEvals *BlockedEvals
 	planQueue    *PlanQueue
+	// planAnswered, when set (tests), is called as each plan is
+	// answered, before its submitter sees the answer.
+	planAnswered func(f *PlanFuture, result *structs.PlanResult)
 	workers      []*Worker
 	metrics      *serverMetrics
 

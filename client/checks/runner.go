@@ -82,7 +82,17 @@ type check struct {
 	paused   bool
 	// checked is set once a probe's result was recorded.
 	checked bool
+	// reported is when a result of this check was last reported, and
+	// reportedOutput that result's output.
+	reported       time.Time
+	reportedOutput string
 }
+
+// outputReportInterval spaces the reports of a check whose status stays
+// the same while its output changes ("connection refused", then
+// "HTTP 404"): the servers learn the newer reason without a Raft write
+// on every probe of a check whose output varies.
+const outputReportInterval = 10 * time.Second
 
 // result is one probe's outcome.
 type result struct {
@@ -316,6 +326,7 @@ func (r *Runner) loop() {
 				first := !c.checked
 				c.checked = true
 				if r.record(c, res.status, res.output, res.end) || first {
+					c.reported, c.reportedOutput = res.end, res.output
 					r.notify()
 				}
 			}
@@ -325,12 +336,15 @@ func (r *Runner) loop() {
 	}
 }
 
-// record stores a result; it reports whether the status changed.
+// record stores a result; it reports whether it is to be reported: the
+// status changed, or the output did and the check's last report is at
+// least outputReportInterval old.
 func (r *Runner) record(c *check, status, output string, at time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.statuses[c.key]
-	changed := st.Status != status
+	changed := st.Status != status ||
+		(c.reportedOutput != output && !at.Before(c.reported.Add(outputReportInterval)))
 	r.statuses[c.key] = &structs.CheckStatus{Service: c.service, Check: c.def.Name, Status: status, Output: output, Timestamp: at.UnixNano()}
 	return changed
 }
