@@ -61,6 +61,9 @@ type Service struct {
 	// ShutdownDelay is how long an instance stays registered as
 	// terminating before its task is signalled.
 	ShutdownDelay time.Duration `json:",omitempty"`
+	// Routes are the service's `route` blocks: HTTP requests the
+	// gateways send to its passing instances.
+	Routes []*ServiceRoute `json:",omitempty"`
 }
 
 // ServiceVIP is a `vip` block: the port the proxy listens on at the
@@ -127,6 +130,9 @@ type ServiceInstance struct {
 	VIP           string `json:",omitempty"`
 	VIPPort       int    `json:",omitempty"`
 	PublishedPort int    `json:",omitempty"`
+	// Canary is set while the instance's allocation is a canary of a
+	// deployment that is not promoted yet.
+	Canary bool `json:",omitempty"`
 
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -217,6 +223,25 @@ func (s *Service) Copy() *Service {
 		v := *s.VIP
 		c.VIP = &v
 	}
+	if s.Routes != nil {
+		c.Routes = make([]*ServiceRoute, len(s.Routes))
+		for i, r := range s.Routes {
+			c.Routes[i] = r.Copy()
+		}
+	}
+	return &c
+}
+
+// Copy returns a deep copy of the route.
+func (r *ServiceRoute) Copy() *ServiceRoute {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	if r.TLS != nil {
+		t := *r.TLS
+		c.TLS = &t
+	}
 	return &c
 }
 
@@ -280,7 +305,10 @@ type ProxiedService struct {
 	VIP           string `json:",omitempty"`
 	VIPPort       int    `json:",omitempty"`
 	PublishedPort int    `json:",omitempty"`
-	Instances     []*ServiceInstance
+	// Routes are the service's routes (of every job of the namespace
+	// that offers it), for the gateways.
+	Routes    []*ServiceRoute `json:",omitempty"`
+	Instances []*ServiceInstance
 }
 
 // ServiceProxyRequest asks for every proxied service of every
@@ -297,5 +325,82 @@ type ServiceProxyRequest struct {
 // and VIP allocations.
 type ServiceProxyResponse struct {
 	Services []*ProxiedService
+	QueryMeta
+}
+
+// Limits on routes, checked at submit time.
+const (
+	// MaxRoutesPerService bounds the routes of one service.
+	MaxRoutesPerService = 16
+	// MaxRouteRetries bounds a route's retries.
+	MaxRouteRetries = 5
+	// MaxRouteTimeout bounds a route's timeout.
+	MaxRouteTimeout = 10 * time.Minute
+	// DefaultRouteTimeout is a route's timeout when it names none.
+	DefaultRouteTimeout = 60 * time.Second
+)
+
+// ServiceRoute is a `route` block of a service: the HTTP requests the
+// gateways on the clients send to the service's passing instances.
+type ServiceRoute struct {
+	// Host is the request's host to match: an exact name
+	// ("shop.example.com") or a wildcard of one label ("*.example.com");
+	// "" matches any host.
+	Host string `json:",omitempty"`
+	// Path is the path prefix to match, starting with "/" (default
+	// "/"); the longest matching prefix wins.
+	Path string
+	// StripPrefix removes Path from the request's path before it is
+	// sent on.
+	StripPrefix bool `json:",omitempty"`
+	// Timeout bounds one request to an instance (default
+	// DefaultRouteTimeout).
+	Timeout time.Duration `json:",omitempty"`
+	// Retries is how many other instances a request is tried on when
+	// connecting to one fails (idempotent methods only).
+	Retries int `json:",omitempty"`
+	// HTTPSOnly redirects plain HTTP requests to HTTPS.
+	HTTPSOnly bool `json:",omitempty"`
+	// TLS names the certificate the gateway serves for Host.
+	TLS *RouteTLS `json:",omitempty"`
+	// CanaryWeight is the percentage (0-100) of requests sent to the
+	// canary instances while a deployment has canaries.
+	CanaryWeight int `json:",omitempty"`
+}
+
+// RouteTLS is a route's `tls` block: where the gateway finds the
+// certificate for the route's host. CertName names a certificate of
+// the gateway's configuration (gateway { certificate "NAME" { cert_file
+// key_file } }); Variable is reserved for certificates kept in Drover
+// variables.
+type RouteTLS struct {
+	CertName string `json:",omitempty"`
+	Variable string `json:",omitempty"`
+}
+
+// RouteListStub is one route in GET /v1/routes, with its backends.
+type RouteListStub struct {
+	Namespace   string
+	ServiceName string
+	JobID       string
+	Route       *ServiceRoute
+	// Passing and Canary count the service's passing instances, and the
+	// canaries among them.
+	Passing int
+	Canary  int
+	// Backends are the passing instances' "address:port".
+	Backends []string
+}
+
+// RouteListRequest lists routes (QueryOptions.Namespace; "*" for every
+// namespace the token may read).
+type RouteListRequest struct {
+	QueryOptions
+}
+
+// RouteListResponse answers RouteListRequest, sorted by host, then
+// path.
+type RouteListResponse struct {
+	Routes []*RouteListStub
 	QueryMeta
 }
