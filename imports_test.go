@@ -30,10 +30,11 @@ var allowedImports = map[string][]string{
 	"client/checks":     {"structs"},
 	"client/dns":        {"structs"},
 	"client/proxy":      {"structs"},
+	"client/gateway":    {"structs"},
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs", "client", "driver", "driver/fake"},
-	"agent":             {"server", "client", "client/sim", "client/dns", "client/proxy", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
+	"agent":             {"server", "client", "client/sim", "client/dns", "client/proxy", "client/gateway", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
 	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
 	// Non-test helpers the binary needs (bench) and testutil wraps for
 	// tests; they import no Drover package and never package testing.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/droverhq/drover/client"
 	clientdns "github.com/droverhq/drover/client/dns"
+	clientgateway "github.com/droverhq/drover/client/gateway"
 	clientproxy "github.com/droverhq/drover/client/proxy"
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/driver"
@@ -81,6 +83,13 @@ type Agent struct {
 	// proxy balances connections to service VIPs and published ports on
 	// a client agent; nil when off.
 	proxy *clientproxy.Proxy
+	// gateway routes HTTP requests to services' routes on a client
+	// agent with gateway { enabled = true }; nil when off.
+	gateway *clientgateway.Gateway
+	// stopServicesWatch ends the one Service.Proxy watcher feeding the
+	// proxy and the gateway; servicesWatchDone is closed when it has.
+	stopServicesWatch context.CancelFunc
+	servicesWatchDone chan struct{}
 
 	shutdownOnce sync.Once
 }
@@ -199,6 +208,11 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 			a.Shutdown()
 			return nil, err
 		}
+		if err := a.setupGateway(); err != nil {
+			a.Shutdown()
+			return nil, err
+		}
+		a.watchServices()
 	}
 
 	a.serveHTTP(a.routes())
@@ -294,9 +308,65 @@ func (a *Agent) setupProxy() error {
 	if err != nil {
 		return fmt.Errorf("services proxy: %w", err)
 	}
-	p.Watch(a.client.ServiceProxy)
 	a.proxy = p
 	return nil
+}
+
+// setupGateway starts the HTTP ingress gateway (client/gateway) when
+// gateway { enabled = true }, on the bind address. A port in use is an
+// error: the agent does not start.
+func (a *Agent) setupGateway() error {
+	if !a.config.GatewayEnabled() {
+		return nil
+	}
+	gc := a.config.Gateway
+	httpPort, httpsPort := a.config.GatewayPorts()
+	cfg := clientgateway.Config{
+		HTTPAddr:  net.JoinHostPort(a.config.BindAddr, strconv.Itoa(httpPort)),
+		HTTPSAddr: net.JoinHostPort(a.config.BindAddr, strconv.Itoa(httpsPort)),
+		AccessLog: gc.AccessLog,
+		ErrorLog:  a.logger.Named("gateway").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	for _, c := range gc.Certificates {
+		cfg.Certificates = append(cfg.Certificates, clientgateway.Certificate{Name: c.Name, CertFile: c.CertFile, KeyFile: c.KeyFile})
+	}
+	g, err := clientgateway.New(cfg)
+	if err != nil {
+		return fmt.Errorf("ingress gateway: %w (gateway { http_port = %d, https_port = %d }, or -gateway-http-port and -gateway-https-port)", err, httpPort, httpsPort)
+	}
+	a.gateway = g
+	a.logger.Info("ingress gateway", "http", g.HTTPAddr(), "https", g.HTTPSAddr())
+	return nil
+}
+
+// watchServices starts one Service.Proxy watcher (a blocking query as
+// this node) whose answers feed both the proxy and the gateway.
+func (a *Agent) watchServices() {
+	var updates []func([]*structs.ProxiedService)
+	if a.proxy != nil {
+		updates = append(updates, a.proxy.Update)
+	}
+	if a.gateway != nil {
+		updates = append(updates, a.gateway.Update)
+	}
+	if len(updates) == 0 || a.client == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopServicesWatch, a.servicesWatchDone = cancel, make(chan struct{})
+	w := &clientproxy.Watcher{
+		Fetch: a.client.ServiceProxy,
+		Update: func(services []*structs.ProxiedService) {
+			for _, u := range updates {
+				u(services)
+			}
+		},
+		Logf: a.logger.Named("proxy").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}).Printf,
+	}
+	go func() {
+		defer close(a.servicesWatchDone)
+		w.Run(ctx)
+	}()
 }
 
 // DNSAddr returns the address the DNS server listens on (UDP and TCP),
@@ -445,9 +515,16 @@ func (a *Agent) Shutdown() {
 				a.logger.Warn("DNS server shutdown", "error", err)
 			}
 		}
-		// The proxy too: its watcher calls the client.
+		// The proxy and gateway too: their watcher calls the client.
+		if a.stopServicesWatch != nil {
+			a.stopServicesWatch()
+			<-a.servicesWatchDone
+		}
 		if a.proxy != nil {
 			a.proxy.Stop()
+		}
+		if a.gateway != nil {
+			a.gateway.Stop()
 		}
 		if a.client != nil {
 			if err := a.client.Shutdown(); err != nil {

@@ -70,6 +70,9 @@ type Config struct {
 	// Proxy is the client agent's load-balancing proxy for service VIPs
 	// and published ports.
 	Proxy *ProxyConfig `hcl:"proxy,block"`
+	// Gateway is the client agent's HTTP ingress gateway for service
+	// routes; off unless gateway { enabled = true }.
+	Gateway *GatewayConfig `hcl:"gateway,block"`
 
 	// Join lists gossip addresses (host or host:port) of agents to join;
 	// the agent retries until it reaches one.
@@ -329,6 +332,141 @@ func (c *Config) ProxyEnabled() bool {
 	return c.Proxy == nil || c.Proxy.Enabled == nil || *c.Proxy.Enabled
 }
 
+// Default gateway ports.
+const (
+	DefaultGatewayHTTPPort  = 80
+	DefaultGatewayHTTPSPort = 443
+)
+
+// GatewayConfig is the agent's gateway block: the HTTP ingress gateway
+// (client/gateway) a client agent runs when enabled, on the bind
+// address. It is a public listener by design.
+type GatewayConfig struct {
+	// Enabled: default false (an opt-in role of a client agent).
+	Enabled *bool `hcl:"enabled,optional"`
+	// HTTPPort and HTTPSPort: default 80 and 443. HTTPS is only
+	// listened on when certificates are configured.
+	HTTPPort  int `hcl:"http_port,optional"`
+	HTTPSPort int `hcl:"https_port,optional"`
+	// AccessLog is a file that gets one JSON line per request ("":
+	// none).
+	AccessLog string `hcl:"access_log,optional"`
+	// Certificates are named for routes' tls { cert_name }; the first
+	// is served to clients whose SNI no route names.
+	Certificates []*GatewayCertificate `hcl:"certificate,block"`
+}
+
+// GatewayCertificate is a gateway's `certificate "NAME"` block.
+type GatewayCertificate struct {
+	Name     string `hcl:"name,label"`
+	CertFile string `hcl:"cert_file"`
+	KeyFile  string `hcl:"key_file"`
+}
+
+// merge overlays o onto g (either may be nil) and returns the result; a
+// certificate of o replaces g's of the same name.
+func (g *GatewayConfig) merge(o *GatewayConfig) *GatewayConfig {
+	out := &GatewayConfig{}
+	if g != nil {
+		*out = *g
+		out.Certificates = append([]*GatewayCertificate(nil), g.Certificates...)
+	}
+	if o == nil {
+		return out
+	}
+	if o.Enabled != nil {
+		out.Enabled = o.Enabled
+	}
+	if o.HTTPPort != 0 {
+		out.HTTPPort = o.HTTPPort
+	}
+	if o.HTTPSPort != 0 {
+		out.HTTPSPort = o.HTTPSPort
+	}
+	setString(&out.AccessLog, o.AccessLog)
+	base := len(out.Certificates)
+	for _, oc := range o.Certificates {
+		replaced := false
+		for i, c := range out.Certificates[:base] {
+			if c.Name == oc.Name {
+				out.Certificates[i], replaced = oc, true
+			}
+		}
+		if !replaced {
+			out.Certificates = append(out.Certificates, oc)
+		}
+	}
+	return out
+}
+
+// GatewayEnabled reports whether the agent runs the ingress gateway.
+func (c *Config) GatewayEnabled() bool {
+	return c.Gateway != nil && c.Gateway.Enabled != nil && *c.Gateway.Enabled
+}
+
+// GatewayPorts returns the gateway's HTTP and HTTPS ports, defaults
+// applied.
+func (c *Config) GatewayPorts() (httpPort, httpsPort int) {
+	httpPort, httpsPort = DefaultGatewayHTTPPort, DefaultGatewayHTTPSPort
+	if g := c.Gateway; g != nil {
+		if g.HTTPPort != 0 {
+			httpPort = g.HTTPPort
+		}
+		if g.HTTPSPort != 0 {
+			httpsPort = g.HTTPSPort
+		}
+	}
+	return httpPort, httpsPort
+}
+
+func (c *Config) validateGateway() error {
+	g := c.Gateway
+	if g == nil {
+		return nil
+	}
+	httpPort, httpsPort := c.GatewayPorts()
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"http_port", httpPort}, {"https_port", httpsPort}} {
+		if p.port < 1 || p.port > 65535 {
+			return fmt.Errorf("gateway %s = %d: want a port from 1 to 65535", p.name, p.port)
+		}
+	}
+	if !c.GatewayEnabled() {
+		return nil
+	}
+	if !c.Client.Enabled {
+		return fmt.Errorf("gateway { enabled = true } (-gateway) needs a client agent: add -client (or -dev)")
+	}
+	if httpPort == httpsPort {
+		return fmt.Errorf("gateway http_port and https_port are both %d: give them different ports", httpPort)
+	}
+	if c.Ports != nil {
+		for _, p := range []struct {
+			name string
+			port int
+		}{{"http", c.Ports.HTTP}, {"rpc", c.Ports.RPC}, {"gossip", c.Ports.Gossip}} {
+			if p.port != 0 && (p.port == httpPort || p.port == httpsPort) {
+				return fmt.Errorf("gateway port %d is the agent's %s port: choose another with gateway { http_port https_port }", p.port, p.name)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, cert := range g.Certificates {
+		switch {
+		case cert.Name == "":
+			return fmt.Errorf("gateway certificate: a certificate block needs a name: certificate \"NAME\" { cert_file key_file }")
+		case seen[cert.Name]:
+			return fmt.Errorf("gateway certificate %q is declared twice", cert.Name)
+		case cert.CertFile == "" || cert.KeyFile == "":
+			return fmt.Errorf("gateway certificate %q: cert_file and key_file are both required", cert.Name)
+		}
+		seen[cert.Name] = true
+	}
+	return nil
+}
+
 // ContainerdConfig configures the containerd task driver.
 type ContainerdConfig struct {
 	Address   string `hcl:"address,optional"`
@@ -406,6 +544,7 @@ func (c *Config) Merge(o *Config) {
 	c.Audit = c.Audit.merge(o.Audit)
 	c.DNS = c.DNS.merge(o.DNS)
 	c.Proxy = c.Proxy.merge(o.Proxy)
+	c.Gateway = c.Gateway.merge(o.Gateway)
 	if o.LogJSON {
 		c.LogJSON = true
 	}
@@ -600,6 +739,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Proxy.validate(); err != nil {
+		return err
+	}
+	if err := c.validateGateway(); err != nil {
 		return err
 	}
 	if _, err := c.serverConfig(); err != nil {

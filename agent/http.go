@@ -59,6 +59,7 @@ func (a *Agent) routes() http.Handler {
 	// Service discovery (http_services.go).
 	handle("GET /v1/services", a.serviceList)
 	handle("GET /v1/service/{name}", a.serviceInstances)
+	handle("GET /v1/routes", a.routeList) // http_routes.go
 
 	handle("GET /v1/nodes", a.nodeList)
 	handle("GET /v1/node/{id}", a.nodeGet)
@@ -86,6 +87,7 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/agent/health", a.agentHealth)
 	handle("GET /v1/agent/members", a.guard(needAgentRead, a.agentMembers))
 	handle("GET /v1/client/proxy", a.guard(needAgentRead, a.clientProxy))
+	handle("GET /v1/client/gateway", a.guard(needAgentRead, a.clientGateway))
 	handle("PUT /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
 	handle("POST /v1/agent/leave", a.guard(needAgentWrite, a.agentLeave))
 	// Gossip keyring (http_keyring.go).

@@ -24,6 +24,10 @@ func (a *Agent) metricsHandler() http.Handler {
 		// drover_proxy_* per service (client/proxy).
 		gatherers = append(gatherers, a.proxy.Registry())
 	}
+	if a.gateway != nil {
+		// drover_gateway_* per route (client/gateway).
+		gatherers = append(gatherers, a.gateway.Registry())
+	}
 	if a.audit != nil {
 		// drover_audit_lines_total, drover_audit_write_failures_total.
 		gatherers = append(gatherers, a.audit.registry)

@@ -1,6 +1,9 @@
 package api
 
-import "net/url"
+import (
+	"net/url"
+	"time"
+)
 
 // Service instance and check statuses.
 const (
@@ -38,8 +41,11 @@ type ServiceInstance struct {
 	VIP           string         `json:",omitempty"`
 	VIPPort       int            `json:",omitempty"`
 	PublishedPort int            `json:",omitempty"`
-	CreateIndex   uint64
-	ModifyIndex   uint64
+	// Canary is set while the instance is a canary of a deployment
+	// that is not promoted yet.
+	Canary      bool `json:",omitempty"`
+	CreateIndex uint64
+	ModifyIndex uint64
 }
 
 // CheckStatus is a client's latest result of one check.
@@ -92,6 +98,52 @@ func (s *Services) Info(name, status string, q *QueryOptions) ([]*ServiceInstanc
 func (a *Allocations) Checks(id string, q *QueryOptions) (map[string]*CheckStatus, *QueryMeta, error) {
 	var out map[string]*CheckStatus
 	meta, err := a.c.query("/v1/allocation/"+escape(id)+"/checks", &out, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, meta, nil
+}
+
+// ServiceRoute is a service's `route` block: the HTTP requests the
+// gateways send to its passing instances.
+type ServiceRoute struct {
+	// Host is an exact name, a wildcard of one label ("*.example.com")
+	// or "" for any host; Path a path prefix starting with "/".
+	Host         string `json:",omitempty"`
+	Path         string
+	StripPrefix  bool          `json:",omitempty"`
+	Timeout      time.Duration `json:",omitempty"`
+	Retries      int           `json:",omitempty"`
+	HTTPSOnly    bool          `json:",omitempty"`
+	TLS          *RouteTLS     `json:",omitempty"`
+	CanaryWeight int           `json:",omitempty"`
+}
+
+// RouteTLS names the certificate a gateway serves for a route's host.
+type RouteTLS struct {
+	CertName string `json:",omitempty"`
+	Variable string `json:",omitempty"`
+}
+
+// RouteListStub is one route of one job's service, in GET /v1/routes.
+type RouteListStub struct {
+	Namespace   string
+	ServiceName string
+	JobID       string
+	Route       *ServiceRoute
+	// Passing and Canary count the service's passing instances, and
+	// the canaries among them; Backends are their "address:port".
+	Passing  int
+	Canary   int
+	Backends []string
+}
+
+// Routes lists the routes of the services of the namespace
+// (AllNamespaces: of every namespace the token may read) with their
+// passing backends, sorted by host then path.
+func (s *Services) Routes(q *QueryOptions) ([]*RouteListStub, *QueryMeta, error) {
+	var out []*RouteListStub
+	meta, err := s.c.query("/v1/routes", &out, q)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -50,3 +50,28 @@ func TestServices_ListInfoChecks(t *testing.T) {
 		t.Fatalf("list asked %s", seen[0])
 	}
 }
+
+func TestServices_Routes(t *testing.T) {
+	var seen string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.URL.RequestURI()
+		w.Header().Set("X-Drover-Index", "12")
+		w.Write([]byte(`[{"Namespace":"default","ServiceName":"shop","JobID":"shop","Route":{"Host":"shop.test","Path":"/api","Timeout":30000000000,"TLS":{"CertName":"shop"}},"Passing":2,"Canary":1,"Backends":["10.0.0.1:20000","10.0.0.2:20001"]}]`))
+	}))
+	defer srv.Close()
+	c, err := NewClient(&Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, meta, err := c.Services().Routes(&QueryOptions{Namespace: AllNamespaces})
+	if err != nil || meta.LastIndex != 12 || len(list) != 1 {
+		t.Fatalf("routes: %+v, %v", list, err)
+	}
+	r := list[0]
+	if r.ServiceName != "shop" || r.Route.Host != "shop.test" || r.Route.Timeout.Seconds() != 30 || r.Route.TLS.CertName != "shop" || r.Canary != 1 || len(r.Backends) != 2 {
+		t.Fatalf("route %+v %+v", r, r.Route)
+	}
+	if seen != "/v1/routes?namespace=%2A" && seen != "/v1/routes?namespace=*" {
+		t.Fatalf("asked %s", seen)
+	}
+}

@@ -52,6 +52,9 @@ type agentFlags struct {
 	maxCountPerGroup        int
 	aclEnabled              bool
 	dnsPort                 int
+	gateway                 bool
+	gatewayHTTPPort         int
+	gatewayHTTPSPort        int
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -118,6 +121,9 @@ certificates from their files (a bad file keeps the ones in use).`,
 	fl.IntVar(&f.maxCountPerGroup, "max-count-per-group", 0, "largest count a job's group may ask for (default 10000)")
 	fl.BoolVar(&f.aclEnabled, "acl-enabled", false, "turn on ACLs (acl { enabled = true }): requests need a token; start with drover acl bootstrap")
 	fl.IntVar(&f.dnsPort, "dns-port", -1, fmt.Sprintf("client DNS port, UDP and TCP, for <service>.service.drover names; 0 turns DNS off (default %d)", agent.DefaultDNSPort))
+	fl.BoolVar(&f.gateway, "gateway", false, "run the HTTP ingress gateway on this client (gateway { enabled = true }): a public listener for services' routes")
+	fl.IntVar(&f.gatewayHTTPPort, "gateway-http-port", 0, fmt.Sprintf("ingress gateway HTTP port (default %d)", agent.DefaultGatewayHTTPPort))
+	fl.IntVar(&f.gatewayHTTPSPort, "gateway-https-port", 0, fmt.Sprintf("ingress gateway HTTPS port, listened on when gateway certificates are configured (default %d)", agent.DefaultGatewayHTTPSPort))
 	return cmd
 }
 
@@ -181,6 +187,13 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 	if f.dnsPort >= 0 {
 		v := f.dnsPort
 		over.DNS = &agent.DNSConfig{Port: &v}
+	}
+	if f.gateway || f.gatewayHTTPPort != 0 || f.gatewayHTTPSPort != 0 {
+		over.Gateway = &agent.GatewayConfig{HTTPPort: f.gatewayHTTPPort, HTTPSPort: f.gatewayHTTPSPort}
+		if f.gateway {
+			on := true
+			over.Gateway.Enabled = &on
+		}
 	}
 	if len(f.meta) > 0 {
 		over.Client.Meta = make(map[string]string)

@@ -135,6 +135,7 @@ Start a dev cluster with "drover agent -dev", then "drover job run FILE".`,
 		newNamespaceCommand(g),
 		newQuotaCommand(g),
 		newServiceCommand(g),
+		newGatewayCommand(g),
 		newVersionCommand(g),
 	)
 	return root

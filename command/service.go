@@ -14,7 +14,7 @@ import (
 func newServiceCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "service",
-		Short: "Discover services: list, info",
+		Short: "Discover services: list, info, routes",
 		Long: `Services are the names jobs offer their allocations under (a group's or a
 task's service block). Each running allocation of the group is an instance
 of each of its services, at its node's address and the port of the
@@ -24,9 +24,10 @@ service's port label, passing, warning or critical by its checks.
   drover -namespace '*' service list         of every namespace
   drover service info web                    web's passing instances
   drover service info -status any web        all of web's instances
-  drover -namespace team-a service info api  api's instances in team-a`,
+  drover -namespace team-a service info api  api's instances in team-a
+  drover service routes                      HTTP routes and their backends`,
 	}
-	cmd.AddCommand(newServiceListCommand(g), newServiceInfoCommand(g))
+	cmd.AddCommand(newServiceListCommand(g), newServiceInfoCommand(g), newServiceRoutesCommand(g))
 	return cmd
 }
 
@@ -135,6 +136,62 @@ error.
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", api.ServiceStatusPassing, "show only instances in this status: passing, warning, critical, terminating, or any")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newServiceRoutesCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "routes [-json]",
+		Short: "List the HTTP routes of services with their passing backends",
+		Long: `List the routes (a service's route blocks) of the namespace (-namespace,
+'*' for every namespace you may read), sorted by host then path: the
+service they send requests to, how many of its instances pass, how many
+of those are canaries, and their addresses. A host of "*" matches any
+host.
+
+  drover service routes
+  drover -namespace '*' service routes -json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			list, _, err := c.Services().Routes(nil)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if list == nil {
+					list = []*api.RouteListStub{}
+				}
+				return printJSON(g.ui, list)
+			}
+			if len(list) == 0 {
+				g.ui.Printf("No routes\n")
+				return nil
+			}
+			rows := [][]string{{"Host", "Path", "Service", "Namespace", "Passing", "Canary", "Backends"}}
+			for _, r := range list {
+				host, path := "*", "/"
+				if r.Route != nil {
+					if r.Route.Host != "" {
+						host = r.Route.Host
+					}
+					path = r.Route.Path
+				}
+				backends := "-"
+				if len(r.Backends) > 0 {
+					backends = strings.Join(r.Backends, ",")
+				}
+				rows = append(rows, []string{host, path, r.ServiceName, r.Namespace, strconv.Itoa(r.Passing), strconv.Itoa(r.Canary), backends})
+			}
+			printTable(g.ui, rows)
+			return nil
+		},
+	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

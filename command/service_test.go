@@ -43,6 +43,9 @@ func serviceAgent(t *testing.T) (*httptest.Server, func() []string) {
 				out = []map[string]interface{}{}
 			}
 			json.NewEncoder(w).Encode(out)
+		case r.URL.Path == "/v1/routes":
+			w.Write([]byte(`[{"Namespace":"default","ServiceName":"web","JobID":"web","Route":{"Path":"/"},"Passing":0,"Canary":0,"Backends":[]},` +
+				`{"Namespace":"default","ServiceName":"shop","JobID":"shop","Route":{"Host":"shop.test","Path":"/api","Timeout":30000000000},"Passing":2,"Canary":1,"Backends":["10.0.0.1:20000","10.0.0.2:20001"]}]`))
 		case strings.HasPrefix(r.URL.Path, "/v1/service/"):
 			w.Write([]byte(`[]`))
 		default:
@@ -76,6 +79,10 @@ func TestServiceCommand_ListAndInfo(t *testing.T) {
 		{"info in a namespace", []string{"-namespace", "team-a", "service", "info", "web"}, []string{"aaaaaaaa"}, nil, "/v1/service/web?namespace=team-a&status=passing"},
 		{"info json", []string{"service", "info", "-json", "web"}, []string{`"ServiceName": "web"`, `"Port": 20000`}, nil, ""},
 		{"unknown service", []string{"service", "info", "nope"}, []string{`No passing instances of service "nope"`}, nil, ""},
+		{"routes", []string{"service", "routes"}, []string{"Host", "Path", "Service", "Namespace", "Passing", "Canary", "Backends",
+			"shop.test", "/api", "shop", "10.0.0.1:20000,10.0.0.2:20001"}, nil, "/v1/routes"},
+		{"routes of every namespace", []string{"-namespace", "*", "service", "routes"}, []string{"shop.test"}, nil, "/v1/routes?namespace=%2A"},
+		{"routes json", []string{"service", "routes", "-json"}, []string{`"ServiceName": "shop"`, `"Canary": 1`, `"Host": "shop.test"`}, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +121,7 @@ func TestServiceCommand_RefusesBeforeCalling(t *testing.T) {
 		{"bad status", []string{"service", "info", "-status", "healthy", "web"}, `-status "healthy"`},
 		{"every namespace", []string{"-namespace", "*", "service", "info", "web"}, "-namespace '*' is for listing"},
 		{"list takes no args", []string{"service", "list", "web"}, "unknown command"},
+		{"routes takes no args", []string{"service", "routes", "web"}, "unknown command"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +134,7 @@ func TestServiceCommand_RefusesBeforeCalling(t *testing.T) {
 }
 
 func TestServiceCommand_Help(t *testing.T) {
-	for _, args := range [][]string{{"service"}, {"service", "list"}, {"service", "info"}} {
+	for _, args := range [][]string{{"service"}, {"service", "list"}, {"service", "info"}, {"service", "routes"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, out, errOut := aclCLI(append(args, "-help")...)
 			if code != ExitOK || !strings.Contains(out, "Usage:") || !strings.Contains(out, "-namespace") || !strings.Contains(out, "drover service") {

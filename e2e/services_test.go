@@ -46,6 +46,7 @@ type instanceJSON struct {
 	Port        int
 	Tags        []string
 	Status      string
+	Canary      bool
 	Checks      []struct {
 		Service, Check, Status, Output string
 	}

@@ -89,6 +89,12 @@ var hclFieldNames = map[string]string{
 	"PublishedPort":    "published_port",
 	"ShutdownDelay":    "shutdown_delay",
 	"TaskName":         "task",
+	"Routes":           "route",
+	"StripPrefix":      "strip_prefix",
+	"HTTPSOnly":        "https_only",
+	"CanaryWeight":     "canary_weight",
+	"TLS":              "tls",
+	"CertName":         "cert",
 	"MaxFiles":         "max_files",
 	"MaxFileSizeMB":    "max_file_size",
 }
@@ -155,6 +161,15 @@ func hclName(job *structs.Job, path string) string {
 			}
 			ok := ch != nil && ch.Name != ""
 			blocks = append(blocks, labelled("check", ok, func() string { return ch.Name }, idx))
+			continue
+		case field == "Routes" && idx >= 0 && len(attrs) == 0 && svc != nil:
+			// Route blocks have no label; their host and path say
+			// which.
+			var rt *structs.ServiceRoute
+			if idx < len(svc.Routes) {
+				rt = svc.Routes[idx]
+			}
+			blocks = append(blocks, labelled("route", rt != nil, func() string { return rt.Host + rt.Path }, idx))
 			continue
 		case (field == "ReservedPorts" || field == "DynamicPorts") && idx >= 0 && len(attrs) == 0 && nw != nil:
 			ports := nw.DynamicPorts

@@ -17,6 +17,16 @@ import (
 //	  vip { port = 80 }
 //	  published_port = 8080
 //	  shutdown_delay = "5s"
+//	  route {                # zero or more: HTTP requests the gateways send here
+//	    host          = "shop.example.com"   # or "*.example.com"; unset: any host
+//	    path          = "/api"               # default "/"
+//	    strip_prefix  = true
+//	    timeout       = "30s"                # default 60s
+//	    retries       = 2
+//	    https_only    = false
+//	    canary_weight = 10
+//	    tls { cert = "shop" }                # a certificate of the gateway's configuration
+//	  }
 //	}
 //
 // Checks left without a name, path, interval or timeout get
@@ -29,7 +39,7 @@ var (
 			{Name: "name"}, {Name: "port"}, {Name: "tags"},
 			{Name: "published_port"}, {Name: "shutdown_delay"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "check"}, {Type: "vip"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "check"}, {Type: "vip"}, {Type: "route"}},
 	}
 	checkSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -38,6 +48,16 @@ var (
 	}
 	vipSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "port"}},
+	}
+	routeSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "host"}, {Name: "path"}, {Name: "strip_prefix"}, {Name: "timeout"},
+			{Name: "retries"}, {Name: "https_only"}, {Name: "canary_weight"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+	}
+	routeTLSSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "cert"}, {Name: "variable"}},
 	}
 )
 
@@ -89,5 +109,34 @@ func (c *converter) service(b *hcl.Block, path, task string) *structs.Service {
 		attrs := c.content(vb.Body, vipSchema).Attributes
 		c.setInt(attrs, "port", path+".VIP.Port", &s.VIP.Port)
 	}
+	for i, rb := range content.Blocks.OfType("route") {
+		if i == 0 {
+			c.record(path+".Routes", rb.DefRange)
+		}
+		s.Routes = append(s.Routes, c.route(rb, fmt.Sprintf("%s.Routes[%d]", path, i)))
+	}
 	return s
+}
+
+// route converts one `route { ... }` block of a service found at path.
+func (c *converter) route(b *hcl.Block, path string) *structs.ServiceRoute {
+	r := &structs.ServiceRoute{}
+	c.record(path, b.DefRange)
+	content := c.content(b.Body, routeSchema)
+	attrs := content.Attributes
+	c.setString(attrs, "host", path+".Host", &r.Host)
+	c.setString(attrs, "path", path+".Path", &r.Path)
+	c.setBool(attrs, "strip_prefix", path+".StripPrefix", &r.StripPrefix)
+	c.setDuration(attrs, "timeout", path+".Timeout", &r.Timeout)
+	c.setInt(attrs, "retries", path+".Retries", &r.Retries)
+	c.setBool(attrs, "https_only", path+".HTTPSOnly", &r.HTTPSOnly)
+	c.setInt(attrs, "canary_weight", path+".CanaryWeight", &r.CanaryWeight)
+	if tb := c.single(content.Blocks, "tls", "a route block"); tb != nil {
+		r.TLS = &structs.RouteTLS{}
+		c.record(path+".TLS", tb.DefRange)
+		tattrs := c.content(tb.Body, routeTLSSchema).Attributes
+		c.setString(tattrs, "cert", path+".TLS.CertName", &r.TLS.CertName)
+		c.setString(tattrs, "variable", path+".TLS.Variable", &r.TLS.Variable)
+	}
+	return r
 }

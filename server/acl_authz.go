@@ -51,6 +51,8 @@ import (
 //	Service.List, Service.Instances                    read-job in ns; "*" (List) lists only
 //	                                                   namespaces with read-job; or a client
 //	                                                   node's secret: every namespace
+//	Service.Routes                                     read-job in ns; "*" lists only namespaces
+//	                                                   with read-job (no node secret)
 //	Alloc.Checks                                       read-job in the allocation's namespace
 //	Namespace.List                                     lists namespaces with any capability
 //	Namespace.Get                                      any capability in it

@@ -27,8 +27,10 @@ func upsertDeploymentTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) er
 	}
 	n := d.Copy()
 	n.Namespace = structs.NamespaceOrDefault(n.Namespace)
+	var old *structs.Deployment
 	if raw != nil {
-		n.CreateIndex = raw.(*structs.Deployment).CreateIndex
+		old = raw.(*structs.Deployment)
+		n.CreateIndex = old.CreateIndex
 	} else {
 		n.CreateIndex = index
 	}
@@ -36,7 +38,12 @@ func upsertDeploymentTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) er
 	if err := txn.Insert(TableDeployment, n); err != nil {
 		return fmt.Errorf("insert deployment: %w", err)
 	}
-	return setIndex(txn, index, TableDeployment)
+	if err := setIndex(txn, index, TableDeployment); err != nil {
+		return err
+	}
+	// A promotion or the end of the deployment clears its instances'
+	// Canary flag (services.go).
+	return refreshDeploymentInstancesTxn(txn, index, old, n)
 }
 
 // deploymentTxn returns a writable copy of a deployment, or nil.

@@ -253,10 +253,15 @@ func refreshVIPInstancesTxn(txn *memdb.Txn, index uint64, ns, name string) (bool
 // published port, for one service. Several jobs offering the same name
 // in one namespace may publish the same port (their instances add up).
 // Jobs are walked in (namespace, ID) order, so the refusal names the
-// same service on every server.
+// same service on every server. It also makes the route check
+// (checkRoutesTxn), so that RegisterJob and the leader's
+// CheckJobServices refuse conflicting routes alike.
 func checkPublishedPortsTxn(txn *memdb.Txn, job *structs.Job) error {
 	if job == nil || job.Stop {
 		return nil
+	}
+	if err := checkRoutesTxn(txn, job); err != nil {
+		return err
 	}
 	ns := structs.NamespaceOrDefault(job.Namespace)
 	mine := make(map[int]string)
@@ -295,9 +300,85 @@ func checkPublishedPortsTxn(txn *memdb.Txn, job *structs.Job) error {
 	return nil
 }
 
+// jobRoutes returns the routes of the job's services by
+// structs.RouteKey, each with the name of the first service declaring
+// it.
+func jobRoutes(job *structs.Job) map[string]string {
+	var out map[string]string
+	for _, tg := range job.TaskGroups {
+		for _, svc := range tg.GroupServices() {
+			if svc == nil {
+				continue
+			}
+			for _, r := range svc.Routes {
+				if r == nil {
+					continue
+				}
+				if out == nil {
+					out = make(map[string]string)
+				}
+				if k := structs.RouteKey(r.Host, r.Path); out[k] == "" {
+					out[k] = svc.Name
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkRoutesTxn refuses a job (not stopped) with a route (host and
+// path) that a service of another job of its namespace, not stopped,
+// already has: a gateway sends a request to one service. Another job
+// offering the same service name may declare the same route (the
+// instances add up, as for published ports). Jobs are walked in ID
+// order, so the refusal names the same job on every server.
+func checkRoutesTxn(txn *memdb.Txn, job *structs.Job) error {
+	mine := jobRoutes(job)
+	if len(mine) == 0 {
+		return nil
+	}
+	// Every namespace's jobs: the gateways serve all namespaces, so a
+	// host and path can lead to one service only, cluster-wide.
+	ns := structs.NamespaceOrDefault(job.Namespace)
+	others, err := collect[*structs.Job](txn, nil, TableJobs, "id")
+	if err != nil {
+		return err
+	}
+	for _, other := range others {
+		otherNS := structs.NamespaceOrDefault(other.Namespace)
+		if other.Stop || (other.ID == job.ID && otherNS == ns) {
+			continue
+		}
+		for _, tg := range other.TaskGroups {
+			for _, svc := range tg.GroupServices() {
+				if svc == nil {
+					continue
+				}
+				for _, r := range svc.Routes {
+					if r == nil {
+						continue
+					}
+					k := structs.RouteKey(r.Host, r.Path)
+					name, ok := mine[k]
+					if !ok || (name == svc.Name && otherNS == ns) {
+						continue
+					}
+					if otherNS != ns {
+						// Do not tell one namespace what another runs.
+						return structs.NewError(structs.CodeConflict, fmt.Sprintf("route %s is already used by a service in another namespace; a gateway sends a route's requests to one service: choose another host or path", k))
+					}
+					return structs.NewError(structs.CodeConflict, fmt.Sprintf("route %s is already used by service %q of job %q in namespace %q; a gateway sends a route's requests to one service: choose another host or path",
+						k, svc.Name, other.ID, ns))
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // checkJobServicesTxn is the check RegisterJob makes before writing:
-// the job's published ports are free and, with cidr set, its new vip
-// names fit in the range.
+// the job's published ports and routes are free and, with cidr set, its
+// new vip names fit in the range.
 func checkJobServicesTxn(txn *memdb.Txn, job *structs.Job, cidr string) error {
 	if err := checkPublishedPortsTxn(txn, job); err != nil {
 		return err
@@ -329,7 +410,8 @@ func checkJobServicesTxn(txn *memdb.Txn, job *structs.Job, cidr string) error {
 
 // CheckJobServices answers, without writing, whether RegisterJob would
 // refuse job for its services: a published port used by another
-// service, or no free address in cidr ("" is
+// service, a route another job's service has, or no free address in
+// cidr ("" is
 // structs.DefaultServiceVIPRange) for a new vip. The leader calls it
 // before the Raft write, for a refusal with nothing written; the FSM
 // makes the same check in log order.
@@ -362,13 +444,16 @@ func (r *Restore) ServiceVIPRestore(v *structs.ServiceVIPAllocation) error {
 }
 
 // ProxiedServices returns every service (of every namespace) that
-// client proxies serve, sorted by namespace and name: those with a VIP
-// allocation or an instance with a published port, each with all its
-// instances sorted by ID. VIPPort and PublishedPort are the first
-// instance's that has one (jobs offering one name should agree); a VIP
-// without instances has no VIPPort. With ws, it watches the instances
-// and the allocations. It also returns the higher of the two tables'
-// indexes, for a blocking query.
+// client proxies and gateways serve, sorted by namespace and name:
+// those with a VIP allocation, an instance with a published port or a
+// route, each with all its instances sorted by ID. VIPPort and
+// PublishedPort are the first instance's that has one (jobs offering
+// one name should agree); a VIP without instances has no VIPPort.
+// Routes are those of the name's service blocks in the jobs of its
+// namespace that are not stopped (their current versions), a route several
+// jobs declare once. With ws, it watches the instances, the VIP
+// allocations and the jobs. It also returns the highest of the three
+// tables' indexes, for a blocking query.
 func (s *StateStore) ProxiedServices(ws memdb.WatchSet) ([]*structs.ProxiedService, uint64, error) {
 	txn := s.db.Txn(false)
 	vips, err := collect[*structs.ServiceVIPAllocation](txn, ws, TableServiceVIPs, "id")
@@ -376,6 +461,10 @@ func (s *StateStore) ProxiedServices(ws memdb.WatchSet) ([]*structs.ProxiedServi
 		return nil, 0, err
 	}
 	insts, err := collect[*structs.ServiceInstance](txn, ws, TableServiceInstances, "id")
+	if err != nil {
+		return nil, 0, err
+	}
+	jobs, err := collect[*structs.Job](txn, ws, TableJobs, "id")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -393,6 +482,50 @@ func (s *StateStore) ProxiedServices(ws memdb.WatchSet) ([]*structs.ProxiedServi
 	}
 	for _, v := range vips {
 		get(key{v.Namespace, v.ServiceName}).VIP = v.Address
+	}
+	// Routes in job ID order, then the order of the blocks: the same
+	// list on every read of one state.
+	//
+	// Running jobs' routes first; then a stopped (not purged) job's
+	// routes that no running job claims: a stopped service's route
+	// answers 503 instead of falling through to a shorter prefix of
+	// another service (which would answer for a path it never
+	// offered).
+	seenRoute := make(map[key]map[string]bool)
+	claimed := make(map[string]bool)
+	for _, stoppedPass := range []bool{false, true} {
+		for _, j := range jobs {
+			if j.Stop != stoppedPass {
+				continue
+			}
+			ns := structs.NamespaceOrDefault(j.Namespace)
+			for _, tg := range j.TaskGroups {
+				for _, svc := range tg.GroupServices() {
+					if svc == nil || svc.Name == "" || len(svc.Routes) == 0 {
+						continue
+					}
+					k := key{ns, svc.Name}
+					for _, r := range svc.Routes {
+						if r == nil {
+							continue
+						}
+						rk := structs.RouteKey(r.Host, r.Path)
+						if seenRoute[k][rk] || (stoppedPass && claimed[rk]) {
+							continue
+						}
+						if seenRoute[k] == nil {
+							seenRoute[k] = make(map[string]bool)
+						}
+						seenRoute[k][rk] = true
+						if !stoppedPass {
+							claimed[rk] = true
+						}
+						p := get(k)
+						p.Routes = append(p.Routes, r)
+					}
+				}
+			}
+		}
 	}
 	published := make(map[key]bool)
 	for _, inst := range insts {
@@ -421,13 +554,13 @@ func (s *StateStore) ProxiedServices(ws memdb.WatchSet) ([]*structs.ProxiedServi
 		}
 		return out[i].Name < out[j].Name
 	})
-	a, err := indexTxn(txn, TableServiceInstances)
-	if err != nil {
-		return nil, 0, err
+	var index uint64
+	for _, table := range []string{TableServiceInstances, TableServiceVIPs, TableJobs} {
+		i, err := indexTxn(txn, table)
+		if err != nil {
+			return nil, 0, err
+		}
+		index = max(index, i)
 	}
-	b, err := indexTxn(txn, TableServiceVIPs)
-	if err != nil {
-		return nil, 0, err
-	}
-	return out, max(a, b), nil
+	return out, index, nil
 }

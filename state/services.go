@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strconv"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -18,8 +19,10 @@ import (
 // derived rows, rewritten inside every transaction that writes an
 // allocation (insertAllocTxn records the allocation, finishAllocsTxn
 // derives its instances before commit), changes a node's address
-// (UpsertNode) or allocates or releases a service VIP (service_vips.go),
-// and rebuilt on restore. They are not in snapshots.
+// (UpsertNode), allocates or releases a service VIP (service_vips.go)
+// or writes a deployment whose canaries stop or start being canaries
+// (refreshDeploymentInstancesTxn), and rebuilt on restore. They are not
+// in snapshots.
 //
 // An instance exists while its allocation is desired to run and is
 // pending or running on its client, and, for a service with a
@@ -192,8 +195,12 @@ func syncInstancesTxn(txn *memdb.Txn, index uint64, a *structs.Allocation, addr 
 	if err != nil {
 		return false, err
 	}
+	canary, err := allocCanaryTxn(txn, a)
+	if err != nil {
+		return false, err
+	}
 	changed := false
-	for _, inst := range deriveInstances(a, addr, vips) {
+	for _, inst := range deriveInstances(a, addr, vips, canary) {
 		prev := old[inst.ID]
 		delete(old, inst.ID)
 		if prev != nil && instanceEqual(prev, inst) {
@@ -248,12 +255,93 @@ func allocVIPsTxn(txn *memdb.Txn, a *structs.Allocation) (map[string]string, err
 	return out, nil
 }
 
+// allocCanaryTxn reports whether the allocation is an unpromoted canary:
+// it was placed as a canary of a deployment that is still in progress
+// (running or paused) and whose group is not promoted yet. A
+// deployment that is promoted, succeeds, fails or is cancelled turns
+// its canaries into ordinary instances (refreshDeploymentInstancesTxn).
+func allocCanaryTxn(txn *memdb.Txn, a *structs.Allocation) (bool, error) {
+	if a.DeploymentStatus == nil || !a.DeploymentStatus.Canary || a.DeploymentID == "" {
+		return false, nil
+	}
+	raw, err := txn.First(TableDeployment, "id", a.DeploymentID)
+	if err != nil {
+		return false, fmt.Errorf("deployment lookup: %w", err)
+	}
+	if raw == nil {
+		return false, nil
+	}
+	return deploymentCanaryGroup(raw.(*structs.Deployment), a.TaskGroup), nil
+}
+
+// deploymentCanaryGroup reports whether the canaries of group tg in d
+// are still canaries: d is in progress and tg not promoted.
+func deploymentCanaryGroup(d *structs.Deployment, tg string) bool {
+	if d == nil || !d.Active() {
+		return false
+	}
+	st := d.TaskGroups[tg]
+	return st != nil && !st.Promoted
+}
+
+// refreshDeploymentInstancesTxn re-derives the instances of the
+// allocations of deployment d after it was written over old (nil: new),
+// when that changed whether some group's canaries are canaries (a
+// promotion, or the deployment ending). It moves the instances table's
+// index when any instance changed, so blocking queries on services
+// (Service.Proxy among them) wake.
+func refreshDeploymentInstancesTxn(txn *memdb.Txn, index uint64, old, d *structs.Deployment) error {
+	if old == nil {
+		// Allocations written with a new deployment, in the same
+		// transaction, derive their instances when it is flushed.
+		return nil
+	}
+	changed := false
+	for name := range d.TaskGroups {
+		if deploymentCanaryGroup(old, name) != deploymentCanaryGroup(d, name) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return nil
+	}
+	allocs, err := allocSetTxn(txn, nil, tableJobAllocs, jobAllocsKey(d.Namespace, d.JobID))
+	if err != nil {
+		return err
+	}
+	addrs := make(map[string]string)
+	wrote := false
+	for _, a := range allocs {
+		if a.DeploymentID != d.ID || a.DeploymentStatus == nil || !a.DeploymentStatus.Canary || !hasServices(a) {
+			continue
+		}
+		addr, ok := addrs[a.NodeID]
+		if !ok {
+			if addr, err = nodeAddressTxn(txn, a.NodeID); err != nil {
+				return err
+			}
+			addrs[a.NodeID] = addr
+		}
+		c, err := syncInstancesTxn(txn, index, a, addr)
+		if err != nil {
+			return err
+		}
+		wrote = wrote || c
+	}
+	if wrote {
+		return setIndex(txn, index, TableServiceInstances)
+	}
+	return nil
+}
+
 // deriveInstances returns the instances the allocation should have on a
 // node at addr, without indexes; vips are the addresses of its service
-// names (a name's address, whichever job's vip block it came from).
+// names (a name's address, whichever job's vip block it came from);
+// canary says whether it is an unpromoted canary (allocCanaryTxn).
 // Tags and checks are shared with the allocation and its job, which are
 // never modified once stored.
-func deriveInstances(a *structs.Allocation, addr string, vips map[string]string) []*structs.ServiceInstance {
+func deriveInstances(a *structs.Allocation, addr string, vips map[string]string, canary bool) []*structs.ServiceInstance {
 	services := allocServices(a)
 	if len(services) == 0 {
 		return nil
@@ -288,6 +376,7 @@ func deriveInstances(a *structs.Allocation, addr string, vips map[string]string)
 			Tags:          svc.Tags,
 			PublishedPort: svc.PublishedPort,
 			VIP:           vips[svc.Name],
+			Canary:        canary,
 		}
 		if svc.VIP != nil {
 			inst.VIPPort = svc.VIP.Port
@@ -358,7 +447,7 @@ func allocPort(a *structs.Allocation, label string) int {
 func instanceEqual(x, y *structs.ServiceInstance) bool {
 	if x.ID != y.ID || x.ServiceName != y.ServiceName || x.Namespace != y.Namespace || x.JobID != y.JobID ||
 		x.NodeID != y.NodeID || x.AllocID != y.AllocID || x.Address != y.Address || x.Port != y.Port ||
-		x.Status != y.Status || x.VIP != y.VIP || x.VIPPort != y.VIPPort || x.PublishedPort != y.PublishedPort ||
+		x.Status != y.Status || x.VIP != y.VIP || x.VIPPort != y.VIPPort || x.PublishedPort != y.PublishedPort || x.Canary != y.Canary ||
 		!slices.Equal(x.Tags, y.Tags) || len(x.Checks) != len(y.Checks) {
 		return false
 	}
@@ -448,4 +537,95 @@ func (s *StateStore) ServiceNames(ws memdb.WatchSet, ns string) ([]*structs.Serv
 
 func sortInstances(list []*structs.ServiceInstance) {
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+}
+
+// ServiceRoutes returns the routes of the service blocks of the jobs of
+// namespace ns (every namespace for structs.AllNamespaces) that are not
+// stopped, one stub per job's route, sorted by host, path, namespace
+// and job ID. Each carries the passing instances of its service name
+// in its namespace (of every job offering it: the gateways send to
+// all of them), as "address:port" in instance ID order, and how many
+// of those are canaries. With ws, it watches the jobs and the
+// instances; it also returns the higher of the two tables' indexes,
+// for a blocking query.
+func (s *StateStore) ServiceRoutes(ws memdb.WatchSet, ns string) ([]*structs.RouteListStub, uint64, error) {
+	txn := s.db.Txn(false)
+	var jobs []*structs.Job
+	var insts []*structs.ServiceInstance
+	var err error
+	if ns == structs.AllNamespaces {
+		jobs, err = collect[*structs.Job](txn, ws, TableJobs, "id")
+		if err == nil {
+			insts, err = collect[*structs.ServiceInstance](txn, ws, TableServiceInstances, "id")
+		}
+	} else {
+		ns = structs.NamespaceOrDefault(ns)
+		jobs, err = collect[*structs.Job](txn, ws, TableJobs, "id_prefix", ns, "")
+		if err == nil {
+			insts, err = collect[*structs.ServiceInstance](txn, ws, TableServiceInstances, "service_prefix", ns, "")
+		}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	type key struct{ ns, name string }
+	byName := make(map[key][]*structs.ServiceInstance)
+	for _, inst := range insts {
+		k := key{inst.Namespace, inst.ServiceName}
+		byName[k] = append(byName[k], inst)
+	}
+	var out []*structs.RouteListStub
+	for _, j := range jobs {
+		if j.Stop {
+			continue
+		}
+		jns := structs.NamespaceOrDefault(j.Namespace)
+		for _, tg := range j.TaskGroups {
+			for _, svc := range tg.GroupServices() {
+				if svc == nil {
+					continue
+				}
+				for _, r := range svc.Routes {
+					if r == nil {
+						continue
+					}
+					stub := &structs.RouteListStub{Namespace: jns, ServiceName: svc.Name, JobID: j.ID, Route: r, Backends: []string{}}
+					list := byName[key{jns, svc.Name}]
+					sortInstances(list)
+					for _, inst := range list {
+						if inst.Status != structs.ServiceStatusPassing {
+							continue
+						}
+						stub.Passing++
+						if inst.Canary {
+							stub.Canary++
+						}
+						stub.Backends = append(stub.Backends, net.JoinHostPort(inst.Address, strconv.Itoa(inst.Port)))
+					}
+					out = append(out, stub)
+				}
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.Route.Host != b.Route.Host:
+			return a.Route.Host < b.Route.Host
+		case a.Route.Path != b.Route.Path:
+			return a.Route.Path < b.Route.Path
+		case a.Namespace != b.Namespace:
+			return a.Namespace < b.Namespace
+		}
+		return a.JobID < b.JobID
+	})
+	x, err := indexTxn(txn, TableJobs)
+	if err != nil {
+		return nil, 0, err
+	}
+	y, err := indexTxn(txn, TableServiceInstances)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, max(x, y), nil
 }

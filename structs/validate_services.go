@@ -15,18 +15,30 @@ const (
 	DefaultCheckInterval = 10 * time.Second
 	DefaultCheckTimeout  = 2 * time.Second
 	DefaultCheckPath     = "/"
+	// DefaultRoutePath is a route's path when it names none: every
+	// path of its host.
+	DefaultRoutePath = "/"
+	// MaxRoutePathLen bounds a route's path, in bytes.
+	MaxRoutePathLen = 256
+	// MinRouteTimeout bounds a route's timeout from below.
+	MinRouteTimeout = time.Second
 )
 
 // serviceNamePattern is a DNS label: other jobs find a service by its
 // name in DNS-like lookups.
 var serviceNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// routeHostPattern is a DNS name a route matches requests by: labels
+// of lowercase letters, digits and '-', not starting or ending with
+// '-', joined by dots.
+var routeHostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
 // ApplyServiceDefaults fills in what the service blocks of a group and
 // its tasks leave out: a task service's TaskName, and per check its
 // name ("<service>-<type>", then "<service>-<type>-1", ... for further
 // checks of the same type), the path of an http check ("/"), the
 // interval (10s) and the timeout (2s, or the interval when that is
-// shorter). Fields already set are kept for Validate to judge. Both
+// shorter); per route its path ("/") and timeout (60s). Fields already set are kept for Validate to judge. Both
 // jobspec and the Nomad JSON decoder call it, so a job means the same
 // whichever way it was written.
 func ApplyServiceDefaults(tg *TaskGroup) {
@@ -76,6 +88,17 @@ func applyServiceDefaults(s *Service) {
 			c.Timeout = min(DefaultCheckTimeout, c.Interval)
 		}
 	}
+	for _, r := range s.Routes {
+		if r == nil {
+			continue
+		}
+		if r.Path == "" {
+			r.Path = DefaultRoutePath
+		}
+		if r.Timeout == 0 {
+			r.Timeout = DefaultRouteTimeout
+		}
+	}
 }
 
 // serviceSite is where one service was declared.
@@ -85,16 +108,18 @@ type serviceSite struct {
 }
 
 // jobServices checks the services of a job's groups across groups:
-// names and published ports must be unique in the job.
+// names, published ports and routes (host and path) must be unique in
+// the job.
 type jobServices struct {
 	names     map[string]serviceSite
 	published map[int]string
+	routes    map[string]string
 }
 
 // validateServices checks the service blocks of every group and task of
 // a job (groups past the job's group limit are not passed in).
 func validateServices(p *problems, groups []*TaskGroup) {
-	js := jobServices{names: make(map[string]serviceSite), published: make(map[int]string)}
+	js := jobServices{names: make(map[string]serviceSite), published: make(map[int]string), routes: make(map[string]string)}
 	for i, tg := range groups {
 		if tg != nil {
 			js.validateGroup(p, fmt.Sprintf("TaskGroups[%d]", i), tg)
@@ -160,6 +185,18 @@ func (js *jobServices) validateGroup(p *problems, path string, tg *TaskGroup) {
 			} else {
 				js.published[s.PublishedPort] = st.path
 			}
+		}
+		for i, r := range s.Routes {
+			if r == nil || r.Path == "" {
+				continue
+			}
+			rpath := fmt.Sprintf("%s.Routes[%d]", st.path, i)
+			key := RouteKey(r.Host, r.Path)
+			if prev, dup := js.routes[key]; dup {
+				p.add(rpath+".Path", "route %s is already declared at %s; every route of the job needs its own host and path", key, prev)
+				continue
+			}
+			js.routes[key] = rpath
 		}
 	}
 	// Names of this group enter the job's index only now, so that a
@@ -237,6 +274,76 @@ func (s *Service) validate(p *problems, path string, ports []string) {
 	if s.ShutdownDelay < 0 || s.ShutdownDelay > MaxShutdownDelay {
 		p.add(path+".ShutdownDelay", "%s is out of range; accepted: 0s to %s", s.ShutdownDelay, MaxShutdownDelay)
 	}
+	if len(s.Routes) > MaxRoutesPerService {
+		p.add(path+".Routes", "has %d routes; the limit is %d per service", len(s.Routes), MaxRoutesPerService)
+	}
+	for i, r := range s.Routes {
+		rpath := fmt.Sprintf("%s.Routes[%d]", path, i)
+		if r == nil {
+			p.add(rpath, "must not be null")
+			continue
+		}
+		r.validate(p, rpath)
+	}
+}
+
+// RouteKey is how a route is named in messages and told apart from
+// others: its host and path ("shop.example.com/api"; "/api" for any
+// host).
+func RouteKey(host, path string) string { return host + path }
+
+func (r *ServiceRoute) validate(p *problems, path string) {
+	if err := validRouteHost(r.Host); err != "" {
+		p.add(path+".Host", "%s", err)
+	}
+	switch {
+	case r.Path == "":
+		p.add(path+".Path", "must be set to a path prefix starting with '/', e.g. \"/api\"")
+	case len(r.Path) > MaxRoutePathLen:
+		p.add(path+".Path", "is %d bytes; the limit is %d", len(r.Path), MaxRoutePathLen)
+	case !strings.HasPrefix(r.Path, "/"):
+		p.add(path+".Path", "%q must start with '/', e.g. \"/api\"", r.Path)
+	case strings.IndexFunc(r.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0:
+		p.add(path+".Path", "%q contains a space or a control character; escape it (%%20) as it appears in request paths", r.Path)
+	}
+	if r.Timeout < MinRouteTimeout || r.Timeout > MaxRouteTimeout {
+		p.add(path+".Timeout", "%s is out of range; accepted: %s to %s", r.Timeout, MinRouteTimeout, MaxRouteTimeout)
+	}
+	if r.Retries < 0 || r.Retries > MaxRouteRetries {
+		p.add(path+".Retries", "%d is out of range; accepted: 0 to %d", r.Retries, MaxRouteRetries)
+	}
+	if r.CanaryWeight < 0 || r.CanaryWeight > 100 {
+		p.add(path+".CanaryWeight", "%d is out of range; accepted: 0 to 100 (percent of requests sent to canaries)", r.CanaryWeight)
+	}
+	if t := r.TLS; t != nil {
+		switch {
+		case t.CertName != "" && t.Variable != "":
+			p.add(path+".TLS", "names both a cert and a variable; set one of them")
+		case t.Variable != "":
+			p.add(path+".TLS.Variable", "certificates from variables are not supported yet; use cert = \"NAME\" with a gateway certificate")
+		case t.CertName == "":
+			p.add(path+".TLS.CertName", "must be set to the name of a gateway certificate, e.g. cert = \"shop\"")
+		}
+	}
+	if r.HTTPSOnly && r.TLS == nil {
+		p.add(path+".HTTPSOnly", "https_only needs a tls block: the gateway can only redirect to HTTPS for a host it has a certificate for")
+	}
+}
+
+// validRouteHost returns what is wrong with a route's host, "" when
+// nothing is.
+func validRouteHost(host string) string {
+	if host == "" {
+		return ""
+	}
+	name := host
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		name = rest
+	}
+	if len(name) > 253 || !routeHostPattern.MatchString(name) {
+		return fmt.Sprintf("%q is not a valid host; use a DNS name of lowercase letters, digits, '-' and '.' (\"shop.example.com\"), a wildcard of one leading label (\"*.example.com\"), or leave it unset for any host", host)
+	}
+	return ""
 }
 
 func (c *ServiceCheck) validate(p *problems, path string) {

@@ -200,3 +200,103 @@ func TestParseServiceVIPRange(t *testing.T) {
 		})
 	}
 }
+
+// routeJob is serviceJob with two routes on the web service.
+func routeJob() *Job {
+	j := serviceJob()
+	j.TaskGroups[0].Services[0].Routes = []*ServiceRoute{
+		{Host: "shop.example.com", Path: "/api", StripPrefix: true, Timeout: 30 * time.Second, Retries: 2, CanaryWeight: 10, TLS: &RouteTLS{CertName: "shop"}, HTTPSOnly: true},
+		{Host: "*.example.com", Path: "/", Timeout: DefaultRouteTimeout},
+	}
+	return j
+}
+
+func TestJob_ValidateServiceRoutes(t *testing.T) {
+	const rt = "TaskGroups[0].Services[0].Routes[1]"
+	r := func(j *Job, i int) *ServiceRoute { return j.TaskGroups[0].Services[0].Routes[i] }
+	cases := []struct {
+		name   string
+		mutate func(j *Job)
+		path   string
+		phrase string
+	}{
+		{"valid", func(*Job) {}, "", ""},
+		{"any host", func(j *Job) { r(j, 1).Host = "" }, "", ""},
+		{"single label host", func(j *Job) { r(j, 1).Host = "localhost" }, "", ""},
+		{"host upper case", func(j *Job) { r(j, 1).Host = "Shop.example.com" }, rt + ".Host", `"Shop.example.com" is not a valid host`},
+		{"host with a port", func(j *Job) { r(j, 1).Host = "shop.test:80" }, rt + ".Host", "lowercase letters, digits, '-' and '.'"},
+		{"host empty label", func(j *Job) { r(j, 1).Host = "shop..test" }, rt + ".Host", "not a valid host"},
+		{"host label ends with a dash", func(j *Job) { r(j, 1).Host = "shop-.test" }, rt + ".Host", "not a valid host"},
+		{"wildcard alone", func(j *Job) { r(j, 1).Host = "*" }, rt + ".Host", "a wildcard of one leading label"},
+		{"two wildcard labels", func(j *Job) { r(j, 1).Host = "*.*.example.com" }, rt + ".Host", "not a valid host"},
+		{"wildcard inside", func(j *Job) { r(j, 1).Host = "shop.*.com" }, rt + ".Host", "not a valid host"},
+		{"path missing", func(j *Job) { r(j, 1).Path = "" }, rt + ".Path", "must be set to a path prefix starting with '/'"},
+		{"path relative", func(j *Job) { r(j, 1).Path = "api" }, rt + ".Path", `"api" must start with '/'`},
+		{"path with a space", func(j *Job) { r(j, 1).Path = "/my api" }, rt + ".Path", "contains a space"},
+		{"path too long", func(j *Job) { r(j, 1).Path = "/" + strings.Repeat("a", MaxRoutePathLen) }, rt + ".Path",
+			fmt.Sprintf("is %d bytes; the limit is %d", MaxRoutePathLen+1, MaxRoutePathLen)},
+		{"timeout too short", func(j *Job) { r(j, 1).Timeout = 500 * time.Millisecond }, rt + ".Timeout", "500ms is out of range; accepted: 1s to 10m0s"},
+		{"timeout too long", func(j *Job) { r(j, 1).Timeout = time.Hour }, rt + ".Timeout", "1h0m0s is out of range"},
+		{"retries negative", func(j *Job) { r(j, 1).Retries = -1 }, rt + ".Retries", "-1 is out of range; accepted: 0 to 5"},
+		{"retries too many", func(j *Job) { r(j, 1).Retries = MaxRouteRetries + 1 }, rt + ".Retries", "6 is out of range"},
+		{"canary weight over 100", func(j *Job) { r(j, 1).CanaryWeight = 101 }, rt + ".CanaryWeight", "101 is out of range; accepted: 0 to 100"},
+		{"canary weight negative", func(j *Job) { r(j, 1).CanaryWeight = -1 }, rt + ".CanaryWeight", "-1 is out of range"},
+		{"too many routes", func(j *Job) {
+			s := j.TaskGroups[0].Services[0]
+			for i := len(s.Routes); i <= MaxRoutesPerService; i++ {
+				s.Routes = append(s.Routes, &ServiceRoute{Path: fmt.Sprint("/r", i), Timeout: time.Second})
+			}
+		}, "TaskGroups[0].Services[0].Routes", fmt.Sprintf("has %d routes; the limit is %d per service", MaxRoutesPerService+1, MaxRoutesPerService)},
+		{"null route", func(j *Job) { j.TaskGroups[0].Services[0].Routes[1] = nil }, rt, "must not be null"},
+		{"same host and path in a service", func(j *Job) { r(j, 1).Host, r(j, 1).Path = "shop.example.com", "/api" }, rt + ".Path",
+			"route shop.example.com/api is already declared at TaskGroups[0].Services[0].Routes[0]; every route of the job needs its own host and path"},
+		{"same host and path in another group", func(j *Job) {
+			j.TaskGroups[1].Services[0].Routes = []*ServiceRoute{{Host: "*.example.com", Path: "/", Timeout: time.Second}}
+		}, "TaskGroups[1].Services[0].Routes[0].Path", "route *.example.com/ is already declared at " + rt},
+		{"tls cert and variable", func(j *Job) { r(j, 0).TLS.Variable = "certs/shop" }, "TaskGroups[0].Services[0].Routes[0].TLS", "names both a cert and a variable"},
+		{"tls variable", func(j *Job) { r(j, 0).TLS = &RouteTLS{Variable: "certs/shop"} }, "TaskGroups[0].Services[0].Routes[0].TLS.Variable",
+			`certificates from variables are not supported yet; use cert = "NAME" with a gateway certificate`},
+		{"tls empty", func(j *Job) { r(j, 0).TLS = &RouteTLS{} }, "TaskGroups[0].Services[0].Routes[0].TLS.CertName", "must be set to the name of a gateway certificate"},
+		{"https only without tls", func(j *Job) { r(j, 1).HTTPSOnly = true }, rt + ".HTTPSOnly", "https_only needs a tls block"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := routeJob()
+			tc.mutate(j)
+			err := j.Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("valid job refused: %v", err)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("want a problem at %s, got %v", tc.path, err)
+			}
+			for _, p := range verr.Problems {
+				if p.Path == tc.path {
+					if !strings.Contains(p.Message, tc.phrase) {
+						t.Fatalf("%s: message %q lacks %q", p.Path, p.Message, tc.phrase)
+					}
+					return
+				}
+			}
+			t.Fatalf("no problem at %s; got %v", tc.path, err)
+		})
+	}
+}
+
+func TestApplyServiceDefaults_Routes(t *testing.T) {
+	tg := &TaskGroup{Services: []*Service{{Name: "web", Routes: []*ServiceRoute{
+		{Host: "shop.test"}, {Path: "/api", Timeout: 5 * time.Second}, nil,
+	}}}}
+	ApplyServiceDefaults(tg)
+	want := []*ServiceRoute{
+		{Host: "shop.test", Path: "/", Timeout: DefaultRouteTimeout},
+		{Path: "/api", Timeout: 5 * time.Second}, nil,
+	}
+	if got := tg.Services[0].Routes; !reflect.DeepEqual(got, want) {
+		t.Errorf("routes:\n got %+v %+v\nwant %+v %+v", *got[0], *got[1], *want[0], *want[1])
+	}
+}

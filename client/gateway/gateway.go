@@ -1,0 +1,425 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// Defaults.
+const (
+	// DefaultHTTPPort and DefaultHTTPSPort are the gateway's ports.
+	DefaultHTTPPort  = 80
+	DefaultHTTPSPort = 443
+	// defaultDialTimeout bounds one dial to an instance.
+	defaultDialTimeout = 5 * time.Second
+	// shutdownTimeout bounds Stop's wait for requests in flight.
+	shutdownTimeout = 5 * time.Second
+)
+
+// Certificate is a named certificate of the configuration, which routes
+// ask for by name.
+type Certificate struct {
+	Name     string
+	CertFile string
+	KeyFile  string
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// HTTPAddr is the plain HTTP listener's address ("" for none).
+	HTTPAddr string
+	// HTTPSAddr is the HTTPS listener's address; it is only listened on
+	// when Certificates is not empty.
+	HTTPSAddr string
+	// Certificates are loaded by New; the first is the default.
+	Certificates []Certificate
+	// AccessLog is a file every request appends a JSON line to; "" for
+	// none.
+	AccessLog string
+	// DialTimeout bounds a dial to an instance (default 5s).
+	DialTimeout time.Duration
+	// ErrorLog receives warnings; nil: discarded.
+	ErrorLog *log.Logger
+}
+
+// Gateway is the HTTP ingress gateway. Create it with New, feed it with
+// Update, end it with Stop.
+type Gateway struct {
+	cfg       Config
+	table     atomic.Pointer[table]
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	metrics   *metrics
+	access    *accessLog
+	certs     *certStore
+	httpsPort int
+
+	// mu guards backends, stats and stopped; Update holds it while it
+	// builds a table.
+	mu       sync.Mutex
+	backends map[string]*backend
+	stats    map[routeKey]*routeStats
+	stopped  bool
+
+	servers   []*http.Server
+	listeners []listenerInfo
+	wg        sync.WaitGroup
+}
+
+type listenerInfo struct {
+	kind, addr string
+}
+
+// errorBody is the JSON the gateway answers its own errors with.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// New loads the certificates, opens the listeners and starts serving
+// (with an empty table until Update). A listener that cannot be opened
+// fails New with an error naming its address.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.ErrorLog == nil {
+		cfg.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	g := &Gateway{cfg: cfg, backends: map[string]*backend{}, stats: map[routeKey]*routeStats{}}
+	g.table.Store(&table{})
+	certs, err := loadCertificates(cfg.Certificates, cfg.ErrorLog)
+	if err != nil {
+		return nil, err
+	}
+	g.certs = certs
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g.transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		// HTTP/1.1 to the instances: upgrades need it.
+		ForceAttemptHTTP2: false,
+		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:       g.rewrite,
+		Transport:     &retryTransport{g: g},
+		ErrorHandler:  g.proxyError,
+		ErrorLog:      cfg.ErrorLog,
+		FlushInterval: -1,
+	}
+	g.metrics = newMetrics()
+	if cfg.AccessLog != "" {
+		if g.access, err = openAccessLog(cfg.AccessLog); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.listen(); err != nil {
+		g.Stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+// listen opens both listeners before serving either (the HTTPS port
+// is known to the redirects from the first request on).
+func (g *Gateway) listen() error {
+	var httpL, httpsL net.Listener
+	if g.cfg.HTTPAddr != "" {
+		l, err := net.Listen("tcp", g.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("gateway HTTP listener on %s: %w", g.cfg.HTTPAddr, err)
+		}
+		httpL = l
+	}
+	if g.cfg.HTTPSAddr != "" && g.certs.len() > 0 {
+		l, err := net.Listen("tcp", g.cfg.HTTPSAddr)
+		if err != nil {
+			if httpL != nil {
+				httpL.Close()
+			}
+			return fmt.Errorf("gateway HTTPS listener on %s: %w", g.cfg.HTTPSAddr, err)
+		}
+		httpsL = l
+		g.httpsPort = l.Addr().(*net.TCPAddr).Port
+	}
+	if httpL != nil {
+		g.serve("http", httpL, nil)
+	}
+	if httpsL != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.getCertificate, NextProtos: []string{"h2", "http/1.1"}}
+		g.serve("https", httpsL, tc)
+	}
+	return nil
+}
+
+func (g *Gateway) serve(kind string, l net.Listener, tc *tls.Config) {
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: g.cfg.ErrorLog, TLSConfig: tc}
+	g.mu.Lock()
+	g.servers = append(g.servers, srv)
+	g.listeners = append(g.listeners, listenerInfo{kind: kind, addr: l.Addr().String()})
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		var err error
+		if tc != nil {
+			err = srv.ServeTLS(l, "", "")
+		} else {
+			err = srv.Serve(l)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.cfg.ErrorLog.Printf("[ERR] gateway: %s listener %s: %v", kind, l.Addr(), err)
+		}
+	}()
+}
+
+// HTTPAddr and HTTPSAddr return the listeners' addresses ("" when not
+// listening).
+func (g *Gateway) HTTPAddr() string  { return g.listenerAddr("http") }
+func (g *Gateway) HTTPSAddr() string { return g.listenerAddr("https") }
+
+func (g *Gateway) listenerAddr(kind string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.listeners {
+		if l.kind == kind {
+			return l.addr
+		}
+	}
+	return ""
+}
+
+// Update replaces the routing table with the routes of services.
+// Requests in flight finish on the table they started with.
+func (g *Gateway) Update(services []*structs.ProxiedService) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return
+	}
+	t, backends, stats := buildTable(services, g.backends, g.stats)
+	for k := range g.stats {
+		if stats[k] == nil {
+			g.metrics.forget(k)
+		}
+	}
+	g.backends, g.stats = backends, stats
+	for _, r := range t.routes {
+		if r.spec.TLS != nil && r.spec.TLS.CertName != "" && !g.certs.has(r.spec.TLS.CertName) {
+			g.certs.warnUnknown(r.spec.TLS.CertName, r.namespace, r.service)
+		}
+	}
+	g.table.Store(t)
+}
+
+// Stop closes the listeners, waits (up to 5s) for requests in flight
+// and closes the idle connections to instances.
+func (g *Gateway) Stop() {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.stopped = true
+	servers := g.servers
+	g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			_ = s.Close()
+		}
+	}
+	g.wg.Wait()
+	g.transport.CloseIdleConnections()
+	if g.access != nil {
+		g.access.close()
+	}
+}
+
+// ctxKey carries a request's route to the proxy's hooks.
+type ctxKey struct{}
+
+// reqState is a request's routing decision and outcome.
+type reqState struct {
+	route    *route
+	upstream string
+	// upstreamErr is set when no instance answered.
+	upstreamErr bool
+}
+
+// ServeHTTP routes one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &recorder{ResponseWriter: w}
+	st := &reqState{route: g.table.Load().lookup(r.Host, r.URL.Path)}
+	defer func() { g.finish(rw, r, st, start) }()
+	rt := st.route
+	switch {
+	case rt == nil:
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("no route for host %q path %q", normalizeHost(r.Host), r.URL.Path))
+		return
+	case rt.spec.HTTPSOnly && r.TLS == nil:
+		target := "https://" + normalizeHost(r.Host)
+		if p := g.redirectPort(); p != DefaultHTTPSPort {
+			target = "https://" + net.JoinHostPort(normalizeHost(r.Host), strconv.Itoa(p))
+		}
+		http.Redirect(rw, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		return
+	case len(rt.passing) == 0:
+		writeError(rw, http.StatusServiceUnavailable, fmt.Sprintf("no passing instance of service %q in namespace %q for host %q path %q",
+			rt.service, rt.namespace, normalizeHost(r.Host), r.URL.Path))
+		return
+	}
+	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+}
+
+// redirectPort is the HTTPS port redirects name.
+func (g *Gateway) redirectPort() int {
+	if g.httpsPort != 0 {
+		return g.httpsPort
+	}
+	if _, p, err := net.SplitHostPort(g.cfg.HTTPSAddr); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n != 0 {
+			return n
+		}
+	}
+	return DefaultHTTPSPort
+}
+
+// rewrite is the ReverseProxy's Rewrite: the instance is chosen by the
+// transport (per attempt); here the path is stripped and the
+// X-Forwarded headers set.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	st, _ := pr.In.Context().Value(ctxKey{}).(*reqState)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "instance.invalid"
+	if st != nil && st.route.spec.StripPrefix {
+		pr.Out.URL.Path = stripPrefix(st.route.path, pr.In.URL.Path)
+		pr.Out.URL.RawPath = ""
+		if raw := pr.In.URL.RawPath; raw != "" {
+			if s := stripPrefix(st.route.path, raw); s != raw {
+				pr.Out.URL.RawPath = s
+			}
+		}
+	}
+	pr.SetXForwarded()
+	// The instance sees the host the client asked for.
+	pr.Out.Host = pr.In.Host
+}
+
+// proxyError answers a request no instance answered: 504 when the
+// route's timeout passed, 503 when no instance could be reached, 502
+// otherwise.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(ctxKey{}).(*reqState)
+	if st != nil {
+		st.upstreamErr = true
+	}
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away.
+		w.WriteHeader(499)
+		return
+	}
+	code := http.StatusBadGateway
+	switch {
+	case errors.Is(err, errTimeout):
+		code = http.StatusGatewayTimeout
+	case errors.Is(err, errNoBackend), isDialError(err):
+		code = http.StatusServiceUnavailable
+	}
+	msg := err.Error()
+	if st != nil {
+		msg = fmt.Sprintf("service %q in namespace %q: %v", st.route.service, st.route.namespace, err)
+	}
+	g.cfg.ErrorLog.Printf("[WARN] gateway: %s %s%s: %s", r.Method, r.Host, r.URL.Path, msg)
+	writeError(w, code, msg)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: msg})
+}
+
+// finish counts and logs a request once it has been answered.
+func (g *Gateway) finish(rw *recorder, r *http.Request, st *reqState, start time.Time) {
+	d := time.Since(start)
+	code := rw.status
+	if code == 0 {
+		code = http.StatusOK
+		if rw.hijacked {
+			code = http.StatusSwitchingProtocols
+		}
+	}
+	if rt := st.route; rt != nil {
+		g.metrics.observe(rt, code, d, st.upstreamErr)
+		if st.upstreamErr {
+			rt.stats.errors.Add(1)
+		}
+		rt.stats.requests.Add(1)
+	}
+	if g.access != nil {
+		e := accessEntry{Time: start.UTC().Format(time.RFC3339Nano), Host: r.Host, Method: r.Method, Path: r.URL.Path,
+			Status: code, Bytes: rw.bytes, DurationMS: float64(d.Microseconds()) / 1000, Upstream: st.upstream}
+		if rt := st.route; rt != nil {
+			e.Namespace, e.Service = rt.namespace, rt.service
+		}
+		g.access.write(&e)
+	}
+}
+
+// recorder notes a response's status and size; Unwrap lets
+// http.ResponseController (the ReverseProxy's flushes and upgrades)
+// reach the connection.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || r.status < 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+// Hijack hands the connection over (WebSocket upgrades).
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	r.hijacked = true
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
