@@ -131,16 +131,26 @@ func (a *Agent) HTTPScheme() string {
 // ones; open connections keep theirs. When a file is bad the ones in use
 // stay and the error is returned (and logged): the agent keeps running.
 func (a *Agent) Reload() error {
+	// The ingress gateway's certificates (gateway { certificate }) are
+	// its own: reloaded whether or not the agent's TLS is on.
+	var gwErr error
+	if a.gateway != nil {
+		if gwErr = a.gateway.ReloadCertificates(); gwErr != nil {
+			a.logger.Error("reloading the gateway's certificates failed; keeping the ones in use", "error", gwErr)
+		} else {
+			a.logger.Info("reloaded the gateway's certificates")
+		}
+	}
 	if a.tls == nil {
-		a.logger.Info("reload: TLS is off; nothing to reload")
-		return nil
+		a.logger.Info("reload: TLS is off; no agent certificates to reload")
+		return gwErr
 	}
 	if err := a.tls.Reload(); err != nil {
 		a.logger.Error("reloading TLS certificates failed; keeping the ones in use", "error", err, "in_use", a.tls.Describe())
 		return err
 	}
 	a.logger.Info("reloaded TLS certificates", "certificate", a.tls.Describe())
-	return nil
+	return gwErr
 }
 
 // checkClientRPC refuses, before sending it, a call a client-only

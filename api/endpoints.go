@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -268,6 +269,23 @@ type Agent struct{ c *Client }
 func (a *Agent) Self() (map[string]interface{}, error) {
 	var out map[string]interface{}
 	_, err := a.c.query("/v1/agent/self", &out, nil)
+	return out, err
+}
+
+// Gateway returns the live status of the ingress gateway of the client
+// agent answering (GET /v1/client/gateway) as JSON: its listeners and
+// routes with their backends and counts.
+func (a *Agent) Gateway() (json.RawMessage, error) {
+	var out json.RawMessage
+	_, err := a.c.query("/v1/client/gateway", &out, nil)
+	return out, err
+}
+
+// Proxy returns the live status of the services proxy of the client
+// agent answering (GET /v1/client/proxy) as JSON.
+func (a *Agent) Proxy() (json.RawMessage, error) {
+	var out json.RawMessage
+	_, err := a.c.query("/v1/client/proxy", &out, nil)
 	return out, err
 }
 

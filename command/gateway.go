@@ -1,20 +1,12 @@
 package command
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/droverhq/drover/api"
 )
 
 func newGatewayCommand(g *globals) *cobra.Command {
@@ -77,7 +69,11 @@ passing backends (canaries counted apart) and the requests it answered.
   drover gateway routes -json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := getAgentJSON(g, "/v1/client/gateway")
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			raw, err := c.Agent().Gateway()
 			if err != nil {
 				return err
 			}
@@ -120,96 +116,4 @@ passing backends (canaries counted apart) and the requests it answered.
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// getAgentJSON GETs an agent's own endpoint (path) at -address with the
-// token and TLS settings of the other commands, and returns the body
-// of a 2xx answer. The api package has no method for the client
-// agents' own endpoints.
-func getAgentJSON(g *globals, path string) ([]byte, error) {
-	addr := g.address
-	if addr == "" {
-		addr = os.Getenv("DROVER_ADDR")
-	}
-	if addr == "" {
-		addr = api.DefaultAddress
-	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	tr := &http.Transport{Proxy: nil}
-	if strings.HasPrefix(addr, "https://") {
-		tc, err := agentTLSConfig(g.tls)
-		if err != nil {
-			return nil, err
-		}
-		tr.TLSClientConfig = tc
-	}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(addr, "/")+path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("invalid agent address %q: %w", addr, err)
-	}
-	token := g.token
-	if token == "" {
-		token = os.Getenv("DROVER_TOKEN")
-	}
-	if token != "" {
-		req.Header.Set("X-Drover-Token", token)
-	}
-	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb struct{ Error string }
-		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
-			return nil, fmt.Errorf("%s (HTTP %d)", eb.Error, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	return raw, nil
-}
-
-// agentTLSConfig builds the HTTPS client setup from -ca-cert,
-// -client-cert, -client-key, -tls-server-name and -tls-skip-verify, or
-// their DROVER_* variables.
-func agentTLSConfig(t api.TLSConfig) (*tls.Config, error) {
-	env := func(v *string, name string) {
-		if *v == "" {
-			*v = os.Getenv(name)
-		}
-	}
-	env(&t.CACert, "DROVER_CACERT")
-	env(&t.ClientCert, "DROVER_CLIENT_CERT")
-	env(&t.ClientKey, "DROVER_CLIENT_KEY")
-	env(&t.TLSServerName, "DROVER_TLS_SERVER_NAME")
-	if v := os.Getenv("DROVER_TLS_SKIP_VERIFY"); v != "" && !t.Insecure {
-		t.Insecure, _ = strconv.ParseBool(v)
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName, InsecureSkipVerify: t.Insecure}
-	if t.CACert != "" {
-		pem, err := os.ReadFile(t.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("read the CA certificate (-ca-cert, DROVER_CACERT): %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("the CA certificate %s (-ca-cert, DROVER_CACERT) holds no PEM certificate", t.CACert)
-		}
-		conf.RootCAs = pool
-	}
-	if t.ClientCert != "" || t.ClientKey != "" {
-		pair, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("load the client certificate %q and key %q (-client-cert, -client-key): %w", t.ClientCert, t.ClientKey, err)
-		}
-		conf.Certificates = []tls.Certificate{pair}
-	}
-	return conf, nil
 }

@@ -139,3 +139,40 @@ func TestGateway_TLSCertificateBySNI(t *testing.T) {
 		t.Fatalf("X-Forwarded-Proto = %q, want https", got)
 	}
 }
+
+// TestGateway_ReloadCertificates: a reload (the agent's SIGHUP) serves
+// the certificate now in the files; a reload that cannot load them
+// keeps the ones in use.
+func TestGateway_ReloadCertificates(t *testing.T) {
+	ca := newTestCA(t)
+	shop := ca.leaf(t, "shop", "shop.example.com")
+	g := newTestGateway(t, Config{Certificates: []Certificate{shop}})
+	serial := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", g.HTTPSAddr(), &tls.Config{ServerName: "shop.example.com", RootCAs: ca.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	// The same files, a new certificate (ca.leaf writes name.crt/key).
+	ca.leaf(t, "shop", "shop.example.com")
+	if err := g.ReloadCertificates(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	renewed := serial()
+	if renewed == before {
+		t.Fatal("the reloaded certificate is not served")
+	}
+	if err := os.WriteFile(shop.KeyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ReloadCertificates(); err == nil || !strings.Contains(err.Error(), `gateway certificate "shop"`) {
+		t.Fatalf("reload of a broken key: %v, want an error naming the certificate", err)
+	}
+	if got := serial(); got != renewed {
+		t.Fatal("a failed reload changed the served certificate")
+	}
+}
