@@ -49,46 +49,50 @@ func (a *Agent) quotaList(w http.ResponseWriter, r *http.Request) (interface{}, 
 	return resp.Quotas, nil
 }
 
-func (a *Agent) quotaGet(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+// quotaReadRequest is the request of a read of one quota: its name from
+// the path, the query options and token; quotas have no namespace.
+func quotaReadRequest(r *http.Request) (structs.QuotaSpecificRequest, error) {
 	name, err := quotaName(r)
 	if err != nil {
-		return nil, err
+		return structs.QuotaSpecificRequest{}, err
 	}
 	args := structs.QuotaSpecificRequest{Name: name}
 	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
-		return nil, err
+		return args, err
 	}
 	args.Namespace = ""
 	args.AuthToken = authToken(r)
+	return args, nil
+}
+
+func (a *Agent) quotaGet(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	args, err := quotaReadRequest(r)
+	if err != nil {
+		return nil, err
+	}
 	var resp structs.SingleQuotaResponse
 	if err := a.RPC("Quota.Get", &args, &resp); err != nil {
 		return nil, err
 	}
 	setMeta(w, resp.QueryMeta)
 	if resp.Quota == nil {
-		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("quota %q not found", name))
+		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("quota %q not found", args.Name))
 	}
 	return resp.Quota, nil
 }
 
 func (a *Agent) quotaUsage(w http.ResponseWriter, r *http.Request) (interface{}, error) {
-	name, err := quotaName(r)
+	args, err := quotaReadRequest(r)
 	if err != nil {
 		return nil, err
 	}
-	args := structs.QuotaSpecificRequest{Name: name}
-	if err := parseQueryOptions(r, &args.QueryOptions); err != nil {
-		return nil, err
-	}
-	args.Namespace = ""
-	args.AuthToken = authToken(r)
 	var resp structs.QuotaUsageResponse
 	if err := a.RPC("Quota.Usage", &args, &resp); err != nil {
 		return nil, err
 	}
 	setMeta(w, resp.QueryMeta)
 	if resp.Usage == nil {
-		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("quota %q not found", name))
+		return nil, structs.NewError(structs.CodeNotFound, fmt.Sprintf("quota %q not found", args.Name))
 	}
 	return resp.Usage, nil
 }

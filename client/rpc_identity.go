@@ -26,23 +26,26 @@ func (c *Client) ServiceInstances(ctx context.Context, namespace, name string) (
 		SecretID:     c.secretID,
 		QueryOptions: structs.QueryOptions{Namespace: namespace, AllowStale: true},
 	}
-	type result struct {
-		insts []*structs.ServiceInstance
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var reply structs.ServiceInstancesResponse
-		err := c.config.RPC.RPC("Service.Instances", args, &reply)
-		done <- result{reply.Instances, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("read instances of service %q in namespace %q: %w", name, namespace, r.err)
+	var reply structs.ServiceInstancesResponse
+	if err := c.rpcContext(ctx, "Service.Instances", args, &reply); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
 		}
-		return r.insts, nil
+		return nil, fmt.Errorf("read instances of service %q in namespace %q: %w", name, namespace, err)
+	}
+	return reply.Instances, nil
+}
+
+// rpcContext makes an RPC to the servers and returns when it answers or
+// ctx ends (then with ctx's error; the call runs on and its reply,
+// which the caller no longer reads, is dropped).
+func (c *Client) rpcContext(ctx context.Context, method string, args, reply interface{}) error {
+	done := make(chan error, 1)
+	go func() { done <- c.config.RPC.RPC(method, args, reply) }()
+	select {
+	case err := <-done:
+		return err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }

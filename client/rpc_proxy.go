@@ -31,23 +31,12 @@ func (c *Client) ServiceProxy(ctx context.Context, minIndex uint64) (*structs.Se
 			MinQueryIndex: minIndex, MaxQueryTime: serviceProxyMaxQueryTime, AllowStale: true,
 		},
 	}
-	type result struct {
-		reply *structs.ServiceProxyResponse
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var reply structs.ServiceProxyResponse
-		err := c.config.RPC.RPC("Service.Proxy", args, &reply)
-		done <- result{&reply, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("read the proxied services: %w", r.err)
+	var reply structs.ServiceProxyResponse
+	if err := c.rpcContext(ctx, "Service.Proxy", args, &reply); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
 		}
-		return r.reply, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("read the proxied services: %w", err)
 	}
+	return &reply, nil
 }

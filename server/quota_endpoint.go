@@ -22,30 +22,12 @@ type Quota struct {
 	srv *Server
 }
 
-// authorize checks that the holder of secret may read (or, with write,
-// change) quotas. It is the endpoint's own (not a *Server method) so as
-// not to collide with the ACL helpers of server/acl_*.go; once those
-// offer a quota helper, this can call it.
-func (q *Quota) authorize(secret string, write bool) error {
-	a, token, err := q.srv.ResolveToken(secret)
-	if err != nil {
-		return err
-	}
-	switch {
-	case write && !a.AllowQuotaWrite():
-		return structs.NewRuleDeniedError(token, "quota", "write")
-	case !write && !a.AllowQuotaRead():
-		return structs.NewRuleDeniedError(token, "quota", "read")
-	}
-	return nil
-}
-
 // List lists quota specs, by name (those starting with Prefix).
 func (q *Quota) List(args *structs.QuotaListRequest, reply *structs.QuotaListResponse) error {
 	if done, err := q.srv.forward("Quota.List", args, args, reply); done {
 		return err
 	}
-	if err := q.authorize(args.AuthToken, false); err != nil {
+	if err := q.srv.AuthorizeQuotaRead(args.AuthToken); err != nil {
 		return err
 	}
 	return q.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta, func(ws memdb.WatchSet, st *state.StateStore) error {
@@ -67,7 +49,7 @@ func (q *Quota) Get(args *structs.QuotaSpecificRequest, reply *structs.SingleQuo
 	if done, err := q.srv.forward("Quota.Get", args, args, reply); done {
 		return err
 	}
-	if err := q.authorize(args.AuthToken, false); err != nil {
+	if err := q.srv.AuthorizeQuotaRead(args.AuthToken); err != nil {
 		return err
 	}
 	if err := structs.ValidateQuotaName(args.Name); err != nil {
@@ -91,7 +73,7 @@ func (q *Quota) Usage(args *structs.QuotaSpecificRequest, reply *structs.QuotaUs
 	if done, err := q.srv.forward("Quota.Usage", args, args, reply); done {
 		return err
 	}
-	if err := q.authorize(args.AuthToken, false); err != nil {
+	if err := q.srv.AuthorizeQuotaRead(args.AuthToken); err != nil {
 		return err
 	}
 	if err := structs.ValidateQuotaName(args.Name); err != nil {
@@ -123,7 +105,7 @@ func (q *Quota) Upsert(args *structs.QuotaUpsertRequest, reply *structs.GenericR
 	if done, err := q.srv.forward("Quota.Upsert", args, args, reply); done {
 		return err
 	}
-	if err := q.authorize(args.AuthToken, true); err != nil {
+	if err := q.srv.AuthorizeQuotaWrite(args.AuthToken); err != nil {
 		return err
 	}
 	if len(args.Quotas) == 0 {
@@ -160,7 +142,7 @@ func (q *Quota) Delete(args *structs.QuotaDeleteRequest, reply *structs.GenericR
 	if done, err := q.srv.forward("Quota.Delete", args, args, reply); done {
 		return err
 	}
-	if err := q.authorize(args.AuthToken, true); err != nil {
+	if err := q.srv.AuthorizeQuotaWrite(args.AuthToken); err != nil {
 		return err
 	}
 	if len(args.Names) == 0 {
