@@ -125,6 +125,43 @@ type Task struct {
 	// Services are the task's `service` blocks; their checks run while
 	// the task runs.
 	Services []*Service `json:",omitempty"`
+	// Templates are the task's `template` blocks, rendered by the client
+	// into the task's directories before it starts and again when what
+	// they read changes.
+	Templates []*Template `json:",omitempty"`
+}
+
+// Template change modes.
+const (
+	TemplateChangeRestart = "restart"
+	TemplateChangeSignal  = "signal"
+	TemplateChangeNoop    = "noop"
+)
+
+// Template is a task's `template` block: a Go text/template rendered by
+// the client into DestPath (relative to the task directory: local/...,
+// secrets/... or alloc/...). Field names follow Nomad's job JSON.
+type Template struct {
+	// EmbeddedTmpl is the template text (`data`, or the content of
+	// `source` read by the CLI next to the job file).
+	EmbeddedTmpl string
+	// SourcePath is the `source` the job file named, for display.
+	SourcePath string `json:",omitempty"`
+	DestPath   string
+	// Envvars: the rendered file is KEY=VALUE lines added to the task's
+	// environment.
+	Envvars      bool
+	ChangeMode   string
+	ChangeSignal string `json:",omitempty"`
+	// Splay staggers the restarts or signals a change causes: each
+	// allocation waits a random time up to Splay.
+	Splay time.Duration
+	// Perms is the octal mode of the rendered file ("0644" default).
+	Perms string `json:",omitempty"`
+	// WaitMissing bounds how long a task waits for a variable its
+	// template names that does not exist (default 30s); then the task
+	// fails naming the path.
+	WaitMissing time.Duration
 }
 
 // TaskConfig is the driver configuration of a task. Its JSON keys are

@@ -42,6 +42,11 @@ const (
 	NamespaceDeleteRequestType              MessageType = 23
 	QuotaUpsertRequestType                  MessageType = 24
 	QuotaDeleteRequestType                  MessageType = 25
+	VariableApplyRequestType                MessageType = 26
+	RootKeyUpsertRequestType                MessageType = 27
+	RootKeyDeleteRequestType                MessageType = 28
+	// 29 and 30 are reserved for the day-two operations work (cluster
+	// metadata for snapshots, garbage collection batches).
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -107,6 +112,12 @@ func (t MessageType) String() string {
 		return "QuotaUpsert"
 	case QuotaDeleteRequestType:
 		return "QuotaDelete"
+	case VariableApplyRequestType:
+		return "VariableApply"
+	case RootKeyUpsertRequestType:
+		return "RootKeyUpsert"
+	case RootKeyDeleteRequestType:
+		return "RootKeyDelete"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
