@@ -137,11 +137,14 @@ type VariableWriteResponse struct {
 }
 
 // VariableReadRequest is the Variable.Read RPC. A client agent reading
-// for a template sets AllocID (an allocation on its node, in
-// Namespace) and authenticates with its node secret.
+// for a template sets AllocID (a non-terminal allocation on its node,
+// in Namespace) and authenticates with its node ID and secret instead of
+// a token; it may then read only that allocation's namespace.
 type VariableReadRequest struct {
-	Path    string
-	AllocID string
+	Path     string
+	AllocID  string
+	NodeID   string
+	SecretID string `json:"-" codec:"SecretID"`
 	QueryOptions
 }
 
