@@ -100,6 +100,16 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.guard(needOperatorRead, a.stateHash))
+	handle("GET /v1/operator/keyring/keys", a.rootKeyList) // http_variables.go
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/operator/keyring/rotate", a.rootKeyRotate)
+	}
+
+	handle("GET /v1/vars", a.variableList)
+	handle("GET /v1/var/{path...}", a.variableGet)
+	handle("PUT /v1/var/{path...}", a.variablePut)
+	handle("POST /v1/var/{path...}", a.variablePut)
+	handle("DELETE /v1/var/{path...}", a.variableDelete)
 
 	// ACLs (http_acl.go), Nomad's paths.
 	handle("GET /v1/acl/policies", a.aclPolicyList)

@@ -24,6 +24,7 @@ import (
 	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/server/drainer"
 	"github.com/droverhq/drover/server/heartbeat"
+	"github.com/droverhq/drover/server/keyring"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -89,6 +90,10 @@ type Server struct {
 	// every earlier entry, and cleared when leadership is lost.
 	consistentReadReady atomic.Bool
 
+	// keyring is this server's variables key material (keyring_endpoint.go).
+	keyring      *keyring.Keyring
+	keyringState keyringState
+
 	shutdownLock sync.Mutex
 	shutdown     bool
 	shutdownCh   chan struct{}
@@ -123,6 +128,9 @@ func NewServer(config *Config) (*Server, error) {
 	s.blockedEvals = NewBlockedEvals(s.evalBroker)
 	s.planQueue = NewPlanQueue()
 	s.setupControllers()
+	if err := s.setupKeyring(); err != nil {
+		return nil, err
+	}
 	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
 
 	if err := s.registerEndpoints(); err != nil {
@@ -156,6 +164,7 @@ func NewServer(config *Config) (*Server, error) {
 		s.goFunc(w.run)
 	}
 	s.goFunc(s.monitorLeadership)
+	s.goFunc(s.keyringReplication)
 	if config.BootstrapExpect > 1 {
 		s.goFunc(s.bootstrapLoop)
 	}
