@@ -107,7 +107,7 @@ type VariableApplyResponse struct {
 	// may then be nil: the variable does not exist).
 	Conflicted bool
 	// Meta is the variable's metadata after a write (nil after a delete).
-	Meta *VariableMetadata
+	Meta  *VariableMetadata
 	Index uint64
 }
 
