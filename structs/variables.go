@@ -263,7 +263,7 @@ type KEKRequest struct {
 // KEKResponse carries the key-encryption key, or nothing when the peer
 // lacks it too.
 type KEKResponse struct {
-	KEK []byte `json:"-"`
+	KEK []byte `json:"-" codec:"KEK"`
 	QueryMeta
 }
 

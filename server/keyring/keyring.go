@@ -34,7 +34,7 @@ type MissingKEKError struct {
 }
 
 func (e *MissingKEKError) Error() string {
-	where := "the keyring directory of a server of the cluster that wrote it"
+	where := "this server's keyring (it keeps its keyring in memory: a dev agent); give it the file with server { keyring_file }"
 	if e.Dir != "" {
 		where = fmt.Sprintf("%s (as %s%s) from a server of the cluster that wrote it", e.Dir, e.KEKID, kekSuffix)
 	}
