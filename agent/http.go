@@ -219,6 +219,9 @@ type errorBody struct {
 	Error string
 	// Problems lists every field that failed validation.
 	Problems []structs.FieldError `json:",omitempty"`
+	// A variable check-and-set conflict carries the variable's current
+	// metadata at the top level, as Nomad's 409 does.
+	*structs.VariableMetadata
 }
 
 // writeError writes err as JSON with its status and returns the status.
@@ -227,6 +230,10 @@ func writeError(w http.ResponseWriter, err error) int {
 	status := http.StatusInternalServerError
 	var verr *structs.ValidationError
 	var tooBig *http.MaxBytesError
+	var cas *casConflictError
+	if errors.As(err, &cas) {
+		body.VariableMetadata = cas.current
+	}
 	switch {
 	case errors.As(err, &verr):
 		body.Code, status, body.Problems = structs.CodeInvalid, http.StatusBadRequest, verr.Problems

@@ -54,12 +54,21 @@ func casParam(r *http.Request) (*uint64, error) {
 	return &n, nil
 }
 
-// casConflict is the 409 of a check-and-set that did not hold.
+// casConflictError is the 409 of a check-and-set that did not hold; its
+// body carries the variable's current metadata (writeError).
+type casConflictError struct {
+	*structs.CodedError
+	current *structs.VariableMetadata
+}
+
+func (e *casConflictError) Unwrap() error { return e.CodedError }
+
+// casConflict builds the 409 of a check-and-set that did not hold.
 func casConflict(path string, asked uint64, cur *structs.VariableMetadata) error {
 	if cur == nil || cur.ModifyIndex == 0 {
-		return structs.NewError(structs.CodeConflict, fmt.Sprintf("check-and-set failed: variable %q does not exist (cas=%d); nothing was changed", path, asked))
+		return &casConflictError{CodedError: structs.NewError(structs.CodeConflict, fmt.Sprintf("check-and-set failed: variable %q does not exist (cas=%d); nothing was changed", path, asked)), current: cur}
 	}
-	return structs.NewError(structs.CodeConflict, fmt.Sprintf("check-and-set failed: variable %q is at modify index %d, not %d; nothing was changed", path, cur.ModifyIndex, asked))
+	return &casConflictError{CodedError: structs.NewError(structs.CodeConflict, fmt.Sprintf("check-and-set failed: variable %q is at modify index %d, not %d; nothing was changed", path, cur.ModifyIndex, asked)), current: cur}
 }
 
 func (a *Agent) variableList(w http.ResponseWriter, r *http.Request) (interface{}, error) {
