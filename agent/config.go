@@ -175,6 +175,9 @@ type ServerConfig struct {
 	// the same file to share the KEK without replication, or to restore
 	// a snapshot taken by another cluster.
 	KeyringFile string `hcl:"keyring_file,optional"`
+	// Recover starts a server whose raft.db is missing while snapshots
+	// remain (flag -recover; never from a file, it is a one-off).
+	Recover bool
 }
 
 // ClientConfig is the client part of the agent.
@@ -587,6 +590,9 @@ func (c *Config) Merge(o *Config) {
 		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
 		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
 		setString(&c.Server.KeyringFile, s.KeyringFile)
+		if s.Recover {
+			c.Server.Recover = true
+		}
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -798,6 +804,7 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	}
 	sc.ServiceVIPRange = c.Server.ServiceVIPRange
 	sc.KeyringFile = c.Server.KeyringFile
+	sc.Recover = c.Server.Recover
 	durations := []struct {
 		name string
 		val  string

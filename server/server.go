@@ -262,6 +262,11 @@ func (s *Server) setupRaft() error {
 		s.raftTransport = s.netTransport
 	}
 
+	if err := s.recoverFromPeersFile(conf, logs, stable, snaps); err != nil {
+		closeStore()
+		return err
+	}
+
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		closeStore()
@@ -300,6 +305,9 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		return nil, nil, nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	if logs == nil || stable == nil {
+		if err := s.checkLostRaftLog(dir); err != nil {
+			return nil, nil, nil, err
+		}
 		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open raft store: %w", err)
@@ -336,6 +344,27 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		snaps = fileSnaps
 	}
 	return logs, stable, snaps, nil
+}
+
+// checkLostRaftLog refuses to start a server whose raft.db is gone while
+// its snapshots remain: Raft would silently start from the newest
+// snapshot, without the log entries after it and without its term and
+// vote, and could roll the cluster back. Config.Recover accepts that.
+func (s *Server) checkLostRaftLog(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil || !os.IsNotExist(err) {
+		return nil
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "meta.json"))
+	if len(snaps) == 0 {
+		return nil
+	}
+	if s.config.Recover {
+		s.logger.Warn("raft.db is missing but snapshots remain; starting from the newest snapshot as -recover asks: writes after it are lost on this server unless its peers still hold them",
+			"dir", dir, "snapshots", len(snaps))
+		return nil
+	}
+	return fmt.Errorf("server: %s has %d Raft snapshot(s) but no raft.db: the Raft log (with this server's term and vote) was lost; starting would roll this server back to its newest snapshot. Restore raft.db from a backup, or start with -recover to accept the roll-back (with healthy peers, the server then catches up from them)",
+		dir, len(snaps))
 }
 
 // LoadOrCreateServerID returns the server's Raft ID kept in the data

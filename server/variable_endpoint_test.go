@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/structs"
-	"github.com/droverhq/drover/testutil/mock"
 	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/testutil/mock"
 )
 
 func putVar(s *Server, token, ns, path string, items map[string]string, cas *uint64) (*structs.VariableWriteResponse, error) {
