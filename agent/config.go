@@ -175,6 +175,9 @@ type ServerConfig struct {
 	// the same file to share the KEK without replication, or to restore
 	// a snapshot taken by another cluster.
 	KeyringFile string `hcl:"keyring_file,optional"`
+	// EventBufferSize bounds the events a server keeps for
+	// /v1/event/stream (default 50,000).
+	EventBufferSize int `hcl:"event_buffer_size,optional"`
 	// Recover starts a server whose raft.db is missing while snapshots
 	// remain (flag -recover; never from a file, it is a one-off).
 	Recover bool
@@ -593,6 +596,7 @@ func (c *Config) Merge(o *Config) {
 		if s.Recover {
 			c.Server.Recover = true
 		}
+		setInt(&c.Server.EventBufferSize, s.EventBufferSize)
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -717,6 +721,9 @@ func (c *Config) Validate() error {
 	if c.Server.Enabled && c.Server.BootstrapExpect < 1 {
 		return fmt.Errorf("bootstrap_expect must be at least 1")
 	}
+	if n := c.Server.EventBufferSize; n < 0 || n > 10_000_000 {
+		return fmt.Errorf("server event_buffer_size = %d: must be between 1 and 10,000,000 (0 takes the default, 50,000)", n)
+	}
 	if c.Server.ServiceVIPRange != "" {
 		if _, err := structs.ParseServiceVIPRange(c.Server.ServiceVIPRange); err != nil {
 			return fmt.Errorf("server %w", err)
@@ -805,6 +812,7 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	sc.ServiceVIPRange = c.Server.ServiceVIPRange
 	sc.KeyringFile = c.Server.KeyringFile
 	sc.Recover = c.Server.Recover
+	sc.EventBufferSize = c.Server.EventBufferSize
 	durations := []struct {
 		name string
 		val  string

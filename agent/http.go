@@ -144,6 +144,7 @@ func (a *Agent) routes() http.Handler {
 	}
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
+	mux.HandleFunc("GET /v1/event/stream", a.eventStream) // http_events.go
 	mux.Handle("GET /v1/metrics", a.guardHTTP(needAgentRead, a.metricsHandler()))
 	if a.config.EnableDebug {
 		// The profiler can stall the process (profile, trace) and

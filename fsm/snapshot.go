@@ -239,10 +239,15 @@ func (f *FSM) Restore(rc io.ReadCloser) (err error) {
 		f.logger.Error("snapshot restore failed; keeping the current state", "error", err)
 		return err
 	}
+	// Events from before the snapshot cannot be told apart from events
+	// never seen: a stream resuming from before it gets 410 Gone.
+	restoredAt, _ := fresh.LatestIndex()
+	fresh.SetEventSink(f.events)
 	f.stateLock.Lock()
 	old := f.state
 	f.state = fresh
 	f.stateLock.Unlock()
+	f.events.Reset(restoredAt)
 	old.Abandon()
 	return nil
 }

@@ -25,6 +25,10 @@ type Config struct {
 	// server ID when NodeID is empty. It may be empty only when none of
 	// them is kept on disk: NodeID and the three Raft stores are given.
 	DataDir string
+	// EventBufferSize bounds the events kept for /v1/event/stream
+	// (default state.DefaultEventBufferSize): a stream may resume from
+	// any index whose events are still kept.
+	EventBufferSize int
 	// Recover lets a server start whose raft.db is missing while Raft
 	// snapshots remain (see checkLostRaftLog).
 	Recover bool

@@ -131,7 +131,7 @@ func NewServer(config *Config) (*Server, error) {
 	if err := s.setupKeyring(); err != nil {
 		return nil, err
 	}
-	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
+	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals, EventBufferSize: config.EventBufferSize})
 
 	if err := s.registerEndpoints(); err != nil {
 		return nil, err
@@ -540,3 +540,7 @@ func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, 
 	}
 	return resp, future.Index(), nil
 }
+
+// Events returns the buffer of events this server's FSM derived from
+// the writes it applied (for /v1/event/stream).
+func (s *Server) Events() *state.EventBuffer { return s.fsm.Events() }
