@@ -24,6 +24,11 @@ type RPCer interface {
 // State, no DataDir (no allocation directories, no log files), a fake
 // driver, and one JobCache for all.
 type Config struct {
+	// DriverHealthInterval is how often the drivers' health is checked
+	// again (0: DefaultDriverHealthInterval; negative: never, for
+	// simulated nodes).
+	DriverHealthInterval time.Duration
+
 	// DataDir holds the client's state database and allocation
 	// directories. Empty: the client keeps nothing on disk; State must
 	// be set, and tasks get no allocation directory or log files.

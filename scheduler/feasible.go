@@ -91,6 +91,9 @@ func (c *DriverChecker) SetTaskGroup(tg *structs.TaskGroup) {
 func (c *DriverChecker) Feasible(node *structs.Node) (bool, string) {
 	for _, d := range c.drivers {
 		if !node.HasHealthyDriver(d) {
+			if info := node.Drivers[d]; info != nil && info.Detected {
+				return false, fmt.Sprintf("driver %q unhealthy", d)
+			}
 			return false, fmt.Sprintf("missing driver %q", d)
 		}
 	}
