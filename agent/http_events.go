@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/acl"
-	"github.com/droverhq/drover/state"
+	"github.com/droverhq/drover/server"
 	"github.com/droverhq/drover/structs"
 )
 
@@ -163,12 +163,11 @@ func (a *Agent) eventStream(w http.ResponseWriter, r *http.Request) {
 		fail(structs.NewNamespaceDeniedError(token, acl.CapabilityReadJob, f.namespace))
 		return
 	}
-	buf := a.server.Events()
 	if !resume {
-		after = buf.LastIndex()
+		after = a.server.EventsLastIndex()
 	}
-	batches, notify, err := buf.Since(after)
-	if errors.Is(err, state.ErrEventsGone) {
+	batches, notify, err := a.server.EventsSince(after)
+	if errors.Is(err, server.ErrEventsGone) {
 		fail(structs.NewError(structs.CodeGone, err.Error()))
 		return
 	}
@@ -217,7 +216,7 @@ func (a *Agent) eventStream(w http.ResponseWriter, r *http.Request) {
 			heartbeat.Reset(eventHeartbeat)
 			continue
 		}
-		batches, notify, err = buf.Since(after)
+		batches, notify, err = a.server.EventsSince(after)
 		if err != nil {
 			// The stream fell behind what the buffer keeps: say so and
 			// end; the consumer resumes from its last index and gets

@@ -541,6 +541,19 @@ func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, 
 	return resp, future.Index(), nil
 }
 
-// Events returns the buffer of events this server's FSM derived from
-// the writes it applied (for /v1/event/stream).
-func (s *Server) Events() *state.EventBuffer { return s.fsm.Events() }
+// EventBatch is the events of one Raft index (see state.EventBatch).
+type EventBatch = state.EventBatch
+
+// ErrEventsGone is EventsSince's error for a resume index older than
+// the events kept.
+var ErrEventsGone = state.ErrEventsGone
+
+// EventsSince returns the batches of events after index that this
+// server's FSM derived from the writes it applied, and a channel closed
+// at the next batch (for /v1/event/stream).
+func (s *Server) EventsSince(index uint64) ([]EventBatch, <-chan struct{}, error) {
+	return s.fsm.Events().Since(index)
+}
+
+// EventsLastIndex is the index of the newest batch of events.
+func (s *Server) EventsLastIndex() uint64 { return s.fsm.Events().LastIndex() }
