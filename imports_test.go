@@ -31,6 +31,7 @@ var allowedImports = map[string][]string{
 	"client/dns":        {"structs"},
 	"client/proxy":      {"structs"},
 	"client/gateway":    {"structs"},
+	"client/template":   {"structs"},
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs", "client", "driver", "driver/fake"},

@@ -36,7 +36,7 @@ const (
 	// template: the client renders every template again on every
 	// change, so the work one rendering can ask for is bounded.
 	MaxTemplateRangeDepth = 2
-	MaxTemplateRangeCount = 10_000
+	MaxTemplateRangeCount = 1_000
 )
 
 // TemplateDirs are the directories of a task a template may write into:

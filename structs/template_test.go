@@ -82,7 +82,8 @@ func TestJob_ValidateTemplates(t *testing.T) {
 		{"deep range", func(j *Job) {
 			tm(j).EmbeddedTmpl = `{{ $v := var "a" }}{{ range $v }}{{ range $v }}{{ range $v }}x{{ end }}{{ end }}{{ end }}`
 		}, tp + ".EmbeddedTmpl", "nested more than 2 deep"},
-		{"huge range", func(j *Job) { tm(j).EmbeddedTmpl = `{{ range 100000000 }}x{{ end }}` }, tp + ".EmbeddedTmpl", "the limit is 10000 iterations"},
+		{"huge range", func(j *Job) { tm(j).EmbeddedTmpl = `{{ range 100000000 }}x{{ end }}` }, tp + ".EmbeddedTmpl", "the limit is 1000 iterations"},
+		{"huge range with a variable", func(j *Job) { tm(j).EmbeddedTmpl = `{{ range $i := 1001 }}{{ $i }}{{ end }}` }, tp + ".EmbeddedTmpl", "range over 1001"},
 		{"bad variable path", func(j *Job) { tm(j).EmbeddedTmpl = `{{ var "../etc" }}` }, tp + ".EmbeddedTmpl", `var "../etc"`},
 		{"no destination", func(j *Job) { tm(j).DestPath = "" }, tp + ".DestPath", "must be set"},
 		{"absolute destination", func(j *Job) { tm(j).DestPath = "/etc/passwd" }, tp + ".DestPath", "is absolute"},
