@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},
-	"client":            {"structs", "driver", "client/checks"},
+	"client":            {"structs", "driver", "client/checks", "client/template"},
 	"client/checks":     {"structs"},
 	"client/dns":        {"structs"},
 	"client/proxy":      {"structs"},
