@@ -67,6 +67,10 @@ type ACL struct {
 	globs []globRule
 
 	node, agent, operator, quota level
+
+	// vars holds the variables path rules by namespace label as written
+	// ("team-a", "team-*", "*"), merged across policies.
+	vars map[string]map[string]capSet
 }
 
 // management is the ACL of management tokens: everything is allowed.
@@ -99,6 +103,24 @@ func Compile(policies ...*Policy) *ACL {
 			for _, c := range r.Expanded() {
 				set[c] = true
 			}
+			for _, vr := range r.Variables {
+				if a.vars == nil {
+					a.vars = make(map[string]map[string]capSet)
+				}
+				byPath := a.vars[r.Name]
+				if byPath == nil {
+					byPath = make(map[string]capSet)
+					a.vars[r.Name] = byPath
+				}
+				caps := byPath[vr.Path]
+				if caps == nil {
+					caps = make(capSet)
+					byPath[vr.Path] = caps
+				}
+				for _, c := range vr.Capabilities {
+					caps[c] = true
+				}
+			}
 		}
 		a.node = max(a.node, levelOf(p.Node))
 		a.agent = max(a.agent, levelOf(p.Agent))
@@ -123,18 +145,104 @@ func (a *ACL) IsManagement() bool { return a != nil && a.management }
 // namespaceRule returns the capabilities governing ns, nil when no rule
 // matches.
 func (a *ACL) namespaceRule(ns string) capSet {
+	_, caps := a.governing(ns)
+	return caps
+}
+
+// governing returns the label of the rule governing ns (as written:
+// "team-a", "team-*") and its capabilities; "" and nil when none.
+func (a *ACL) governing(ns string) (string, capSet) {
 	if a == nil {
-		return nil
+		return "", nil
 	}
 	if caps, ok := a.exact[ns]; ok {
-		return caps
+		return ns, caps
 	}
 	for _, g := range a.globs {
 		if strings.HasPrefix(ns, g.prefix) {
-			return g.caps
+			return g.prefix + "*", g.caps
 		}
 	}
-	return nil
+	return "", nil
+}
+
+// variableNamespaceCaps maps a variables capability to the namespace
+// capability that grants it on every path.
+var variableNamespaceCaps = map[string]string{
+	VariableCapRead:    CapabilityReadVariables,
+	VariableCapWrite:   CapabilityWriteVariables,
+	VariableCapList:    CapabilityListVariables,
+	VariableCapDestroy: CapabilityDestroyVariables,
+}
+
+// AllowVariable reports whether the token has capability (read, write,
+// list, destroy) on variable path in namespace ns. The namespace's rule
+// governs; within it the most specific variables path rule (the exact
+// path, else the longest matching prefix glob) decides: a deny there
+// refuses, a grant allows, and otherwise the namespace-wide capability
+// (read-variables, ...; the read and write policies include them)
+// decides. A deny on the namespace refuses everything.
+func (a *ACL) AllowVariable(ns, path, capability string) bool {
+	if a == nil {
+		return false
+	}
+	if a.IsManagement() {
+		return true
+	}
+	label, caps := a.governing(ns)
+	if caps[CapabilityDeny] {
+		return false
+	}
+	if rule := bestVariableRule(a.vars[label], path); rule != nil {
+		if rule[VariableCapDeny] {
+			return false
+		}
+		if rule[capability] {
+			return true
+		}
+	}
+	return caps.allow(variableNamespaceCaps[capability])
+}
+
+// AllowAnyVariables reports whether the token may list some variables
+// of ns (for refusing a list it could never see anything of).
+func (a *ACL) AllowAnyVariables(ns string) bool {
+	if a == nil {
+		return false
+	}
+	if a.IsManagement() {
+		return true
+	}
+	label, caps := a.governing(ns)
+	if caps[CapabilityDeny] {
+		return false
+	}
+	if caps.allow(CapabilityListVariables) {
+		return true
+	}
+	for _, c := range a.vars[label] {
+		if c[VariableCapList] && !c[VariableCapDeny] {
+			return true
+		}
+	}
+	return false
+}
+
+// bestVariableRule picks the rule for path: exact, else the longest
+// prefix glob.
+func bestVariableRule(rules map[string]capSet, path string) capSet {
+	if c, ok := rules[path]; ok {
+		return c
+	}
+	var best capSet
+	bestLen := -1
+	for glob, c := range rules {
+		prefix, ok := strings.CutSuffix(glob, "*")
+		if ok && strings.HasPrefix(path, prefix) && len(prefix) > bestLen {
+			best, bestLen = c, len(prefix)
+		}
+	}
+	return best
 }
 
 // AllowNamespace reports whether the token has capability in namespace

@@ -213,3 +213,68 @@ namespace "gone" { policy = "deny" }`))
 		t.Fatalf("denied namespace: %v", got)
 	}
 }
+
+func TestACL_AllowVariable(t *testing.T) {
+	p, err := Parse("p.hcl", (`
+namespace "team-a" {
+  variables {
+    path "*" { capabilities = ["list"] }
+    path "app/*" { capabilities = ["read", "list"] }
+    path "app/secret" { capabilities = ["deny"] }
+    path "app/rw/*" { capabilities = ["read", "write", "destroy"] }
+  }
+}
+namespace "team-b" {
+  capabilities = ["read-variables"]
+  variables {
+    path "locked/*" { capabilities = ["deny"] }
+  }
+}
+namespace "team-*" {
+  variables {
+    path "*" { capabilities = ["read", "write"] }
+  }
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Compile(p)
+	cases := []struct {
+		ns, path, cap string
+		want          bool
+	}{
+		{"team-a", "app/config", "read", true},
+		{"team-a", "app/config", "write", false},
+		{"team-a", "app/secret", "read", false},
+		{"team-a", "app/secret", "list", false},
+		{"team-a", "app/rw/x", "write", true},
+		{"team-a", "app/rw/x", "destroy", true},
+		{"team-a", "other", "read", false},
+		{"team-a", "other", "list", true},
+		{"team-b", "anything", "read", true},
+		{"team-b", "anything", "write", false},
+		{"team-b", "locked/k", "read", false},
+		// team-c is governed by the glob; the exact rules of team-a do
+		// not leak into it.
+		{"team-c", "x", "write", true},
+		{"team-c", "x", "destroy", false},
+		{"prod", "x", "read", false},
+	}
+	for _, c := range cases {
+		if got := a.AllowVariable(c.ns, c.path, c.cap); got != c.want {
+			t.Errorf("AllowVariable(%s, %s, %s) = %v, want %v", c.ns, c.path, c.cap, got, c.want)
+		}
+	}
+	if !a.AllowAnyVariables("team-a") || a.AllowAnyVariables("prod") || a.AllowAnyVariables("team-b") {
+		t.Errorf("AllowAnyVariables: team-a %v (want true), prod %v, team-b %v (want false: read-variables without list)",
+			a.AllowAnyVariables("team-a"), a.AllowAnyVariables("prod"), a.AllowAnyVariables("team-b"))
+	}
+	if !ManagementACL().AllowVariable("x", "y", "destroy") {
+		t.Error("management may not destroy a variable")
+	}
+	var none *ACL
+	if none.AllowVariable("team-a", "app/config", "read") {
+		t.Error("a nil ACL allows a read")
+	}
+}

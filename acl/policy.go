@@ -96,6 +96,25 @@ type Policy struct {
 }
 
 // NamespaceRule is one namespace block.
+// Capabilities of a variables path rule (Nomad's names).
+const (
+	VariableCapRead    = "read"
+	VariableCapWrite   = "write"
+	VariableCapList    = "list"
+	VariableCapDestroy = "destroy"
+	VariableCapDeny    = "deny"
+)
+
+// VariableCapabilities are those a variables path rule accepts.
+var VariableCapabilities = []string{VariableCapRead, VariableCapWrite, VariableCapList, VariableCapDestroy, VariableCapDeny}
+
+// VariablePathRule is path "GLOB" { capabilities = [...] } in a
+// namespace's variables block: a path, or a prefix ending in "*".
+type VariablePathRule struct {
+	Path         string
+	Capabilities []string
+}
+
 type NamespaceRule struct {
 	// Name is a namespace name, "*" (every namespace) or a prefix glob
 	// ending in "*" ("team-*").
@@ -104,6 +123,8 @@ type NamespaceRule struct {
 	Policy string
 	// Capabilities are the ones listed, without the policy's expansion.
 	Capabilities []string
+	// Variables are the rule's variables { path ... } rules.
+	Variables []*VariablePathRule `json:",omitempty"`
 }
 
 // Expanded returns the rule's capabilities with its policy expanded,
@@ -292,12 +313,18 @@ func (p *parser) namespaceBlock(blk *hclsyntax.Block) *NamespaceRule {
 		p.add(blk.LabelRanges[0], "%v", err)
 	}
 	rule := &NamespaceRule{Name: name}
+	seenVars := false
 	for _, nested := range blk.Body.Blocks {
 		if nested.Type == "variables" {
-			p.add(nested.TypeRange, "variables blocks are not supported yet; use the list-variables, read-variables, write-variables and destroy-variables capabilities")
+			if seenVars {
+				p.add(nested.TypeRange, "variables block appears twice in namespace %q; merge the two", name)
+				continue
+			}
+			seenVars = true
+			rule.Variables = p.variablesBlock(nested, name)
 			continue
 		}
-		p.add(nested.TypeRange, "unexpected block %q in namespace %q; a namespace rule holds only the attributes policy and capabilities", nested.Type, name)
+		p.add(nested.TypeRange, "unexpected block %q in namespace %q; a namespace rule holds the attributes policy and capabilities and a variables block", nested.Type, name)
 	}
 	for _, attr := range sortedAttributes(blk.Body) {
 		switch attr.Name {
@@ -320,11 +347,85 @@ func (p *parser) namespaceBlock(blk *hclsyntax.Block) *NamespaceRule {
 	if len(p.problems) > before {
 		return nil
 	}
-	if rule.Policy == "" && len(rule.Capabilities) == 0 {
-		p.add(blk.TypeRange, `namespace %q sets neither policy nor capabilities; set policy = "read" (or deny, write, scale) and/or capabilities = [...]`, name)
+	if rule.Policy == "" && len(rule.Capabilities) == 0 && len(rule.Variables) == 0 {
+		p.add(blk.TypeRange, `namespace %q sets neither policy nor capabilities nor variables; set policy = "read" (or deny, write, scale) and/or capabilities = [...]`, name)
 		return nil
 	}
 	return rule
+}
+
+// variablesBlock parses variables { path "GLOB" { capabilities = [...] } }.
+func (p *parser) variablesBlock(blk *hclsyntax.Block, ns string) []*VariablePathRule {
+	if len(blk.Labels) > 0 {
+		p.add(blk.LabelRanges[0], "a variables block takes no label: variables { path \"app/*\" { capabilities = [\"read\"] } }")
+		return nil
+	}
+	for _, attr := range sortedAttributes(blk.Body) {
+		p.add(attr.NameRange, "unexpected attribute %q in the variables block of namespace %q; it holds path \"GLOB\" { capabilities = [...] } blocks", attr.Name, ns)
+	}
+	var out []*VariablePathRule
+	seen := map[string]bool{}
+	for _, nested := range blk.Body.Blocks {
+		if nested.Type != "path" || len(nested.Labels) != 1 {
+			p.add(nested.TypeRange, "the variables block of namespace %q holds only path \"GLOB\" { capabilities = [...] } blocks", ns)
+			continue
+		}
+		glob := nested.Labels[0]
+		if err := checkVariableGlob(glob); err != nil {
+			p.add(nested.LabelRanges[0], "%v", err)
+			continue
+		}
+		if seen[glob] {
+			p.add(nested.LabelRanges[0], "path %q appears twice in the variables of namespace %q; merge the two", glob, ns)
+			continue
+		}
+		seen[glob] = true
+		rule := &VariablePathRule{Path: glob}
+		for _, nb := range nested.Body.Blocks {
+			p.add(nb.TypeRange, "unexpected block %q in variables path %q", nb.Type, glob)
+		}
+		for _, attr := range sortedAttributes(nested.Body) {
+			if attr.Name != "capabilities" {
+				p.add(attr.NameRange, "unknown attribute %q in variables path %q; accepted: capabilities", attr.Name, glob)
+				continue
+			}
+			tuple, ok := attr.Expr.(*hclsyntax.TupleConsExpr)
+			if !ok {
+				p.add(attr.Expr.Range(), `capabilities of variables path %q must be a list of strings, e.g. ["read", "list"]`, glob)
+				continue
+			}
+			for _, el := range tuple.Exprs {
+				v, ok := p.stringValue(el, fmt.Sprintf("variables path %q capabilities", glob))
+				if !ok {
+					continue
+				}
+				if !slices.Contains(VariableCapabilities, v) {
+					p.add(el.Range(), "unknown capability %q in variables path %q; accepted: %s", v, glob, strings.Join(VariableCapabilities, ", "))
+					continue
+				}
+				rule.Capabilities = append(rule.Capabilities, v)
+			}
+		}
+		if len(rule.Capabilities) == 0 {
+			p.add(nested.TypeRange, "variables path %q grants no capability; set capabilities = [\"read\", \"list\"] (or write, destroy, deny)", glob)
+			continue
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+// checkVariableGlob accepts a variable path, "*", or a prefix ending in
+// "*".
+func checkVariableGlob(glob string) error {
+	prefix, _ := strings.CutSuffix(glob, "*")
+	if strings.Contains(prefix, "*") {
+		return fmt.Errorf(`variables path %q: a "*" may only end the path, as a prefix glob like "app/*"`, glob)
+	}
+	if len(glob) > 256 {
+		return fmt.Errorf("variables path %.32q... is longer than 256 bytes", glob)
+	}
+	return nil
 }
 
 // checkNamespaceLabel accepts a namespace name, "*", or a prefix glob.

@@ -99,14 +99,18 @@ func TestParse_RefusesWithPositions(t *testing.T) {
 			`p.hcl:1:32: capabilities in namespace "x" must be a list of strings`},
 		{"capability not a string", `namespace "x" { capabilities = [42] }`,
 			`p.hcl:1:33: namespace "x" capabilities must be a string in quotes`},
-		{"variables block", `namespace "x" {
-  policy = "read"
+		{"variables capability", `namespace "x" {
   variables {
-    path "*" {
-      capabilities = ["read"]
+    path "app/*" {
+      capabilities = ["read", "submit-job"]
     }
   }
-}`, `p.hcl:3:3: variables blocks are not supported yet`},
+}`, `p.hcl:4:31: unknown capability "submit-job" in variables path "app/*"`},
+		{"variables glob in the middle", `namespace "x" {
+  variables {
+    path "a*/b" { capabilities = ["read"] }
+  }
+}`, `p.hcl:3:10: variables path "a*/b": a "*" may only end the path`},
 		{"duplicate namespace", "namespace \"x\" { policy = \"read\" }\nnamespace \"x\" { policy = \"write\" }",
 			`p.hcl:2:11: namespace "x" appears twice in this policy`},
 		{"duplicate node", "node { policy = \"read\" }\nnode { policy = \"write\" }",

@@ -170,6 +170,14 @@ type ServerConfig struct {
 	// are allocated from (default "127.99.0.0/16"); every server should
 	// name the same one.
 	ServiceVIPRange string `hcl:"service_vip_range,optional"`
+	// KeyringFile names a file with a key-encryption key for variables
+	// (64 hex digits), used besides <data_dir>/keyring: give every server
+	// the same file to share the KEK without replication, or to restore
+	// a snapshot taken by another cluster.
+	KeyringFile string `hcl:"keyring_file,optional"`
+	// Recover starts a server whose raft.db is missing while snapshots
+	// remain (flag -recover; never from a file, it is a one-off).
+	Recover bool
 }
 
 // ClientConfig is the client part of the agent.
@@ -581,6 +589,10 @@ func (c *Config) Merge(o *Config) {
 		}
 		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
 		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
+		setString(&c.Server.KeyringFile, s.KeyringFile)
+		if s.Recover {
+			c.Server.Recover = true
+		}
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -791,6 +803,8 @@ func (c *Config) serverConfig() (*server.Config, error) {
 		sc.RaftSnapshotThreshold = c.Server.RaftSnapshotThreshold
 	}
 	sc.ServiceVIPRange = c.Server.ServiceVIPRange
+	sc.KeyringFile = c.Server.KeyringFile
+	sc.Recover = c.Server.Recover
 	durations := []struct {
 		name string
 		val  string

@@ -100,6 +100,16 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.guard(needOperatorRead, a.stateHash))
+	handle("GET /v1/operator/keyring/keys", a.rootKeyList) // http_variables.go
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/operator/keyring/rotate", a.rootKeyRotate)
+	}
+
+	handle("GET /v1/vars", a.variableList)
+	handle("GET /v1/var/{path...}", a.variableGet)
+	handle("PUT /v1/var/{path...}", a.variablePut)
+	handle("POST /v1/var/{path...}", a.variablePut)
+	handle("DELETE /v1/var/{path...}", a.variableDelete)
 
 	// ACLs (http_acl.go), Nomad's paths.
 	handle("GET /v1/acl/policies", a.aclPolicyList)
@@ -209,6 +219,9 @@ type errorBody struct {
 	Error string
 	// Problems lists every field that failed validation.
 	Problems []structs.FieldError `json:",omitempty"`
+	// A variable check-and-set conflict carries the variable's current
+	// metadata at the top level, as Nomad's 409 does.
+	*structs.VariableMetadata
 }
 
 // writeError writes err as JSON with its status and returns the status.
@@ -217,6 +230,10 @@ func writeError(w http.ResponseWriter, err error) int {
 	status := http.StatusInternalServerError
 	var verr *structs.ValidationError
 	var tooBig *http.MaxBytesError
+	var cas *casConflictError
+	if errors.As(err, &cas) {
+		body.VariableMetadata = cas.current
+	}
 	switch {
 	case errors.As(err, &verr):
 		body.Code, status, body.Problems = structs.CodeInvalid, http.StatusBadRequest, verr.Problems

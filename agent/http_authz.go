@@ -191,7 +191,7 @@ func isWrite(method string) bool {
 
 // namespacedPaths are the path prefixes of requests that act in one
 // namespace (the default one without ?namespace=).
-var namespacedPaths = []string{"/v1/job", "/v1/allocation", "/v1/evaluation", "/v1/deployment", "/v1/validate/job", "/v1/client/fs/"}
+var namespacedPaths = []string{"/v1/job", "/v1/var", "/v1/allocation", "/v1/evaluation", "/v1/deployment", "/v1/validate/job", "/v1/client/fs/"}
 
 // maxAuditNamespace bounds a namespace copied from a hostile query.
 const maxAuditNamespace = 128

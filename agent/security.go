@@ -43,7 +43,7 @@ func (c *Config) security(gossipEncrypted bool) Security {
 		tls = &TLSConfig{}
 	}
 	if !tls.RPC {
-		s.Warnings = append(s.Warnings, "RPC is plaintext: anyone who reaches the RPC port can call every endpoint and speak Raft to servers; set tls { rpc = true } with ca_file, cert_file and key_file")
+		s.Warnings = append(s.Warnings, "RPC is plaintext: anyone who reaches the RPC port can call every endpoint and speak Raft to servers (on a server: including fetching the key-encryption key of variables); set tls { rpc = true } with ca_file, cert_file and key_file")
 	}
 	if !gossipEncrypted {
 		s.Warnings = append(s.Warnings, "gossip is not encrypted: anyone who reaches the gossip port can join the pool and claim to be a server; set encrypt (drover operator gossip keyring generate)")

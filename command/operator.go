@@ -92,6 +92,7 @@ func newOperatorCommand(g *globals) *cobra.Command {
 	}
 	raftCmd.AddCommand(newRaftListPeersCommand(g), newRaftRemovePeerCommand(g))
 	cmd.AddCommand(raftCmd, newOperatorSchedulerCommand(g), newOperatorGossipCommand(g))
+	cmd.AddCommand(newOperatorRootCommand(g))
 	return cmd
 }
 

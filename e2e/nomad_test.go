@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -859,6 +860,48 @@ func TestNomad_ConformanceSuite(t *testing.T) {
 		}
 		if _, err := nc.Jobs().ParseHCLOpts(&nomad.JobsParseRequest{JobHCL: src, Variables: `x = 1`}); err == nil || !strings.Contains(err.Error(), "Variables") {
 			t.Fatalf("parse with variables: %v", err)
+		}
+	})
+
+	t.Run("Variables", func(t *testing.T) {
+		v, _, err := nc.Variables().CheckedCreate(&nomad.Variable{Path: "nomad/conformance", Items: nomad.VariableItems{"k": "v1"}}, nil)
+		if err != nil {
+			t.Fatalf("CheckedCreate: %v", err)
+		}
+		mine, _, err := a.api.Variables().Read("nomad/conformance", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "variable items", v.Items["k"], mine.Items["k"])
+		same(t, "variable modify index", v.ModifyIndex, mine.ModifyIndex)
+		same(t, "variable namespace", v.Namespace, mine.Namespace)
+		// A second CheckedCreate conflicts, and Nomad's client decodes
+		// the current variable from the 409.
+		_, _, err = nc.Variables().CheckedCreate(&nomad.Variable{Path: "nomad/conformance", Items: nomad.VariableItems{"k": "v2"}}, nil)
+		var conflict nomad.ErrCASConflict
+		if !errors.As(err, &conflict) || conflict.Conflict == nil || conflict.Conflict.ModifyIndex != v.ModifyIndex {
+			t.Fatalf("second CheckedCreate: %v (%+v)", err, conflict.Conflict)
+		}
+		v.Items = nomad.VariableItems{"k": "v3"}
+		if _, _, err := nc.Variables().CheckedUpdate(v, nil); err != nil {
+			t.Fatalf("CheckedUpdate: %v", err)
+		}
+		got, _, err := nc.Variables().Read("nomad/conformance", nil)
+		if err != nil || got.Items["k"] != "v3" {
+			t.Fatalf("Read: %+v %v", got, err)
+		}
+		list, _, err := nc.Variables().PrefixList("nomad/", nil)
+		if err != nil || len(list) != 1 || list[0].Path != "nomad/conformance" {
+			t.Fatalf("PrefixList: %+v %v", list, err)
+		}
+		if _, err := nc.Variables().CheckedDelete("nomad/conformance", v.ModifyIndex, nil); !errors.As(err, &conflict) {
+			t.Fatalf("CheckedDelete with a stale index: %v", err)
+		}
+		if _, err := nc.Variables().Delete("nomad/conformance", nil); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if v, _, err := nc.Variables().Peek("nomad/conformance", nil); err != nil || v != nil {
+			t.Fatalf("Peek after delete: %+v %v", v, err)
 		}
 	})
 

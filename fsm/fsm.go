@@ -184,6 +184,12 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applyQuotaUpsert(buf, index)
 	case structs.QuotaDeleteRequestType:
 		return f.applyQuotaDelete(buf, index)
+	case structs.VariableApplyRequestType:
+		return f.applyVariable(buf, index)
+	case structs.RootKeyUpsertRequestType:
+		return f.applyRootKeyUpsert(buf, index)
+	case structs.RootKeyDeleteRequestType:
+		return f.applyRootKeyDelete(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))

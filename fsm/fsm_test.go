@@ -207,6 +207,26 @@ func populate(h *harness) {
 	populateNamespaces(h)
 	populateQuotas(h)
 	populateServiceVIPs(h)
+	populateVariables(h)
+}
+
+// populateVariables writes two root keys (one rotated out) and sealed
+// variables; the FSM never sees plaintext, so the "ciphertext" here is
+// opaque bytes.
+func populateVariables(h *harness) {
+	h.mustApply(structs.RootKeyUpsertRequestType, &structs.RootKeyUpsertRequest{Keys: []*structs.RootKey{
+		{KeyID: "k1", State: structs.RootKeyActive, KEKID: "kek", Wrapped: []byte("wrapped-1"), CreateTime: 1}}})
+	h.mustApply(structs.RootKeyUpsertRequestType, &structs.RootKeyUpsertRequest{Keys: []*structs.RootKey{
+		{KeyID: "k1", State: structs.RootKeyInactive, KEKID: "kek", Wrapped: []byte("wrapped-1"), CreateTime: 1},
+		{KeyID: "k2", State: structs.RootKeyActive, KEKID: "kek", Wrapped: []byte("wrapped-2"), CreateTime: 2}}})
+	for i, path := range []string{"app/config", "app/db", "certs/shop"} {
+		resp := h.apply(structs.VariableApplyRequestType, &structs.VariableApplyRequest{Op: structs.VarOpSet, Var: &structs.VariableEncrypted{
+			VariableMetadata: structs.VariableMetadata{Namespace: "default", Path: path, CreateTime: int64(i), ModifyTime: int64(i)},
+			KeyID:            []string{"k1", "k2", "k2"}[i], Data: []byte("sealed-" + path)}})
+		if r, ok := resp.(*structs.VariableApplyResponse); !ok || r.Conflicted || r.Meta == nil {
+			h.t.Fatalf("apply variable %s: %#v", path, resp)
+		}
+	}
 }
 
 // populateDefaultNamespace fills every table but the namespaces (which
@@ -282,6 +302,14 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	tables[state.TableQuotas] = quotas
 	vips, _ := s.ServiceVIPs(nil)
 	tables[state.TableServiceVIPs] = vips
+	var vars []*structs.VariableEncrypted
+	_ = s.VariablesByPrefix(nil, structs.AllNamespaces, "", func(v *structs.VariableEncrypted) bool {
+		vars = append(vars, v)
+		return true
+	})
+	tables[state.TableVariables] = vars
+	keys, _ := s.RootKeys(nil)
+	tables[state.TableRootKeys] = keys
 	return tables
 }
 

@@ -41,6 +41,10 @@ const (
 	// Service VIP allocations, within snapshot version 4 (see
 	// snapshotVersion).
 	ServiceVIPSnapshot SnapshotType = 13
+	// Sealed variables and wrapped root keys, within snapshot version 4
+	// (a snapshot without them restores with none).
+	VariableSnapshot SnapshotType = 14
+	RootKeySnapshot  SnapshotType = 15
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -204,6 +208,9 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 			return err
 		}
 	}
+	if err := s.persistVariables(write); err != nil {
+		return err
+	}
 	return bw.Flush()
 }
 
@@ -329,6 +336,8 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 			return fmt.Errorf("restore service vip: %w", err)
 		}
 		return r.ServiceVIPRestore(v)
+	case VariableSnapshot, RootKeySnapshot:
+		return restoreVariableRecord(r, dec, t)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -25,6 +25,13 @@ type Config struct {
 	// server ID when NodeID is empty. It may be empty only when none of
 	// them is kept on disk: NodeID and the three Raft stores are given.
 	DataDir string
+	// Recover lets a server start whose raft.db is missing while Raft
+	// snapshots remain (see checkLostRaftLog).
+	Recover bool
+	// KeyringFile, when set, names a file holding a key-encryption key
+	// for variables (64 hex digits) besides those in DataDir/keyring;
+	// new root keys are wrapped with it. See server/keyring.
+	KeyringFile string
 
 	// RPCAddr is the address the RPC listener binds (Raft shares it
 	// unless RaftTransport is set). It may be nil only with a

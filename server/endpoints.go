@@ -19,6 +19,8 @@ func (s *Server) registerEndpoints() error {
 		"Namespace":  &Namespace{srv: s},
 		"Quota":      &Quota{srv: s},
 		"Service":    &Service{srv: s},
+		"Variable":   &Variable{srv: s},
+		"Keyring":    &Keyring{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -339,6 +339,9 @@ var clientEndpoints = map[string]bool{
 	"Service.List":      true,
 	"Service.Instances": true,
 	"Service.Proxy":     true,
+	// Templates read the variables of their allocation's namespace with
+	// the node's secret (never a token over a client certificate).
+	"Variable.Read": true,
 }
 
 // ClientEndpoint reports whether a client certificate may call method;
@@ -349,11 +352,12 @@ func ClientEndpoint(method string) bool { return clientEndpoints[method] }
 func (s *Server) registerClientEndpoints() error {
 	s.clientRPCServer = rpc.NewServer()
 	endpoints := map[string]interface{}{
-		"Node":    &clientNode{srv: s, node: &Node{srv: s}},
-		"Alloc":   &clientAlloc{srv: s, alloc: &Alloc{srv: s}},
-		"Status":  &clientStatus{srv: s, status: &Status{srv: s}},
-		"ACL":     &clientACL{srv: s, acl: &ACL{srv: s}},
-		"Service": &clientService{srv: s, svc: &Service{srv: s}},
+		"Node":     &clientNode{srv: s, node: &Node{srv: s}},
+		"Alloc":    &clientAlloc{srv: s, alloc: &Alloc{srv: s}},
+		"Status":   &clientStatus{srv: s, status: &Status{srv: s}},
+		"ACL":      &clientACL{srv: s, acl: &ACL{srv: s}},
+		"Service":  &clientService{srv: s, svc: &Service{srv: s}},
+		"Variable": &clientVariable{srv: s, v: &Variable{srv: s}},
 	}
 	for name, e := range endpoints {
 		if err := s.clientRPCServer.RegisterName(name, e); err != nil {
@@ -443,6 +447,23 @@ func (c *clientService) Proxy(args *structs.ServiceProxyRequest, reply *structs.
 		return err
 	}
 	return c.svc.Proxy(args, reply)
+}
+
+type clientVariable struct {
+	srv *Server
+	v   *Variable
+}
+
+// Read serves a template's read: a client certificate must come with
+// the node's ID and secret and an allocation of that node.
+func (c *clientVariable) Read(args *structs.VariableReadRequest, reply *structs.VariableReadResponse) error {
+	if err := c.srv.refuseForwarded("Variable.Read", args); err != nil {
+		return err
+	}
+	if args.NodeID == "" || args.SecretID == "" || args.AllocID == "" {
+		return structs.NewError(structs.CodePermission, "permission denied: a client reads variables for one of its allocations, with its node ID and secret")
+	}
+	return c.v.Read(args, reply)
 }
 
 type clientAlloc struct {

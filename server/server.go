@@ -24,6 +24,7 @@ import (
 	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/server/drainer"
 	"github.com/droverhq/drover/server/heartbeat"
+	"github.com/droverhq/drover/server/keyring"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
@@ -89,6 +90,10 @@ type Server struct {
 	// every earlier entry, and cleared when leadership is lost.
 	consistentReadReady atomic.Bool
 
+	// keyring is this server's variables key material (keyring_endpoint.go).
+	keyring      *keyring.Keyring
+	keyringState keyringState
+
 	shutdownLock sync.Mutex
 	shutdown     bool
 	shutdownCh   chan struct{}
@@ -123,6 +128,9 @@ func NewServer(config *Config) (*Server, error) {
 	s.blockedEvals = NewBlockedEvals(s.evalBroker)
 	s.planQueue = NewPlanQueue()
 	s.setupControllers()
+	if err := s.setupKeyring(); err != nil {
+		return nil, err
+	}
 	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
 
 	if err := s.registerEndpoints(); err != nil {
@@ -156,6 +164,7 @@ func NewServer(config *Config) (*Server, error) {
 		s.goFunc(w.run)
 	}
 	s.goFunc(s.monitorLeadership)
+	s.goFunc(s.keyringReplication)
 	if config.BootstrapExpect > 1 {
 		s.goFunc(s.bootstrapLoop)
 	}
@@ -253,6 +262,11 @@ func (s *Server) setupRaft() error {
 		s.raftTransport = s.netTransport
 	}
 
+	if err := s.recoverFromPeersFile(conf, logs, stable, snaps); err != nil {
+		closeStore()
+		return err
+	}
+
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		closeStore()
@@ -291,6 +305,9 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		return nil, nil, nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	if logs == nil || stable == nil {
+		if err := s.checkLostRaftLog(dir); err != nil {
+			return nil, nil, nil, err
+		}
 		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open raft store: %w", err)
@@ -327,6 +344,27 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		snaps = fileSnaps
 	}
 	return logs, stable, snaps, nil
+}
+
+// checkLostRaftLog refuses to start a server whose raft.db is gone while
+// its snapshots remain: Raft would silently start from the newest
+// snapshot, without the log entries after it and without its term and
+// vote, and could roll the cluster back. Config.Recover accepts that.
+func (s *Server) checkLostRaftLog(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil || !os.IsNotExist(err) {
+		return nil
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "meta.json"))
+	if len(snaps) == 0 {
+		return nil
+	}
+	if s.config.Recover {
+		s.logger.Warn("raft.db is missing but snapshots remain; starting from the newest snapshot as -recover asks: writes after it are lost on this server unless its peers still hold them",
+			"dir", dir, "snapshots", len(snaps))
+		return nil
+	}
+	return fmt.Errorf("server: %s has %d Raft snapshot(s) but no raft.db: the Raft log (with this server's term and vote) was lost; starting would roll this server back to its newest snapshot. Restore raft.db from a backup, or start with -recover to accept the roll-back (with healthy peers, the server then catches up from them)",
+		dir, len(snaps))
 }
 
 // LoadOrCreateServerID returns the server's Raft ID kept in the data

@@ -95,6 +95,12 @@ func (s *StateStore) DeleteNamespaces(index uint64, names []string) error {
 		if n := len(jobs); n > 0 {
 			return structs.NewError(structs.CodeConflict, namespaceHasJobs(name, jobs))
 		}
+		if v, err := txn.First(TableVariables, "id_prefix", name, ""); err != nil {
+			return fmt.Errorf("variables lookup: %w", err)
+		} else if v != nil {
+			return structs.NewError(structs.CodeConflict, fmt.Sprintf(
+				"namespace %q still holds variables (e.g. %s); purge them first: drover var list -namespace %s", name, v.(*structs.VariableEncrypted).Path, name))
+		}
 		if err := txn.Delete(TableNamespaces, raw); err != nil {
 			return fmt.Errorf("delete namespace %q: %w", name, err)
 		}

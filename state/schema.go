@@ -30,7 +30,8 @@ const (
 
 // Tables lists every table, in the order snapshots write them.
 var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf,
-	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas, TableServiceVIPs}
+	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas, TableServiceVIPs,
+	TableVariables, TableRootKeys}
 
 // IndexEntry records the Raft index at which a table last changed.
 type IndexEntry struct {
@@ -112,6 +113,8 @@ func schema() *memdb.DBSchema {
 		TableACLBootstrap: aclBootstrapSchema(),
 		TableNamespaces:   namespacesSchema(),
 		TableQuotas:       quotasSchema(),
+		TableVariables:    variablesSchema(),
+		TableRootKeys:     rootKeysSchema(),
 		// Derived from the allocations (quotas.go); not in snapshots.
 		tableNamespaceUsage: namespaceUsageSchema(),
 		// Derived from the allocations and nodes (services.go); not in

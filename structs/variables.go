@@ -107,7 +107,7 @@ type VariableApplyResponse struct {
 	// may then be nil: the variable does not exist).
 	Conflicted bool
 	// Meta is the variable's metadata after a write (nil after a delete).
-	Meta *VariableMetadata
+	Meta  *VariableMetadata
 	Index uint64
 }
 
@@ -263,7 +263,7 @@ type KEKRequest struct {
 // KEKResponse carries the key-encryption key, or nothing when the peer
 // lacks it too.
 type KEKResponse struct {
-	KEK []byte `json:"-"`
+	KEK []byte `json:"-" codec:"KEK"`
 	QueryMeta
 }
 
