@@ -569,6 +569,11 @@ func (a *Agent) Shutdown() {
 			a.audit.close()
 		}
 		if a.tempDataDir != "" {
+			// The tasks' secrets tmpfs mounts first, or they would
+			// stay mounted in a directory that is gone.
+			if err := client.ReleaseTaskDirs(a.tempDataDir); err != nil {
+				a.logger.Warn("release task directories", "error", err)
+			}
 			_ = os.RemoveAll(a.tempDataDir)
 		}
 	})

@@ -77,6 +77,13 @@ type Config struct {
 	// host's resolv.conf.
 	DNSServers []string
 
+	// SecretsOnDisk makes each task's secrets directory an ordinary
+	// 0700 directory instead of a tmpfs: for tests of the client with
+	// fake drivers, whose tasks outlive the test's temporary directory.
+	// A client agent leaves it false, so secrets never touch the disk;
+	// a task whose tmpfs cannot be mounted fails.
+	SecretsOnDisk bool
+
 	// RPC reaches the servers.
 	RPC RPCer
 

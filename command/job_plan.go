@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -70,7 +71,7 @@ Exit codes:
 			if err != nil {
 				return withCode(ExitPlanError, err)
 			}
-			job, err := jobspec.ParseAndValidate(path, src)
+			job, err := jobspec.ParseAndValidate(path, src, jobspec.SourceDir(filepath.Dir(path)))
 			if err != nil {
 				return withCode(ExitPlanError, err)
 			}
