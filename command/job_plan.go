@@ -191,6 +191,14 @@ func formatPlan(resp *api.JobPlanResponse, job *api.Job, o planOptions) string {
 		b.WriteString("\n")
 	}
 
+	if resp.Warnings != "" {
+		b.WriteString(r.paint(ansiYellow, "Job Warnings:") + "\n")
+		for _, w := range strings.Split(resp.Warnings, "\n") {
+			b.WriteString("- " + r.paint(ansiYellow, "warning: "+w) + "\n")
+		}
+		b.WriteString("\n")
+	}
+
 	b.WriteString("Scheduler dry-run:\n")
 	if len(resp.FailedTGAllocs) == 0 {
 		b.WriteString(r.paint(ansiGreen, "- All tasks successfully allocated.") + "\n")
