@@ -207,6 +207,7 @@ func populate(h *harness) {
 	populateNamespaces(h)
 	populateQuotas(h)
 	populateServiceVIPs(h)
+	populateClusterMeta(h)
 }
 
 // populateDefaultNamespace fills every table but the namespaces (which
@@ -282,6 +283,11 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	tables[state.TableQuotas] = quotas
 	vips, _ := s.ServiceVIPs(nil)
 	tables[state.TableServiceVIPs] = vips
+	var metas []*structs.ClusterMeta
+	if m, _ := s.ClusterMeta(); m != nil {
+		metas = append(metas, m)
+	}
+	tables[state.TableClusterMeta] = metas
 	return tables
 }
 
