@@ -22,6 +22,7 @@ var allowedImports = map[string][]string{
 	"tlsutil":           {},
 	"connlimit":         {},
 	"acl":               {},
+	"snapshot":          {"structs", "state", "fsm"},
 	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "acl"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
