@@ -23,7 +23,7 @@ var allowedImports = map[string][]string{
 	"connlimit":         {},
 	"acl":               {},
 	"snapshot":          {"structs", "state", "fsm"},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "acl"},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "acl", "snapshot"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},

@@ -3,6 +3,7 @@ package structs
 import (
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // ClusterMeta identifies a cluster. The first leader of a new cluster
@@ -97,10 +98,12 @@ type SnapshotSaveResponse struct {
 
 // SnapshotReadRequest reads the next chunk of a snapshot download.
 // Offset must be where the previous chunk ended: chunks are read in
-// order, once.
+// order, once. Abort drops the download instead (its reader went
+// away).
 type SnapshotReadRequest struct {
 	ID     string
 	Offset int64
+	Abort  bool
 	QueryOptions
 }
 
@@ -150,4 +153,22 @@ type SnapshotRestoreResult struct {
 	// Adopted is set when the cluster held no data and took on the
 	// snapshot's cluster ID.
 	Adopted bool
+}
+
+// SnapshotRPCTimeout bounds the snapshot calls that take a snapshot
+// (SnapshotSave) or check and restore one (the final
+// SnapshotRestore): longer than an ordinary call, as a big state takes
+// a while to encode or decode.
+const SnapshotRPCTimeout = 5 * time.Minute
+
+// RPCTimeout tells the RPC pool how long the call may take.
+func (r *SnapshotSaveRequest) RPCTimeout() time.Duration { return SnapshotRPCTimeout }
+
+// RPCTimeout tells the RPC pool how long the call may take: the final
+// chunk restores.
+func (r *SnapshotRestoreRequest) RPCTimeout() time.Duration {
+	if r.Final {
+		return SnapshotRPCTimeout
+	}
+	return 0
 }
