@@ -93,6 +93,10 @@ type Config struct {
 	Server     *ServerConfig     `hcl:"server,block"`
 	Client     *ClientConfig     `hcl:"client,block"`
 	Containerd *ContainerdConfig `hcl:"containerd,block"`
+
+	// Version is the Drover version (set by the command, not a file);
+	// snapshots record it.
+	Version string
 }
 
 // TLSConfig is the agent's tls block.
@@ -137,6 +141,11 @@ type Limits struct {
 	MaxTasksPerGroup int   `hcl:"max_tasks_per_group,optional"`
 	MaxTaskCPU       int64 `hcl:"max_task_cpu,optional"`
 	MaxTaskMemoryMB  int64 `hcl:"max_task_memory_mb,optional"`
+
+	// SnapshotMaxBytes bounds a snapshot archive PUT for a restore (as
+	// sent, and after decompression); a bigger one gets 413. Default
+	// 1 GiB.
+	SnapshotMaxBytes int64 `hcl:"snapshot_max_bytes,optional"`
 }
 
 // Ports are the agent's listening ports.
@@ -170,6 +179,9 @@ type ServerConfig struct {
 	// are allocated from (default "127.99.0.0/16"); every server should
 	// name the same one.
 	ServiceVIPRange string `hcl:"service_vip_range,optional"`
+
+	// Snapshot schedules snapshots on the leader (config_snapshot.go).
+	Snapshot *SnapshotConfig `hcl:"snapshot,block"`
 }
 
 // ClientConfig is the client part of the agent.
@@ -581,6 +593,9 @@ func (c *Config) Merge(o *Config) {
 		}
 		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
 		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
+		if s.Snapshot != nil {
+			c.Server.Snapshot = s.Snapshot
+		}
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -668,6 +683,9 @@ func (l *Limits) merge(o *Limits) {
 	}
 	if o.MaxTaskMemoryMB != 0 {
 		l.MaxTaskMemoryMB = o.MaxTaskMemoryMB
+	}
+	if o.SnapshotMaxBytes != 0 {
+		l.SnapshotMaxBytes = o.SnapshotMaxBytes
 	}
 }
 
@@ -835,6 +853,16 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.ACL != nil {
 		sc.ACLEnabled = c.ACL.Enabled
 	}
+	if c.Limits != nil && c.Limits.SnapshotMaxBytes < 0 {
+		return nil, fmt.Errorf("limits snapshot_max_bytes = %d: want a positive number of bytes (default %d)", c.Limits.SnapshotMaxBytes, int64(DefaultSnapshotMaxBytes))
+	}
+	sc.SnapshotMaxBytes = c.snapshotMaxBytes()
+	schedule, err := c.Server.Snapshot.schedule(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	sc.SnapshotSchedule = schedule
+	sc.Version = c.Version
 	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
 	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}
 	return sc, nil

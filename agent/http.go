@@ -100,6 +100,11 @@ func (a *Agent) routes() http.Handler {
 	handle("GET /v1/operator/raft/configuration", a.raftConfiguration)
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.guard(needOperatorRead, a.stateHash))
+	// Snapshots (http_snapshot.go): management tokens only.
+	mux.HandleFunc("GET /v1/operator/snapshot", a.snapshotSave)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/operator/snapshot", a.snapshotRestore)
+	}
 
 	// ACLs (http_acl.go), Nomad's paths.
 	handle("GET /v1/acl/policies", a.aclPolicyList)
