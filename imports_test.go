@@ -42,7 +42,7 @@ var allowedImports = map[string][]string{
 	"internal/poll":     {},
 	"internal/privctrd": {},
 	"internal/ociimage": {},
-	"command":           {"api", "jobspec", "agent", "bench", "tlsutil"},
+	"command":           {"api", "jobspec", "agent", "bench", "tlsutil", "snapshot"},
 	".":                 {"command", "driver/containerd"},
 
 	// The leader's controllers: each reads a state view and writes
