@@ -157,6 +157,12 @@ func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) (interfa
 		if final && offset+int64(n) == 0 {
 			return nil, badRequest("the request body is empty; send a snapshot archive (drover operator snapshot save writes one)")
 		}
+		if final {
+			// The body is read; the restore may take longer than the
+			// idle bound, and a passed read deadline cancels the
+			// request's context.
+			_ = rc.SetReadDeadline(time.Time{})
+		}
 		req := structs.SnapshotRestoreRequest{ID: id, Offset: offset, Data: buf[:n], Final: final, Force: force,
 			WriteRequest: structs.WriteRequest{AuthToken: token}}
 		var resp structs.SnapshotRestoreResponse
@@ -168,7 +174,6 @@ func (a *Agent) snapshotRestore(w http.ResponseWriter, r *http.Request) (interfa
 		}
 		id, offset = resp.ID, resp.Received
 		if final {
-			_ = rc.SetReadDeadline(time.Time{})
 			if resp.Result == nil {
 				return nil, fmt.Errorf("snapshot restore: the leader answered without a result")
 			}

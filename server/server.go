@@ -118,6 +118,7 @@ func NewServer(config *Config) (*Server, error) {
 		metrics:    newServerMetrics(),
 	}
 	s.registerSnapshotMetrics()
+	s.cleanSnapshotSpool()
 	if s.peers == nil {
 		s.connPool = newConnPool(config)
 		s.peers = s.connPool

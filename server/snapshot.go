@@ -100,6 +100,23 @@ func (s *Server) snapshotTempDir() (string, error) {
 	return dir, nil
 }
 
+// cleanSnapshotSpool removes what restores left in the data dir when
+// the server stopped in the middle of one; no restore runs yet.
+func (s *Server) cleanSnapshotSpool() {
+	if s.config.DataDir == "" {
+		return
+	}
+	dir := filepath.Join(s.config.DataDir, "snapshot-restore")
+	for _, pattern := range []string{"restore-upload-*.tmp", "restore-state-*.tmp"} {
+		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, m := range matches {
+			if err := os.Remove(m); err == nil {
+				s.logger.Info("removed a snapshot restore's leftover file", "file", m)
+			}
+		}
+	}
+}
+
 // restoreSnapshot checks the archive in f and, if it passes, restores
 // it into the cluster. It runs on the leader.
 func (s *Server) restoreSnapshot(f *os.File, force bool) (*structs.SnapshotRestoreResult, error) {

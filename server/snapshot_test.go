@@ -407,3 +407,43 @@ func metricValue(t *testing.T, s *Server, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// An abandoned save or upload is dropped after the idle time, its
+// temp file with it, and the next restore can start.
+func TestSnapshot_AbandonedTransfersExpire(t *testing.T) {
+	idle := snapshotTransferIdle
+	t.Cleanup(func() { snapshotTransferIdle = idle })
+	snapshotTransferIdle = 300 * time.Millisecond
+	dataDir := t.TempDir()
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.DataDir = dataDir })
+	s := c.servers[0]
+	waitClusterID(t, s)
+
+	var save structs.SnapshotSaveResponse
+	if err := s.RPC("Operator.SnapshotSave", &structs.SnapshotSaveRequest{}, &save); err != nil {
+		t.Fatal(err)
+	}
+	var up structs.SnapshotRestoreResponse
+	if err := s.RPC("Operator.SnapshotRestore", &structs.SnapshotRestoreRequest{Data: []byte("abandoned")}, &up); err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(dataDir, "snapshot-restore")
+	if entries, _ := os.ReadDir(spool); len(entries) != 1 {
+		t.Fatalf("%d files in %s during the upload, want 1", len(entries), spool)
+	}
+	dtestutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		s.snapshots.mu.Lock()
+		defer s.snapshots.mu.Unlock()
+		return s.snapshots.upload == nil && len(s.snapshots.saves) == 0, fmt.Errorf("transfers still registered")
+	})
+	dtestutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		entries, err := os.ReadDir(spool)
+		return err == nil && len(entries) == 0, fmt.Errorf("%d files left in %s (%v)", len(entries), spool, err)
+	})
+	err := s.RPC("Operator.SnapshotRead", &structs.SnapshotReadRequest{ID: save.ID}, &structs.SnapshotReadResponse{})
+	wantCoded(t, err, structs.CodeNotFound, "no snapshot save")
+	archive, _ := saveSnapshot(t, s, "")
+	if _, err := uploadSnapshot(s, "", archive, false, 1<<20); err != nil {
+		t.Fatalf("a restore after an abandoned upload: %v", err)
+	}
+}

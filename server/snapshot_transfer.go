@@ -40,13 +40,14 @@ const (
 	snapshotChunkSize = 1 << 20
 	// maxSnapshotChunk bounds a chunk of an upload.
 	maxSnapshotChunk = 4 << 20
-	// snapshotTransferIdle drops a transfer that got no chunk for this
-	// long.
-	snapshotTransferIdle = time.Minute
 	// maxSnapshotSaves bounds the saves in progress on one server; one
 	// upload at a time is allowed.
 	maxSnapshotSaves = 2
 )
+
+// snapshotTransferIdle drops a transfer that got no chunk for this
+// long (a variable for tests).
+var snapshotTransferIdle = time.Minute
 
 // snapshotTransfers holds a server's transfers. The zero value is ready.
 type snapshotTransfers struct {
@@ -280,6 +281,8 @@ func (t *snapshotTransfers) closeAll() {
 		t.endSave(st, errors.New("the server is shutting down"))
 	}
 	if upload != nil {
-		t.endUpload(upload)
+		// Not waited for: a restore in progress holds the upload until
+		// Raft, which shuts down after this, makes it return.
+		go t.endUpload(upload)
 	}
 }
