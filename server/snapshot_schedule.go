@@ -138,11 +138,12 @@ func (s *Server) scheduledSnapshots(stopCh <-chan struct{}) {
 			continue
 		}
 		lastFailure = time.Time{}
-		s.metrics.snapshotsWritten.Inc()
 		s.logger.Info("scheduled snapshot written", "file", filepath.Join(cfg.Path, name))
 		if err := pruneScheduled(cfg.Path, cfg.Retain); err != nil {
 			s.logger.Warn("failed to prune scheduled snapshots", "path", cfg.Path, "error", err)
 		}
+		// Counted once the directory is pruned to retain again.
+		s.metrics.snapshotsWritten.Inc()
 	}
 }
 

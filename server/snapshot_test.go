@@ -413,7 +413,7 @@ func metricValue(t *testing.T, s *Server, name string) float64 {
 func TestSnapshot_AbandonedTransfersExpire(t *testing.T) {
 	idle := snapshotTransferIdle
 	t.Cleanup(func() { snapshotTransferIdle = idle })
-	snapshotTransferIdle = 300 * time.Millisecond
+	snapshotTransferIdle = time.Second
 	dataDir := t.TempDir()
 	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.DataDir = dataDir })
 	s := c.servers[0]
