@@ -22,7 +22,8 @@ var allowedImports = map[string][]string{
 	"tlsutil":           {},
 	"connlimit":         {},
 	"acl":               {},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "acl"},
+	"snapshot":          {"structs", "state", "fsm"},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "acl", "snapshot"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},
@@ -42,7 +43,7 @@ var allowedImports = map[string][]string{
 	"internal/poll":     {},
 	"internal/privctrd": {},
 	"internal/ociimage": {},
-	"command":           {"api", "jobspec", "agent", "bench", "tlsutil"},
+	"command":           {"api", "jobspec", "agent", "bench", "tlsutil", "snapshot"},
 	".":                 {"command", "driver/containerd"},
 
 	// The leader's controllers: each reads a state view and writes

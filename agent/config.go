@@ -93,6 +93,10 @@ type Config struct {
 	Server     *ServerConfig     `hcl:"server,block"`
 	Client     *ClientConfig     `hcl:"client,block"`
 	Containerd *ContainerdConfig `hcl:"containerd,block"`
+
+	// Version is the Drover version (set by the command, not a file);
+	// snapshots record it.
+	Version string
 }
 
 // TLSConfig is the agent's tls block.
@@ -137,6 +141,11 @@ type Limits struct {
 	MaxTasksPerGroup int   `hcl:"max_tasks_per_group,optional"`
 	MaxTaskCPU       int64 `hcl:"max_task_cpu,optional"`
 	MaxTaskMemoryMB  int64 `hcl:"max_task_memory_mb,optional"`
+
+	// SnapshotMaxBytes bounds a snapshot archive PUT for a restore (as
+	// sent, and after decompression); a bigger one gets 413. Default
+	// 1 GiB.
+	SnapshotMaxBytes int64 `hcl:"snapshot_max_bytes,optional"`
 }
 
 // Ports are the agent's listening ports.
@@ -181,6 +190,9 @@ type ServerConfig struct {
 	// Recover starts a server whose raft.db is missing while snapshots
 	// remain (flag -recover; never from a file, it is a one-off).
 	Recover bool
+
+	// Snapshot schedules snapshots on the leader (config_snapshot.go).
+	Snapshot *SnapshotConfig `hcl:"snapshot,block"`
 }
 
 // ClientConfig is the client part of the agent.
@@ -597,6 +609,9 @@ func (c *Config) Merge(o *Config) {
 			c.Server.Recover = true
 		}
 		setInt(&c.Server.EventBufferSize, s.EventBufferSize)
+		if s.Snapshot != nil {
+			c.Server.Snapshot = s.Snapshot
+		}
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -684,6 +699,9 @@ func (l *Limits) merge(o *Limits) {
 	}
 	if o.MaxTaskMemoryMB != 0 {
 		l.MaxTaskMemoryMB = o.MaxTaskMemoryMB
+	}
+	if o.SnapshotMaxBytes != 0 {
+		l.SnapshotMaxBytes = o.SnapshotMaxBytes
 	}
 }
 
@@ -857,6 +875,16 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.ACL != nil {
 		sc.ACLEnabled = c.ACL.Enabled
 	}
+	if c.Limits != nil && c.Limits.SnapshotMaxBytes < 0 {
+		return nil, fmt.Errorf("limits snapshot_max_bytes = %d: want a positive number of bytes (default %d)", c.Limits.SnapshotMaxBytes, int64(DefaultSnapshotMaxBytes))
+	}
+	sc.SnapshotMaxBytes = c.snapshotMaxBytes()
+	schedule, err := c.Server.Snapshot.schedule(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	sc.SnapshotSchedule = schedule
+	sc.Version = c.Version
 	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
 	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}
 	return sc, nil

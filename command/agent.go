@@ -208,6 +208,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		}
 	}
 	cfg.Merge(over)
+	cfg.Version = Version
 	return cfg, cfg.Validate()
 }
 

@@ -28,6 +28,8 @@ type serverMetrics struct {
 	allocUpdates     prometheus.Counter
 	allocUpdateBatch prometheus.Counter
 	schedulerPanics  prometheus.Counter
+	snapshotsWritten prometheus.Counter
+	snapshotFailures prometheus.Counter
 }
 
 // quantiles are the summaries' objectives: median, p90, p99.
@@ -59,9 +61,12 @@ func newServerMetrics() *serverMetrics {
 		allocUpdates:     counter("alloc_client_updates_total", "Allocation updates from clients."),
 		allocUpdateBatch: counter("alloc_client_update_batches_total", "Client allocation update requests (each one Raft entry)."),
 		schedulerPanics:  counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
+		snapshotsWritten: counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
+		snapshotFailures: counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
 	}
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
-		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics)
+		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics,
+		m.snapshotsWritten, m.snapshotFailures)
 	return m
 }
 

@@ -46,6 +46,12 @@ type Server struct {
 	raftStore    *raftboltdb.BoltStore
 	raftLayer    *raftLayer
 	netTransport *raft.NetworkTransport
+	// raftSnaps is Raft's snapshot store, where a snapshot save finds
+	// the newest snapshot when there is nothing new to snapshot.
+	raftSnaps raft.SnapshotStore
+	// snapshots holds the snapshot transfers in progress and orders
+	// saves against restores (snapshot.go).
+	snapshots snapshotTransfers
 
 	rpcServer *rpc.Server
 	// clientRPCServer serves connections with a client certificate:
@@ -116,6 +122,8 @@ func NewServer(config *Config) (*Server, error) {
 		shutdownCh: make(chan struct{}),
 		metrics:    newServerMetrics(),
 	}
+	s.registerSnapshotMetrics()
+	s.cleanSnapshotSpool()
 	if s.peers == nil {
 		s.connPool = newConnPool(config)
 		s.peers = s.connPool
@@ -283,6 +291,7 @@ func (s *Server) setupRaft() error {
 		s.logger.Info("bootstrapped a new single-server cluster", "id", id)
 	}
 
+	s.raftSnaps = snaps
 	r, err := raft.NewRaft(conf, s.fsm, logs, stable, snaps, s.raftTransport)
 	if err != nil {
 		closeStore()
@@ -428,6 +437,7 @@ func (s *Server) Shutdown() error {
 
 	s.logger.Info("shutting down server")
 	s.revokeLeadership()
+	s.snapshots.closeAll()
 	var errs []error
 	if s.raft != nil {
 		if err := s.raft.Shutdown().Error(); err != nil {

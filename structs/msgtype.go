@@ -45,8 +45,12 @@ const (
 	VariableApplyRequestType                MessageType = 26
 	RootKeyUpsertRequestType                MessageType = 27
 	RootKeyDeleteRequestType                MessageType = 28
-	// 29 and 30 are reserved for the day-two operations work (cluster
-	// metadata for snapshots, garbage collection batches).
+	// ClusterMetaRequestType creates the cluster ID (snapshots). The
+	// leader writes it with IgnoreUnknownTypeFlag: an older server skips
+	// it.
+	ClusterMetaRequestType MessageType = 29
+	// 30 is reserved for the day-two operations work (garbage collection
+	// batches).
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -118,6 +122,8 @@ func (t MessageType) String() string {
 		return "RootKeyUpsert"
 	case RootKeyDeleteRequestType:
 		return "RootKeyDelete"
+	case ClusterMetaRequestType:
+		return "ClusterMeta"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
