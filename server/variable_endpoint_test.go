@@ -284,10 +284,11 @@ func TestCluster_KeyringReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	for _, s := range c.others(leader) {
 		s := s
 		testutil.WaitFor(t, 10*time.Second, func() (bool, error) { return s.keyring.HasKEK(kekID), nil })
-		r, err := readVar(s, "", "", "app/config", true)
-		if err != nil || r.Data == nil || r.Data.Items["greeting"] != "hello" {
-			t.Fatalf("stale read on %s: %+v %v", c.name(s), r, err)
-		}
+		// The follower may not have applied the write yet.
+		testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+			r, err := readVar(s, "", "", "app/config", true)
+			return err == nil && r.Data != nil && r.Data.Items["greeting"] == "hello", fmt.Errorf("stale read on %s: %+v %v", c.name(s), r, err)
+		})
 	}
 	_ = leader.Shutdown()
 	next := c.waitLeader(c.others(leader)...)
@@ -304,10 +305,11 @@ func TestCluster_KeyringReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 		return err == nil && v != nil && v.KeyID == rot.Key.KeyID, err
 	})
 	for _, s := range c.others(leader) {
-		r, err := readVar(s, "", "", "app/config", true)
-		if err != nil || r.Data.Items["greeting"] != "bye" {
-			t.Fatalf("read after rotation on %s: %+v %v", c.name(s), r, err)
-		}
+		s := s
+		testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+			r, err := readVar(s, "", "", "app/config", true)
+			return err == nil && r.Data != nil && r.Data.Items["greeting"] == "bye", fmt.Errorf("read after rotation on %s: %+v %v", c.name(s), r, err)
+		})
 	}
 }
 
