@@ -45,8 +45,9 @@ const (
 	VariableApplyRequestType                MessageType = 26
 	RootKeyUpsertRequestType                MessageType = 27
 	RootKeyDeleteRequestType                MessageType = 28
-	// 29 and 30 are reserved for the day-two operations work (cluster
-	// metadata for snapshots, garbage collection batches).
+	// 29 is reserved for the day-two operations work (cluster metadata
+	// for snapshots).
+	GCBatchRequestType MessageType = 30
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -118,6 +119,8 @@ func (t MessageType) String() string {
 		return "RootKeyUpsert"
 	case RootKeyDeleteRequestType:
 		return "RootKeyDelete"
+	case GCBatchRequestType:
+		return "GCBatch"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
