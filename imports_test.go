@@ -22,7 +22,7 @@ var allowedImports = map[string][]string{
 	"tlsutil":           {},
 	"connlimit":         {},
 	"acl":               {},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "acl"},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "server/gc", "acl"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},
@@ -50,6 +50,7 @@ var allowedImports = map[string][]string{
 	"server/deploymentwatcher": {"structs"},
 	"server/heartbeat":         {"structs"},
 	"server/keyring":           {"structs"},
+	"server/gc":                {"structs"},
 }
 
 // TestImportRules fails when a package imports an internal package the
