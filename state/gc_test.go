@@ -263,7 +263,7 @@ func TestGCBatch_NotCollectableIsLeftAlone(t *testing.T) {
 	// Everything of a running job, its purge, its current version, and
 	// a ready node.
 	res := f.gc(t, &structs.GCBatchRequest{
-		Jobs: []*structs.GCJobRequest{{JobID: job.ID, Purge: true, Evals: []string{pending.ID}, Allocs: allocs, Deployments: deps, Versions: []uint64{0}}},
+		Jobs:  []*structs.GCJobRequest{{JobID: job.ID, Purge: true, Evals: []string{pending.ID}, Allocs: allocs, Deployments: deps, Versions: []uint64{0}}},
 		Nodes: []string{f.node.ID},
 	})
 	if res.Deleted != (structs.GCCounts{}) {
