@@ -46,6 +46,7 @@ type Agent struct {
 	// leaveCh is closed when the agent was asked to leave the cluster
 	// (PUT /v1/agent/leave); the command then shuts it down.
 	leaveCh   chan struct{}
+	fatalCh   chan error
 	leaveOnce sync.Once
 	// shutdownCh stops the agent's own loops.
 	shutdownCh chan struct{}
@@ -114,7 +115,7 @@ func New(c *Config, logger hclog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{config: c, logger: logger, drivers: make(map[string]driver.Driver),
-		leaveCh: make(chan struct{}), shutdownCh: make(chan struct{})}
+		leaveCh: make(chan struct{}), fatalCh: make(chan error, 1), shutdownCh: make(chan struct{})}
 	if c.DataDir == "" {
 		if !c.Dev {
 			return nil, errors.New("a data dir is required: -data-dir PATH or data_dir in the config file")
@@ -435,6 +436,11 @@ func (a *Agent) joinLoop(addrs []string) {
 	wait := joinRetryMin
 	for {
 		n, err := a.gossip.Join(addrs)
+		var conflict *gossip.NameConflictError
+		if errors.As(err, &conflict) {
+			a.fail(conflict)
+			return
+		}
 		if n > 0 {
 			a.logger.Info("joined the cluster", "contacted", n, "of", len(addrs))
 			return
@@ -453,6 +459,20 @@ func (a *Agent) joinLoop(addrs []string) {
 
 // Members returns the gossip members this agent knows.
 func (a *Agent) Members() []gossip.Member { return a.gossip.Members() }
+
+// fail reports an error that stops the agent (FatalCh); the first one
+// wins.
+func (a *Agent) fail(err error) {
+	a.logger.Error("cannot run: " + err.Error())
+	select {
+	case a.fatalCh <- err:
+	default:
+	}
+}
+
+// FatalCh delivers an error that means the agent must stop, such as
+// another member of the pool using its node name.
+func (a *Agent) FatalCh() <-chan error { return a.fatalCh }
 
 // LeaveCh is closed when the agent was asked to leave the cluster.
 func (a *Agent) LeaveCh() <-chan struct{} { return a.leaveCh }
@@ -549,6 +569,11 @@ func (a *Agent) Shutdown() {
 			a.audit.close()
 		}
 		if a.tempDataDir != "" {
+			// The tasks' secrets tmpfs mounts first, or they would
+			// stay mounted in a directory that is gone.
+			if err := client.ReleaseTaskDirs(a.tempDataDir); err != nil {
+				a.logger.Warn("release task directories", "error", err)
+			}
 			_ = os.RemoveAll(a.tempDataDir)
 		}
 	})

@@ -48,6 +48,9 @@ func testClient(t *testing.T, s *server.Server, drv *fakedriver.Driver, dataDir 
 		CPUTotalMHz:   4000,
 		MemoryTotalMB: 4096,
 		Logger:        hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn}),
+
+		// Fake tasks outlive the test: no tmpfs to leave mounted.
+		SecretsOnDisk: true,
 	})
 	if err != nil {
 		t.Fatal(err)

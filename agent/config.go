@@ -93,6 +93,10 @@ type Config struct {
 	Server     *ServerConfig     `hcl:"server,block"`
 	Client     *ClientConfig     `hcl:"client,block"`
 	Containerd *ContainerdConfig `hcl:"containerd,block"`
+
+	// Version is the Drover version (set by the command, not a file);
+	// snapshots record it.
+	Version string
 }
 
 // TLSConfig is the agent's tls block.
@@ -137,6 +141,11 @@ type Limits struct {
 	MaxTasksPerGroup int   `hcl:"max_tasks_per_group,optional"`
 	MaxTaskCPU       int64 `hcl:"max_task_cpu,optional"`
 	MaxTaskMemoryMB  int64 `hcl:"max_task_memory_mb,optional"`
+
+	// SnapshotMaxBytes bounds a snapshot archive PUT for a restore (as
+	// sent, and after decompression); a bigger one gets 413. Default
+	// 1 GiB.
+	SnapshotMaxBytes int64 `hcl:"snapshot_max_bytes,optional"`
 }
 
 // Ports are the agent's listening ports.
@@ -186,6 +195,15 @@ type ServerConfig struct {
 	// the same file to share the KEK without replication, or to restore
 	// a snapshot taken by another cluster.
 	KeyringFile string `hcl:"keyring_file,optional"`
+	// EventBufferSize bounds the events a server keeps for
+	// /v1/event/stream (default 50,000).
+	EventBufferSize int `hcl:"event_buffer_size,optional"`
+	// Recover starts a server whose raft.db is missing while snapshots
+	// remain (flag -recover; never from a file, it is a one-off).
+	Recover bool
+
+	// Snapshot schedules snapshots on the leader (config_snapshot.go).
+	Snapshot *SnapshotConfig `hcl:"snapshot,block"`
 }
 
 // GCConfig is the server's garbage collection block, server { gc { } }:
@@ -686,6 +704,13 @@ func (c *Config) Merge(o *Config) {
 		c.Server.GC = c.Server.GC.merge(s.GC)
 		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
 		setString(&c.Server.KeyringFile, s.KeyringFile)
+		if s.Recover {
+			c.Server.Recover = true
+		}
+		setInt(&c.Server.EventBufferSize, s.EventBufferSize)
+		if s.Snapshot != nil {
+			c.Server.Snapshot = s.Snapshot
+		}
 	}
 	if cl := o.Client; cl != nil {
 		if cl.Enabled {
@@ -774,6 +799,9 @@ func (l *Limits) merge(o *Limits) {
 	if o.MaxTaskMemoryMB != 0 {
 		l.MaxTaskMemoryMB = o.MaxTaskMemoryMB
 	}
+	if o.SnapshotMaxBytes != 0 {
+		l.SnapshotMaxBytes = o.SnapshotMaxBytes
+	}
 }
 
 func setString(dst *string, v string) {
@@ -809,6 +837,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Enabled && c.Server.BootstrapExpect < 1 {
 		return fmt.Errorf("bootstrap_expect must be at least 1")
+	}
+	if n := c.Server.EventBufferSize; n < 0 || n > 10_000_000 {
+		return fmt.Errorf("server event_buffer_size = %d: must be between 1 and 10,000,000 (0 takes the default, 50,000)", n)
 	}
 	if c.Server.ServiceVIPRange != "" {
 		if _, err := structs.ParseServiceVIPRange(c.Server.ServiceVIPRange); err != nil {
@@ -906,6 +937,8 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	sc.GC = gc
 	sc.ServiceVIPRange = c.Server.ServiceVIPRange
 	sc.KeyringFile = c.Server.KeyringFile
+	sc.Recover = c.Server.Recover
+	sc.EventBufferSize = c.Server.EventBufferSize
 	durations := []struct {
 		name string
 		val  string
@@ -950,6 +983,16 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.ACL != nil {
 		sc.ACLEnabled = c.ACL.Enabled
 	}
+	if c.Limits != nil && c.Limits.SnapshotMaxBytes < 0 {
+		return nil, fmt.Errorf("limits snapshot_max_bytes = %d: want a positive number of bytes (default %d)", c.Limits.SnapshotMaxBytes, int64(DefaultSnapshotMaxBytes))
+	}
+	sc.SnapshotMaxBytes = c.snapshotMaxBytes()
+	schedule, err := c.Server.Snapshot.schedule(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	sc.SnapshotSchedule = schedule
+	sc.Version = c.Version
 	sc.RPCAddr = &net.TCPAddr{IP: net.ParseIP(c.BindAddr), Port: c.Ports.RPC}
 	sc.RPCAdvertise = &net.TCPAddr{IP: net.ParseIP(c.advertise()), Port: c.Ports.RPC}
 	return sc, nil

@@ -112,6 +112,11 @@ func (a *Agent) routes() http.Handler {
 	handle("PUT /v1/var/{path...}", a.variablePut)
 	handle("POST /v1/var/{path...}", a.variablePut)
 	handle("DELETE /v1/var/{path...}", a.variableDelete)
+	// Snapshots (http_snapshot.go): management tokens only.
+	mux.HandleFunc("GET /v1/operator/snapshot", a.snapshotSave)
+	for _, m := range []string{"PUT", "POST"} {
+		handle(m+" /v1/operator/snapshot", a.snapshotRestore)
+	}
 
 	// ACLs (http_acl.go), Nomad's paths.
 	handle("GET /v1/acl/policies", a.aclPolicyList)
@@ -146,6 +151,7 @@ func (a *Agent) routes() http.Handler {
 	}
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
+	mux.HandleFunc("GET /v1/event/stream", a.eventStream) // http_events.go
 	mux.Handle("GET /v1/metrics", a.guardHTTP(needAgentRead, a.metricsHandler()))
 	if a.config.EnableDebug {
 		// The profiler can stall the process (profile, trace) and

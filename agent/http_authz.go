@@ -25,6 +25,9 @@ import (
 //	PUT /v1/agent/leave, keyring install|use|remove  agent:write
 //	/debug/pprof/* (with enable_debug)            agent:write
 //	GET /v1/operator/state-hash                   operator:read (and the server checks it too)
+//	GET, PUT /v1/operator/snapshot                management (and the server checks it too): a
+//	                                              snapshot holds node secrets and every namespace,
+//	                                              a restore replaces the ACL tokens
 //	PUT /v1/validate/job                          read-job in the job's namespace
 //	GET /v1/client/fs/logs/{alloc}                read-logs in the allocation's namespace,
 //	                                              on the agent that serves the file too

@@ -67,6 +67,9 @@ func TestClientLogs_ReadLogsOnTheServingAgent(t *testing.T) {
 		CPUTotalMHz: 4000, MemoryTotalMB: 4096,
 		HTTPAddr: addr, NetworkIP: "127.0.0.1",
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn}),
+
+		// Fake tasks outlive the test: no tmpfs to leave mounted.
+		SecretsOnDisk: true,
 	})
 	if err != nil {
 		t.Fatal(err)

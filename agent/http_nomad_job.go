@@ -281,7 +281,6 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"Artifacts":       unsupported("artifacts are not supported"),
 		"Vault":           unsupported("Vault is not supported"),
 		"Consul":          unsupported("Consul is not supported"),
-		"Templates":       unsupported("templates are not supported in Nomad's job shape yet"),
 		"DispatchPayload": unsupported("dispatch payloads are not supported"),
 		"VolumeMounts":    unsupported("volume mounts are not supported"),
 		"CSIPluginConfig": unsupported("CSI plugins are not supported"),
@@ -341,6 +340,22 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"FailuresBeforeWarning":  unsupported("failures_before_warning is not supported; one result sets a check's status"),
 		"Body":                   unsupported("check request bodies are not supported"),
 		"OnUpdate":               unsupported(`on_update other than "require_healthy" is not supported`, `"require_healthy"`),
+	},
+	// Nomad's templates map onto Drover's (Go text/template with
+	// Drover's functions, rendered by the client); what consul-template
+	// offers besides is refused. Nomad's Canonicalize defaults (delimiters
+	// "{{" "}}", once false, no wait) ask for nothing Drover does
+	// differently.
+	typeOf[structs.Template](): {
+		"ChangeScript":  unsupported(`change scripts are not supported; use change_mode "restart", "signal" or "noop"`),
+		"Once":          unsupported(`rendering a template only once is not supported; use change_mode "noop" to leave the task alone on a change`),
+		"Uid":           unsupported("setting the owner of a rendered file is not supported; files are owned by root"),
+		"Gid":           unsupported("setting the group of a rendered file is not supported; files are owned by root"),
+		"LeftDelim":     unsupported(`template delimiters other than "{{" and "}}" are not supported`, `"{{"`),
+		"RightDelim":    unsupported(`template delimiters other than "{{" and "}}" are not supported`, `"}}"`),
+		"VaultGrace":    unsupported("Vault is not supported"),
+		"Wait":          unsupported("template wait (quiescence) is not supported; a change is rendered at once and acted on after the splay"),
+		"ErrMissingKey": unsupported("error_on_missing_key is not supported: a missing key is always an error"),
 	},
 	typeOf[structs.Resources](): {
 		"Cores":       unsupported("reserved cores are not supported; ask for CPU in MHz"),

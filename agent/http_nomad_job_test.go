@@ -385,3 +385,93 @@ func FuzzNomadJobDecode(f *testing.F) {
 		}
 	})
 }
+
+// nomadJobWithTemplates has a task with two of Nomad's templates: a
+// file served from local/ and an env file in secrets/, re-read on
+// SIGHUP.
+func nomadJobWithTemplates() *nomad.Job {
+	j := nomadServiceJob()
+	j.TaskGroups[0].Tasks[0].Templates = []*nomad.Template{
+		{EmbeddedTmpl: new(`{{ with var "app/config" }}{{ .greeting }}{{ end }}`), DestPath: new("local/index.html")},
+		{EmbeddedTmpl: new(`A={{ (var "app/config").a }}`), DestPath: new("secrets/app.env"), Envvars: new(true),
+			ChangeMode: new("signal"), ChangeSignal: new("SIGHUP"), Perms: new("0600"), Splay: new(2 * time.Second)},
+	}
+	return j
+}
+
+// TestNomadJobDecode_MapsTemplates: Nomad's templates become Drover's,
+// with Nomad's defaults for the fields Drover lacks accepted (as its
+// Canonicalize sets them), and the job validates once canonicalized.
+func TestNomadJobDecode_MapsTemplates(t *testing.T) {
+	canonical := nomadJobWithTemplates()
+	canonical.Canonicalize()
+	for _, tc := range []struct {
+		name string
+		job  *nomad.Job
+	}{{"constructors", nomadJobWithTemplates()}, {"canonicalized", canonical}} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := decodeNomadBody(t, nomad.JobRegisterRequest{Job: tc.job})
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			job := body.Job
+			job.Canonicalize()
+			if err := job.Validate(); err != nil {
+				t.Fatalf("decoded job does not validate: %v", err)
+			}
+			got := job.TaskGroups[0].Tasks[0].Templates
+			splay := time.Duration(0)
+			if tc.name == "canonicalized" {
+				splay = 5 * time.Second // Nomad's default
+			}
+			want := []*structs.Template{
+				{EmbeddedTmpl: `{{ with var "app/config" }}{{ .greeting }}{{ end }}`, DestPath: "local/index.html",
+					ChangeMode: "restart", Splay: splay, Perms: "0644", WaitMissing: 30 * time.Second},
+				{EmbeddedTmpl: `A={{ (var "app/config").a }}`, DestPath: "secrets/app.env", Envvars: true,
+					ChangeMode: "signal", ChangeSignal: "SIGHUP", Splay: 2 * time.Second, Perms: "0600", WaitMissing: 30 * time.Second},
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("templates: got %s, want %s", mustJSON(t, got), mustJSON(t, want))
+			}
+		})
+	}
+}
+
+// TestNomadJobDecode_RefusesTemplateFeatures: consul-template features
+// Drover's templates lack are refused with a 400 naming the field.
+func TestNomadJobDecode_RefusesTemplateFeatures(t *testing.T) {
+	cases := []struct {
+		name, field, msg string
+		mod              func(tm *nomad.Template)
+	}{
+		{"change script", "ChangeScript", "change scripts are not supported", func(tm *nomad.Template) {
+			tm.ChangeMode = new("script")
+			tm.ChangeScript = &nomad.ChangeScript{Command: new("/bin/reload")}
+		}},
+		{"delimiters", "LeftDelim", `delimiters other than "{{" and "}}"`, func(tm *nomad.Template) { tm.LeftDelim = new("[[") }},
+		{"owner", "Uid", "owner of a rendered file", func(tm *nomad.Template) { tm.Uid = new(1000) }},
+		{"wait", "Wait", "quiescence", func(tm *nomad.Template) { tm.Wait = &nomad.WaitConfig{Min: new(time.Second)} }},
+		{"once", "Once", "only once", func(tm *nomad.Template) { tm.Once = new(true) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := nomadJobWithTemplates()
+			tc.mod(j.TaskGroups[0].Tasks[0].Templates[0])
+			_, err := decodeNomadBody(t, nomad.JobRegisterRequest{Job: j})
+			var verr *structs.ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("want a validation error, got %v", err)
+			}
+			if status := writeError(httptest.NewRecorder(), err); status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", status)
+			}
+			path := "Job.TaskGroups[0].Tasks[0].Templates[0]." + tc.field
+			for _, p := range verr.Problems {
+				if p.Path == path && strings.Contains(p.Message, tc.msg) {
+					return
+				}
+			}
+			t.Fatalf("no problem %s: %q in %v", path, tc.msg, err)
+		})
+	}
+}

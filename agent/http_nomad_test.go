@@ -152,6 +152,9 @@ func TestNomadParse_RefusesBadRequests(t *testing.T) {
 		{"hcl1", `{"JobHCL":"job \"x\" {}","hclv1":true}`, "HCL1"},
 		{"variables", `{"JobHCL":"job \"x\" {}","Variables":"a = 1"}`, "variables are not supported"},
 		{"broken hcl", `{"JobHCL":"job \"x\" { bogus = 1 }"}`, "job.hcl:1"},
+		// The agent never reads a file a job names: a template's
+		// source is the CLI's to read.
+		{"template source", `{"JobHCL":"job \"x\" {\n group \"g\" {\n task \"t\" {\n template {\n source = \"/etc/hostname\"\n destination = \"local/x\"\n }\n }\n }\n }\n"}`, "Template source not read here"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

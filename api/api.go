@@ -256,7 +256,12 @@ type request struct {
 	path   string
 	params url.Values
 	body   interface{}
-	ctx    context.Context
+	// raw, when set, is sent as the body as it is, with rawType as its
+	// Content-Type and rawLength as its length (-1: unknown).
+	raw       io.Reader
+	rawType   string
+	rawLength int64
+	ctx       context.Context
 }
 
 func (c *Client) newRequest(method, path string, q *QueryOptions) *request {
@@ -308,11 +313,20 @@ func (c *Client) do(r *request) (*http.Response, error) {
 		}
 		body = bytes.NewReader(buf)
 	}
+	if r.raw != nil {
+		body = r.raw
+	}
 	req, err := http.NewRequestWithContext(r.ctx, r.method, u.String(), body)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	switch {
+	case r.raw != nil:
+		req.Header.Set("Content-Type", r.rawType)
+		if r.rawLength >= 0 {
+			req.ContentLength = r.rawLength
+		}
+	case body != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

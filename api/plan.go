@@ -68,6 +68,9 @@ type JobPlanResponse struct {
 	Diff *JobDiff
 	// CreatedEvals are follow-up evaluations the scheduler would create.
 	CreatedEvals []*Evaluation
+	// Warnings are problems that will likely stop the job from running
+	// (templates reading variables that do not exist), one per line.
+	Warnings string
 }
 
 // PlanAnnotations explain a plan per group.

@@ -7,6 +7,10 @@ import (
 	"strconv"
 )
 
+// MaxVariableSize bounds the keys and values of one variable (bytes):
+// the servers refuse more with a 400.
+const MaxVariableSize = 64 << 10
+
 // VariableMetadata is what a variable has besides its items.
 type VariableMetadata struct {
 	Namespace   string

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/client/checks"
+	"github.com/droverhq/drover/client/template"
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
@@ -127,6 +128,13 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*P
 			state:      &structs.TaskState{State: structs.TaskStatePending},
 			killCh:     make(chan struct{}),
 			doneCh:     make(chan struct{}),
+			changeCh:   make(chan struct{}, 1),
+		}
+		if ar.dir != "" {
+			tr.dirs = newTaskDirs(ar.dir, task.Name, !c.config.SecretsOnDisk)
+			if len(task.Templates) > 0 {
+				tr.newTemplates = ar.templatesOf(alloc, task, tr)
+			}
 		}
 		if pt := restored[task.Name]; pt != nil {
 			if pt.State != nil {
@@ -139,6 +147,24 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored map[string]*P
 	}
 	sort.Strings(ar.names)
 	return ar, nil
+}
+
+// templatesOf returns the constructor of a task's template manager:
+// variables and services are read as this node for the allocation, in
+// its namespace; events and changes go to the task's runner.
+func (ar *allocRunner) templatesOf(alloc *structs.Allocation, task *structs.Task, tr *taskRunner) func(*driver.TaskConfig) (*template.Manager, error) {
+	return func(cfg *driver.TaskConfig) (*template.Manager, error) {
+		return template.New(template.Config{
+			Templates: task.Templates,
+			Dirs:      tr.dirs.templateDirs(),
+			Env:       cfg.Env,
+			Node:      ar.client.Node(),
+			Source:    &templateSource{c: ar.client, allocID: alloc.ID, namespace: structs.NamespaceOrDefault(alloc.Namespace)},
+			OnEvent:   tr.templateEvent,
+			OnChange:  tr.noteChange,
+			Logger:    ar.client.logger.Named("template").With("alloc_id", alloc.ID, "task", task.Name),
+		})
+	}
 }
 
 // task returns the runner of the named task, or nil.
@@ -205,7 +231,8 @@ func (ar *allocRunner) taskConfig(alloc *structs.Allocation, tg *structs.TaskGro
 	if ar.dir != "" {
 		cfg.StdoutPath = ar.LogPath(task.Name, "stdout")
 		cfg.StderrPath = ar.LogPath(task.Name, "stderr")
-		cfg.AllocDir = filepath.Join(ar.dir, "alloc")
+		dirs := newTaskDirs(ar.dir, task.Name, false)
+		cfg.AllocDir, cfg.LocalDir, cfg.SecretsDir = dirs.alloc, dirs.local, dirs.secrets
 	}
 	logs := task.LogConfig.Effective()
 	cfg.LogMaxFiles, cfg.LogMaxFileSizeMB = logs.MaxFiles, logs.MaxFileSizeMB
@@ -388,6 +415,9 @@ func (ar *allocRunner) destroy() {
 	ar.stopChecks(true)
 	for _, tr := range ar.tasks {
 		_ = tr.drv.DestroyTask(context.Background(), tr.id, true)
+		// Also for a task that never finished here (its runner
+		// detached before a restart that forgot the allocation).
+		tr.releaseDirs()
 	}
 }
 

@@ -127,6 +127,13 @@ func New(config *Config) (*Client, error) {
 	c.sweepAllocDirs() // gc.go
 	node := c.node
 	c.proto.run(c.goFunc)
+	interval := config.DriverHealthInterval
+	if interval == 0 {
+		interval = DefaultDriverHealthInterval
+	}
+	if interval > 0 {
+		c.goFunc(func() { c.watchDriverHealth(interval) })
+	}
 	c.logger.Info("client started", "node_id", c.nodeID, "node_name", node.Name,
 		"cpu_mhz", node.NodeResources.Cpu.CpuShares, "memory_mb", node.NodeResources.Memory.MemoryMB)
 	return c, nil

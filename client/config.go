@@ -24,6 +24,11 @@ type RPCer interface {
 // State, no DataDir (no allocation directories, no log files), a fake
 // driver, and one JobCache for all.
 type Config struct {
+	// DriverHealthInterval is how often the drivers' health is checked
+	// again (0: DefaultDriverHealthInterval; negative: never, for
+	// simulated nodes).
+	DriverHealthInterval time.Duration
+
 	// DataDir holds the client's state database and allocation
 	// directories. Empty: the client keeps nothing on disk; State must
 	// be set, and tasks get no allocation directory or log files.
@@ -71,6 +76,13 @@ type Config struct {
 	// DNS server when that listens on port 53. Empty: tasks use the
 	// host's resolv.conf.
 	DNSServers []string
+
+	// SecretsOnDisk makes each task's secrets directory an ordinary
+	// 0700 directory instead of a tmpfs: for tests of the client with
+	// fake drivers, whose tasks outlive the test's temporary directory.
+	// A client agent leaves it false, so secrets never touch the disk;
+	// a task whose tmpfs cannot be mounted fails.
+	SecretsOnDisk bool
 
 	// RPC reaches the servers.
 	RPC RPCer

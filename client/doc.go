@@ -26,6 +26,14 @@
 // instead of starting new ones. Shutting a client down leaves its tasks
 // running.
 //
-// client imports structs and driver. It must not import server:
-// it reaches the servers only through the RPCer interface.
+// Each task gets its directories under the allocation's: local/ on
+// disk and secrets/, a tmpfs the client mounts (taskdir.go), beside the
+// group's shared alloc/. Its templates (client/template) are rendered
+// there before it starts, as this node (rpc_template.go), and a change
+// restarts or signals it (task_templates.go); the secrets tmpfs is
+// unmounted once the task is done for good.
+//
+// client imports structs, driver, client/checks and client/template. It
+// must not import server: it reaches the servers only through the RPCer
+// interface.
 package client

@@ -77,12 +77,17 @@ func (c *Client) fingerprint() (*structs.Node, error) {
 	return node, nil
 }
 
-// fingerprintDrivers asks every driver for its health.
+// fingerprintDrivers asks every driver for its health. A driver whose
+// health is what node already says keeps its UpdateTime: the time is
+// when the health last changed.
 func (c *Client) fingerprintDrivers(node *structs.Node) {
 	for name, d := range c.config.Drivers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		info := d.Fingerprint(ctx)
 		cancel()
+		if old := node.Drivers[name]; old != nil && sameDriverHealth(old, info) {
+			info.UpdateTime = old.UpdateTime
+		}
 		node.Drivers[name] = info
 		for k, v := range info.Attributes {
 			node.Attributes[k] = v

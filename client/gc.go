@@ -45,6 +45,15 @@ func (c *Client) sweepAllocDirs() int {
 			continue
 		}
 		dir := filepath.Join(c.allocRoot, e.Name())
+		// A task's secrets tmpfs may still be mounted (a crash before
+		// its runner released it): unmount it first, or RemoveAll would
+		// empty it and then fail on the mount point.
+		secrets, _ := filepath.Glob(filepath.Join(dir, "tasks", "*", "secrets"))
+		for _, dir := range secrets {
+			if err := (&taskDirs{secrets: dir}).release(); err != nil {
+				c.logger.Warn("cannot release the secrets directory of an allocation this client no longer has", "dir", dir, "error", err)
+			}
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			c.logger.Warn("cannot remove the directory of an allocation this client no longer has", "alloc_id", e.Name(), "error", err)
 			continue

@@ -36,6 +36,15 @@ func TestClient_SweepsDirectoriesOfAllocationsItDoesNotHold(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The orphan's task left its secrets tmpfs mounted (a crash before
+	// its runner released it).
+	orphanSecrets := newTaskDirs(filepath.Join(root, orphan), "t", true)
+	if err := orphanSecrets.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if mounted, _ := isTmpfsMount(orphanSecrets.secrets); !mounted {
+		t.Fatal("fixture: no tmpfs on the orphan's secrets directory")
+	}
 	// A file that is not an allocation's directory is none of its
 	// business.
 	stray := filepath.Join(root, "README")
@@ -46,7 +55,7 @@ func TestClient_SweepsDirectoriesOfAllocationsItDoesNotHold(t *testing.T) {
 	srv := newFakeServers()
 	srv.handle("Node.Register", func(int, interface{}, interface{}) error { return errUnreachable })
 	c, err := New(&Config{
-		DataDir: dataDir, Node: node, State: db,
+		DataDir: dataDir, Node: node, State: db, SecretsOnDisk: true,
 		Drivers: map[string]driver.Driver{"containerd": fakedriver.New()},
 		RPC:     srv,
 		Logger:  hclog.NewNullLogger(),
@@ -58,6 +67,9 @@ func TestClient_SweepsDirectoriesOfAllocationsItDoesNotHold(t *testing.T) {
 
 	if _, err := os.Stat(filepath.Join(root, orphan)); !os.IsNotExist(err) {
 		t.Fatalf("the orphaned directory is still there: %v", err)
+	}
+	if n := countMounts(t, orphanSecrets.secrets); n != 0 {
+		t.Fatalf("%d mounts left on the orphan's secrets directory", n)
 	}
 	if _, err := os.Stat(filepath.Join(root, held.ID, "alloc", "logs", "server.stdout.0")); err != nil {
 		t.Fatalf("the restored allocation's logs: %v", err)

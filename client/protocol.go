@@ -85,6 +85,47 @@ type protocol struct {
 	minRetry, maxRetry time.Duration
 	sleep              func(time.Duration) bool
 	randInt63n         func(int64) int64
+
+	// sleepIsTimer: sleep is sleepTimer (tests replace it).
+	sleepIsTimer bool
+	// changed is signalled when the node changed (a driver's health):
+	// the heartbeat loop registers it again at once.
+	changed chan struct{}
+}
+
+// nodeChanged asks for the node to be registered again soon.
+func (p *protocol) nodeChanged() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// sleepUnlessChanged waits d like sleep, but returns early with changed
+// set when the node changed; ok is false on shutdown. Tests that replace
+// sleep get their sleep, and see a change after it.
+func (p *protocol) sleepUnlessChanged(d time.Duration) (ok, changed bool) {
+	if p.sleepIsTimer {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-p.shutdownCh:
+			return false, false
+		case <-p.changed:
+			return true, true
+		case <-t.C:
+			return true, false
+		}
+	}
+	if !p.sleep(d) {
+		return false, false
+	}
+	select {
+	case <-p.changed:
+		return true, true
+	default:
+		return true, false
+	}
 }
 
 // counters are a client's protocol statistics; see Stats.
@@ -116,8 +157,9 @@ func newProtocol(cfg protocolConfig) *protocol {
 		registered: make(chan struct{}),
 		minRetry:   defaultMinRetry, maxRetry: defaultMaxRetry,
 		randInt63n: rand.Int63n,
+		changed:    make(chan struct{}, 1),
 	}
-	p.sleep = p.sleepTimer
+	p.sleep, p.sleepIsTimer = p.sleepTimer, true
 	p.updates = newUpdateQueue(cfg.coalesce, p.sendUpdates, p.backoff)
 	return p
 }
@@ -224,8 +266,19 @@ func (p *protocol) registerAndHeartbeat() {
 	wait := p.nextHeartbeat(ttl, true)
 	failures := 0
 	for {
-		if !p.sleep(wait) {
+		ok, changed := p.sleepUnlessChanged(wait)
+		if !ok {
 			return
+		}
+		if changed {
+			// A driver's health changed: register the node again (an
+			// update), so the servers place by its new health now.
+			if ttl = p.register(); ttl == 0 {
+				return
+			}
+			failures = 0
+			wait = p.nextHeartbeat(ttl, false)
+			continue
 		}
 		var resp structs.NodeUpdateResponse
 		err := p.rpc.RPC("Node.UpdateStatus", &structs.NodeUpdateStatusRequest{

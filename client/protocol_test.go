@@ -119,7 +119,7 @@ func testProtocol(rpc RPCer, allocs allocSet) (*protocol, *sleepRecorder, chan s
 		node:   func() *structs.Node { return &structs.Node{ID: "n1", SecretID: "s1"} },
 		nodeID: "n1", secretID: "s1", coalesce: time.Millisecond, shutdownCh: shutdown,
 	})
-	p.sleep = rec.sleep
+	p.sleep, p.sleepIsTimer = rec.sleep, false
 	p.randInt63n = rand.New(rand.NewSource(1)).Int63n
 	return p, rec, shutdown
 }

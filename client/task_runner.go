@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/client/template"
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
 )
@@ -27,6 +28,21 @@ type taskRunner struct {
 	log     runnerLog
 	// onChange is called (without locks held) after every state change.
 	onChange func()
+
+	// dirs are the task's directories; nil when the client keeps
+	// nothing on disk.
+	dirs *taskDirs
+	// newTemplates builds the task's template manager from its config
+	// (nil: the task has no templates, or no directories). templates is
+	// the manager, once the task first starts or is re-attached to; only
+	// the run goroutine touches it.
+	newTemplates func(cfg *driver.TaskConfig) (*template.Manager, error)
+	templates    *template.Manager
+	// changeMu guards change, the template change waiting to be acted
+	// on; changeCh is poked when one is added.
+	changeMu sync.Mutex
+	change   *template.Change
+	changeCh chan struct{}
 
 	// mu guards state and handle.
 	mu     sync.Mutex
@@ -97,6 +113,7 @@ func (tr *taskRunner) killed() bool {
 // run is the task's life: re-attach or start, wait, restart or finish.
 func (tr *taskRunner) run() {
 	defer close(tr.doneCh)
+	defer tr.stopTemplates()
 	ctx := context.Background()
 
 	tr.mu.Lock()
@@ -104,6 +121,9 @@ func (tr *taskRunner) run() {
 	dead := tr.state.State == structs.TaskStateDead
 	tr.mu.Unlock()
 	if dead {
+		// Finished before a client restart: what it left is removed
+		// (again: the restart may have come before the removal).
+		tr.releaseDirs()
 		return
 	}
 
@@ -114,6 +134,7 @@ func (tr *taskRunner) run() {
 				s.State = structs.TaskStateRunning
 				s.AddEvent(tr.event(structs.TaskEventReattached, fmt.Sprintf("re-attached to task (pid %d) after a client restart", restored.PID), nil))
 			})
+			tr.resume()
 			if tr.waitAndDecide(ctx) {
 				return
 			}
@@ -127,11 +148,17 @@ func (tr *taskRunner) run() {
 		}
 	}
 
+	if !tr.killed() && !tr.detached() && !tr.prestart(ctx) {
+		return
+	}
 	for !tr.killed() {
 		if tr.detached() {
 			return
 		}
-		handle, err := tr.drv.StartTask(ctx, tr.config())
+		// The files this start reads are current: a change noted
+		// before it needs no action.
+		tr.takeChange()
+		handle, err := tr.drv.StartTask(ctx, tr.startConfig())
 		if err != nil {
 			tr.log.Error("failed to start task", "error", err)
 			tr.setState(func(s *structs.TaskState) {
@@ -163,11 +190,14 @@ func (tr *taskRunner) run() {
 
 // waitAndDecide waits for the running task to exit (or be killed) and
 // applies the restart policy. It returns true when the task is finished
-// (or the runner detached).
+// (or the runner detached), false when it is to be started again.
 func (tr *taskRunner) waitAndDecide(ctx context.Context) bool {
-	result, done := tr.waitExit(ctx)
-	if done {
+	result, outcome := tr.waitExit(ctx)
+	switch outcome {
+	case waitDone:
 		return true
+	case waitRestart:
+		return false
 	}
 	if tr.killed() {
 		tr.destroy(ctx)
@@ -198,38 +228,37 @@ const (
 	waitRetryMax = 5 * time.Second
 )
 
+// How a wait for the task ended.
+type waitOutcome int
+
+const (
+	// waitExited: the task exited (the result says how).
+	waitExited waitOutcome = iota
+	// waitDone: the runner must return at once: the task was killed
+	// (and stopped) or the runner detached.
+	waitDone
+	// waitRestart: a template change stopped the task to start it
+	// again.
+	waitRestart
+)
+
 // waitExit waits until the task exits and returns how. Losing sight of
 // the task is not an exit: if the driver's wait fails (containerd
 // restarted, connection lost) it asks the driver whether the task still
 // runs and waits again, so a healthy container is never replaced because
-// the runtime blinked. done is true when the runner must return at once:
-// the task was killed (and stopped here) or the runner detached.
-func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, done bool) {
+// the runtime blinked. Template changes are acted on meanwhile.
+func (tr *taskRunner) waitExit(ctx context.Context) (*driver.ExitResult, waitOutcome) {
 	backoff := waitRetryMin
 	for {
 		waitCtx, cancel := context.WithCancel(ctx)
 		resultCh, err := tr.drv.WaitTask(waitCtx, tr.id)
 		if err == nil {
-			select {
-			case r, ok := <-resultCh:
-				cancel()
-				if ok && r.Err == nil {
-					return r, false
-				}
-				if ok {
-					err = r.Err
-				} else {
-					err = errors.New("wait ended without an exit status")
-				}
-			case <-tr.killCh:
-				cancel()
-				tr.stopTask(ctx)
-				tr.finish(false)
-				return nil, true
-			case <-tr.shutdownCh:
-				cancel()
-				// Detach: the task keeps running; the next client re-attaches.
-				return nil, true
+			var r *driver.ExitResult
+			var outcome waitOutcome
+			r, outcome, err = tr.waitOn(ctx, resultCh)
+			cancel()
+			if err == nil {
+				return r, outcome
 			}
 		} else {
 			cancel()
@@ -238,9 +267,9 @@ func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, 
 		st, ierr := tr.drv.InspectTask(ctx, tr.id)
 		switch {
 		case ierr == nil && st.State == driver.TaskStateExited:
-			return &driver.ExitResult{ExitCode: st.ExitCode}, false
+			return &driver.ExitResult{ExitCode: st.ExitCode}, waitExited
 		case errors.Is(ierr, driver.ErrTaskNotFound):
-			return &driver.ExitResult{Err: fmt.Errorf("the task disappeared from the driver: %v", err)}, false
+			return &driver.ExitResult{Err: fmt.Errorf("the task disappeared from the driver: %v", err)}, waitExited
 		}
 		tr.log.Warn("lost track of the task; checking again", "error", err, "inspect_error", ierr, "retry_in", backoff)
 		select {
@@ -248,12 +277,41 @@ func (tr *taskRunner) waitExit(ctx context.Context) (result *driver.ExitResult, 
 		case <-tr.killCh:
 			tr.stopTask(ctx)
 			tr.finish(false)
-			return nil, true
+			return nil, waitDone
 		case <-tr.shutdownCh:
-			return nil, true
+			return nil, waitDone
 		}
 		if backoff *= 2; backoff > waitRetryMax {
 			backoff = waitRetryMax
+		}
+	}
+}
+
+// waitOn waits for the driver's wait to answer, acting on template
+// changes meanwhile. err is set when the wait failed without an exit
+// status.
+func (tr *taskRunner) waitOn(ctx context.Context, resultCh <-chan *driver.ExitResult) (*driver.ExitResult, waitOutcome, error) {
+	for {
+		select {
+		case r, ok := <-resultCh:
+			switch {
+			case ok && r.Err == nil:
+				return r, waitExited, nil
+			case ok:
+				return nil, waitExited, r.Err
+			}
+			return nil, waitExited, errors.New("wait ended without an exit status")
+		case <-tr.killCh:
+			tr.stopTask(ctx)
+			tr.finish(false)
+			return nil, waitDone, nil
+		case <-tr.shutdownCh:
+			// Detach: the task keeps running; the next client re-attaches.
+			return nil, waitDone, nil
+		case <-tr.changeCh:
+			if tr.applyChange(ctx) {
+				return nil, waitRestart, nil
+			}
 		}
 	}
 }
@@ -315,11 +373,14 @@ func (tr *taskRunner) destroy(ctx context.Context) {
 	tr.mu.Unlock()
 }
 
-// finish marks the task dead.
+// finish marks the task dead; its templates stop and its secrets
+// directory goes (the task no longer runs).
 func (tr *taskRunner) finish(failed bool) {
 	tr.setState(func(s *structs.TaskState) {
 		s.State = structs.TaskStateDead
 		s.Failed = failed
 		s.FinishedAt = time.Now()
 	})
+	tr.stopTemplates()
+	tr.releaseDirs()
 }

@@ -37,6 +37,7 @@ type agentFlags struct {
 	logLevel          string
 	logJSON           bool
 	enableDebug       bool
+	recover           bool
 
 	region                  string
 	encrypt                 string
@@ -107,6 +108,7 @@ certificates from their files (a bad file keeps the ones in use).`,
 	fl.StringVar(&f.containerdNS, "containerd-namespace", "", "containerd namespace for tasks (default drover)")
 	fl.StringVar(&f.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (default info)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
+	fl.BoolVar(&f.recover, "recover", false, "start a server whose raft.db is missing although Raft snapshots remain, accepting the roll-back to the newest snapshot (it then catches up from its peers)")
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API (for profiling; do not expose)")
 	fl.StringVar(&f.region, "region", "", "region of the cluster, the <region> of server.<region>.drover in server certificates (default global)")
 	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (drover operator gossip keyring generate makes one)")
@@ -159,7 +161,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		LogJSON:       f.logJSON,
 		EnableDebug:   f.enableDebug,
 		Ports:         &agent.Ports{HTTP: f.httpPort, RPC: f.rpcPort, Gossip: f.gossipPort},
-		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect, RaftCompact: f.compactRaft},
+		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect, Recover: f.recover, RaftCompact: f.compactRaft},
 		Client:        &agent.ClientConfig{Enabled: f.client, Servers: f.servers, NodeClass: f.nodeClass},
 		Containerd:    &agent.ContainerdConfig{Address: f.containerdAddress, Namespace: f.containerdNS},
 		Region:        f.region,
@@ -208,6 +210,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		}
 	}
 	cfg.Merge(over)
+	cfg.Version = Version
 	return cfg, cfg.Validate()
 }
 
@@ -244,6 +247,7 @@ func runAgent(g *globals, cfg *agent.Config) error {
 	signal.Notify(hupCh, syscall.SIGHUP)
 	defer signal.Stop(hupCh)
 	var sig os.Signal
+	var fatal error
 wait:
 	for {
 		select {
@@ -261,6 +265,8 @@ wait:
 		case <-a.LeaveCh():
 			logger.Info("left the cluster, shutting down")
 			break wait
+		case fatal = <-a.FatalCh():
+			break wait
 		}
 	}
 	done := make(chan struct{})
@@ -273,6 +279,9 @@ wait:
 	case sig = <-sigCh:
 		logger.Warn("second signal, exiting without a clean shutdown", "signal", sig.String())
 		return withCode(ExitError, fmt.Errorf("interrupted during shutdown"))
+	}
+	if fatal != nil {
+		return withCode(ExitError, fatal)
 	}
 	return nil
 }

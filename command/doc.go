@@ -4,6 +4,7 @@
 // operators coming from Nomad type them.
 //
 // command imports api, jobspec, tlsutil (drover tls), bench (drover
-// bench) and agent (for the agent subcommand only). Nothing imports
+// bench), snapshot (to check and inspect snapshot files without an
+// agent) and agent (for the agent subcommand only). Nothing imports
 // command except main.
 package command

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ when there are any.`,
 			if err != nil {
 				return err
 			}
-			job, err := jobspec.ParseAndValidate(args[0], src)
+			job, err := jobspec.ParseAndValidate(args[0], src, jobspec.SourceDir(filepath.Dir(args[0])))
 			if err != nil {
 				return err
 			}
@@ -84,7 +85,7 @@ must exist (drover namespace apply NAME).`,
 			if err != nil {
 				return err
 			}
-			job, err := jobspec.ParseAndValidate(args[0], src)
+			job, err := jobspec.ParseAndValidate(args[0], src, jobspec.SourceDir(filepath.Dir(args[0])))
 			if err != nil {
 				return err
 			}
@@ -239,7 +240,7 @@ func namespaceName(c *api.Client) string {
 // else the default one. A file and a CLI namespace that differ are
 // refused, naming both, as the server would refuse them.
 func jobFileNamespace(c *api.Client, filename string, src []byte) (string, error) {
-	raw, err := jobspec.Parse(filename, src)
+	raw, err := jobspec.Parse(filename, src, jobspec.SourceDir(filepath.Dir(filename)))
 	if err != nil {
 		return "", err
 	}

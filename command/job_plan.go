@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -70,7 +71,7 @@ Exit codes:
 			if err != nil {
 				return withCode(ExitPlanError, err)
 			}
-			job, err := jobspec.ParseAndValidate(path, src)
+			job, err := jobspec.ParseAndValidate(path, src, jobspec.SourceDir(filepath.Dir(path)))
 			if err != nil {
 				return withCode(ExitPlanError, err)
 			}
@@ -187,6 +188,14 @@ func formatPlan(resp *api.JobPlanResponse, job *api.Job, o planOptions) string {
 			d = newJobDiff(job)
 		}
 		r.job(d)
+		b.WriteString("\n")
+	}
+
+	if resp.Warnings != "" {
+		b.WriteString(r.paint(ansiYellow, "Job Warnings:") + "\n")
+		for _, w := range strings.Split(resp.Warnings, "\n") {
+			b.WriteString("- " + r.paint(ansiYellow, "warning: "+w) + "\n")
+		}
 		b.WriteString("\n")
 	}
 

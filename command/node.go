@@ -3,6 +3,7 @@ package command
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,7 @@ func newNodeCommand(g *globals) *cobra.Command {
 }
 
 func newNodeStatusCommand(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, verbose bool
 	cmd := &cobra.Command{
 		Use:   "status [NODE]",
 		Short: "List nodes, or show one node with its allocations",
@@ -73,11 +74,39 @@ func newNodeStatusCommand(g *globals) *cobra.Command {
 				return printJSON(g.ui, map[string]interface{}{"Node": node, "Allocations": allocs})
 			}
 			printNodeStatus(g.ui, node, allocs)
+			if verbose {
+				printNodeDrivers(g.ui, node)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&verbose, "verbose", false, "also show each driver's health, why, and since when")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printNodeDrivers prints each driver's health and when it last changed.
+func printNodeDrivers(u *ui, n *api.Node) {
+	u.Printf("\nDrivers\n")
+	names := make([]string, 0, len(n.Drivers))
+	for name := range n.Drivers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	rows := [][]string{{"Driver", "Detected", "Healthy", "Since", "Description"}}
+	for _, name := range names {
+		d := n.Drivers[name]
+		since := "-"
+		if d.UpdateTime > 0 {
+			since = formatTime(time.Unix(0, d.UpdateTime))
+		}
+		desc := d.HealthDescription
+		if desc == "" {
+			desc = "-"
+		}
+		rows = append(rows, []string{name, fmt.Sprint(d.Detected), fmt.Sprint(d.Healthy), since, desc})
+	}
+	printTable(u, rows)
 }
 
 func printNodeStatus(u *ui, n *api.Node, allocs []*api.AllocationListStub) {

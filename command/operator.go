@@ -91,7 +91,7 @@ func newOperatorCommand(g *globals) *cobra.Command {
 		Short: "Inspect and change the Raft peer set",
 	}
 	raftCmd.AddCommand(newRaftListPeersCommand(g), newRaftRemovePeerCommand(g))
-	cmd.AddCommand(raftCmd, newOperatorSchedulerCommand(g), newOperatorGossipCommand(g))
+	cmd.AddCommand(raftCmd, newOperatorSchedulerCommand(g), newOperatorGossipCommand(g), newOperatorSnapshotCommand(g))
 	cmd.AddCommand(newOperatorRootCommand(g))
 	return cmd
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/structs"
 )
 
 func newVarCommand(g *globals) *cobra.Command {
@@ -73,6 +72,17 @@ func (c *casFlag) ptr() *uint64 {
 	return &n
 }
 
+// checkVarPath refuses a path the URL would change (empty, "." or ".."
+// segments): the servers check the rest and answer 400.
+func checkVarPath(path string) error {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("variable path %q is invalid: use segments of letters, digits, '_', '.', '~' and '-' separated by single '/'", path)
+		}
+	}
+	return nil
+}
+
 // parseItems reads k=v and k=@file arguments.
 func parseItems(args []string) (map[string]string, error) {
 	items := make(map[string]string, len(args))
@@ -85,7 +95,7 @@ func parseItems(args []string) (map[string]string, error) {
 			return nil, fmt.Errorf("item %q is given twice", k)
 		}
 		if file, ok := strings.CutPrefix(v, "@"); ok {
-			b, err := readBounded(file, structs.MaxVariableSize)
+			b, err := readBounded(file, api.MaxVariableSize)
 			if err != nil {
 				return nil, fmt.Errorf("item %q: %w", k, err)
 			}
@@ -122,7 +132,7 @@ func newVarPutCommand(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			if err := structs.ValidateVariablePath(path); err != nil {
+			if err := checkVarPath(path); err != nil {
 				return err
 			}
 			if len(args) < 2 {
@@ -130,9 +140,6 @@ func newVarPutCommand(g *globals) *cobra.Command {
 			}
 			items, err := parseItems(args[1:])
 			if err != nil {
-				return err
-			}
-			if err := structs.ValidateVariableItems(items); err != nil {
 				return err
 			}
 			c, err := g.client()
@@ -167,6 +174,9 @@ func newVarGetCommand(g *globals) *cobra.Command {
 		Short: "Read a variable, or one of its items",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkVarPath(args[0]); err != nil {
+				return err
+			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -267,7 +277,7 @@ func newVarPurgeCommand(g *globals) *cobra.Command {
 		Short: "Delete a variable",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := structs.ValidateVariablePath(args[0]); err != nil {
+			if err := checkVarPath(args[0]); err != nil {
 				return err
 			}
 			c, err := g.client()

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 
 	"github.com/droverhq/drover/structs"
@@ -45,8 +46,16 @@ type TaskConfig struct {
 	// Zero takes structs.DefaultLogConfig.
 	LogMaxFiles      int
 	LogMaxFileSizeMB int
-	// AllocDir, when set, is mounted read-write at /alloc in the task.
+	// AllocDir, when set, is mounted read-write at /alloc in the task:
+	// the directory the group's tasks share.
 	AllocDir string
+	// LocalDir and SecretsDir, when set, are the task's own directories,
+	// mounted read-write at /local and /secrets. The client makes
+	// SecretsDir a tmpfs, so what templates render there never reaches
+	// the node's disk. A driver mounts the three without setuid or
+	// device files (nosuid, nodev): the client writes into them.
+	LocalDir   string
+	SecretsDir string
 	// DNSServers, when set, are IPv4 addresses of nameservers the task
 	// asks before the host's (the client agent's DNS, for *.drover
 	// names). A driver that shares the host's resolv.conf gives the
@@ -124,6 +133,13 @@ type Driver interface {
 	// task exits (immediately, if it has already exited), then is
 	// closed. Cancelling ctx stops the wait without a result.
 	WaitTask(ctx context.Context, id string) (<-chan *ExitResult, error)
+
+	// SignalTask sends sig to the task's main process and returns; the
+	// task keeps running (a template change asking it to reload). It
+	// returns ErrTaskNotFound (wrapped) for a task the driver does not
+	// have, and an error for one that is not running. The task runner
+	// calls it from its own goroutine, like the other methods.
+	SignalTask(ctx context.Context, id string, sig syscall.Signal) error
 
 	// StopTask sends the task SIGTERM (or signal, if set), waits up to
 	// timeout for it to exit, then kills it with SIGKILL. It returns

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,11 +142,37 @@ func newAgent(t testing.TB, name, host, netns string, args []string) *agent {
 	a.cliEnv = []string{"DROVER_ADDR=" + a.url()}
 	t.Cleanup(func() {
 		a.stop(syscall.SIGTERM)
+		// Tasks outlive their agent: the secrets tmpfs it mounted for
+		// them stays, and would keep the data dir from being removed.
+		unmountUnder(t, a.dataDir)
 		if t.Failed() {
 			t.Logf("agent %s (%s) log:\n%s", name, host, tail(a.logPath, 60))
 		}
 	})
 	return a
+}
+
+// unmountUnder detaches every mount below dir (in this process's mount
+// namespace).
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Logf("read mountinfo: %v", err)
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	// Deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", p, err)
+		}
+	}
 }
 
 // useToken makes the harness's API client of a plain-HTTP agent send

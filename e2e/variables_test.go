@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -114,10 +115,60 @@ func TestVariables_EncryptedAtRestReplicatedAndCAS(t *testing.T) {
 	}
 	t.Logf("%d increments through 3 servers, %d CAS conflicts retried", writers*each, conflicts)
 
-	// No plaintext on any server's disk.
+	// A snapshot of the cluster: no plaintext in it, nor (now that a
+	// Raft snapshot was taken on the leader) on any server's disk.
+	snapFile := filepath.Join(t.TempDir(), "cluster.snap")
+	if r := s.cli("operator", "snapshot", "save", snapFile); r.code != 0 {
+		t.Fatalf("snapshot save: %s", r)
+	}
+	if b, err := os.ReadFile(snapFile); err != nil || bytes.Contains(b, []byte(secret)) || len(b) < 1024 {
+		t.Fatalf("snapshot file: %d bytes, holds the plaintext: %v (%v)", len(b), bytes.Contains(b, []byte(secret)), err)
+	}
 	for _, srv := range h.servers {
 		assertNoPlaintext(t, srv.dataDir, secret)
 	}
+	raftSnaps := 0
+	for _, srv := range h.servers {
+		m, _ := filepath.Glob(filepath.Join(srv.dataDir, "raft", "snapshots", "*", "state.bin"))
+		raftSnaps += len(m)
+	}
+	if raftSnaps == 0 {
+		t.Fatal("no Raft snapshot on any server: the scan did not cover one")
+	}
+
+	// Restored into a fresh cluster, which lacks the key-encryption key:
+	// reads fail naming the missing key; with the KEK file copied in,
+	// they succeed (no restart).
+	dst := startServers(t, 3, nil, nil)
+	dl := dst.waitLeader(nil)
+	var rr result
+	testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
+		rr = dl.cli("operator", "snapshot", "restore", snapFile)
+		return rr.code == 0, fmt.Errorf("restore: %s", rr)
+	})
+	var gr result
+	testutil.WaitFor(t, 20*time.Second, func() (bool, error) {
+		gr = dst.servers[0].cli("var", "get", "-item", "password", "app/config")
+		return gr.code != 0 && strings.Contains(gr.stderr, "key-encryption key"), fmt.Errorf("var get: %s", gr)
+	})
+	t.Logf("read without the KEK: %s", strings.TrimSpace(gr.stderr))
+	if !strings.Contains(gr.stderr, "which this server does not have") || !strings.Contains(gr.stderr, "copy") {
+		t.Fatalf("the refusal does not say what to do: %s", gr.stderr)
+	}
+	keks, _ := filepath.Glob(filepath.Join(s.dataDir, "keyring", "*.kek"))
+	kek, err := os.ReadFile(keks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range dst.servers {
+		if err := os.WriteFile(filepath.Join(srv.dataDir, "keyring", filepath.Base(keks[0])), kek, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 20*time.Second, func() (bool, error) {
+		gr = dst.servers[0].cli("var", "get", "-item", "password", "app/config")
+		return gr.code == 0 && strings.TrimSpace(gr.stdout) == secret, fmt.Errorf("var get with the KEK: %s", gr)
+	})
 }
 
 // assertNoPlaintext walks dir and fails on any file holding secret; it

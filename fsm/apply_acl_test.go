@@ -136,7 +136,7 @@ func TestFSM_RestoresVersion2Snapshot(t *testing.T) {
 	}
 
 	err = New(Config{}).Restore(io.NopCloser(bytes.NewReader(withVersion(1))))
-	if err == nil || !strings.Contains(err.Error(), "unsupported snapshot version 1 (this server reads 2 to 4)") {
+	if err == nil || !strings.Contains(err.Error(), "unsupported snapshot version 1 (this server reads 2 to 5)") {
 		t.Fatalf("version 1: %v", err)
 	}
 }

@@ -183,8 +183,8 @@ func TestFSM_GCBatchSnapshotRestore(t *testing.T) {
 	if idx, _ := f.State().AllocsGCIndex(); idx != gcIndex {
 		t.Fatalf("restored allocs_gc index %d, want %d", idx, gcIndex)
 	}
-	got, _ := f.State().RowCounts()
-	want, _ := h.fsm.State().RowCounts()
+	got, _ := f.State().AllRowCounts()
+	want, _ := h.fsm.State().AllRowCounts()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rows after restore %v, before %v", got, want)
 	}

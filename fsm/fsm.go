@@ -41,6 +41,9 @@ type Config struct {
 	Logger       hclog.Logger
 	EvalBroker   EvalBroker
 	BlockedEvals BlockedEvals
+	// EventBufferSize bounds the events kept for streams (default
+	// state.DefaultEventBufferSize).
+	EventBufferSize int
 }
 
 // FSM applies the Raft log to the state store.
@@ -55,6 +58,10 @@ type FSM struct {
 
 	// recoveredPanics counts entries refused because they panicked.
 	recoveredPanics atomic.Uint64
+
+	// events keeps the events of recent writes for /v1/event/stream; it
+	// outlives restores.
+	events *state.EventBuffer
 }
 
 // New returns an FSM over an empty state store.
@@ -70,13 +77,19 @@ func New(cfg Config) *FSM {
 	if blocked == nil {
 		blocked = nopBlocked{}
 	}
-	return &FSM{
+	f := &FSM{
 		logger:  logger.Named("fsm"),
 		broker:  broker,
 		blocked: blocked,
 		state:   state.NewStateStore(),
+		events:  state.NewEventBuffer(cfg.EventBufferSize),
 	}
+	f.state.SetEventSink(f.events)
+	return f
 }
+
+// Events returns the buffer of recent events.
+func (f *FSM) Events() *state.EventBuffer { return f.events }
 
 // State returns the current state store. Hold on to it only briefly: a
 // restore replaces it (and closes its AbandonCh).
@@ -190,6 +203,8 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applyRootKeyUpsert(buf, index)
 	case structs.RootKeyDeleteRequestType:
 		return f.applyRootKeyDelete(buf, index)
+	case structs.ClusterMetaRequestType:
+		return f.applyClusterMeta(buf, index)
 	case structs.GCBatchRequestType:
 		return f.applyGCBatch(buf, index)
 	}

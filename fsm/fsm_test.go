@@ -227,6 +227,7 @@ func populateVariables(h *harness) {
 			h.t.Fatalf("apply variable %s: %#v", path, resp)
 		}
 	}
+	populateClusterMeta(h)
 }
 
 // populateDefaultNamespace fills every table but the namespaces (which
@@ -310,6 +311,11 @@ func tableDump(t *testing.T, s *state.StateStore) map[string]interface{} {
 	tables[state.TableVariables] = vars
 	keys, _ := s.RootKeys(nil)
 	tables[state.TableRootKeys] = keys
+	var metas []*structs.ClusterMeta
+	if m, _ := s.ClusterMeta(); m != nil {
+		metas = append(metas, m)
+	}
+	tables[state.TableClusterMeta] = metas
 	return tables
 }
 

@@ -41,10 +41,12 @@ const (
 	// Service VIP allocations, within snapshot version 4 (see
 	// snapshotVersion).
 	ServiceVIPSnapshot SnapshotType = 13
-	// Sealed variables and wrapped root keys, within snapshot version 4
+	// The cluster's metadata (its ID), from snapshot version 5.
+	ClusterMetaSnapshot SnapshotType = 14
+	// Sealed variables and wrapped root keys, within snapshot version 5
 	// (a snapshot without them restores with none).
-	VariableSnapshot SnapshotType = 14
-	RootKeySnapshot  SnapshotType = 15
+	VariableSnapshot SnapshotType = 15
+	RootKeySnapshot  SnapshotType = 16
 )
 
 // snapshotHeader opens every snapshot; Version lets a future format
@@ -74,7 +76,16 @@ type snapshotHeader struct {
 // restore with no quotas. Service VIP allocations (ServiceVIPSnapshot
 // records) came the same way: a snapshot without them restores with
 // none, and each vip gets an address at its job's next register.
-const snapshotVersion = 4
+//
+// snapshotVersion 5 adds the cluster's metadata (a ClusterMetaSnapshot
+// record, when the cluster has an ID). Older snapshots restore without
+// one, and the next leader creates it. A version 5 snapshot of a
+// cluster that had no ID yet has no such record either.
+const snapshotVersion = 5
+
+// SnapshotVersion is the version of the snapshots this FSM writes; the
+// snapshot archive's metadata carries it.
+const SnapshotVersion = snapshotVersion
 
 // minSnapshotVersion is the oldest version Restore reads.
 const minSnapshotVersion = 2
@@ -102,6 +113,21 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) persist(w io.Writer) error {
+	return writeSnapshot(w, s.snap, nil)
+}
+
+// WriteSnapshot writes st in the FSM snapshot format, as Persist does,
+// with meta as the cluster's metadata instead of st's own when meta is
+// set. The server uses it to re-encode a snapshot it decoded before
+// handing it to raft.Restore.
+func WriteSnapshot(w io.Writer, st *state.StateStore, meta *structs.ClusterMeta) error {
+	return writeSnapshot(w, st.Snapshot(), meta)
+}
+
+// writeSnapshot writes the header, then one record per object, each a
+// SnapshotType byte followed by the msgpack object.
+func writeSnapshot(w io.Writer, snap *state.Snapshot, meta *structs.ClusterMeta) error {
+	s := &fsmSnapshot{snap: snap}
 	bw := bufio.NewWriterSize(w, 256*1024)
 	enc := codec.NewEncoder(bw, structs.MsgpackHandle)
 	latest, err := s.snap.LatestIndex()
@@ -208,6 +234,16 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 			return err
 		}
 	}
+	if meta == nil {
+		if meta, err = s.snap.ClusterMeta(); err != nil {
+			return err
+		}
+	}
+	if meta != nil {
+		if err := write(ClusterMetaSnapshot, meta); err != nil {
+			return err
+		}
+	}
 	if err := s.persistVariables(write); err != nil {
 		return err
 	}
@@ -225,37 +261,84 @@ func (s *fsmSnapshot) Release() {}
 // reports it (and refuses to start from it, or to install it) and the
 // current state is kept. A panic from decoding is recovered into that
 // error as a last resort; the fresh store it was filling is dropped.
-func (f *FSM) Restore(rc io.ReadCloser) (err error) {
+func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	fresh := state.NewStateStore()
-	defer func() {
-		if r := recover(); r != nil {
+	fresh, _, err := readSnapshot(rc)
+	if err != nil {
+		var p *restorePanic
+		if errors.As(err, &p) {
 			f.recoveredPanics.Add(1)
-			f.logger.Error("snapshot restore panicked; keeping the current state", "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("restore: the snapshot is corrupt (decoding it panicked: %v)", r)
+			f.logger.Error("snapshot restore panicked; keeping the current state", "panic", p.value, "stack", string(p.stack))
+			return err
 		}
-	}()
-	if err := restoreInto(fresh, rc); err != nil {
 		f.logger.Error("snapshot restore failed; keeping the current state", "error", err)
 		return err
 	}
+	// Events from before the snapshot cannot be told apart from events
+	// never seen: a stream resuming from before it gets 410 Gone.
+	restoredAt, _ := fresh.LatestIndex()
+	fresh.SetEventSink(f.events)
 	f.stateLock.Lock()
 	old := f.state
 	f.state = fresh
 	f.stateLock.Unlock()
+	f.events.Reset(restoredAt)
 	old.Abandon()
 	return nil
 }
 
-func restoreInto(st *state.StateStore, r io.Reader) error {
+// SnapshotInfo is what an FSM snapshot's header says.
+type SnapshotInfo struct {
+	// Version is the snapshot format version.
+	Version int
+	// LastIndex is the latest index of the state it holds.
+	LastIndex uint64
+}
+
+// ReadSnapshot decodes an FSM snapshot into a new state store, as
+// Restore would, without touching any FSM: snapshot inspection and the
+// checks before a restore decode into a throwaway store with it. A
+// snapshot that does not decode is an error, never a panic.
+func ReadSnapshot(r io.Reader) (*state.StateStore, SnapshotInfo, error) {
+	return readSnapshot(r)
+}
+
+// restorePanic is the error of a restore whose decoding panicked: a
+// corrupt snapshot that a check should have refused.
+type restorePanic struct {
+	value interface{}
+	stack []byte
+}
+
+func (p *restorePanic) Error() string {
+	return fmt.Sprintf("restore: the snapshot is corrupt (decoding it panicked: %v)", p.value)
+}
+
+func readSnapshot(r io.Reader) (st *state.StateStore, info SnapshotInfo, err error) {
+	st = state.NewStateStore()
+	defer func() {
+		if p := recover(); p != nil {
+			st = nil
+			err = &restorePanic{value: p, stack: debug.Stack()}
+		}
+	}()
+	info, err = restoreInto(st, r)
+	if err != nil {
+		return nil, info, err
+	}
+	return st, info, nil
+}
+
+func restoreInto(st *state.StateStore, r io.Reader) (SnapshotInfo, error) {
 	br := bufio.NewReaderSize(r, 256*1024)
 	dec := codec.NewDecoder(br, structs.MsgpackHandle)
 	var header snapshotHeader
 	if err := dec.Decode(&header); err != nil {
-		return fmt.Errorf("restore: read header: %w", err)
+		return SnapshotInfo{}, fmt.Errorf("restore: read header: %w", err)
 	}
+	info := SnapshotInfo{Version: header.Version, LastIndex: header.LastIndex}
 	if header.Version < minSnapshotVersion || header.Version > snapshotVersion {
-		return fmt.Errorf("restore: unsupported snapshot version %d (this server reads %d to %d)", header.Version, minSnapshotVersion, snapshotVersion)
+		return info, fmt.Errorf("restore: unsupported snapshot version %d (this server reads %d to %d)", header.Version, minSnapshotVersion, snapshotVersion)
 	}
 	restore := st.Restore()
 	defer restore.Abort()
@@ -265,16 +348,16 @@ func restoreInto(st *state.StateStore, r io.Reader) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return info, fmt.Errorf("restore: %w", err)
 		}
-		if err := restoreRecord(restore, dec, SnapshotType(b)); err != nil {
-			return err
+		if err := restoreRecord(restore, dec, SnapshotType(b), header.Version); err != nil {
+			return info, err
 		}
 	}
-	return restore.Commit()
+	return info, restore.Commit()
 }
 
-func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
+func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType, version int) error {
 	switch t {
 	case IndexSnapshot:
 		e := new(state.IndexEntry)
@@ -338,6 +421,11 @@ func restoreRecord(r *state.Restore, dec *codec.Decoder, t SnapshotType) error {
 		return r.ServiceVIPRestore(v)
 	case VariableSnapshot, RootKeySnapshot:
 		return restoreVariableRecord(r, dec, t)
+	case ClusterMetaSnapshot:
+		if version < 5 {
+			break
+		}
+		return restoreClusterMeta(r, dec)
 	}
 	return fmt.Errorf("restore: unknown snapshot record type %d; the snapshot was written by a newer Drover", t)
 }

@@ -116,6 +116,63 @@ type Pool struct {
 	// reports leaves and failures alike, so this is how they differ.
 	leaving     map[string]bool
 	subscribers []chan struct{}
+
+	// name is this agent's name (memberlist's own lock is held when it
+	// reports conflicts, so the pool keeps its own copy).
+	name string
+	// conflictMu guards conflicts and lastConflictLog.
+	conflictMu sync.Mutex
+	// conflicts counts the times another member claimed this agent's
+	// name from another address; conflictAddr is the latest such address.
+	conflicts       int
+	conflictAddr    string
+	lastConflictLog time.Time
+}
+
+// NameConflictError says another member of the pool uses this agent's
+// name.
+type NameConflictError struct {
+	Name, Addr string
+}
+
+func (e *NameConflictError) Error() string {
+	return fmt.Sprintf("node name %q is already used by %s; set -node-name", e.Name, e.Addr)
+}
+
+// conflictLogEvery rate-limits the log line of a name conflict.
+const conflictLogEvery = 5 * time.Second
+
+// conflicts is memberlist's conflict delegate: it is told when a member
+// claims a name that another address holds.
+type conflicts struct{ pool *Pool }
+
+func (c *conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	p := c.pool
+	p.conflictMu.Lock()
+	defer p.conflictMu.Unlock()
+	mine := existing.Name == p.name
+	if mine {
+		p.conflicts++
+		p.conflictAddr = other.Addr.String()
+	}
+	if time.Since(p.lastConflictLog) < conflictLogEvery {
+		return
+	}
+	p.lastConflictLog = time.Now()
+	if mine {
+		p.logger.Error((&NameConflictError{Name: p.name, Addr: other.Addr.String()}).Error())
+		return
+	}
+	p.logger.Error("two members claim one node name; the later one is ignored until it takes another name",
+		"name", existing.Name, "holder", existing.Addr.String(), "claimant", other.Addr.String())
+}
+
+// nameConflicts returns how many conflicts over this agent's name were
+// seen, and the latest claimant's address.
+func (p *Pool) nameConflicts() (int, string) {
+	p.conflictMu.Lock()
+	defer p.conflictMu.Unlock()
+	return p.conflicts, p.conflictAddr
 }
 
 // New joins nobody yet: it starts this agent's gossip listeners. Call
@@ -137,7 +194,7 @@ func New(cfg Config) (*Pool, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	p := &Pool{logger: logger.Named("gossip"), meta: base, members: make(map[string]*Member), leaving: make(map[string]bool),
+	p := &Pool{logger: logger.Named("gossip"), meta: base, members: make(map[string]*Member), leaving: make(map[string]bool), name: cfg.Name,
 		keyringFile: cfg.KeyringFile, keyringWait: cfg.KeyringWait}
 	if p.keyringWait <= 0 {
 		p.keyringWait = DefaultKeyringWait
@@ -155,6 +212,7 @@ func New(cfg Config) (*Pool, error) {
 	mc.AdvertisePort = cfg.BindPort
 	mc.Delegate = &delegate{pool: p}
 	mc.Events = &events{pool: p}
+	mc.Conflict = &conflicts{pool: p}
 	mc.Logger = log.New(&logAdapter{logger: p.logger}, "", 0)
 	// A restarted agent comes back under the same name at once instead
 	// of waiting for its old incarnation to be reaped.
@@ -181,9 +239,17 @@ func New(cfg Config) (*Pool, error) {
 }
 
 // Join contacts the given gossip addresses (host or host:port) and
-// returns how many answered.
+// returns how many answered. A member that answered with this agent's
+// name at another address makes it a *NameConflictError: the agent that
+// joins is the one that must take another name (the pool keeps the
+// member it had).
 func (p *Pool) Join(addrs []string) (int, error) {
-	return p.ml.Join(addrs)
+	before, _ := p.nameConflicts()
+	n, err := p.ml.Join(addrs)
+	if after, addr := p.nameConflicts(); after > before {
+		return n, &NameConflictError{Name: p.name, Addr: addr}
+	}
+	return n, err
 }
 
 // LocalName returns this agent's name in the pool.

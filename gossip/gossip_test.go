@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -97,4 +98,29 @@ func TestPool_FailureIsNotLeave(t *testing.T) {
 		}
 		return false, fmt.Errorf("b unknown")
 	})
+}
+
+// TestPool_SecondAgentWithOneNameIsRefused: an agent joining a pool in
+// which its name is held by another address gets a NameConflictError
+// naming that address; the pool keeps the first holder.
+func TestPool_SecondAgentWithOneNameIsRefused(t *testing.T) {
+	a := newPool(t, "vm", Meta{})
+	b := newPool(t, "vm", Meta{})
+	_, err := b.Join([]string{a.LocalAddr()})
+	var conflict *NameConflictError
+	if !errors.As(err, &conflict) {
+		t.Fatalf("join with a taken name: %v", err)
+	}
+	want := fmt.Sprintf("node name %q is already used by 127.0.0.1; set -node-name", "vm")
+	if err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	// A distinct name joins without complaint.
+	c := newPool(t, "vm-2", Meta{})
+	if _, err := c.Join([]string{a.LocalAddr()}); err != nil {
+		t.Fatalf("join with a free name: %v", err)
+	}
+	if n, _ := c.nameConflicts(); n != 0 {
+		t.Fatalf("a free name recorded %d conflicts", n)
+	}
 }

@@ -26,12 +26,15 @@ type converter struct {
 	// written as `distinct_hosts = true` is reported as
 	// constraint[0].distinct_hosts, not constraint[0].operator.
 	spelled map[string]string
+	// opts are the caller's options (SourceDir).
+	opts options
 }
 
-func newConverter(filename string, src []byte) *converter {
+func newConverter(filename string, src []byte, opts options) *converter {
 	return &converter{
 		filename: filename,
 		src:      src,
+		opts:     opts,
 		ranges:   make(map[string]hcl.Range),
 		spelled:  make(map[string]string),
 	}
@@ -153,6 +156,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"}, {Type: "env"}, {Type: "meta"}, {Type: "resources"},
 			{Type: "constraint"}, {Type: "affinity"}, {Type: "logs"}, {Type: "service"},
+			{Type: "template"},
 		},
 	}
 	configSchema = &hcl.BodySchema{
@@ -344,5 +348,6 @@ func (c *converter) task(b *hcl.Block, path string) *structs.Task {
 	// Tasks take no spread: it distributes a group's allocations.
 	c.placement(content.Blocks, path+".", &t.Constraints, &t.Affinities, nil)
 	t.Services = c.services(content.Blocks, path+".", t.Name)
+	t.Templates = c.templates(content.Blocks, path+".")
 	return t
 }

@@ -97,6 +97,14 @@ var hclFieldNames = map[string]string{
 	"CertName":         "cert",
 	"MaxFiles":         "max_files",
 	"MaxFileSizeMB":    "max_file_size",
+	"Templates":        "template",
+	"EmbeddedTmpl":     "data",
+	"SourcePath":       "source",
+	"DestPath":         "destination",
+	"Envvars":          "env",
+	"ChangeMode":       "change_mode",
+	"ChangeSignal":     "change_signal",
+	"WaitMissing":      "wait_missing",
 }
 
 // hclName renders a structs field path the way the job file spells it:
@@ -111,6 +119,8 @@ func hclName(job *structs.Job, path string) string {
 	// svc is the service last named.
 	var services []*structs.Service
 	var svc *structs.Service
+	// templates are those of the task last named in the path.
+	var templates []*structs.Template
 	prev := ""
 	for _, seg := range strings.Split(path, ".") {
 		field, idx := splitIndex(seg)
@@ -133,10 +143,21 @@ func hclName(job *structs.Job, path string) string {
 			if idx < len(tg.Tasks) {
 				t = tg.Tasks[idx]
 			}
+			templates = nil
 			if t != nil {
-				services = t.Services
+				services, templates = t.Services, t.Templates
 			}
 			blocks = append(blocks, labelled("task", t != nil, func() string { return t.Name }, idx))
+			continue
+		case field == "Templates" && idx >= 0 && len(attrs) == 0 && tg != nil:
+			// Template blocks have no label; their destination says
+			// which.
+			var tm *structs.Template
+			if idx < len(templates) {
+				tm = templates[idx]
+			}
+			ok := tm != nil && tm.DestPath != ""
+			blocks = append(blocks, labelled("template", ok, func() string { return tm.DestPath }, idx))
 			continue
 		case field == "Networks" && idx >= 0 && len(attrs) == 0 && tg != nil:
 			nw = nil

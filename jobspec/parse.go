@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/droverhq/drover/structs"
 	"github.com/hashicorp/hcl/v2"
@@ -20,23 +21,26 @@ var fileSchema = &hcl.BodySchema{
 // is 1 when absent, the operator of a constraint or affinity ("=")
 // and an affinity's weight (50), as in Nomad, and what a service block
 // leaves out (structs.ApplyServiceDefaults: a check's name, path,
-// interval and timeout; a task service's TaskName). On any problem it returns
-// a nil job and an *Error listing every problem found.
-func Parse(filename string, src []byte) (*structs.Job, error) {
-	job, _, err := parse(filename, src)
+// interval and timeout; a task service's TaskName) and a template's
+// splay (5s). A template block may name a source file only with the
+// SourceDir option. On any problem it returns a nil job and an *Error
+// listing every problem found.
+func Parse(filename string, src []byte, opts ...Option) (*structs.Job, error) {
+	job, _, err := parse(filename, src, opts)
 	if err != nil {
 		return nil, err
 	}
 	return job, nil
 }
 
-// ParseFile reads and parses the job file at path.
-func ParseFile(path string) (*structs.Job, error) {
+// ParseFile reads and parses the job file at path; template sources are
+// read from the file's directory (SourceDir).
+func ParseFile(path string, opts ...Option) (*structs.Job, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read job file: %w", err)
 	}
-	return Parse(path, src)
+	return Parse(path, src, append([]Option{SourceDir(filepath.Dir(path))}, opts...)...)
 }
 
 // ParseAndValidate parses src, fills in defaults with
@@ -45,8 +49,8 @@ func ParseFile(path string) (*structs.Job, error) {
 // Diagnostic at the attribute or block it came from (or, for a missing
 // attribute, at the enclosing block), with its structs field path in
 // Diagnostic.Path. On any problem it returns a nil job and an *Error.
-func ParseAndValidate(filename string, src []byte) (*structs.Job, error) {
-	job, c, err := parse(filename, src)
+func ParseAndValidate(filename string, src []byte, opts ...Option) (*structs.Job, error) {
+	job, c, err := parse(filename, src, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -68,14 +72,14 @@ func ParseAndValidate(filename string, src []byte) (*structs.Job, error) {
 
 // parse returns the job and the converter that built it, whose recorded
 // ranges locate validation problems.
-func parse(filename string, src []byte) (*structs.Job, *converter, error) {
+func parse(filename string, src []byte, opts []Option) (*structs.Job, *converter, error) {
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		// Decoding a body the parser had to recover from mostly yields
 		// follow-on noise; the syntax errors are what to fix first.
 		return nil, nil, newError(fromHCL(filename, diags))
 	}
-	c := newConverter(filename, src)
+	c := newConverter(filename, src, buildOptions(opts))
 	content := c.content(file.Body, fileSchema)
 	jobs := content.Blocks.OfType("job")
 	switch {

@@ -31,7 +31,7 @@ func (p *dryPlanner) ReblockEval(*structs.Evaluation) error { return nil }
 
 // benchCluster is a state store with n nodes of 14,000 MHz and 32 GB
 // spread round-robin over racks r0..r(racks-1) (meta.rack).
-func benchCluster(b *testing.B, n, racks int) *state.StateStore {
+func benchCluster(b testing.TB, n, racks int) *state.StateStore {
 	b.Helper()
 	st := state.NewStateStore()
 	for i := 0; i < n; i++ {

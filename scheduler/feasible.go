@@ -23,6 +23,10 @@ type StaticIterator struct {
 	nodes  []*structs.Node
 	offset int
 	seen   int
+	// only, when set, restricts passes to some of the nodes (an exact
+	// spread's value): positions into nodes, with their own offset, so
+	// that position-keyed caches stay valid.
+	only *nodeCursor
 	// last is the position of the node Next returned last.
 	last int
 	// generation changes with every SetNodes, so position-keyed caches
@@ -36,8 +40,32 @@ func NewStaticIterator(ctx *EvalContext, nodes []*structs.Node) *StaticIterator 
 	return &StaticIterator{ctx: ctx, nodes: nodes}
 }
 
+// nodeCursor is a subset of a StaticIterator's nodes, by position, and
+// where the next pass over them starts.
+type nodeCursor struct {
+	pos    []int
+	offset int
+}
+
+// Restrict limits the following passes to c's nodes (nil: all nodes).
+func (it *StaticIterator) Restrict(c *nodeCursor) {
+	it.only = c
+	it.seen = 0
+}
+
 // Next returns the next node of the pass, or nil.
 func (it *StaticIterator) Next() *structs.Node {
+	if c := it.only; c != nil {
+		if it.seen == len(c.pos) {
+			return nil
+		}
+		p := c.pos[c.offset]
+		c.offset = (c.offset + 1) % len(c.pos)
+		it.seen++
+		it.last = p
+		it.ctx.metrics.EvaluateNode()
+		return it.nodes[p]
+	}
 	if it.seen == len(it.nodes) {
 		return nil
 	}
@@ -57,6 +85,7 @@ func (it *StaticIterator) SetNodes(nodes []*structs.Node) {
 	it.nodes = nodes
 	it.offset = 0
 	it.seen = 0
+	it.only = nil
 	it.generation++
 }
 
@@ -91,6 +120,9 @@ func (c *DriverChecker) SetTaskGroup(tg *structs.TaskGroup) {
 func (c *DriverChecker) Feasible(node *structs.Node) (bool, string) {
 	for _, d := range c.drivers {
 		if !node.HasHealthyDriver(d) {
+			if info := node.Drivers[d]; info != nil && info.Detected {
+				return false, fmt.Sprintf("driver %q unhealthy", d)
+			}
 			return false, fmt.Sprintf("missing driver %q", d)
 		}
 	}

@@ -263,10 +263,22 @@ func TestServiceSched_ExhaustedCreatesBlockedEval(t *testing.T) {
 func TestServiceSched_MissingDriverFiltered(t *testing.T) {
 	h := NewHarness(t)
 	node := mock.Node()
-	node.Drivers["containerd"].Healthy = false
+	delete(node.Drivers, "containerd")
 	h.Process(register(t, h, mock.Job(), node))
 	m := h.LastEval().FailedTGAllocs["web"]
 	if m == nil || m.NodesFiltered != 1 || m.ConstraintFiltered[`missing driver "containerd"`] != 1 {
+		t.Fatalf("failure metrics %+v", m)
+	}
+}
+
+// A detected but unhealthy driver (containerd down) is named as such.
+func TestServiceSched_UnhealthyDriverFiltered(t *testing.T) {
+	h := NewHarness(t)
+	node := mock.Node()
+	node.Drivers["containerd"].Healthy = false
+	h.Process(register(t, h, mock.Job(), node))
+	m := h.LastEval().FailedTGAllocs["web"]
+	if m == nil || m.NodesFiltered != 1 || m.ConstraintFiltered[`driver "containerd" unhealthy`] != 1 {
 		t.Fatalf("failure metrics %+v", m)
 	}
 }

@@ -48,3 +48,32 @@ func TestDestructiveChange_Services(t *testing.T) {
 		}
 	}
 }
+
+// TestDestructiveChange_Templates: a task's allocations rendered its
+// templates when they started; any change of a template block replaces
+// them.
+func TestDestructiveChange_Templates(t *testing.T) {
+	base := func() *structs.TaskGroup {
+		return &structs.TaskGroup{Name: "web", Tasks: []*structs.Task{{
+			Name: "t", Driver: "containerd",
+			Templates: []*structs.Template{{EmbeddedTmpl: "a", DestPath: "local/a", ChangeMode: "restart"}},
+		}}}
+	}
+	for name, tc := range map[string]struct {
+		edit func(tg *structs.TaskGroup)
+		want bool
+	}{
+		"unchanged":   {func(tg *structs.TaskGroup) {}, false},
+		"text":        {func(tg *structs.TaskGroup) { tg.Tasks[0].Templates[0].EmbeddedTmpl = "b" }, true},
+		"destination": {func(tg *structs.TaskGroup) { tg.Tasks[0].Templates[0].DestPath = "local/b" }, true},
+		"change mode": {func(tg *structs.TaskGroup) { tg.Tasks[0].Templates[0].ChangeMode = "noop" }, true},
+		"splay":       {func(tg *structs.TaskGroup) { tg.Tasks[0].Templates[0].Splay = time.Second }, true},
+		"removed":     {func(tg *structs.TaskGroup) { tg.Tasks[0].Templates = nil }, true},
+	} {
+		next := base()
+		tc.edit(next)
+		if got := destructiveChange(base(), next); got != tc.want {
+			t.Errorf("%s: destructiveChange = %v, want %v", name, got, tc.want)
+		}
+	}
+}

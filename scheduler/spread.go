@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"sort"
 
 	"github.com/droverhq/drover/structs"
 )
@@ -25,6 +26,20 @@ type SpreadIterator struct {
 	tg      *structs.TaskGroup
 	spreads []*spreadState
 	weights float64
+
+	// exact is the spread the stack places exactly (the heaviest): each
+	// placement goes to the value with the largest deficit (see
+	// exactOrder); nil without spreads.
+	exact *spreadState
+	// values are exact's values among the candidate nodes, in the order
+	// of their first node in the shuffled list (the tie-break), with
+	// each value's node positions.
+	values  []string
+	cursors map[string]*nodeCursor
+	// exhausted are values on which a placement found no feasible node
+	// this evaluation: capacity only shrinks while it places, so they
+	// are not tried again.
+	exhausted map[string]bool
 }
 
 type spreadState struct {
@@ -77,7 +92,91 @@ func (it *SpreadIterator) SetTaskGroup(job *structs.Job, tg *structs.TaskGroup, 
 		}
 		it.spreads = append(it.spreads, st)
 		it.weights += float64(sp.Weight)
+		if it.exact == nil || sp.Weight > it.exact.spread.Weight {
+			it.exact = st
+		}
 	}
+	it.values, it.cursors, it.exhausted = nil, nil, nil
+	if it.exact == nil {
+		return
+	}
+	it.cursors = make(map[string]*nodeCursor)
+	it.exhausted = make(map[string]bool)
+	for pos, n := range nodes {
+		v, ok := resolveTarget(it.exact.spread.Attribute, n)
+		if !ok {
+			continue
+		}
+		c := it.cursors[v]
+		if c == nil {
+			c = &nodeCursor{}
+			it.cursors[v] = c
+			it.values = append(it.values, v)
+		}
+		c.pos = append(c.pos, pos)
+	}
+}
+
+// exactOrder returns the exact spread's values to try for the next
+// placement, best first: for an even spread, by fewest allocations; with
+// targets, by largest deficit against the value's share (values without
+// a target share what the targets leave, evenly). Values already at or
+// over their share, values that should get nothing and exhausted values
+// are left out; an empty order means the stack places as it would
+// without the spread's restriction.
+func (it *SpreadIterator) exactOrder() []string {
+	st := it.exact
+	if st == nil {
+		return nil
+	}
+	type cand struct {
+		v       string
+		deficit float64
+		rank    int
+	}
+	var implicitValues int
+	if !st.even && st.implicitShare {
+		for _, v := range it.values {
+			if _, targeted := st.desired[v]; !targeted {
+				implicitValues++
+			}
+		}
+	}
+	cands := make([]cand, 0, len(it.values))
+	for rank, v := range it.values {
+		if it.exhausted[v] {
+			continue
+		}
+		current := float64(st.counts[v])
+		var deficit float64
+		switch {
+		case st.even:
+			deficit = -current
+		default:
+			if d, targeted := st.desired[v]; targeted {
+				deficit = d - current
+			} else if st.implicitShare && implicitValues > 0 {
+				deficit = st.implicitDesired/float64(implicitValues) - current
+			} else {
+				continue
+			}
+			if deficit <= 0 {
+				continue
+			}
+		}
+		cands = append(cands, cand{v, deficit, rank})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].deficit != cands[j].deficit {
+			return cands[i].deficit > cands[j].deficit
+		}
+		return cands[i].rank < cands[j].rank
+	})
+	out := make([]string, len(cands))
+	for i, c := range cands {
+		out[i] = c.v
+	}
+	return out
 }
 
 // Next implements RankIterator.

@@ -132,10 +132,40 @@ func (s *GenericStack) Select(tg *structs.TaskGroup, opts *SelectOptions) *Ranke
 		penalty = opts.PenaltyNodes
 	}
 	s.penalty.SetPenaltyNodes(penalty)
+	if order := s.spread.exactOrder(); len(order) > 0 {
+		if best := s.selectExact(order, len(penalty) > 0); best != nil {
+			return best
+		}
+	}
 	s.maxScore.Reset()
 	best := s.maxScore.Next()
 	s.feasible.Flush()
 	return best
+}
+
+// selectExact places on the exact spread's values in order: the first
+// value with a feasible node wins, ranked among that value's nodes only.
+// A value without one is exhausted for the evaluation (unless penalty
+// nodes, which only this placement avoids, may be why). When no value
+// takes it, the metrics of the attempts are dropped and the caller
+// ranks every node as usual, so a failure explains itself as before.
+func (s *GenericStack) selectExact(order []string, penalized bool) *RankedNode {
+	saved := s.ctx.metrics.Copy()
+	defer s.source.Restrict(nil)
+	for _, v := range order {
+		s.source.Restrict(s.spread.cursors[v])
+		s.maxScore.Reset()
+		best := s.maxScore.Next()
+		s.feasible.Flush()
+		if best != nil {
+			return best
+		}
+		if !penalized {
+			s.spread.exhausted[v] = true
+		}
+	}
+	s.ctx.metrics = saved
+	return nil
 }
 
 // readyNodes returns the nodes that may take new allocations of a job:

@@ -59,6 +59,10 @@ import (
 //	Namespace.Get                                      any capability in it
 //	Namespace.Upsert, Namespace.Delete, ACL.* writes
 //	  and reads of policies/tokens                     management
+//	Operator.SnapshotSave, SnapshotRead,
+//	  SnapshotRestore                                  management (a snapshot holds node secrets
+//	                                                   and every namespace; a restore replaces
+//	                                                   the ACL tokens)
 //	ACL.GetTokenSelf, ACL.ResolveToken                 a valid token (ResolveToken: any secret)
 //	ACL.Bootstrap, Status.*                            nothing
 //	Node.Register, UpdateStatus, GetClientAllocs,

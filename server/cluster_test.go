@@ -123,6 +123,13 @@ type testCluster struct {
 // expire behind their back.
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n, nil)
+}
+
+// newTestClusterWith is newTestCluster with mutate applied to every
+// server's configuration.
+func newTestClusterWith(t *testing.T, n int, mutate func(*Config)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, net: &inmemNet{
 		servers:    make(map[string]*Server),
 		transports: make(map[string]*raft.InmemTransport),
@@ -173,6 +180,9 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		cfg.RPCHoldTimeout = 500 * time.Millisecond
 		cfg.MinHeartbeatTTL, cfg.HeartbeatGrace = time.Hour, time.Hour
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.Error})
+		if mutate != nil {
+			mutate(cfg)
+		}
 		s, err := NewServer(cfg)
 		if err != nil {
 			t.Fatalf("start %s: %v", m.id, err)

@@ -26,6 +26,13 @@ type Config struct {
 	// server ID when NodeID is empty. It may be empty only when none of
 	// them is kept on disk: NodeID and the three Raft stores are given.
 	DataDir string
+	// EventBufferSize bounds the events kept for /v1/event/stream
+	// (default state.DefaultEventBufferSize): a stream may resume from
+	// any index whose events are still kept.
+	EventBufferSize int
+	// Recover lets a server start whose raft.db is missing while Raft
+	// snapshots remain (see checkLostRaftLog).
+	Recover bool
 	// KeyringFile, when set, names a file holding a key-encryption key
 	// for variables (64 hex digits) besides those in DataDir/keyring;
 	// new root keys are wrapped with it. See server/keyring.
@@ -145,6 +152,16 @@ type Config struct {
 	// Every server of a cluster must agree on it.
 	ACLEnabled bool
 
+	// Version is the Drover version, written into snapshot archives.
+	Version string
+	// SnapshotMaxBytes bounds a snapshot archive uploaded for a restore,
+	// as sent and after decompression (the agent's
+	// limits.snapshot_max_bytes); 0 is DefaultSnapshotMaxBytes.
+	SnapshotMaxBytes int64
+	// SnapshotSchedule, when set, makes the leader write a snapshot
+	// archive every Interval (snapshot_schedule.go).
+	SnapshotSchedule *SnapshotSchedule
+
 	// Membership is the gossip pool; it is needed to bootstrap with
 	// BootstrapExpect > 1 and to add and remove servers. Nil for a
 	// single server without gossip.
@@ -233,6 +250,15 @@ func (c *Config) validate() error {
 	if c.TLS != nil && c.TLS.OwnRole() != tlsutil.RoleServer {
 		return fmt.Errorf("server: the TLS certificate is %s, not a server certificate (%s): other servers would refuse it; make one with drover tls cert create -server -region %s",
 			c.TLS.Describe(), c.TLS.RoleName(tlsutil.RoleServer), c.TLS.Region())
+	}
+	if c.SnapshotMaxBytes < 0 {
+		return fmt.Errorf("server: the snapshot size limit must not be negative")
+	}
+	if c.SnapshotMaxBytes == 0 {
+		c.SnapshotMaxBytes = DefaultSnapshotMaxBytes
+	}
+	if err := c.SnapshotSchedule.validate(c.DataDir); err != nil {
+		return err
 	}
 	if c.RPCHandshakeTimeout <= 0 {
 		c.RPCHandshakeTimeout = 5 * time.Second

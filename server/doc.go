@@ -28,6 +28,11 @@
 // multiplexes Raft on the RPC port and reaches other servers through a
 // connection pool.
 //
+// Operator snapshots (snapshot*.go): saves and restores move archives
+// (package snapshot) in chunks over ordinary RPCs to and from the
+// leader; scheduled snapshots are a leader loop; cluster_meta.go gives
+// a new cluster its ID.
+//
 // With mTLS (Config.TLS) the RPC port is TLS from its first byte and a
 // peer's certificate decides what it may do: a server certificate
 // speaks Raft and calls every endpoint, a client certificate only the
@@ -35,6 +40,7 @@
 //
 // server imports structs, state, fsm and scheduler, its controllers
 // (server/heartbeat, server/drainer, server/deploymentwatcher), and
-// rpcpool, gossip, connlimit and tlsutil for the wire. Nothing imports
+// rpcpool, gossip, connlimit and tlsutil for the wire, and snapshot
+// for the snapshot archive. Nothing imports
 // server except agent; the controllers never import it.
 package server

@@ -61,7 +61,8 @@ func (s *Server) establishLeadership() {
 	if err := s.heartbeats.Initialize(s.State()); err != nil {
 		s.logger.Error("failed to start heartbeat timers", "error", err)
 	}
-	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.deployments.Run, s.drainer.Run, s.gc.Run, s.keyringLeader} {
+	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.deployments.Run, s.drainer.Run,
+		s.gc.Run, s.ensureClusterID, s.scheduledSnapshots, s.keyringLeader} {
 		loop := loop
 		s.leaderWG.Add(1)
 		s.goFunc(func() {

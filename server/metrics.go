@@ -32,6 +32,8 @@ type serverMetrics struct {
 	allocUpdates     prometheus.Counter
 	allocUpdateBatch prometheus.Counter
 	schedulerPanics  prometheus.Counter
+	snapshotsWritten prometheus.Counter
+	snapshotFailures prometheus.Counter
 	// gcDeleted and gcSkipped count the garbage collector's rows by
 	// kind (written by this server as leader).
 	gcDeleted *prometheus.CounterVec
@@ -67,6 +69,8 @@ func newServerMetrics() *serverMetrics {
 		allocUpdates:     counter("alloc_client_updates_total", "Allocation updates from clients."),
 		allocUpdateBatch: counter("alloc_client_update_batches_total", "Client allocation update requests (each one Raft entry)."),
 		schedulerPanics:  counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
+		snapshotsWritten: counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
+		snapshotFailures: counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
 		gcDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_deleted_total",
 			Help: "Rows deleted by the garbage collector entries this server wrote as leader, by kind."}, []string{"kind"}),
 		gcSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_skipped_total",
@@ -74,7 +78,7 @@ func newServerMetrics() *serverMetrics {
 	}
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
 		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics,
-		m.gcDeleted, m.gcSkipped)
+		m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
 	return m
 }
 

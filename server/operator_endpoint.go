@@ -72,7 +72,7 @@ func (o *Operator) StateHash(args *structs.GenericRequest, reply *structs.StateH
 	if err != nil {
 		return err
 	}
-	rows, err := st.RowCounts()
+	rows, err := st.AllRowCounts()
 	if err != nil {
 		return err
 	}

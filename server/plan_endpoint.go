@@ -2,7 +2,10 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/droverhq/drover/acl"
 	"github.com/droverhq/drover/scheduler"
@@ -89,6 +92,7 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		reply.FailedTGAllocs = planner.eval.FailedTGAllocs
 	}
 	reply.CreatedEvals = planner.created
+	reply.Warnings = missingVariableWarnings(snap, job)
 	if reply.Diff != nil && reply.Annotations != nil {
 		for _, tg := range reply.Diff.TaskGroups {
 			if u := reply.Annotations.DesiredTGUpdates[tg.Name]; u != nil {
@@ -97,6 +101,36 @@ func (j *Job) Plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		}
 	}
 	return nil
+}
+
+// missingVariableWarnings names, one per line, the variables the job's
+// templates read (by a constant path) that do not exist in its
+// namespace: the task would wait wait_missing for them and fail.
+func missingVariableWarnings(st interface {
+	VariableByPath(memdb.WatchSet, string, string) (*structs.VariableEncrypted, error)
+}, job *structs.Job) string {
+	var lines []string
+	for _, tg := range job.TaskGroups {
+		for _, task := range tg.Tasks {
+			for _, tmpl := range task.Templates {
+				paths, err := tmpl.VariablePaths()
+				if err != nil {
+					continue
+				}
+				for _, p := range paths {
+					if v, err := st.VariableByPath(nil, job.Namespace, p); err == nil && v == nil {
+						wait := tmpl.WaitMissing
+						if wait <= 0 {
+							wait = structs.DefaultTemplateWaitMissing
+						}
+						lines = append(lines, fmt.Sprintf("group %q task %q: template %q reads variable %q, which does not exist in namespace %q; the task will wait %s for it, then fail",
+							tg.Name, task.Name, tmpl.DestPath, p, job.Namespace, wait))
+					}
+				}
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // desiredUpdateCounts renders annotations for a group diff.

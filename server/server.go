@@ -47,6 +47,12 @@ type Server struct {
 	raftStore    *raftboltdb.BoltStore
 	raftLayer    *raftLayer
 	netTransport *raft.NetworkTransport
+	// raftSnaps is Raft's snapshot store, where a snapshot save finds
+	// the newest snapshot when there is nothing new to snapshot.
+	raftSnaps raft.SnapshotStore
+	// snapshots holds the snapshot transfers in progress and orders
+	// saves against restores (snapshot.go).
+	snapshots snapshotTransfers
 
 	rpcServer *rpc.Server
 	// clientRPCServer serves connections with a client certificate:
@@ -118,6 +124,8 @@ func NewServer(config *Config) (*Server, error) {
 		shutdownCh: make(chan struct{}),
 		metrics:    newServerMetrics(),
 	}
+	s.registerSnapshotMetrics()
+	s.cleanSnapshotSpool()
 	if s.peers == nil {
 		s.connPool = newConnPool(config)
 		s.peers = s.connPool
@@ -133,7 +141,7 @@ func NewServer(config *Config) (*Server, error) {
 	if err := s.setupKeyring(); err != nil {
 		return nil, err
 	}
-	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals})
+	s.fsm = fsm.New(fsm.Config{Logger: config.Logger, EvalBroker: s.evalBroker, BlockedEvals: s.blockedEvals, EventBufferSize: config.EventBufferSize})
 
 	if err := s.registerEndpoints(); err != nil {
 		return nil, err
@@ -264,6 +272,11 @@ func (s *Server) setupRaft() error {
 		s.raftTransport = s.netTransport
 	}
 
+	if err := s.recoverFromPeersFile(conf, logs, stable, snaps); err != nil {
+		closeStore()
+		return err
+	}
+
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		closeStore()
@@ -280,6 +293,7 @@ func (s *Server) setupRaft() error {
 		s.logger.Info("bootstrapped a new single-server cluster", "id", id)
 	}
 
+	s.raftSnaps = snaps
 	r, err := raft.NewRaft(conf, s.fsm, logs, stable, snaps, s.raftTransport)
 	if err != nil {
 		closeStore()
@@ -302,6 +316,9 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		return nil, nil, nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	if logs == nil || stable == nil {
+		if err := s.checkLostRaftLog(dir); err != nil {
+			return nil, nil, nil, err
+		}
 		path := filepath.Join(dir, "raft.db")
 		if _, _, _, err := maybeCompactRaftDB(path, s.config.RaftCompact, s.logger); err != nil {
 			// The original is intact: start on it.
@@ -344,6 +361,27 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		snaps = fileSnaps
 	}
 	return logs, stable, snaps, nil
+}
+
+// checkLostRaftLog refuses to start a server whose raft.db is gone while
+// its snapshots remain: Raft would silently start from the newest
+// snapshot, without the log entries after it and without its term and
+// vote, and could roll the cluster back. Config.Recover accepts that.
+func (s *Server) checkLostRaftLog(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil || !os.IsNotExist(err) {
+		return nil
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "meta.json"))
+	if len(snaps) == 0 {
+		return nil
+	}
+	if s.config.Recover {
+		s.logger.Warn("raft.db is missing but snapshots remain; starting from the newest snapshot as -recover asks: writes after it are lost on this server unless its peers still hold them",
+			"dir", dir, "snapshots", len(snaps))
+		return nil
+	}
+	return fmt.Errorf("server: %s has %d Raft snapshot(s) but no raft.db: the Raft log (with this server's term and vote) was lost; starting would roll this server back to its newest snapshot. Restore raft.db from a backup, or start with -recover to accept the roll-back (with healthy peers, the server then catches up from them)",
+		dir, len(snaps))
 }
 
 // LoadOrCreateServerID returns the server's Raft ID kept in the data
@@ -407,6 +445,7 @@ func (s *Server) Shutdown() error {
 
 	s.logger.Info("shutting down server")
 	s.revokeLeadership()
+	s.snapshots.closeAll()
 	var errs []error
 	if s.raft != nil {
 		if err := s.raft.Shutdown().Error(); err != nil {
@@ -519,3 +558,20 @@ func (s *Server) raftResult(t structs.MessageType, a raftApplied) (interface{}, 
 	}
 	return resp, future.Index(), nil
 }
+
+// EventBatch is the events of one Raft index (see state.EventBatch).
+type EventBatch = state.EventBatch
+
+// ErrEventsGone is EventsSince's error for a resume index older than
+// the events kept.
+var ErrEventsGone = state.ErrEventsGone
+
+// EventsSince returns the batches of events after index that this
+// server's FSM derived from the writes it applied, and a channel closed
+// at the next batch (for /v1/event/stream).
+func (s *Server) EventsSince(index uint64) ([]EventBatch, <-chan struct{}, error) {
+	return s.fsm.Events().Since(index)
+}
+
+// EventsLastIndex is the index of the newest batch of events.
+func (s *Server) EventsLastIndex() uint64 { return s.fsm.Events().LastIndex() }

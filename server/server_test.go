@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
 
 	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
@@ -734,4 +738,43 @@ func TestPlanView_UncommittedPlansCountOnTheirNodes(t *testing.T) {
 	if err := view.canApply(upd); err != nil {
 		t.Fatalf("deployment created by an uncommitted plan: %v", err)
 	}
+}
+
+// TestServer_RefusesLostRaftLogWithSnapshots: a data dir whose raft.db
+// is gone while snapshots remain does not start (the server would roll
+// back silently) unless Recover is set.
+func TestServer_RefusesLostRaftLogWithSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	s := testServer(t, func(c *Config) { c.DataDir = dir; c.NumSchedulers = 0 })
+	registerNode(t, s, mock.Node())
+	if err := s.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "raft", "raft.db")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	cfg.RPCAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}
+	cfg.Logger = hclog.NewNullLogger()
+	_, err := NewServer(cfg)
+	if err == nil || !strings.Contains(err.Error(), "has 1 Raft snapshot(s) but no raft.db") || !strings.Contains(err.Error(), "-recover") {
+		t.Fatalf("start without raft.db: %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, "raft", "raft.db")); !os.IsNotExist(statErr) {
+		t.Fatal("the refused start created a new raft.db")
+	}
+	cfg.Recover = true
+	s2, err := NewServer(cfg)
+	if err != nil {
+		t.Fatalf("start with Recover: %v", err)
+	}
+	defer s2.Shutdown()
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		nodes, err := s2.State().Nodes(nil)
+		return err == nil && len(nodes) == 1, err
+	})
 }

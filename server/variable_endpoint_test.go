@@ -7,13 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/droverhq/drover/structs"
-	"github.com/droverhq/drover/testutil/mock"
 	"github.com/droverhq/drover/testutil"
+	"github.com/droverhq/drover/testutil/mock"
 )
 
 func putVar(s *Server, token, ns, path string, items map[string]string, cas *uint64) (*structs.VariableWriteResponse, error) {
@@ -307,5 +308,34 @@ func TestCluster_KeyringReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 		if err != nil || r.Data.Items["greeting"] != "bye" {
 			t.Fatalf("read after rotation on %s: %+v %v", c.name(s), r, err)
 		}
+	}
+}
+
+// TestJobPlan_WarnsAboutMissingVariables: a template reading a variable
+// that does not exist is a plan warning naming the path; once the
+// variable exists, no warning.
+func TestJobPlan_WarnsAboutMissingVariables(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	job := mock.Job()
+	job.TaskGroups[0].Tasks[0].Templates = []*structs.Template{{
+		EmbeddedTmpl: `{{ with var "app/config" }}{{ .greeting }}{{ end }}`,
+		DestPath:     "local/index.html", ChangeMode: structs.TemplateChangeRestart, Perms: "0644",
+	}}
+	plan := func() string {
+		t.Helper()
+		var resp structs.JobPlanResponse
+		if err := s.RPC("Job.Plan", &structs.JobPlanRequest{Job: job}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Warnings
+	}
+	if w := plan(); !strings.Contains(w, `reads variable "app/config", which does not exist in namespace "default"`) {
+		t.Fatalf("warnings: %q", w)
+	}
+	if _, err := putVar(s, "", "", "app/config", map[string]string{"greeting": "hi"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w := plan(); w != "" {
+		t.Fatalf("warnings with the variable present: %q", w)
 	}
 }

@@ -65,7 +65,7 @@ func (e *ACLBootstrappedError) Error() string {
 // UpsertACLPolicies creates or replaces policies, keeping each existing
 // policy's CreateIndex.
 func (s *StateStore) UpsertACLPolicies(index uint64, policies []*structs.ACLPolicy) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, p := range policies {
 		raw, err := txn.First(TableACLPolicies, "id", p.Name)
@@ -84,14 +84,14 @@ func (s *StateStore) UpsertACLPolicies(index uint64, policies []*structs.ACLPoli
 	if err := setIndex(txn, index, TableACLPolicies); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
 // DeleteACLPolicies deletes policies by name; all or nothing: an unknown
 // name fails the whole delete with ErrNotFound.
 func (s *StateStore) DeleteACLPolicies(index uint64, names []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, name := range names {
 		raw, err := txn.First(TableACLPolicies, "id", name)
@@ -108,7 +108,7 @@ func (s *StateStore) DeleteACLPolicies(index uint64, names []string) error {
 	if err := setIndex(txn, index, TableACLPolicies); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -131,12 +131,12 @@ func (s *StateStore) ACLPolicies(ws memdb.WatchSet) ([]*structs.ACLPolicy, error
 // index is unique, and a hash collision between random secrets means
 // something wrote a duplicate on purpose.
 func (s *StateStore) UpsertACLTokens(index uint64, tokens []*structs.ACLToken) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := upsertACLTokensTxn(txn, index, tokens); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -168,7 +168,7 @@ func upsertACLTokensTxn(txn *memdb.Txn, index uint64, tokens []*structs.ACLToken
 // DeleteACLTokens deletes tokens by accessor ID; all or nothing, like
 // DeleteACLPolicies.
 func (s *StateStore) DeleteACLTokens(index uint64, accessorIDs []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, id := range accessorIDs {
 		raw, err := txn.First(TableACLTokens, "id", id)
@@ -185,7 +185,7 @@ func (s *StateStore) DeleteACLTokens(index uint64, accessorIDs []string) error {
 	if err := setIndex(txn, index, TableACLTokens); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -238,7 +238,7 @@ func (s *StateStore) ACLBootstrapIndex(ws memdb.WatchSet) (uint64, error) {
 // marker exists. Checked here, in log order, so that two bootstrap
 // requests racing through the leader make one token, not two.
 func (s *StateStore) BootstrapACLToken(index uint64, token *structs.ACLToken) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(TableACLBootstrap, "id")
 	if err != nil {
@@ -256,7 +256,7 @@ func (s *StateStore) BootstrapACLToken(index uint64, token *structs.ACLToken) er
 	if err := setIndex(txn, index, TableACLBootstrap); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

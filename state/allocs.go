@@ -13,13 +13,13 @@ import (
 // stopped allocations, and evaluations created with the plan, in one
 // transaction.
 func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResultsRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	touched := make(map[string]struct{})
 	if err := upsertPlanResultsTxn(txn, index, req, touched); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	s.allocWatch.notify(touched)
 	return nil
 }
@@ -27,7 +27,7 @@ func (s *StateStore) UpsertPlanResults(index uint64, req *structs.ApplyPlanResul
 // UpsertPlanResultsBatch commits several plans, in order, in one
 // transaction at one index: if any fails, none is applied.
 func (s *StateStore) UpsertPlanResultsBatch(index uint64, reqs []*structs.ApplyPlanResultsRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	touched := make(map[string]struct{})
 	for i, req := range reqs {
@@ -35,7 +35,7 @@ func (s *StateStore) UpsertPlanResultsBatch(index uint64, reqs []*structs.ApplyP
 			return fmt.Errorf("plan %d of %d (eval %s): %w", i+1, len(reqs), req.EvalID, err)
 		}
 	}
-	txn.Commit()
+	s.commit(txn)
 	s.allocWatch.notify(touched)
 	return nil
 }
@@ -189,7 +189,7 @@ func linkNextAllocTxn(txn *memdb.Txn, sets *allocSetWriter, index uint64, prevID
 // have been garbage-collected). evals (created by the leader to
 // reschedule failed allocations) are written in the same transaction.
 func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allocation, updatedAt int64, evals []*structs.Evaluation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	jobs := make(map[structs.NamespacedID]struct{})
 	var sets allocSetWriter
@@ -246,7 +246,7 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 	if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -329,7 +329,7 @@ func (s *StateStore) Allocs(ws memdb.WatchSet) ([]*structs.Allocation, error) {
 // UpdateAllocsDesiredTransitions marks allocations for migration (drain)
 // and writes the evaluations that will move them.
 func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions map[string]*structs.DesiredTransition, evals []*structs.Evaluation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	ids := make([]string, 0, len(transitions))
 	for id := range transitions {
@@ -361,7 +361,7 @@ func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions ma
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	s.allocWatch.notify(touched)
 	return nil
 }

@@ -11,12 +11,12 @@ import (
 
 // UpsertDeployment writes a deployment.
 func (s *StateStore) UpsertDeployment(index uint64, d *structs.Deployment) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := upsertDeploymentTxn(txn, index, d); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -88,7 +88,7 @@ func updateDeploymentStatusTxn(txn *memdb.Txn, index uint64, u *structs.Deployme
 // (auto-revert), it is registered in the same transaction, and eval
 // written too.
 func (s *StateStore) UpdateDeploymentStatus(index uint64, req *structs.DeploymentStatusUpdateRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := updateDeploymentStatusTxn(txn, index, req.DeploymentUpdate, req.UpdatedAt, req.Event); err != nil {
 		return err
@@ -124,14 +124,14 @@ func (s *StateStore) UpdateDeploymentStatus(index uint64, req *structs.Deploymen
 			return err
 		}
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
 // PromoteDeployment marks canaries promoted (all groups, or the named
 // ones) and writes the evaluation that continues the rollout.
 func (s *StateStore) PromoteDeployment(index uint64, req *structs.DeploymentPromoteRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	d, err := deploymentTxn(txn, req.DeploymentID)
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *StateStore) PromoteDeployment(index uint64, req *structs.DeploymentProm
 			return err
 		}
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -233,7 +233,7 @@ func (s *StateStore) SchedulerConfig() (uint64, *structs.SchedulerConfiguration,
 
 // SetSchedulerConfig replaces the scheduler configuration.
 func (s *StateStore) SetSchedulerConfig(index uint64, c *structs.SchedulerConfiguration) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	n := *c
 	if raw, _ := txn.First(TableSchedConf, "id"); raw != nil {
@@ -248,7 +248,7 @@ func (s *StateStore) SetSchedulerConfig(index uint64, c *structs.SchedulerConfig
 	if err := setIndex(txn, index, TableSchedConf); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 
 // UpsertEvals writes evaluations and refreshes their jobs' statuses.
 func (s *StateStore) UpsertEvals(index uint64, evals []*structs.Evaluation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
@@ -22,7 +22,7 @@ func (s *StateStore) UpsertEvals(index uint64, evals []*structs.Evaluation) erro
 	if err := refreshJobStatusTxn(txn, index, jobs); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

@@ -40,7 +40,7 @@ func (s *StateStore) GCBatch(index uint64, req *structs.GCBatchRequest) (*struct
 	if len(req.Nodes) > 0 {
 		s.detachNodeViews()
 	}
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	g := &gcTxn{txn: txn, index: index, res: &structs.GCBatchResult{}, touched: make(map[string]struct{}), refresh: make(map[structs.NamespacedID]struct{})}
 	for _, j := range req.Jobs {
@@ -59,7 +59,9 @@ func (s *StateStore) GCBatch(index uint64, req *structs.GCBatchRequest) (*struct
 	if err := g.finish(); err != nil {
 		return nil, err
 	}
-	txn.Commit()
+	// The event stream sees each deletion (JobDeleted,
+	// AllocationDeleted, ...; events.go).
+	s.commit(txn)
 	s.allocWatch.notify(g.touched)
 	return g.res, nil
 }
@@ -324,9 +326,10 @@ func (s *StateStore) AllocsGCIndex() (uint64, error) {
 	return s.Index(IndexAllocsGC)
 }
 
-// RowCounts returns the number of rows of every table, derived ones
-// included, by table name: what the garbage collector keeps bounded.
-func (s *StateStore) RowCounts() (map[string]int, error) {
+// AllRowCounts returns the number of rows of every table of the schema,
+// the derived ones (which RowCounts leaves out) included: what the
+// garbage collector keeps bounded.
+func (s *StateStore) AllRowCounts() (map[string]int, error) {
 	txn := s.db.Txn(false)
 	names := make([]string, 0, len(s.db.DBSchema().Tables))
 	for name := range s.db.DBSchema().Tables {

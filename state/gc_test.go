@@ -174,8 +174,8 @@ func must(t *testing.T, err error) {
 func checkDerived(t *testing.T, s *StateStore) {
 	t.Helper()
 	fresh := rebuilt(t, s)
-	got, _ := s.RowCounts()
-	want, _ := fresh.RowCounts()
+	got, _ := s.AllRowCounts()
+	want, _ := fresh.AllRowCounts()
 	for _, table := range []string{tableNodeAllocs, tableJobAllocs, TableServiceInstances} {
 		if got[table] != want[table] {
 			t.Errorf("%s: %d rows, a rebuild has %d", table, got[table], want[table])
@@ -241,7 +241,7 @@ func TestGCBatch_StoppedJobGoesWithEverything(t *testing.T) {
 	default:
 		t.Fatal("the node's allocation watch did not fire")
 	}
-	rows, _ := f.s.RowCounts()
+	rows, _ := f.s.AllRowCounts()
 	for _, table := range []string{TableJobs, TableJobVersion, TableAllocs, TableEvals, TableDeployment, tableNodeAllocs, tableJobAllocs, TableServiceInstances} {
 		if rows[table] != 0 {
 			t.Errorf("%s has %d rows left", table, rows[table])
@@ -424,4 +424,26 @@ func TestGCBatch_PurgeWaitsForTheLastRows(t *testing.T) {
 		t.Fatalf("job %+v, want it kept and dead", j)
 	}
 	checkDerived(t, f.s)
+}
+
+// The event stream sees what a collection deletes, at its index.
+func TestGCBatch_DeletionsAreEvents(t *testing.T) {
+	job := serviceJob(false, 0)
+	f := newGCFixture(t, job)
+	f.stopJob(t)
+	evals, allocs, deps := f.rows(t)
+	sink := &recordSink{}
+	f.s.SetEventSink(sink)
+	f.gc(t, &structs.GCBatchRequest{Jobs: []*structs.GCJobRequest{{JobID: job.ID, Purge: true, Evals: evals, Allocs: allocs, Deployments: deps}}})
+	if len(sink.batches) != 1 || sink.batches[0].Index != f.index {
+		t.Fatalf("%d batches, want one at index %d", len(sink.batches), f.index)
+	}
+	count := map[string]int{}
+	for _, e := range sink.batches[0].Events {
+		count[e.Type]++
+	}
+	want := map[string]int{"JobDeleted": 1, "EvaluationDeleted": 2, "AllocationDeleted": 2, "DeploymentDeleted": 1}
+	if !reflect.DeepEqual(count, want) {
+		t.Fatalf("events %v, want %v", count, want)
+	}
 }

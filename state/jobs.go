@@ -30,7 +30,7 @@ func (s *StateStore) UpsertJob(index uint64, job *structs.Job, submitTime int64,
 // writing nothing, a job whose published port another service uses or
 // whose new VIPs do not fit in the range (CheckJobServices).
 func (s *StateStore) RegisterJob(index uint64, job *structs.Job, submitTime int64, eval *structs.Evaluation, vipRange string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := checkPublishedPortsTxn(txn, job); err != nil {
 		return err
@@ -53,7 +53,7 @@ func (s *StateStore) RegisterJob(index uint64, job *structs.Job, submitTime int6
 			return err
 		}
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -142,7 +142,7 @@ func upsertJobVersionTxn(txn *memdb.Txn, job *structs.Job) error {
 // not nil, is written in the same transaction.
 func (s *StateStore) DeleteJob(index uint64, namespace, jobID string, eval *structs.Evaluation) error {
 	namespace = structs.NamespaceOrDefault(namespace)
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if eval != nil {
 		if err := upsertEvalsTxn(txn, index, []*structs.Evaluation{eval}); err != nil {
@@ -159,7 +159,7 @@ func (s *StateStore) DeleteJob(index uint64, namespace, jobID string, eval *stru
 	if _, err := deleteJobTxn(txn, index, raw.(*structs.Job)); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -378,11 +378,11 @@ func setJobStabilityTxn(txn *memdb.Txn, index uint64, namespace, jobID string, v
 // UpdateJobStability marks a version of job (namespace, jobID) stable or
 // not.
 func (s *StateStore) UpdateJobStability(index uint64, namespace, jobID string, version uint64, stable bool) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if err := setJobStabilityTxn(txn, index, namespace, jobID, version, stable); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }

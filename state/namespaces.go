@@ -46,7 +46,7 @@ func insertDefaultNamespace(db *memdb.MemDB) {
 // UpsertNamespaces creates or updates namespaces, keeping each existing
 // namespace's CreateIndex.
 func (s *StateStore) UpsertNamespaces(index uint64, namespaces []*structs.Namespace) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, ns := range namespaces {
 		raw, err := txn.First(TableNamespaces, "id", ns.Name)
@@ -65,7 +65,7 @@ func (s *StateStore) UpsertNamespaces(index uint64, namespaces []*structs.Namesp
 	if err := setIndex(txn, index, TableNamespaces); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -75,7 +75,7 @@ func (s *StateStore) UpsertNamespaces(index uint64, namespaces []*structs.Namesp
 // (409, naming how many: stopped jobs count until they are purged, so
 // no job is left in a namespace that is gone).
 func (s *StateStore) DeleteNamespaces(index uint64, names []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, name := range names {
 		if name == structs.DefaultNamespace {
@@ -108,7 +108,7 @@ func (s *StateStore) DeleteNamespaces(index uint64, names []string) error {
 	if err := setIndex(txn, index, TableNamespaces); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 // update does not set one. evals are written in the same transaction.
 func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int64, evals []*structs.Evaluation) error {
 	s.detachNodeViews()
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", node.ID)
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *StateStore) UpsertNode(index uint64, node *structs.Node, updatedAt int6
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -74,7 +74,7 @@ func (s *StateStore) UpdateNodeStatus(index uint64, nodeID, status string, updat
 // evals, in one transaction at index.
 func (s *StateStore) updateNode(index uint64, nodeID string, evals []*structs.Evaluation, change func(*structs.Node) error) error {
 	s.detachNodeViews()
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)
 	if err != nil {
@@ -97,14 +97,14 @@ func (s *StateStore) updateNode(index uint64, nodeID string, evals []*structs.Ev
 	if err := upsertEvalsTxn(txn, index, evals); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
 // DeleteNode removes a node.
 func (s *StateStore) DeleteNode(index uint64, nodeID string) error {
 	s.detachNodeViews()
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(TableNodes, "id", nodeID)
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *StateStore) DeleteNode(index uint64, nodeID string) error {
 	if err := refreshNodeInstancesTxn(txn, index, nodeID, ""); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

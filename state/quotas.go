@@ -111,7 +111,7 @@ func (s *StateStore) NamespaceUsage(ws memdb.WatchSet, ns string) (structs.Quota
 // Quota field or by another spec's Namespace field (see structs/quota.go
 // for the binding rules).
 func (s *StateStore) UpsertQuotas(index uint64, quotas []*structs.QuotaSpec) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, q := range quotas {
 		if q.Namespace != "" {
@@ -135,7 +135,7 @@ func (s *StateStore) UpsertQuotas(index uint64, quotas []*structs.QuotaSpec) err
 	if err := setIndex(txn, index, TableQuotas); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
@@ -171,7 +171,7 @@ func checkQuotaBindingTxn(txn *memdb.Txn, q *structs.QuotaSpec) error {
 // (state unchanged) a quota that does not exist (404) or that a
 // namespace's Quota field names (409, naming the namespace).
 func (s *StateStore) DeleteQuotas(index uint64, names []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	namespaces, err := collect[*structs.Namespace](txn, nil, TableNamespaces, "id")
 	if err != nil {
@@ -198,7 +198,7 @@ func (s *StateStore) DeleteQuotas(index uint64, names []string) error {
 	if err := setIndex(txn, index, TableQuotas); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

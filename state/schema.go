@@ -30,7 +30,7 @@ const (
 
 // Tables lists every table, in the order snapshots write them.
 var Tables = []string{TableIndex, TableJobs, TableJobVersion, TableNodes, TableAllocs, TableEvals, TableDeployment, TableSchedConf,
-	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas, TableServiceVIPs,
+	TableACLPolicies, TableACLTokens, TableACLBootstrap, TableNamespaces, TableQuotas, TableServiceVIPs, TableClusterMeta,
 	TableVariables, TableRootKeys}
 
 // IndexEntry records the Raft index at which a table last changed.
@@ -122,6 +122,9 @@ func schema() *memdb.DBSchema {
 		TableServiceInstances: serviceInstancesSchema(),
 		// Allocated through Raft (service_vips.go); in snapshots.
 		TableServiceVIPs: serviceVIPsSchema(),
+		// Written once by the first leader (cluster_meta.go); in
+		// snapshots.
+		TableClusterMeta: clusterMetaSchema(),
 	}}
 }
 

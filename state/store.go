@@ -15,6 +15,10 @@ import (
 type StateStore struct {
 	db *memdb.MemDB
 
+	// events, when set, receives the events of every committed write
+	// (events.go); snapshots never have one.
+	events EventSink
+
 	// abandonLock guards abandonCh. abandonCh is closed when the store
 	// is replaced by a restore, so blocking queries watching it wake up
 	// and re-run against the new store.

@@ -53,7 +53,7 @@ func (s *StateStore) VariableApply(index uint64, req *structs.VariableApplyReque
 		return nil, fmt.Errorf("variable apply without a variable")
 	}
 	ns := structs.NamespaceOrDefault(req.Var.Namespace)
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(TableVariables, "id", ns, req.Var.Path)
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *StateStore) VariableApply(index uint64, req *structs.VariableApplyReque
 	if err := setIndex(txn, index, TableVariables); err != nil {
 		return nil, err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return out, nil
 }
 
@@ -197,7 +197,7 @@ func (s *StateStore) CountVariablesByKeyID() (map[string]int, error) {
 // makes a key active must turn the previous active key inactive in the
 // same request, else it is refused.
 func (s *StateStore) UpsertRootKeys(index uint64, keys []*structs.RootKey) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, k := range keys {
 		if k.KeyID == "" || (k.State != structs.RootKeyActive && k.State != structs.RootKeyInactive) || len(k.Wrapped) == 0 {
@@ -233,14 +233,14 @@ func (s *StateStore) UpsertRootKeys(index uint64, keys []*structs.RootKey) error
 	if err := setIndex(txn, index, TableRootKeys); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 
 // DeleteRootKeys deletes root keys that no variable is sealed with and
 // that are not active; it refuses (state unchanged) any other.
 func (s *StateStore) DeleteRootKeys(index uint64, ids []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, id := range ids {
 		raw, err := txn.First(TableRootKeys, "id", id)
@@ -265,7 +265,7 @@ func (s *StateStore) DeleteRootKeys(index uint64, ids []string) error {
 	if err := setIndex(txn, index, TableRootKeys); err != nil {
 		return err
 	}
-	txn.Commit()
+	s.commit(txn)
 	return nil
 }
 

@@ -155,6 +155,15 @@ const (
 	TaskEventDriverError  = "Driver Failure"
 	TaskEventReattached   = "Reattached"
 	TaskEventSetupFailure = "Setup Failure"
+	// TaskEventTemplate: a template of the task waits for what it
+	// reads, or could not be rendered after the task started.
+	TaskEventTemplate = "Template"
+	// TaskEventRestartSignal: the task is restarted because a template
+	// it reads changed (not counted against the restart policy).
+	TaskEventRestartSignal = "Restart Signaled"
+	// TaskEventSignaling: the task is sent a signal because a template
+	// it reads changed.
+	TaskEventSignaling = "Signaling"
 )
 
 // MaxTaskEvents is how many events a task state keeps.

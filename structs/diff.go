@@ -216,6 +216,7 @@ func taskDiff(old, new *Task, contextual bool) *TaskDiff {
 	objs = append(objs, constraintDiffs(o.Constraints, n.Constraints, contextual)...)
 	objs = append(objs, affinityDiffs(o.Affinities, n.Affinities, contextual)...)
 	objs = append(objs, serviceDiffs(o.Services, n.Services, contextual)...)
+	objs = append(objs, templateDiffs(o.Templates, n.Templates, contextual)...)
 	sortObjects(objs)
 	diff.Objects = objs
 
@@ -226,6 +227,35 @@ func taskDiff(old, new *Task, contextual bool) *TaskDiff {
 		diff.Fields, diff.Objects = nil, nil
 	}
 	return diff
+}
+
+// templateDiffs matches a task's templates by destination. A changed
+// template is a changed task: it forces a destructive update (the
+// running allocations rendered the old one).
+func templateDiffs(old, new []*Template, contextual bool) []*ObjectDiff {
+	oldBy, newBy, dests := matchByName(old, new, func(t *Template) string { return t.DestPath })
+	var out []*ObjectDiff
+	for _, d := range dests {
+		out = appendObject(out, objectDiff("Template", templateFields(oldBy[d]), templateFields(newBy[d]), nil, contextual))
+	}
+	return out
+}
+
+func templateFields(t *Template) map[string]string {
+	if t == nil {
+		return nil
+	}
+	return map[string]string{
+		"DestPath":     t.DestPath,
+		"EmbeddedTmpl": t.EmbeddedTmpl,
+		"SourcePath":   t.SourcePath,
+		"Envvars":      strconv.FormatBool(t.Envvars),
+		"ChangeMode":   t.ChangeMode,
+		"ChangeSignal": t.ChangeSignal,
+		"Splay":        durationString(t.Splay),
+		"Perms":        t.Perms,
+		"WaitMissing":  durationString(t.WaitMissing),
+	}
 }
 
 func (t *Task) diffFields() map[string]string {

@@ -46,11 +46,15 @@ const (
 	CodeTooManyRequests = "too_many_requests"
 	// CodeTokenNotFound: the request's ACL token is unknown or expired.
 	CodeTokenNotFound = "token_not_found"
+	// CodeGone: what the request asks for is no longer kept (an event
+	// stream resuming from an index older than the buffer).
+	CodeGone = "gone"
 )
 
 var codeStatus = map[string]int{
 	CodeNoLeader:        http.StatusServiceUnavailable,
 	CodeNotFound:        http.StatusNotFound,
+	CodeGone:            http.StatusGone,
 	CodeInvalid:         http.StatusBadRequest,
 	CodeConflict:        http.StatusConflict,
 	CodeTooLarge:        http.StatusRequestEntityTooLarge,

@@ -20,6 +20,7 @@ var internTable = func() map[string]string {
 		TaskEventReceived, TaskEventDriverStart, TaskEventStarted, TaskEventTerminated,
 		TaskEventRestarting, TaskEventNotRestart, TaskEventKilling, TaskEventKilled,
 		TaskEventDriverError, TaskEventReattached, TaskEventSetupFailure,
+		TaskEventTemplate, TaskEventRestartSignal, TaskEventSignaling,
 		ScoreBinpack, ScoreJobAntiAffinity, ScoreNodeAffinity, ScoreSpread,
 		ScoreReschedulePenalty, ScorePreemption,
 	}

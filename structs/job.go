@@ -329,6 +329,11 @@ func (j *Job) Canonicalize() {
 			if t.KillTimeout == 0 {
 				t.KillTimeout = DefaultKillTimeout
 			}
+			for _, tmpl := range t.Templates {
+				if tmpl != nil {
+					tmpl.canonicalize()
+				}
+			}
 		}
 	}
 }
@@ -430,6 +435,7 @@ func (t *Task) Copy() *Task {
 	n.Affinities = copyAffinities(t.Affinities)
 	n.LogConfig = t.LogConfig.Copy()
 	n.Services = copyServices(t.Services)
+	n.Templates = copyTemplates(t.Templates)
 	if t.Config != nil {
 		c := *t.Config
 		c.Args = copyStrings(t.Config.Args)

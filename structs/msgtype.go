@@ -45,8 +45,12 @@ const (
 	VariableApplyRequestType                MessageType = 26
 	RootKeyUpsertRequestType                MessageType = 27
 	RootKeyDeleteRequestType                MessageType = 28
-	// 29 is reserved for the day-two operations work (cluster metadata
-	// for snapshots).
+	// ClusterMetaRequestType creates the cluster ID (snapshots). The
+	// leader writes it with IgnoreUnknownTypeFlag: an older server skips
+	// it.
+	ClusterMetaRequestType MessageType = 29
+	// GCBatchRequestType deletes what the leader's garbage collector
+	// chose (GCBatchRequest).
 	GCBatchRequestType MessageType = 30
 	// New types are added here, never inserted or renumbered.
 )
@@ -119,6 +123,8 @@ func (t MessageType) String() string {
 		return "RootKeyUpsert"
 	case RootKeyDeleteRequestType:
 		return "RootKeyDelete"
+	case ClusterMetaRequestType:
+		return "ClusterMeta"
 	case GCBatchRequestType:
 		return "GCBatch"
 	}

@@ -559,6 +559,10 @@ type JobPlanResponse struct {
 	Diff *JobDiff
 	// CreatedEvals are follow-ups the scheduler would create.
 	CreatedEvals []*Evaluation
+	// Warnings are things that will not stop the job from registering
+	// but will likely stop it from running, one per line (Nomad's
+	// field): templates that read variables that do not exist.
+	Warnings string `json:",omitempty"`
 	WriteMeta
 }
 

@@ -301,6 +301,7 @@ func (tg *TaskGroup) validate(p *problems, path, jobType string, l JobLimits) {
 		seen[t.Name] = i
 		t.validate(p, tpath, l)
 	}
+	validateGroupTemplates(p, path, tasks)
 }
 
 func (t *Task) validate(p *problems, path string, l JobLimits) {
@@ -352,6 +353,7 @@ func (t *Task) validate(p *problems, path string, l JobLimits) {
 		}
 	}
 	validateMeta(p, path+".Meta", t.Meta)
+	validateTemplates(p, path, t.Templates)
 }
 
 // validateMeta bounds a meta block's entries.

@@ -240,13 +240,15 @@ func (s *Simulator) startNode(i int) (*client.Client, error) {
 		},
 	})
 	c, err := client.New(&client.Config{
-		Node:                s.nodes[i],
-		State:               client.NewMemoryState(),
-		Jobs:                s.jobs,
-		Drivers:             map[string]driver.Driver{drv.Name(): drv},
-		RPC:                 rpc,
-		AllocUpdateCoalesce: s.cfg.UpdateCoalesce,
-		Logger:              s.cfg.Logger.With("node", s.nodes[i].Name),
+		// Fake drivers never change health.
+		DriverHealthInterval: -1,
+		Node:                 s.nodes[i],
+		State:                client.NewMemoryState(),
+		Jobs:                 s.jobs,
+		Drivers:              map[string]driver.Driver{drv.Name(): drv},
+		RPC:                  rpc,
+		AllocUpdateCoalesce:  s.cfg.UpdateCoalesce,
+		Logger:               s.cfg.Logger.With("node", s.nodes[i].Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulated node %s: %w", s.nodes[i].Name, err)

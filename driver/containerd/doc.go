@@ -21,7 +21,12 @@
 // --init: the task's command is PID 1 of its PID namespace, and the
 // kernel delivers it only signals it installed a handler for. StopTask's
 // SIGTERM therefore stops only programs that handle it; others are
-// killed with SIGKILL when the stop timeout expires.
+// killed with SIGKILL when the stop timeout expires. The same holds for
+// SignalTask (a template change asking the task to reload).
+//
+// The directories the client prepares are bind-mounted into the task:
+// the group's shared directory at /alloc and the task's own at /local
+// and /secrets (a tmpfs on the node), read-write, nosuid and nodev.
 //
 // The package imports structs and driver only; client is its caller.
 package containerd

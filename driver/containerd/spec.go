@@ -128,7 +128,7 @@ func (d *Driver) containerOpts(cfg *driver.TaskConfig, image ctrd.Image) []ctrd.
 //     own naming them first instead (see withTaskResolvConf);
 //   - memory limit MemoryMB MiB and cpu shares CPUShares (at least 2),
 //     each only if set;
-//   - AllocDir bind-mounted read-write at /alloc.
+//   - the task's directories bind-mounted read-write (taskDirMounts).
 func specOpts(cfg *driver.TaskConfig, image ctrd.Image) []oci.SpecOpts {
 	var opts []oci.SpecOpts
 	switch {
@@ -158,19 +158,40 @@ func specOpts(cfg *driver.TaskConfig, image ctrd.Image) []oci.SpecOpts {
 	if cfg.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(uint64(max(cfg.CPUShares, minCPUShares))))
 	}
-	if cfg.AllocDir != "" {
-		src, err := filepath.Abs(cfg.AllocDir)
-		if err != nil {
-			src = cfg.AllocDir
-		}
-		opts = append(opts, oci.WithMounts([]specs.Mount{{
-			Destination: "/alloc",
-			Type:        "bind",
-			Source:      src,
-			Options:     []string{"rbind", "rw"},
-		}}))
+	if mounts := taskDirMounts(cfg); len(mounts) > 0 {
+		opts = append(opts, oci.WithMounts(mounts))
 	}
 	return opts
+}
+
+// taskDirOptions are the mount options of the task's directories:
+// read-write, and neither setuid binaries nor device files take effect
+// in them (the client writes rendered templates there as root).
+var taskDirOptions = []string{"rbind", "rw", "nosuid", "nodev"}
+
+// taskDirMounts bind-mounts the directories the client prepared:
+// AllocDir at /alloc, LocalDir at /local, SecretsDir at /secrets (each
+// only if set).
+func taskDirMounts(cfg *driver.TaskConfig) []specs.Mount {
+	var mounts []specs.Mount
+	for _, m := range []struct{ src, dst string }{
+		{cfg.AllocDir, "/alloc"}, {cfg.LocalDir, "/local"}, {cfg.SecretsDir, "/secrets"},
+	} {
+		if m.src == "" {
+			continue
+		}
+		src, err := filepath.Abs(m.src)
+		if err != nil {
+			src = m.src
+		}
+		mounts = append(mounts, specs.Mount{
+			Destination: m.dst,
+			Type:        "bind",
+			Source:      src,
+			Options:     append([]string(nil), taskDirOptions...),
+		})
+	}
+	return mounts
 }
 
 // envList renders env as KEY=VALUE in sorted key order.

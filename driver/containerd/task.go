@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/signal"
+	"golang.org/x/sys/unix"
 
 	"github.com/droverhq/drover/driver"
 )
@@ -298,6 +299,32 @@ func (d *Driver) StopTask(ctx context.Context, id string, timeout time.Duration,
 	case <-time.After(killWaitTimeout):
 		return fmt.Errorf("stop task %s: still running %s after SIGKILL", id, killWaitTimeout)
 	}
+}
+
+// SignalTask implements driver.Driver: it sends sig to the task's init
+// process. As with StopTask, a PID 1 that installed no handler for sig
+// does not get it (the kernel's rule for a PID namespace's init).
+func (d *Driver) SignalTask(ctx context.Context, id string, sig syscall.Signal) error {
+	_, task, err := d.loadTask(ctx, id)
+	if err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	nctx := d.nsCtx(ctx)
+	st, err := task.Status(nctx)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("signal task %s: %w", id, driver.ErrTaskNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("signal task %s: status: %w", id, err)
+	}
+	if st.Status != ctrd.Running {
+		return fmt.Errorf("signal task %s: task is %s, not running", id, st.Status)
+	}
+	if err := task.Kill(nctx, sig); err != nil {
+		return fmt.Errorf("signal task %s: send %s: %w", id, unix.SignalName(sig), err)
+	}
+	d.logger.Info("signalled task", "task_id", id, "signal", unix.SignalName(sig))
+	return nil
 }
 
 // killIgnoringGone signals the task, treating "already exited" as done.

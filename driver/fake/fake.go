@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/droverhq/drover/driver"
@@ -48,6 +49,8 @@ type task struct {
 	timer *time.Timer
 	// waiters are the open WaitTask channels (buffered, one result each).
 	waiters map[*waiter]struct{}
+	// signals counts the signals SignalTask delivered.
+	signals int
 }
 
 type waiter struct {
@@ -181,6 +184,32 @@ func (d *Driver) WaitTask(ctx context.Context, id string) (<-chan *driver.ExitRe
 		}
 	})
 	return ch, nil
+}
+
+// SignalTask implements driver.Driver: a running task takes any signal
+// and keeps running.
+func (d *Driver) SignalTask(_ context.Context, id string, _ syscall.Signal) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.taskLocked("signal", id)
+	if err != nil {
+		return err
+	}
+	if t.result != nil {
+		return fmt.Errorf("signal task %s: it exited", id)
+	}
+	t.signals++
+	return nil
+}
+
+// Signals returns how many signals a task took.
+func (d *Driver) Signals(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.tasks[id]; ok {
+		return t.signals
+	}
+	return 0
 }
 
 // StopTask implements driver.Driver: the task exits at once, as if it

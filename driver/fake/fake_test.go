@@ -3,6 +3,7 @@ package fake
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +133,32 @@ func TestDriver_UnknownTask(t *testing.T) {
 	}
 	if err := d.DestroyTask(ctx, "nope", true); err != nil {
 		t.Fatalf("destroy of an unknown task: %v, want nil", err)
+	}
+}
+
+func TestDriver_SignalTask(t *testing.T) {
+	d := New(Config{})
+	ctx := context.Background()
+	h, err := d.StartTask(ctx, &driver.TaskConfig{ID: "a-t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := d.SignalTask(ctx, "a-t", syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := d.InspectTask(ctx, "a-t")
+	if err != nil || st.State != driver.TaskStateRunning || st.PID != h.PID || d.Signals("a-t") != 2 {
+		t.Fatalf("after two signals: %+v %v, %d signals; want running as pid %d", st, err, d.Signals("a-t"), h.PID)
+	}
+	if err := d.SignalTask(ctx, "nope", syscall.SIGHUP); !errors.Is(err, driver.ErrTaskNotFound) {
+		t.Fatalf("signal unknown task: %v", err)
+	}
+	if err := d.StopTask(ctx, "a-t", time.Second, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SignalTask(ctx, "a-t", syscall.SIGHUP); err == nil {
+		t.Fatal("an exited task took a signal")
 	}
 }

@@ -164,6 +164,20 @@ func (c *Containerd) Restart() error {
 	return c.waitServing()
 }
 
+// StopDaemon stops the daemon process (SIGTERM) and leaves it stopped,
+// shims, tasks and containers alone: a node whose containerd died.
+// StartDaemon brings it back. Not safe to call concurrently with Stop.
+func (c *Containerd) StopDaemon() error { return c.terminate() }
+
+// StartDaemon starts a daemon stopped by StopDaemon with the same
+// config and returns once it serves.
+func (c *Containerd) StartDaemon() error {
+	if err := c.startDaemon(); err != nil {
+		return err
+	}
+	return c.waitServing()
+}
+
 // binaryDirs are searched when a binary is not on PATH (Debian puts
 // runc in /usr/sbin, which a test's PATH may lack).
 var binaryDirs = []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"}

@@ -130,7 +130,7 @@ func (w *world) collector(now *time.Time, s Settings, maxBatch int) (*Collector,
 
 func (w *world) counts() map[string]int {
 	w.t.Helper()
-	c, err := w.s.RowCounts()
+	c, err := w.s.AllRowCounts()
 	w.must(err)
 	return c
 }

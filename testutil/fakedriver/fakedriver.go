@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/droverhq/drover/driver"
@@ -38,6 +39,8 @@ type fakeTask struct {
 	pid    int
 	exit   chan struct{}
 	result *driver.ExitResult
+	// signals are the signals SignalTask sent, in order.
+	signals []syscall.Signal
 }
 
 // New returns an empty fake driver.
@@ -128,6 +131,31 @@ func (d *Driver) WaitTask(ctx context.Context, id string) (<-chan *driver.ExitRe
 		}
 	}()
 	return ch, nil
+}
+
+// SignalTask implements driver.Driver: it records sig (Signals).
+func (d *Driver) SignalTask(_ context.Context, id string, sig syscall.Signal) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.tasks[id]
+	if !ok {
+		return fmt.Errorf("signal task %s: %w", id, driver.ErrTaskNotFound)
+	}
+	if t.result != nil {
+		return fmt.Errorf("signal task %s: it exited", id)
+	}
+	t.signals = append(t.signals, sig)
+	return nil
+}
+
+// Signals returns the signals SignalTask sent to a task, in order.
+func (d *Driver) Signals(id string) []syscall.Signal {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.tasks[id]; ok {
+		return append([]syscall.Signal(nil), t.signals...)
+	}
+	return nil
 }
 
 // StopTask implements driver.Driver.
