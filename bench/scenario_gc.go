@@ -24,32 +24,43 @@ too), waits until its allocation runs on a simulated node, stops the
 job and waits until the allocation is complete. 2,000 cycles by default
 (-gc-cycles N; quick: 100), in two halves. After each half a forced
 collection (PUT /v1/system/gc) deletes what the cycles left, the servers
-converge, and every server's state rows, RSS and raft.db are measured;
-the second measurement must be within 10% of the first (the state, the
-memory and the Raft log do not grow with the cycles).
-The servers run with raft_snapshot_threshold = raft_trailing_logs = 1024
-(quick: 256) and raft_snapshot_interval = "2s": the Raft log, and
-raft.db with it, is bounded by about threshold + trailing entries, and
-the first half fills that window, so the second half measures the
-steady state. With the defaults (8,192 + 10,240) the bound is the same
-mechanism at a larger size, reached after ~18,000 entries. bolt grows
-raft.db to the largest log it held, in doubling steps up to 16 MiB and
-16 MiB steps beyond, and never shrinks it while the server runs.
+converge, and every server's state rows, RSS, Go heap (after a Go GC)
+and raft.db are measured; the second measurement must be within 10% of
+the first: the state, the memory and the Raft log do not grow with the
+cycles. At the end one follower is restarted with -compact-raft.
+The servers run with raft_snapshot_threshold = raft_trailing_logs = 1536
+(quick: 256), raft_snapshot_interval = "1s" and event_buffer_size = 5000
+(quick: 1000). The Raft log, and raft.db with it, holds at most about
+threshold + trailing entries (plus what is written between two snapshot
+checks), and the first half fills that window; the event stream's
+buffer, bounded in events, fills in the first few hundred cycles (at
+its default of 50,000 it would still be filling at 2,000 cycles, some
+20 MiB of heap per 1,000 cycles). So the second half measures the
+steady state. With the default Raft settings (8,192 + 10,240) the bound
+is the same mechanism at a larger size, reached after ~18,000 entries.
+bolt grows raft.db to the largest log it held (in doubling steps up to
+16 MiB, then to what it needs plus 16 MiB) and never shrinks it while
+the server runs.
   rows_before_gc          state rows on the leader before the second
                           collection (every table, derived ones too)
   rows_first/second       rows after each collection
   rows_growth             (second - first) / first, %. Invariant <= 10.
   <server>_rss_growth     the same for process_resident_memory_bytes.
                           Goal <= 10.
+  <server>_heap_growth    the same for go_memstats_heap_inuse_bytes read
+                          after a Go GC (/debug/pprof/heap?gc=1). Goal <= 10.
   <server>_raft_db_growth the same for the size of raft.db. Goal <= 10.
   <server>_raft_db_free   bytes on raft.db's freelist at the end
                           (drover_raft_db_free_bytes); _raft_db_used the
                           size less those.
+  raft_db_compacted       the restarted follower's raft.db after the
+                          start-up compaction (-compact-raft).
   gc_seconds              the second forced collection's round trip.
   gc_deleted              rows it deleted; gc_entries its Raft entries.
   cycles_per_second       register/stop cycles per second (all writers).
   servers_identical       1 if every server has the same state hash after
-                          the collection. Invariant.`,
+                          each collection (and after the restart).
+                          Invariant.`,
 	run: runGC,
 }
 
@@ -61,8 +72,8 @@ type gcCheckpoint struct {
 	// the collection; tables its rows by table after.
 	rowsBefore, rows int
 	tables           map[string]int
-	rss, raftDB      []float64
-	raftFree         []float64
+	rss, heap        []float64
+	raftDB, raftFree []float64
 	identical        bool
 }
 
@@ -74,15 +85,16 @@ func runGC(ctx context.Context, r *runner, res *Result, dir string) error {
 	var (
 		nodes   = pick(r, 10, 5)
 		writers = pick(r, 8, 4)
-		window  = pick(r, 1024, 256)
+		window  = pick(r, 1536, 256)
+		events  = pick(r, 5000, 1000)
 	)
 	res.Parameters = map[string]interface{}{
 		"servers": 3, "simulated_nodes": nodes, "writers": writers, "cycles": cycles,
-		"raft_snapshot_threshold": window, "raft_trailing_logs": window, "raft_snapshot_interval": "2s",
+		"raft_snapshot_threshold": window, "raft_trailing_logs": window, "raft_snapshot_interval": "1s", "event_buffer_size": events,
 		"job": "service, count 1, update { max_parallel = 1 }, cpu 20 MHz, memory 16 MB",
 	}
 	cfgPath := filepath.Join(dir, "gc-server.hcl")
-	cfg := fmt.Sprintf("server {\n  raft_snapshot_threshold = %d\n  raft_trailing_logs = %d\n  raft_snapshot_interval = \"2s\"\n}\n", window, window)
+	cfg := fmt.Sprintf("server {\n  raft_snapshot_threshold = %d\n  raft_trailing_logs = %d\n  raft_snapshot_interval = \"1s\"\n  event_buffer_size = %d\n}\n", window, window, events)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -118,6 +130,10 @@ func runGC(ctx context.Context, r *runner, res *Result, dir string) error {
 	if err != nil {
 		return err
 	}
+	compacted, compactedFrom, follower, err := gcCompactFollower(ctx, r, c)
+	if err != nil {
+		return err
+	}
 
 	growth := func(a, b float64) float64 { return 100 * (b - a) / a }
 	res.add("cycles_per_second", "register/stop cycles per second", "cycles/s", float64(cycles)/cycleTime.Seconds(),
@@ -137,15 +153,20 @@ func runGC(ctx context.Context, r *runner, res *Result, dir string) error {
 	res.add("gc_entries", "Raft entries of the second collection", "entries", float64(second.report.Entries),
 		"GCBatch entries written (at most 512 objects each)")
 	identical := 0.0
-	if first.identical && second.identical {
+	if first.identical && second.identical && compacted > 0 {
 		identical = 1
 	}
+	res.add("raft_db_compacted", follower.id+" raft.db after a restart with -compact-raft", "bytes", compacted,
+		fmt.Sprintf("size of raft.db after the start-up compaction; it was %s before (killed with SIGKILL, restarted with -compact-raft, caught up)", formatBytes(compactedFrom)))
 	res.add("servers_identical", "servers identical after each collection", "bool", identical,
 		"1 when every server's state hash matched after both collections").invariant("==", 1)
 	for i, s := range c.servers {
 		res.add(s.id+"_rss_first", s.id+" RSS after the first collection", "bytes", first.rss[i], "process_resident_memory_bytes")
 		res.add(s.id+"_rss_second", s.id+" RSS after the second collection", "bytes", second.rss[i], "process_resident_memory_bytes")
 		res.add(s.id+"_rss_growth", s.id+" RSS, growth between the collections", "%", growth(first.rss[i], second.rss[i]), "(second - first) / first").goal("<=", 10)
+		res.add(s.id+"_heap_first", s.id+" Go heap after the first collection", "bytes", first.heap[i], "go_memstats_heap_inuse_bytes after a Go GC")
+		res.add(s.id+"_heap_second", s.id+" Go heap after the second collection", "bytes", second.heap[i], "go_memstats_heap_inuse_bytes after a Go GC")
+		res.add(s.id+"_heap_growth", s.id+" Go heap, growth between the collections", "%", growth(first.heap[i], second.heap[i]), "(second - first) / first").goal("<=", 10)
 		res.add(s.id+"_raft_db_first", s.id+" raft.db after the first collection", "bytes", first.raftDB[i], "size of <data_dir>/raft/raft.db")
 		res.add(s.id+"_raft_db_second", s.id+" raft.db after the second collection", "bytes", second.raftDB[i], "size of <data_dir>/raft/raft.db")
 		res.add(s.id+"_raft_db_growth", s.id+" raft.db, growth between the collections", "%", growth(first.raftDB[i], second.raftDB[i]), "(second - first) / first").goal("<=", 10)
@@ -304,10 +325,16 @@ func gcMeasure(ctx context.Context, r *runner, c *cluster) (*gcCheckpoint, error
 		}
 	}
 	for _, s := range c.servers {
+		// A Go GC first (the heap profile's gc=1), so the heap figure is
+		// what is live, not what the last cycle left for the collector.
+		if err := fetchTo(ctx, s.httpAddr()+"/debug/pprof/heap?gc=1", os.DevNull, time.Minute); err != nil {
+			return nil, fmt.Errorf("GC %s: %w", s.name, err)
+		}
 		m, err := scrape(ctx, s)
 		if err != nil {
 			return nil, err
 		}
+		cp.heap = append(cp.heap, m.value(mGoHeapInuse))
 		fi, err := os.Stat(filepath.Join(s.dataDir, "raft", "raft.db"))
 		if err != nil {
 			return nil, err
@@ -316,8 +343,49 @@ func gcMeasure(ctx context.Context, r *runner, c *cluster) (*gcCheckpoint, error
 		cp.raftDB = append(cp.raftDB, float64(fi.Size()))
 		cp.raftFree = append(cp.raftFree, m.value(mRaftDBFree))
 	}
-	r.progress("%d rows; RSS %s; raft.db %s", cp.rows, formatList(cp.rss), formatList(cp.raftDB))
+	r.progress("%d rows; RSS %s; heap %s; raft.db %s (free %s)", cp.rows, formatList(cp.rss), formatList(cp.heap), formatList(cp.raftDB), formatList(cp.raftFree))
 	return cp, nil
+}
+
+// gcCompactFollower kills a follower, restarts it with -compact-raft and
+// waits until it caught up; it returns the size of its raft.db after
+// and before, and the follower. Zero size: the servers did not
+// converge.
+func gcCompactFollower(ctx context.Context, r *runner, c *cluster) (float64, float64, *agentProc, error) {
+	leader, err := c.waitLeader(ctx, nil, 30*time.Second)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	var f *agentProc
+	for _, s := range c.servers {
+		if s != leader {
+			f = s
+			break
+		}
+	}
+	path := filepath.Join(f.dataDir, "raft", "raft.db")
+	f.kill()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, f, err
+	}
+	before := float64(fi.Size())
+	f.args = append(f.args, "-compact-raft")
+	if err := f.restart(); err != nil {
+		return 0, before, f, err
+	}
+	if _, err := c.waitLeader(ctx, nil, time.Minute); err != nil {
+		return 0, before, f, err
+	}
+	if _, err := waitConverged(ctx, c, 2*time.Minute); err != nil {
+		r.progress("%s did not catch up after the compaction: %v", f.id, err)
+		return 0, before, f, nil
+	}
+	if fi, err = os.Stat(path); err != nil {
+		return 0, before, f, err
+	}
+	r.progress("%s restarted with -compact-raft: raft.db %s -> %s", f.id, formatBytes(before), formatBytes(float64(fi.Size())))
+	return float64(fi.Size()), before, f, nil
 }
 
 func sumRows(rows map[string]int) int {

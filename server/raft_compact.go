@@ -41,6 +41,9 @@ const (
 	compactFreeFraction = 0.5
 	// compactTxBytes bounds each transaction of the copy.
 	compactTxBytes = 64 << 20
+	// compactSlackBytes is the room the copy is grown by beyond what it
+	// holds.
+	compactSlackBytes = 1 << 20
 )
 
 // raftDBStats describes a bolt file.
@@ -129,6 +132,10 @@ func compactBolt(src, dst string) error {
 	if err != nil {
 		return err
 	}
+	// bolt grows a file past 16 MiB to what it needs plus AllocSize (16
+	// MiB): the copy gets 1 MiB of slack instead, and the store grows it
+	// again once it needs more.
+	out.AllocSize = compactSlackBytes
 	if err := bbolt.Compact(out, in, compactTxBytes); err != nil {
 		out.Close()
 		return err
