@@ -23,7 +23,7 @@ var allowedImports = map[string][]string{
 	"connlimit":         {},
 	"acl":               {},
 	"snapshot":          {"structs", "state", "fsm"},
-	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "acl", "snapshot"},
+	"server":            {"structs", "state", "fsm", "scheduler", "rpcpool", "gossip", "connlimit", "tlsutil", "server/drainer", "server/deploymentwatcher", "server/heartbeat", "server/keyring", "server/gc", "acl", "snapshot"},
 	"driver":            {"structs"},
 	"driver/containerd": {"structs", "driver"},
 	"driver/fake":       {"structs", "driver"},
@@ -52,6 +52,7 @@ var allowedImports = map[string][]string{
 	"server/deploymentwatcher": {"structs"},
 	"server/heartbeat":         {"structs"},
 	"server/keyring":           {"structs"},
+	"server/gc":                {"structs"},
 }
 
 // TestImportRules fails when a package imports an internal package the

@@ -174,6 +174,17 @@ type ServerConfig struct {
 	// truncate the log sooner.
 	RaftSnapshotThreshold uint64 `hcl:"raft_snapshot_threshold,optional"`
 	RaftSnapshotInterval  string `hcl:"raft_snapshot_interval,optional"`
+	// RaftTrailingLogs is how many entries a snapshot leaves in the log
+	// for lagging followers (default 10240): with the threshold, it
+	// bounds the log and so raft.db.
+	RaftTrailingLogs uint64 `hcl:"raft_trailing_logs,optional"`
+	// RaftCompact compacts raft.db at start-up (also -compact-raft);
+	// without it the file is compacted only when it is mostly free
+	// pages (server/raft_compact.go).
+	RaftCompact bool `hcl:"raft_compact,optional"`
+
+	// GC is the garbage collector's thresholds and caps.
+	GC *GCConfig `hcl:"gc,block"`
 
 	// ServiceVIPRange is the IPv4 range inside 127.0.0.0/8 service VIPs
 	// are allocated from (default "127.99.0.0/16"); every server should
@@ -193,6 +204,87 @@ type ServerConfig struct {
 
 	// Snapshot schedules snapshots on the leader (config_snapshot.go).
 	Snapshot *SnapshotConfig `hcl:"snapshot,block"`
+}
+
+// GCConfig is the server's garbage collection block, server { gc { } }:
+// how long finished objects are kept (durations like "1h"; Nomad's
+// defaults) and how many of some a job keeps. Unset settings keep the
+// defaults.
+type GCConfig struct {
+	// Interval is the time between the leader's passes (default "5m").
+	Interval string `hcl:"interval,optional"`
+	// EvalGCThreshold: terminal evaluations, with the allocations they
+	// placed (default "1h"); BatchEvalGCThreshold those of batch jobs
+	// (default "24h").
+	EvalGCThreshold      string `hcl:"eval_gc_threshold,optional"`
+	BatchEvalGCThreshold string `hcl:"batch_eval_gc_threshold,optional"`
+	// DeploymentGCThreshold: finished deployments (default "1h").
+	DeploymentGCThreshold string `hcl:"deployment_gc_threshold,optional"`
+	// JobGCThreshold: stopped or dead jobs, with everything they have
+	// (default "4h").
+	JobGCThreshold string `hcl:"job_gc_threshold,optional"`
+	// NodeGCThreshold: down nodes without running allocations (default
+	// "24h").
+	NodeGCThreshold string `hcl:"node_gc_threshold,optional"`
+	// JobVersions is how many versions of a job are kept (1 to 6,
+	// default 6); TerminalAllocs how many finished allocations a job
+	// keeps whatever their age (default 50).
+	JobVersions    int `hcl:"job_versions,optional"`
+	TerminalAllocs int `hcl:"terminal_allocs,optional"`
+}
+
+func (g *GCConfig) merge(o *GCConfig) *GCConfig {
+	if o == nil {
+		return g
+	}
+	if g == nil {
+		g = &GCConfig{}
+	}
+	setString(&g.Interval, o.Interval)
+	setString(&g.EvalGCThreshold, o.EvalGCThreshold)
+	setString(&g.BatchEvalGCThreshold, o.BatchEvalGCThreshold)
+	setString(&g.DeploymentGCThreshold, o.DeploymentGCThreshold)
+	setString(&g.JobGCThreshold, o.JobGCThreshold)
+	setString(&g.NodeGCThreshold, o.NodeGCThreshold)
+	setInt(&g.JobVersions, o.JobVersions)
+	setInt(&g.TerminalAllocs, o.TerminalAllocs)
+	return g
+}
+
+// settings returns the collector's settings: the defaults with what the
+// block sets, checked.
+func (g *GCConfig) settings() (server.GCConfig, error) {
+	out := server.DefaultGCConfig()
+	if g == nil {
+		return out, nil
+	}
+	for _, d := range []struct {
+		name, val string
+		dst       *time.Duration
+	}{
+		{"interval", g.Interval, &out.Interval},
+		{"eval_gc_threshold", g.EvalGCThreshold, &out.EvalThreshold},
+		{"batch_eval_gc_threshold", g.BatchEvalGCThreshold, &out.BatchEvalThreshold},
+		{"deployment_gc_threshold", g.DeploymentGCThreshold, &out.DeploymentThreshold},
+		{"job_gc_threshold", g.JobGCThreshold, &out.JobThreshold},
+		{"node_gc_threshold", g.NodeGCThreshold, &out.NodeThreshold},
+	} {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return out, fmt.Errorf("server gc %s = %q: want a positive duration like \"1h\" or \"30m\"", d.name, d.val)
+		}
+		*d.dst = v
+	}
+	if g.JobVersions != 0 {
+		out.JobVersions = g.JobVersions
+	}
+	if g.TerminalAllocs != 0 {
+		out.TerminalAllocs = g.TerminalAllocs
+	}
+	return out, out.Validate()
 }
 
 // ClientConfig is the client part of the agent.
@@ -603,6 +695,13 @@ func (c *Config) Merge(o *Config) {
 			c.Server.RaftSnapshotThreshold = s.RaftSnapshotThreshold
 		}
 		setString(&c.Server.RaftSnapshotInterval, s.RaftSnapshotInterval)
+		if s.RaftTrailingLogs > 0 {
+			c.Server.RaftTrailingLogs = s.RaftTrailingLogs
+		}
+		if s.RaftCompact {
+			c.Server.RaftCompact = true
+		}
+		c.Server.GC = c.Server.GC.merge(s.GC)
 		setString(&c.Server.ServiceVIPRange, s.ServiceVIPRange)
 		setString(&c.Server.KeyringFile, s.KeyringFile)
 		if s.Recover {
@@ -827,6 +926,15 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	if c.Server.RaftSnapshotThreshold > 0 {
 		sc.RaftSnapshotThreshold = c.Server.RaftSnapshotThreshold
 	}
+	if c.Server.RaftTrailingLogs > 0 {
+		sc.RaftTrailingLogs = c.Server.RaftTrailingLogs
+	}
+	sc.RaftCompact = c.Server.RaftCompact
+	gc, err := c.Server.GC.settings()
+	if err != nil {
+		return nil, err
+	}
+	sc.GC = gc
 	sc.ServiceVIPRange = c.Server.ServiceVIPRange
 	sc.KeyringFile = c.Server.KeyringFile
 	sc.Recover = c.Server.Recover

@@ -101,6 +101,8 @@ func (a *Agent) routes() http.Handler {
 	handle("DELETE /v1/operator/raft/peer", a.raftRemovePeer)
 	handle("GET /v1/operator/state-hash", a.guard(needOperatorRead, a.stateHash))
 	handle("GET /v1/operator/keyring/keys", a.rootKeyList) // http_variables.go
+	handle("PUT /v1/system/gc", a.systemGC)                // http_system.go
+	handle("POST /v1/system/gc", a.systemGC)
 	for _, m := range []string{"PUT", "POST"} {
 		handle(m+" /v1/operator/keyring/rotate", a.rootKeyRotate)
 	}

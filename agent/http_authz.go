@@ -14,9 +14,9 @@ import (
 //
 // Endpoints the agent forwards to the servers (jobs, nodes,
 // allocations, evaluations, deployments, namespaces, ACLs, operator
-// raft and scheduler, quotas) are authorized by the server that serves
-// them: the handlers only carry the request's token (authToken) in the
-// RPC's AuthToken. Endpoints the agent answers itself are authorized
+// raft and scheduler, system gc (operator:write), quotas) are
+// authorized by the server that serves them: the handlers only carry
+// the request's token (authToken) in the RPC's AuthToken. Endpoints the agent answers itself are authorized
 // here, on the agent, with the token resolved by resolveToken:
 //
 //	GET /v1/agent/self, /v1/agent/members         agent:read

@@ -372,6 +372,8 @@ type StateHash struct {
 	Server string
 	Index  uint64
 	Tables map[string]string
+	// Rows counts the rows of every table, derived ones included.
+	Rows map[string]int
 }
 
 // StateHash returns the agent's server's state fingerprint.

@@ -43,6 +43,9 @@ type Config struct {
 	// Profile saves CPU and heap profiles of the leader next to the
 	// results (<scenario>-leader-cpu.pprof, -heap.pprof).
 	Profile bool
+	// GCCycles is how many register/stop cycles the gc scenario runs
+	// (default 2,000, 100 with Quick).
+	GCCycles int
 	// Out receives progress lines and the result table.
 	Out io.Writer
 }
@@ -64,6 +67,7 @@ var scenarios = []*scenario{
 	writesScenario,
 	heartbeatsScenario,
 	memoryScenario,
+	gcScenario,
 }
 
 // ScenarioNames lists the scenarios in the order "all" runs them.

@@ -65,6 +65,13 @@ type cluster struct {
 // startCluster starts n servers with -bootstrap-expect n, each joining
 // all the others, and waits until they agree on a leader.
 func (r *runner) startCluster(ctx context.Context, dir string, n int) (*cluster, error) {
+	return r.startClusterWith(ctx, dir, n, "")
+}
+
+// startClusterWith is startCluster with the scenario's own agent config
+// file (when not ""), given before the -server-config file, which
+// therefore overrides it.
+func (r *runner) startClusterWith(ctx context.Context, dir string, n int, scenarioConfig string) (*cluster, error) {
 	c := &cluster{r: r}
 	var hostList []string
 	for i := 0; i < n; i++ {
@@ -84,6 +91,9 @@ func (r *runner) startCluster(ctx context.Context, dir string, n int) (*cluster,
 			"-node-name", name, "-data-dir", dataDir, "-log-level", "info", "-enable-debug"}
 		for _, j := range hostList {
 			args = append(args, "-join", j)
+		}
+		if scenarioConfig != "" {
+			args = append(args, "-config", scenarioConfig)
 		}
 		if r.cfg.ServerConfig != "" {
 			args = append(args, "-config", r.cfg.ServerConfig)

@@ -34,6 +34,7 @@ const (
 	mGoHeapObjects  = "go_memstats_heap_objects"
 	mGoGoroutines   = "go_goroutines"
 	mPlanRejectNode = "drover_plan_rejected_nodes_total"
+	mRaftDBFree     = "drover_raft_db_free_bytes"
 )
 
 // metricsClient scrapes /v1/metrics; its timeout is short so that a

@@ -124,6 +124,7 @@ func New(config *Config) (*Client, error) {
 	if err := c.restoreAllocs(); err != nil {
 		return fail(err)
 	}
+	c.sweepAllocDirs() // gc.go
 	node := c.node
 	c.proto.run(c.goFunc)
 	interval := config.DriverHealthInterval

@@ -56,6 +56,7 @@ type agentFlags struct {
 	gateway                 bool
 	gatewayHTTPPort         int
 	gatewayHTTPSPort        int
+	compactRaft             bool
 }
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -125,6 +126,7 @@ certificates from their files (a bad file keeps the ones in use).`,
 	fl.IntVar(&f.dnsPort, "dns-port", -1, fmt.Sprintf("client DNS port, UDP and TCP, for <service>.service.drover names; 0 turns DNS off (default %d)", agent.DefaultDNSPort))
 	fl.BoolVar(&f.gateway, "gateway", false, "run the HTTP ingress gateway on this client (gateway { enabled = true }): a public listener for services' routes")
 	fl.IntVar(&f.gatewayHTTPPort, "gateway-http-port", 0, fmt.Sprintf("ingress gateway HTTP port (default %d)", agent.DefaultGatewayHTTPPort))
+	fl.BoolVar(&f.compactRaft, "compact-raft", false, "server: compact raft.db before starting (done on its own when the file is mostly free pages); see server raft_compact")
 	fl.IntVar(&f.gatewayHTTPSPort, "gateway-https-port", 0, fmt.Sprintf("ingress gateway HTTPS port, listened on when gateway certificates are configured (default %d)", agent.DefaultGatewayHTTPSPort))
 	return cmd
 }
@@ -159,7 +161,7 @@ func (f *agentFlags) config(cmd *cobra.Command) (*agent.Config, error) {
 		LogJSON:       f.logJSON,
 		EnableDebug:   f.enableDebug,
 		Ports:         &agent.Ports{HTTP: f.httpPort, RPC: f.rpcPort, Gossip: f.gossipPort},
-		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect, Recover: f.recover},
+		Server:        &agent.ServerConfig{Enabled: f.server, BootstrapExpect: f.bootstrapExpect, Recover: f.recover, RaftCompact: f.compactRaft},
 		Client:        &agent.ClientConfig{Enabled: f.client, Servers: f.servers, NodeClass: f.nodeClass},
 		Containerd:    &agent.ContainerdConfig{Address: f.containerdAddress, Namespace: f.containerdNS},
 		Region:        f.region,

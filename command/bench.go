@@ -24,6 +24,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 		profile           bool
 		serverConfig      string
 		heartbeatDuration time.Duration
+		gcCycles          int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [-scenarios all|NAME,...] [-results-dir DIR] [-quick] [-keep]",
@@ -89,6 +90,7 @@ Scenarios (run in this order by "all"):
 				HeartbeatDuration: heartbeatDuration,
 				Profile:           profile,
 				ServerConfig:      serverConfig,
+				GCCycles:          gcCycles,
 				Out:               g.ui.out,
 			})
 			if errors.Is(err, bench.ErrGoalsMissed) {
@@ -105,5 +107,6 @@ Scenarios (run in this order by "all"):
 	f.BoolVar(&profile, "profile", false, "save CPU profiles of the leader (and heap profiles in memory) to the results dir")
 	f.StringVar(&serverConfig, "server-config", "", "agent config file (HCL) every server starts with, to measure tuning, e.g. server { num_schedulers = 8 }")
 	f.DurationVar(&heartbeatDuration, "heartbeat-duration", 0, "how long the heartbeats scenario watches its nodes (default 5m, 30s with -quick)")
+	f.IntVar(&gcCycles, "gc-cycles", 0, "register/stop cycles of the gc scenario (default 2000, 100 with -quick)")
 	return cmd
 }

@@ -205,6 +205,8 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applyRootKeyDelete(buf, index)
 	case structs.ClusterMetaRequestType:
 		return f.applyClusterMeta(buf, index)
+	case structs.GCBatchRequestType:
+		return f.applyGCBatch(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))

@@ -100,6 +100,9 @@ func buildFuzzBase() fuzzBase {
 			{structs.NamespaceDeleteRequestType, &structs.NamespaceDeleteRequest{Names: []string{"team-a"}}},
 			{structs.QuotaUpsertRequestType, &structs.QuotaUpsertRequest{Quotas: []*structs.QuotaSpec{{Name: "q", Namespace: structs.DefaultNamespace, Limits: structs.QuotaLimits{MemoryMB: 1024}}}}},
 			{structs.QuotaDeleteRequestType, &structs.QuotaDeleteRequest{Names: []string{"q"}}},
+			{structs.GCBatchRequestType, &structs.GCBatchRequest{Jobs: []*structs.GCJobRequest{{
+				JobID: job.ID, Purge: true, Evals: []string{eval.ID}, Allocs: []string{a0.ID, a1.ID}, Deployments: []string{dep.ID}, Versions: []uint64{0},
+			}}, Nodes: []string{node2.ID}}},
 		}
 		fsm, index := New(Config{}), uint64(0)
 		var b fuzzBase
@@ -155,7 +158,7 @@ func (b fuzzBase) fresh() *FSM {
 //     unchanged;
 //   - Apply is deterministic: a second server with the same state that
 //     applies the same entry ends with the same hash and the same
-//     verdict;
+//     verdict (for a garbage collection entry, the same counts);
 //   - replaying the entry (a restart) does not panic either.
 func FuzzFSM_Apply(f *testing.F) {
 	base := buildFuzzBase()
@@ -177,8 +180,14 @@ func FuzzFSM_Apply(f *testing.F) {
 		}
 		errA, refusedA := respA.(error)
 		_, refusedB := respB.(error)
-		if respA != nil && !refusedA {
-			t.Fatalf("response %#v is neither nil nor an error", respA)
+		if gcA, ok := respA.(*structs.GCBatchResult); ok {
+			// A garbage collection entry answers with what it deleted:
+			// the same on both servers.
+			if gcB, _ := respB.(*structs.GCBatchResult); gcB == nil || *gcA != *gcB {
+				t.Fatalf("garbage collection results differ: %+v, %#v", gcA, respB)
+			}
+		} else if respA != nil && !refusedA {
+			t.Fatalf("response %#v is neither nil, an error nor a garbage collection result", respA)
 		}
 		afterA, afterB := hashOf(t, a), hashOf(t, b)
 		if refusedA && afterA != before {

@@ -47,7 +47,8 @@ import (
 //	Node.UpdateDrain, UpdateEligibility                node:write
 //	Operator.RaftGetConfiguration, StateHash,
 //	  SchedulerGetConfiguration                        operator:read
-//	Operator.RaftRemovePeer, SchedulerSetConfiguration operator:write
+//	Operator.RaftRemovePeer, SchedulerSetConfiguration,
+//	  System.GarbageCollect                            operator:write
 //	Service.List, Service.Instances                    read-job in ns; "*" (List) lists only
 //	                                                   namespaces with read-job; or a client
 //	                                                   node's secret: every namespace

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/droverhq/drover/connlimit"
+	"github.com/droverhq/drover/server/gc"
 	"github.com/droverhq/drover/structs"
 	"github.com/droverhq/drover/tlsutil"
 )
@@ -92,7 +93,18 @@ type Config struct {
 	// RaftSnapshotThreshold is how many log entries between snapshots.
 	RaftSnapshotThreshold uint64
 	RaftSnapshotInterval  time.Duration
-	RaftTrailingLogs      uint64
+	// RaftTrailingLogs is how many entries a snapshot leaves in the log
+	// (for followers that lag); the log, and raft.db with it, holds at
+	// most about RaftTrailingLogs + RaftSnapshotThreshold entries.
+	RaftTrailingLogs uint64
+	// RaftCompact compacts raft.db at start-up, before Raft opens it,
+	// whatever its share of free pages (raft_compact.go; without it the
+	// file is compacted when it is mostly free pages).
+	RaftCompact bool
+
+	// GC holds the garbage collector's thresholds and caps; zero fields
+	// take the defaults (DefaultGCConfig).
+	GC GCConfig
 
 	// NumSchedulers is how many scheduler workers run on the leader.
 	// Zero runs none (tests that dequeue evaluations themselves); the
@@ -158,6 +170,13 @@ type Config struct {
 	Logger hclog.Logger
 }
 
+// GCConfig is the garbage collector's settings (server/gc): the agent's
+// server { gc { ... } } block.
+type GCConfig = gc.Settings
+
+// DefaultGCConfig returns the garbage collector's defaults, Nomad's.
+func DefaultGCConfig() GCConfig { return gc.DefaultSettings() }
+
 // DefaultConfig returns the defaults.
 //
 // Raft timing: hashicorp/raft's defaults (1s heartbeat and election
@@ -198,6 +217,7 @@ func DefaultConfig() *Config {
 		MaxHeartbeatsPerSecond: 50,
 		RPCHoldTimeout:         5 * time.Second,
 		RPCHandshakeTimeout:    5 * time.Second,
+		GC:                     DefaultGCConfig(),
 	}
 }
 

@@ -5,13 +5,14 @@ import (
 
 	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/server/drainer"
+	"github.com/droverhq/drover/server/gc"
 	"github.com/droverhq/drover/server/heartbeat"
 	"github.com/droverhq/drover/state"
 	"github.com/droverhq/drover/structs"
 )
 
 // The leader's controllers live in their own packages (heartbeat,
-// drainer, deploymentwatcher). Each reads the state through a read-only
+// drainer, deploymentwatcher, gc). Each reads the state through a read-only
 // view it defines, which the state store and its snapshots satisfy, and
 // writes through a narrow Raft interface it defines, which the adapters
 // below implement over raftApply. None of them sees the Server.
@@ -19,10 +20,12 @@ var (
 	_ heartbeat.State         = (*state.StateStore)(nil)
 	_ drainer.State           = (*state.Snapshot)(nil)
 	_ deploymentwatcher.State = (*state.Snapshot)(nil)
+	_ gc.State                = (*state.Snapshot)(nil)
 
 	_ heartbeat.Raft         = heartbeatRaft{}
 	_ drainer.Raft           = drainRaft{}
 	_ deploymentwatcher.Raft = deploymentRaft{}
+	_ gc.Raft                = gcRaft{}
 )
 
 // setupControllers builds the controllers; establishLeadership starts
@@ -46,6 +49,12 @@ func (s *Server) setupControllers() {
 		State:  func() deploymentwatcher.State { return s.State().Snapshot() },
 		Raft:   deploymentRaft{s},
 		Logger: s.logger,
+	})
+	s.gc = gc.New(gc.Config{
+		State:    func() gc.State { return s.State().Snapshot() },
+		Raft:     gcRaft{s},
+		Logger:   s.logger.Named("gc"),
+		Settings: s.config.GC,
 	})
 }
 
@@ -116,4 +125,21 @@ func (r deploymentRaft) MarkSuccessful(d *structs.Deployment) error {
 // MarkFailed fails a deployment, reverting the job when f says so.
 func (r deploymentRaft) MarkFailed(f *deploymentwatcher.Failure) error {
 	return r.s.failDeployment(f, nil)
+}
+
+// gcRaft writes what the garbage collector chose.
+type gcRaft struct{ s *Server }
+
+// CollectBatch writes one GCBatch entry and returns what the FSM
+// deleted and skipped.
+func (r gcRaft) CollectBatch(req *structs.GCBatchRequest) (*structs.GCBatchResult, uint64, error) {
+	resp, index, err := r.s.raftApply(structs.GCBatchRequestType, req)
+	if err != nil {
+		return nil, index, err
+	}
+	res, _ := resp.(*structs.GCBatchResult)
+	if res != nil {
+		r.s.metrics.countGC(res)
+	}
+	return res, index, nil
 }

@@ -8,9 +8,11 @@
 // The controllers are packages of their own, each with a read-only
 // state view and a narrow Raft-write interface it defines, which
 // controllers.go adapts this server to: server/heartbeat (node
-// heartbeat timers), server/drainer (node drains) and
+// heartbeat timers), server/drainer (node drains),
 // server/deploymentwatcher (failing, promoting and completing
-// deployments, and auto-revert).
+// deployments, and auto-revert) and server/gc (garbage collection;
+// system_endpoint.go forces it). raft_compact.go compacts raft.db at
+// start-up.
 //
 // Files are named for what they hold: <name>_endpoint.go holds the RPC
 // endpoint <Name> (node_drain_endpoint.go, job_versions_endpoint.go and

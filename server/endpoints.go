@@ -21,6 +21,7 @@ func (s *Server) registerEndpoints() error {
 		"Service":    &Service{srv: s},
 		"Variable":   &Variable{srv: s},
 		"Keyring":    &Keyring{srv: s},
+		"System":     &System{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -62,7 +62,7 @@ func (s *Server) establishLeadership() {
 		s.logger.Error("failed to start heartbeat timers", "error", err)
 	}
 	for _, loop := range []func(<-chan struct{}){s.planApply, s.reapFailedEvals, s.reapCanceledEvals, s.reconcileMembers, s.deployments.Run, s.drainer.Run,
-		s.ensureClusterID, s.scheduledSnapshots, s.keyringLeader} {
+		s.gc.Run, s.ensureClusterID, s.scheduledSnapshots, s.keyringLeader} {
 		loop := loop
 		s.leaderWG.Add(1)
 		s.goFunc(func() {

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"os"
 	"time"
 
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/droverhq/drover/structs"
 )
 
 // serverMetrics are the server's Prometheus metrics. Each server has its
@@ -30,6 +34,10 @@ type serverMetrics struct {
 	schedulerPanics  prometheus.Counter
 	snapshotsWritten prometheus.Counter
 	snapshotFailures prometheus.Counter
+	// gcDeleted and gcSkipped count the garbage collector's rows by
+	// kind (written by this server as leader).
+	gcDeleted *prometheus.CounterVec
+	gcSkipped *prometheus.CounterVec
 }
 
 // quantiles are the summaries' objectives: median, p90, p99.
@@ -63,12 +71,51 @@ func newServerMetrics() *serverMetrics {
 		schedulerPanics:  counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
 		snapshotsWritten: counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
 		snapshotFailures: counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
+		gcDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_deleted_total",
+			Help: "Rows deleted by the garbage collector entries this server wrote as leader, by kind."}, []string{"kind"}),
+		gcSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_skipped_total",
+			Help: "Rows the garbage collector chose that were no longer collectable when its entry applied, by kind."}, []string{"kind"}),
 	}
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
 		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics,
-		m.snapshotsWritten, m.snapshotFailures)
+		m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
 	return m
 }
 
 // MetricsRegistry returns the server's metrics registry.
 func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metrics.registry }
+
+// countGC counts one garbage collection entry's result.
+func (m *serverMetrics) countGC(res *structs.GCBatchResult) {
+	for _, c := range []struct {
+		vec *prometheus.CounterVec
+		n   structs.GCCounts
+	}{{m.gcDeleted, res.Deleted}, {m.gcSkipped, res.Skipped}} {
+		for kind, n := range map[string]int{"job": c.n.Jobs, "job_version": c.n.JobVersions, "eval": c.n.Evals,
+			"alloc": c.n.Allocs, "deployment": c.n.Deployments, "node": c.n.Nodes} {
+			if n > 0 {
+				c.vec.WithLabelValues(kind).Add(float64(n))
+			}
+		}
+	}
+}
+
+// watchRaftDB exports the size of the Raft log's bolt file and the bytes
+// on its freelist (raft_compact.go), read at each scrape.
+func (m *serverMetrics) watchRaftDB(path string, store *raftboltdb.BoltStore) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "drover", Name: "raft_db_bytes",
+			Help: "Size of the Raft log's bolt file (raft.db)."}, func() float64 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return 0
+			}
+			return float64(fi.Size())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "drover", Name: "raft_db_free_bytes",
+			Help: "Bytes of raft.db on bolt's freelist: reused for new entries, given back only by a compaction at start-up."}, func() float64 {
+			st := store.Stats()
+			return float64(int64(st.FreePageN+st.PendingPageN) * int64(os.Getpagesize()))
+		}),
+	)
+}

@@ -254,17 +254,23 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 			return err
 		}
 		reply.Allocs = make(map[string]uint64, len(allocs))
-		var max uint64
+		var newest uint64
 		for _, a := range allocs {
 			reply.Allocs[a.ID] = a.AllocModifyIndex
 			// The server's changes only (placement, update, stop), not
 			// the client's own status reports: those would wake the
 			// watch just to tell the client what it said.
-			if a.AllocModifyIndex > max {
-				max = a.AllocModifyIndex
-			}
+			newest = max(newest, a.AllocModifyIndex)
 		}
-		reply.Index = max
+		// Never older than the last deletion of allocations by the
+		// garbage collector: a client holding an allocation this answer
+		// lacks then knows it was deleted, not that this server has yet
+		// to apply it (client/protocol.go's pullAndApply).
+		gcIndex, err := st.AllocsGCIndex()
+		if err != nil {
+			return err
+		}
+		reply.Index = max(newest, gcIndex)
 		return nil
 	})
 }

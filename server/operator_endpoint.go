@@ -66,13 +66,20 @@ func (o *Operator) StateHash(args *structs.GenericRequest, reply *structs.StateH
 	if err := o.srv.authorizeOperator(args.AuthToken, false); err != nil {
 		return err
 	}
-	index, tables, err := o.srv.State().Hash()
+	// One view for both, so the counts are of the hashed state.
+	st := o.srv.State().Snapshot()
+	index, tables, err := st.Hash()
+	if err != nil {
+		return err
+	}
+	rows, err := st.AllRowCounts()
 	if err != nil {
 		return err
 	}
 	reply.Server = o.srv.config.RPCAdvertise.String()
 	reply.Index = index
 	reply.Tables = tables
+	reply.Rows = rows
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/server/deploymentwatcher"
 	"github.com/droverhq/drover/server/drainer"
+	"github.com/droverhq/drover/server/gc"
 	"github.com/droverhq/drover/server/heartbeat"
 	"github.com/droverhq/drover/server/keyring"
 	"github.com/droverhq/drover/state"
@@ -83,6 +84,7 @@ type Server struct {
 	heartbeats  *heartbeat.Timers
 	drainer     *drainer.Drainer
 	deployments *deploymentwatcher.Watcher
+	gc          *gc.Collector
 
 	// leaderNotifyCh receives Raft leadership changes.
 	leaderNotifyCh chan bool
@@ -317,11 +319,17 @@ func (s *Server) openRaftStores() (raft.LogStore, raft.StableStore, raft.Snapsho
 		if err := s.checkLostRaftLog(dir); err != nil {
 			return nil, nil, nil, err
 		}
-		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		path := filepath.Join(dir, "raft.db")
+		if _, _, _, err := maybeCompactRaftDB(path, s.config.RaftCompact, s.logger); err != nil {
+			// The original is intact: start on it.
+			s.logger.Error("could not compact raft.db; starting on it as it is", "error", err)
+		}
+		store, err := raftboltdb.New(raftboltdb.Options{Path: path})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open raft store: %w", err)
 		}
 		s.raftStore = store
+		s.metrics.watchRaftDB(path, store)
 		if stable == nil {
 			stable = store
 		}

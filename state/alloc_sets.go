@@ -59,6 +59,26 @@ type allocSetWriter struct {
 	// services holds, by ID, the allocations whose service instances
 	// the transaction must re-derive (services.go).
 	services map[string]*structs.Allocation
+	// nodeGone and jobGone hold, per row key, the IDs of allocations
+	// the transaction deleted (the garbage collector's, gc.go).
+	nodeGone, jobGone map[string]map[string]bool
+}
+
+// remove records an allocation the transaction deleted: it leaves its
+// node's and job's rows when w is flushed.
+func (w *allocSetWriter) remove(a *structs.Allocation) {
+	if w.nodeGone == nil {
+		w.nodeGone, w.jobGone = make(map[string]map[string]bool), make(map[string]map[string]bool)
+	}
+	for _, g := range []struct {
+		m   map[string]map[string]bool
+		key string
+	}{{w.nodeGone, a.NodeID}, {w.jobGone, jobAllocsKey(a.Namespace, a.JobID)}} {
+		if g.m[g.key] == nil {
+			g.m[g.key] = make(map[string]bool)
+		}
+		g.m[g.key][a.ID] = true
+	}
 }
 
 // put records an allocation version written in the transaction (new or
@@ -85,20 +105,30 @@ func (w *allocSetWriter) flush(txn *memdb.Txn) error {
 	for _, t := range []struct {
 		table string
 		m     map[string][]*structs.Allocation
-	}{{tableNodeAllocs, w.node}, {tableJobAllocs, w.job}} {
+		gone  map[string]map[string]bool
+	}{{tableNodeAllocs, w.node, w.nodeGone}, {tableJobAllocs, w.job, w.jobGone}} {
 		for key, changed := range t.m {
-			if err := writeSetTxn(txn, t.table, key, changed); err != nil {
+			if err := writeSetTxn(txn, t.table, key, changed, t.gone[key]); err != nil {
+				return err
+			}
+		}
+		for key, gone := range t.gone {
+			if _, done := t.m[key]; done {
+				continue
+			}
+			if err := writeSetTxn(txn, t.table, key, nil, gone); err != nil {
 				return err
 			}
 		}
 	}
-	w.node, w.job = nil, nil
+	w.node, w.job, w.nodeGone, w.jobGone = nil, nil, nil, nil
 	return w.flushUsage(txn)
 }
 
 // writeSetTxn writes key's row with changed merged in: allocations with
-// an ID already in the row replace it, others are added.
-func writeSetTxn(txn *memdb.Txn, table, key string, changed []*structs.Allocation) error {
+// an ID already in the row replace it, others are added; those in gone
+// leave it. A row left empty by gone is deleted.
+func writeSetTxn(txn *memdb.Txn, table, key string, changed []*structs.Allocation, gone map[string]bool) error {
 	// Sort by ID keeping put order among equal IDs, then keep the last.
 	sort.SliceStable(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
 	latest := changed[:0:0]
@@ -130,6 +160,24 @@ func writeSetTxn(txn *memdb.Txn, table, key string, changed []*structs.Allocatio
 			merged = append(merged, latest[j])
 			i++
 			j++
+		}
+	}
+	if len(gone) > 0 {
+		kept := merged[:0]
+		for _, a := range merged {
+			if !gone[a.ID] {
+				kept = append(kept, a)
+			}
+		}
+		merged = kept
+		if len(merged) == 0 {
+			if raw == nil {
+				return nil
+			}
+			if err := txn.Delete(table, raw); err != nil {
+				return fmt.Errorf("%s delete: %w", table, err)
+			}
+			return nil
 		}
 	}
 	if err := txn.Insert(table, &allocSet{Key: key, Allocs: merged}); err != nil {

@@ -21,5 +21,8 @@
 // strings with the nodes table (ShareNodeStrings). At 100,000
 // allocations a server's memory is mostly allocations.
 //
+// Rows are deleted by the garbage collector's entries (gc.go), with
+// the rows derived from them, only while they are still collectable.
+//
 // state imports only structs.
 package state

@@ -156,29 +156,50 @@ func (s *StateStore) DeleteJob(index uint64, namespace, jobID string, eval *stru
 	if raw == nil {
 		return fmt.Errorf("job %q in namespace %q: %w", jobID, namespace, ErrNotFound)
 	}
-	if err := txn.Delete(TableJobs, raw); err != nil {
-		return fmt.Errorf("delete job: %w", err)
-	}
-	if err := syncServiceVIPsTxn(txn, index, namespace, raw.(*structs.Job), nil, ""); err != nil {
-		return err
-	}
-	versions, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", namespace, jobID)
-	if err != nil {
-		return err
-	}
-	for _, v := range versions {
-		if v.ID != jobID {
-			continue
-		}
-		if err := txn.Delete(TableJobVersion, v); err != nil {
-			return fmt.Errorf("delete job version: %w", err)
-		}
-	}
-	if err := setIndex(txn, index, TableJobs, TableJobVersion); err != nil {
+	if _, err := deleteJobTxn(txn, index, raw.(*structs.Job)); err != nil {
 		return err
 	}
 	s.commit(txn)
 	return nil
+}
+
+// deleteJobTxn deletes job and every version of it, releases the
+// service VIPs no other job declares, and returns how many versions it
+// deleted.
+func deleteJobTxn(txn *memdb.Txn, index uint64, job *structs.Job) (int, error) {
+	if err := txn.Delete(TableJobs, job); err != nil {
+		return 0, fmt.Errorf("delete job: %w", err)
+	}
+	if err := syncServiceVIPsTxn(txn, index, job.Namespace, job, nil, ""); err != nil {
+		return 0, err
+	}
+	versions, err := jobVersionsTxn(txn, job.Namespace, job.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, v := range versions {
+		if err := txn.Delete(TableJobVersion, v); err != nil {
+			return 0, fmt.Errorf("delete job version: %w", err)
+		}
+	}
+	return len(versions), setIndex(txn, index, TableJobs, TableJobVersion)
+}
+
+// jobVersionsTxn returns the kept versions of job (namespace, jobID),
+// in version order.
+func jobVersionsTxn(txn *memdb.Txn, namespace, jobID string) ([]*structs.Job, error) {
+	all, err := collect[*structs.Job](txn, nil, TableJobVersion, "id_prefix", namespace, jobID)
+	if err != nil {
+		return nil, err
+	}
+	// id_prefix matches other jobs whose ID starts with this one's.
+	mine := all[:0]
+	for _, v := range all {
+		if v.ID == jobID {
+			mine = append(mine, v)
+		}
+	}
+	return mine, nil
 }
 
 // JobByID returns job (namespace, id), or nil ("" is the default

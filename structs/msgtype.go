@@ -49,8 +49,9 @@ const (
 	// leader writes it with IgnoreUnknownTypeFlag: an older server skips
 	// it.
 	ClusterMetaRequestType MessageType = 29
-	// 30 is reserved for the day-two operations work (garbage collection
-	// batches).
+	// GCBatchRequestType deletes what the leader's garbage collector
+	// chose (GCBatchRequest).
+	GCBatchRequestType MessageType = 30
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -124,6 +125,8 @@ func (t MessageType) String() string {
 		return "RootKeyDelete"
 	case ClusterMetaRequestType:
 		return "ClusterMeta"
+	case GCBatchRequestType:
+		return "GCBatch"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

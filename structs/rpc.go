@@ -414,6 +414,9 @@ type StateHashResponse struct {
 	Server string
 	Index  uint64
 	Tables map[string]string
+	// Rows counts the rows of every table, derived ones included (those
+	// are not hashed: they follow from the others).
+	Rows map[string]int
 }
 
 // DeploymentStatusUpdateRequest changes a deployment's status, and may
