@@ -39,10 +39,11 @@ export class ApiError extends Error {
 
 // missingCapability pulls what a token lacks out of a 403's message:
 //   token "x" lacks capability read-job in namespace "default"
+//   token "x" lacks capability variables read on path "a/b" in namespace "default"
 //   token "x" lacks agent:read (it needs a policy with agent { ... })
 export function missingCapability(message) {
-  let m = /lacks capability ([\w-]+) in namespace "([^"]*)"/.exec(message);
-  if (m) return `${m[1]} (namespace ${m[2]})`;
+  let m = /lacks capability (.+?) in namespace "([^"]*)"/.exec(message);
+  if (m) return `${m[1].replace(/"/g, '')} (namespace ${m[2]})`;
   m = /lacks ([\w-]+:[\w-]+)/.exec(message);
   if (m) return m[1];
   m = /lacks (?:capability )?([\w-]+)/.exec(message);

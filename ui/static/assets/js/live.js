@@ -80,7 +80,12 @@ export class Live {
     const added = [];
     for (const [name, src] of Object.entries(next)) {
       const old = this.sources[name];
-      if (!old || old.path !== src.path) {
+      if (old && old.path === src.path) {
+        // The same source: keep its identity, which a read in flight
+        // and a blocking loop check to know they still matter.
+        old.topics = src.topics;
+        next[name] = old;
+      } else {
         added.push(name);
         delete this.results[name];
       }
@@ -122,7 +127,7 @@ export class Live {
       const r = await request(src.path + suffix, { signal: this.signal });
       if (this.sources[name] !== src) return false; // replaced meanwhile
       const old = this.results[name];
-      this.results[name] = { data: r.data, index: r.index, error: null };
+      this.results[name] = { data: r.data, index: r.index, error: null, next: r.headers.get('X-Drover-NextToken') || '' };
       return !old || old.index !== r.index || old.error || !r.index;
     } catch (err) {
       if (isAbort(err)) throw err;

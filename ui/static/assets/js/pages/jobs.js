@@ -103,7 +103,7 @@ export const jobPage = {
         ['Stopped', job.Stop ? 'yes: stopped by a user' : null],
         ['Status description', job.StatusDescription],
       ]),
-      section('Task groups', failure(r, 'allocs', 'the allocations'), groupsTable(job, allocs, evals[0])),
+      section('Task groups', failure(r, 'allocs', 'the allocations'), groupsTable(job, allocs, evals.find(decided))),
       section('Deployment', failure(r, 'deployment', 'the deployment'), deploymentView(data(r, 'deployment', null))),
       section('Placement failures', failure(r, 'evals', 'the evaluations'), placementFailures(evals)),
       section('Allocations', allocTable(allocs)),
@@ -168,9 +168,15 @@ function progress(n, total, what) {
     h('span', {}, `${n} / ${total}`));
 }
 
+// decided: an evaluation the scheduler has finished with (a blocked
+// one is a placeholder waiting for capacity).
+function decided(e) {
+  return e.Status !== 'blocked' && e.Status !== 'pending';
+}
+
 function placementFailures(evals) {
   const blocked = evals.find((e) => e.Status === 'blocked');
-  const latest = evals.find((e) => e.Status !== 'blocked' && e.Status !== 'pending');
+  const latest = evals.find(decided);
   const failed = latest && latest.FailedTGAllocs ? Object.entries(latest.FailedTGAllocs) : [];
   if (!failed.length) return h('p', { class: 'empty' }, 'None: the latest evaluation placed everything it was asked to.');
   return h('div', {},

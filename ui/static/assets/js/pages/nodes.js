@@ -29,11 +29,9 @@ export const nodesPage = {
       failure(r, 'nodes', 'the nodes'),
       failure(r, 'allocs', 'the allocations (resource use)'),
       table('Nodes', [
-        ['Name', (n) => link(`/ui/nodes/${encodeURIComponent(n.ID)}`, n.Name)],
-        ['ID', (n) => h('span', { class: 'mono', title: n.ID }, shortID(n.ID))],
+        ['Name', (n) => link(`/ui/nodes/${encodeURIComponent(n.ID)}`, n.Name, { title: n.ID })],
         ['Address', (n) => h('span', { class: 'mono' }, n.Address || n.HTTPAddr || '')],
         ['Datacenter', (n) => n.Datacenter],
-        ['Pool', (n) => n.NodePool || 'default'],
         ['Status', (n) => badge(nodeState(n))],
         ['Eligibility', (n) => n.SchedulingEligibility],
         ['Drivers', (n) => driversSummary(n.Drivers)],

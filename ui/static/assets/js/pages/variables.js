@@ -18,6 +18,7 @@ export const variablesPage = {
       h('h1', {}, 'Variables'),
       h('p', { class: 'sub' }, 'Paths only; open one to see its items if your token may read it.'),
       failure(r, 'vars', 'the variables'),
+      r.vars.next ? h('p', { class: 'msg note' }, `Only the first ${vars.length} variables are listed; use drover var list -prefix to see the rest.`) : null,
       table('Variables', [
         ['Path', (v) => link(`/ui/variables/${encPath(v.Path)}${q({ namespace: v.Namespace })}`, v.Path, { class: 'mono' })],
         ['Namespace', (v) => v.Namespace],
