@@ -153,7 +153,8 @@ func TestUI_BrowserFollowsAJob(t *testing.T) {
 	// Back on the job's page, stop the job from the CLI: the open page
 	// turns dead from the event stream, without a reload.
 	b.do(chromedp.Click(chromedp.CSS(`tr[data-job="web"] a`)))
-	b.waitJS("the running job page", `document.querySelectorAll('tr[data-alloc][data-status="running"]').length === 3`)
+	b.waitJS("the running job page", `document.querySelectorAll('tr[data-alloc][data-status="running"]').length === 3
+		&& document.querySelector("#job-status .badge").textContent === "running"`)
 	if r := a.cli("job", "stop", "web"); r.code != 0 {
 		t.Fatalf("job stop: %s", r)
 	}
