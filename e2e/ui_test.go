@@ -74,10 +74,10 @@ func TestUI_BrowserFollowsAJob(t *testing.T) {
 	b.waitJS("the overview", `location.pathname === "/ui/" && document.querySelector("main h1").textContent === "Cluster"
 		&& document.querySelector("main .badge[data-status=leader]") !== null
 		&& document.querySelectorAll("main tr a[href^='/ui/nodes/']").length === 1`)
+	shot("overview")
 	// Keyboard: the first Tab reaches the skip link.
 	b.do(chromedp.KeyEvent("\t"))
 	b.waitJS("focus on the skip link after Tab", `document.activeElement.classList.contains("skip")`)
-	shot("overview")
 
 	// Jobs list, reached through the navigation (no reload).
 	b.mark()
@@ -164,6 +164,8 @@ func TestUI_BrowserFollowsAJob(t *testing.T) {
 	}
 	b.waitJSWithin(2*time.Second, "the open job page showing dead", `document.querySelector("#job-status .badge").textContent === "dead"`)
 	t.Logf("the job page showed dead %v after job stop returned", time.Since(stopped).Round(time.Millisecond))
+	b.waitJSWithin(2*time.Second, "the stopped allocations on the open page", `document.querySelectorAll("tr[data-alloc]").length === 3
+		&& document.querySelectorAll('tr[data-alloc][data-status="complete"]').length === 3`)
 	b.checkNoReload()
 	shot("job-dead")
 
