@@ -11,7 +11,8 @@ import (
 // so its routes need no authorization of their own: every request it
 // makes is authorized as the CLI's are.
 func (a *Agent) mountUI(mux *http.ServeMux) {
-	h, err := ui.New()
+	// Only servers serve the event stream (http_events.go).
+	h, err := ui.New(ui.Options{EventStream: a.server != nil})
 	if err != nil {
 		// The embedded files are part of the build; ui's tests fail
 		// on a tree New refuses, so this is a broken build.

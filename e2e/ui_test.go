@@ -169,6 +169,23 @@ func TestUI_BrowserFollowsAJob(t *testing.T) {
 	b.checkNoReload()
 	shot("job-dead")
 
+	// A client-only agent serves the UI too. It has no event stream, so
+	// its pages follow with blocking queries, never trying the stream (a
+	// refused request would be a console error): the client's own node
+	// appears on the open page when it registers.
+	host := newHost()
+	cl := newAgent(t, "client", host, "", []string{"agent", "-client", "-bind", host, "-node-name", "ui-client", "-join", a.host,
+		"-containerd-address", c.ctrd.Address, "-containerd-namespace", c.ns + "-client", "-dns-port", "0", "-log-level", "debug"})
+	cl.start()
+	testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
+		err := cl.api.Agent().Health()
+		return err == nil, err
+	})
+	b.do(chromedp.Navigate(cl.url() + "/ui/nodes"))
+	b.waitJS("both nodes on the client agent's UI, followed by blocking queries", `document.querySelector("#live").dataset.state === "polling"
+		&& document.querySelectorAll("tr[data-node]").length === 2`)
+	shot("client-agent-nodes")
+
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Fatalf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
 	}

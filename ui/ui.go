@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,6 +53,20 @@ type file struct {
 	etag  string
 }
 
+// Options describe the agent serving the UI, for the pages to know
+// without asking (a request that fails is an error in the browser's
+// console).
+type Options struct {
+	// EventStream is true on agents that serve /v1/event/stream
+	// (servers); the pages of other agents follow with blocking
+	// queries.
+	EventStream bool
+}
+
+// eventStreamMeta is the tag in index.html that New fills in from
+// Options.EventStream.
+const eventStreamMeta = `<meta name="drover-event-stream" content="">`
+
 // Handler serves the UI. It is immutable after New and safe for
 // concurrent use.
 type Handler struct {
@@ -60,9 +75,9 @@ type Handler struct {
 }
 
 // New reads the embedded files. It fails only when the embedded tree
-// is broken (no index.html, a file type not in contentTypes): a build
-// problem, caught by this package's tests.
-func New() (*Handler, error) {
+// is broken (no index.html or its event-stream tag, a file type not in
+// contentTypes): a build problem, caught by this package's tests.
+func New(opts Options) (*Handler, error) {
 	root, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
@@ -79,6 +94,13 @@ func New() (*Handler, error) {
 		ctype, ok := contentTypes[path.Ext(p)]
 		if !ok {
 			return fmt.Errorf("ui: embedded file %s has no content type; add %q to contentTypes", p, path.Ext(p))
+		}
+		if p == "index.html" {
+			if !bytes.Contains(body, []byte(eventStreamMeta)) {
+				return fmt.Errorf("ui: index.html lacks %s", eventStreamMeta)
+			}
+			filled := strings.Replace(eventStreamMeta, `content=""`, fmt.Sprintf("content=%q", strconv.FormatBool(opts.EventStream)), 1)
+			body = bytes.Replace(body, []byte(eventStreamMeta), []byte(filled), 1)
 		}
 		sum := sha256.Sum256(body)
 		f := file{name: p, body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}

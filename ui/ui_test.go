@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,7 @@ import (
 
 func newHandler(t *testing.T) *Handler {
 	t.Helper()
-	h, err := New()
+	h, err := New(Options{EventStream: true})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -149,6 +150,23 @@ func TestHandler_UnknownPathsFallBackToIndex(t *testing.T) {
 	}
 	if ct := rec.Header().Get("Content-Type"); strings.Contains(ct, "html") || strings.Contains(ct, "javascript") {
 		t.Fatalf("missing asset served as %q", ct)
+	}
+}
+
+// TestHandler_TellsThePagesAboutTheEventStream: index.html says whether
+// the agent serves the event stream, so a client agent's pages do not
+// try it (a failed request is a console error).
+func TestHandler_TellsThePagesAboutTheEventStream(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		h, err := New(Options{EventStream: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := get(t, h, "/ui/", nil).Body.String()
+		want := fmt.Sprintf(`<meta name="drover-event-stream" content="%t">`, on)
+		if !strings.Contains(body, want) {
+			t.Errorf("EventStream %t: index.html lacks %s", on, want)
+		}
 	}
 }
 

@@ -33,6 +33,9 @@ const notFound = {
 };
 
 const main = document.getElementById('main');
+// Whether this agent serves the event stream (a server); the agent says
+// so in index.html. Elsewhere pages follow with blocking queries.
+const eventStream = (document.querySelector('meta[name="drover-event-stream"]') || {}).content !== 'false';
 const liveEl = document.getElementById('live');
 let current = null; // {page, ctx, live}
 
@@ -92,7 +95,7 @@ function start(focus) {
   }
   const live = new Live({
     sources: (results) => page.sources(ctx, results),
-    stream: page.stream(ctx),
+    stream: eventStream ? page.stream(ctx) : null,
     onUpdate: render,
     onState: setLive,
   });
