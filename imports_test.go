@@ -36,7 +36,8 @@ var allowedImports = map[string][]string{
 	"jobspec":           {"structs"},
 	"api":               {},
 	"client/sim":        {"structs", "client", "driver", "driver/fake"},
-	"agent":             {"server", "client", "client/sim", "client/dns", "client/proxy", "client/gateway", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec"},
+	"agent":             {"server", "client", "client/sim", "client/dns", "client/proxy", "client/gateway", "driver", "driver/containerd", "structs", "rpcpool", "gossip", "connlimit", "tlsutil", "acl", "jobspec", "ui"},
+	"ui":                {}, // the web UI's embedded files and handler, mounted by agent
 	"bench":             {"api", "jobspec", "internal/poll", "internal/privctrd", "internal/ociimage"},
 	// Non-test helpers the binary needs (bench) and testutil wraps for
 	// tests; they import no Drover package and never package testing.

@@ -162,6 +162,7 @@ func (a *Agent) routes() http.Handler {
 		mux.Handle("/debug/pprof/symbol", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("/debug/pprof/trace", a.guardHTTP(needAgentWrite, http.HandlerFunc(pprof.Trace)))
 	}
+	a.mountUI(mux) // the web UI at /ui/ (http_ui.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)))
 	})

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Drover's tests and demo need from Debian's packages:
-# containerd, runc and a static busybox (the tests build their container
-# image from it). Does nothing when they are already installed. Needs
-# root when something is missing.
+# containerd, runc, a static busybox (the tests build their container
+# image from it) and chromium (the web UI's test drives it headless).
+# Does nothing when they are already installed. Needs root when
+# something is missing.
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,7 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 # The image needs a statically linked busybox; Debian's plain busybox
 # package is dynamic.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
