@@ -35,6 +35,13 @@ import (
 //	                                     could not run (or was lost); a close
 //	                                     with code 1011 follows
 //
+// With tty=true the agent starts the process once the first tty_size
+// arrived (or after execFirstSizeWait), so that it starts at the
+// client's size. stdin is flow-controlled: a few frames queue for a
+// process that does not read them, then the agent stops reading the
+// connection; past the idle timeout it ends the session, as for a
+// silent client.
+//
 // A frame over maxExecFrameBytes, a binary frame, or one that is not
 // exactly one JSON object of the fields above, or sets two of them, or
 // stdin with both data and close (or neither), or a size outside

@@ -46,21 +46,27 @@ type execSession struct {
 	// after it.
 	closed bool
 
-	// stdin is where the client's stdin frames go (nil when the
-	// request said stdin=false); resize carries the latest terminal
-	// size (nil without tty).
-	stdin  *io.PipeWriter
+	// stdin queues the client's stdin for pumpStdin (nil when the
+	// request said stdin=false); readLoop sends on it and closes it.
+	// resize carries the latest terminal size (nil without tty).
+	stdin  chan []byte
 	resize chan driver.TerminalSize
-	// firstFrame is closed once readLoop handled the client's first
-	// frame.
-	firstFrame chan struct{}
+	// sizeSeen is closed when the first terminal size arrived.
+	sizeSeen chan struct{}
 }
 
 // execFirstSizeWait is how long a session with a terminal waits for
-// the client's first frame before it starts the process: clients send
-// the terminal's size first, and a process that starts with it (a
-// shell drawing its prompt, stty size) never sees a wrong one.
+// the client's first size before it starts the process: clients send
+// the size as they start (Nomad's alongside stdin), and a process that
+// starts with it (a shell drawing its prompt, stty size) never sees a
+// wrong one.
 const execFirstSizeWait = time.Second
+
+// execStdinQueue is how many stdin frames wait for the process before
+// readLoop blocks (and the client's frames wait in TCP): a few, so
+// that stdin sent before the process runs does not hold up the frames
+// behind it (the terminal's size).
+const execStdinQueue = 4
 
 // serveExec upgrades the request and runs the exec: the caller checked
 // everything that can be refused with an HTTP status.
@@ -83,7 +89,7 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request, allocID, task 
 			}
 		}()
 	}
-	s := &execSession{a: a, conn: conn, idle: a.execLimits.withDefaults().idle, cancel: cancel, firstFrame: make(chan struct{})}
+	s := &execSession{a: a, conn: conn, idle: a.execLimits.withDefaults().idle, cancel: cancel, sizeSeen: make(chan struct{})}
 	opts := &driver.ExecOptions{
 		Command: req.command,
 		Tty:     req.tty,
@@ -91,9 +97,18 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request, allocID, task 
 		Stderr:  &execStreamWriter{s: s, stderr: true},
 	}
 	var stdinR *io.PipeReader
+	pumpDone := make(chan struct{})
 	if req.stdin {
-		stdinR, s.stdin = io.Pipe()
+		var stdinW *io.PipeWriter
+		stdinR, stdinW = io.Pipe()
 		opts.Stdin = stdinR
+		s.stdin = make(chan []byte, execStdinQueue)
+		go func() {
+			defer close(pumpDone)
+			pumpStdin(s.stdin, stdinW)
+		}()
+	} else {
+		close(pumpDone)
 	}
 	if req.tty {
 		s.resize = make(chan driver.TerminalSize, 1)
@@ -107,7 +122,7 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request, allocID, task 
 	if req.tty {
 		timer := time.NewTimer(execFirstSizeWait)
 		select {
-		case <-s.firstFrame:
+		case <-s.sizeSeen:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
@@ -122,7 +137,7 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request, allocID, task 
 	a.logger.Info("exec started", "alloc_id", allocID, "task", task, "argv0", req.command[0], "tty", req.tty)
 	res, err := a.client.ExecTask(ctx, allocID, task, opts)
 	if stdinR != nil {
-		// Unblocks a stdin write of readLoop, and the driver's read.
+		// Unblocks pumpStdin's write, and the driver's read.
 		stdinR.Close()
 	}
 	switch {
@@ -153,6 +168,24 @@ func (a *Agent) serveExec(w http.ResponseWriter, r *http.Request, allocID, task 
 	}
 	conn.Close()
 	<-readDone
+	// readLoop closed s.stdin: the pump ends.
+	<-pumpDone
+}
+
+// pumpStdin writes the queued stdin frames to the process's stdin
+// until the queue is closed, then closes it (the process reads EOF).
+// Once a write fails (the process ended), the rest is dropped.
+func pumpStdin(queue <-chan []byte, w *io.PipeWriter) {
+	defer w.Close()
+	failed := false
+	for b := range queue {
+		if failed {
+			continue
+		}
+		if _, err := w.Write(b); err != nil {
+			failed = true
+		}
+	}
 }
 
 // shuttingDown reports whether the agent is shutting down.
@@ -167,12 +200,18 @@ func (a *Agent) shuttingDown() bool {
 
 // readLoop reads the client's frames until the connection fails or the
 // client breaks the rules, and then kills the process (cancel). It owns
-// the stdin pipe's writing end and the resize channel's sending side.
+// the sending side of s.stdin and s.resize.
 func (s *execSession) readLoop() {
 	defer s.cancel()
-	if s.stdin != nil {
-		defer s.stdin.Close()
-	}
+	// stdinOpen is false once the client closed stdin.
+	stdinOpen := s.stdin != nil
+	defer func() {
+		if stdinOpen {
+			close(s.stdin)
+		}
+	}()
+	var sizeOnce sync.Once
+	defer sizeOnce.Do(func() { close(s.sizeSeen) })
 	// A ping counts as a sign of life, like a frame.
 	s.conn.SetPingHandler(func(data string) error {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.idle))
@@ -186,12 +225,6 @@ func (s *execSession) readLoop() {
 		}
 		return err
 	})
-	// stdinOpen is false once the client closed stdin; stdinGone once
-	// the process no longer takes it.
-	stdinOpen, stdinGone := s.stdin != nil, false
-	var firstOnce sync.Once
-	firstDone := func() { firstOnce.Do(func() { close(s.firstFrame) }) }
-	defer firstDone()
 	for {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.idle))
 		typ, r, err := s.conn.NextReader()
@@ -220,9 +253,8 @@ func (s *execSession) readLoop() {
 		}
 		if in.TTYSize != nil && s.resize != nil {
 			s.setSize(driver.TerminalSize{Width: uint16(in.TTYSize.Width), Height: uint16(in.TTYSize.Height)})
+			sizeOnce.Do(func() { close(s.sizeSeen) })
 		}
-		// A first size is in s.resize before serveExec looks.
-		firstDone()
 		switch {
 		case in.Stdin == nil:
 		case s.stdin == nil:
@@ -233,17 +265,35 @@ func (s *execSession) readLoop() {
 			return
 		case in.Stdin.Close:
 			stdinOpen = false
-			s.stdin.Close()
+			close(s.stdin)
 		default:
-			// Blocks while the process does not read: the client's
-			// frames wait in TCP meanwhile. Fails once the process
-			// ended; later input is dropped then.
-			if !stdinGone {
-				if _, err := s.stdin.Write(in.Stdin.Data); err != nil {
-					stdinGone = true
-				}
+			if !s.queueStdin(in.Stdin.Data) {
+				return
 			}
 		}
+	}
+}
+
+// queueStdin queues stdin data for the process. Once execStdinQueue
+// frames wait (and the FIFOs behind them are full), it blocks, and the
+// client's frames wait in TCP: flow control. But a blocked readLoop
+// reads nothing, not even a close, so it can wait only as long as it
+// would for a silent client: after s.idle it ends the session (with
+// the process) and says so. It reports whether the session goes on.
+func (s *execSession) queueStdin(data []byte) bool {
+	select {
+	case s.stdin <- data:
+		return true
+	default:
+	}
+	timer := time.NewTimer(s.idle)
+	defer timer.Stop()
+	select {
+	case s.stdin <- data:
+		return true
+	case <-timer.C:
+		s.closeWith(websocket.ClosePolicyViolation, fmt.Sprintf("the process took none of its stdin in %s; the agent cannot wait longer without reading the client", s.idle))
+		return false
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	hclog "github.com/hashicorp/go-hclog"
+	nomad "github.com/hashicorp/nomad/api"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/client"
@@ -495,6 +496,16 @@ func TestClientAllocExec_HostileClients(t *testing.T) {
 		}, websocket.ClosePolicyViolation, "outside 0..65535"},
 		{"silent client", "", func(*websocket.Conn) error { return nil },
 			websocket.ClosePolicyViolation, "no frame from the client in 500ms"},
+		// sleep reads no stdin: one frame blocks in the pipe, four
+		// wait in the queue, the sixth holds the reading.
+		{"stdin the process never takes", "", func(c *websocket.Conn) error {
+			for i := 0; i < 2+execStdinQueue; i++ {
+				if err := c.WriteMessage(websocket.TextMessage, []byte(`{"stdin":{"data":"eA=="}}`)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, websocket.ClosePolicyViolation, "the process took none of its stdin in 500ms"},
 	}
 	killed := 0
 	for _, tc := range cases {
@@ -598,4 +609,38 @@ func TestClientAllocExec_Limits(t *testing.T) {
 func b64(s string) string {
 	b, _ := json.Marshal([]byte(s))
 	return strings.Trim(string(b), `"`)
+}
+
+// TestClientAllocExec_NomadClient: Nomad's own API client runs a
+// command through Drover's exec endpoint (the frames are Nomad's
+// shape), with stdin, both streams, a terminal size and the exit code.
+func TestClientAllocExec_NomadClient(t *testing.T) {
+	f := newExecFixture(t, false)
+	nc, err := nomad.NewClient(&nomad.Config{Address: f.proxyURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, _, err := nc.Allocations().Info(f.allocID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code, err := nc.Allocations().Exec(context.Background(), alloc, "server", false, []string{"cat"},
+		strings.NewReader("through nomad\n"), &out, &errOut, nil, nil)
+	if err != nil || code != 0 || out.String() != "through nomad\n" {
+		t.Fatalf("cat: code %d, %q, %v", code, out.String(), err)
+	}
+	code, err = nc.Allocations().Exec(context.Background(), alloc, "server", false, []string{"exit", "5"},
+		strings.NewReader(""), &out, &errOut, nil, nil)
+	if err != nil || code != 5 {
+		t.Fatalf("exit 5: code %d, %v", code, err)
+	}
+	sizes := make(chan nomad.TerminalSize, 1)
+	sizes <- nomad.TerminalSize{Height: 33, Width: 99}
+	out.Reset()
+	code, err = nc.Allocations().Exec(context.Background(), alloc, "server", true, []string{"stty", "size"},
+		strings.NewReader(""), &out, &errOut, sizes, nil)
+	if err != nil || code != 0 || !strings.HasPrefix(out.String(), "33 99\n") {
+		t.Fatalf("stty size with a terminal: code %d, %q, %v", code, out.String(), err)
+	}
 }
