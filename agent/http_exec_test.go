@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -406,6 +408,8 @@ func TestClientAllocExec_Refusals(t *testing.T) {
 // proxied request and checks it again.
 func TestClientAllocExec_ACL(t *testing.T) {
 	f := newExecFixture(t, true)
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	f.serving.audit = newAuditLog(auditSettings{path: auditPath, maxBytes: 1 << 20, maxFiles: 2}, hclog.NewNullLogger())
 	execer := f.token("execer", `namespace "default" { capabilities = ["alloc-exec"] }`)
 	logs := f.token("logs", `namespace "default" { capabilities = ["read-logs", "read-job"] }`)
 	elsewhere := f.token("elsewhere", "namespace \"team-b\" {\n  policy = \"write\"\n  capabilities = [\"alloc-exec\"]\n}")
@@ -455,6 +459,31 @@ func TestClientAllocExec_ACL(t *testing.T) {
 	if _, total, _ := f.drv.Execs(); total != 4 {
 		t.Fatalf("the fake driver ran %d execs; want the 4 allowed", total)
 	}
+	// The serving agent audited every exec it received, run or
+	// denied, with the namespace and without the query (the command);
+	// a session's line is written once its handler returned.
+	// Ran: two direct, two proxied. Denied: the four direct ones
+	// (the proxy refuses its four itself) and the forwarded request
+	// without a token.
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		var ran, denied403 int
+		for _, e := range readAuditFile(t, auditPath) {
+			if !strings.HasSuffix(e.Path, "/exec") {
+				continue
+			}
+			if e.Namespace != "default" || e.Method != "GET" {
+				t.Fatalf("audit line %+v: want GET in namespace default", e)
+			}
+			switch e.Status {
+			case http.StatusSwitchingProtocols:
+				ran++
+			case http.StatusForbidden:
+				denied403++
+			}
+		}
+		raw, _ := os.ReadFile(auditPath)
+		return ran == 4 && denied403 == 5, fmt.Errorf("audit: %d execs ran, %d denied; want 4 and 5:\n%s", ran, denied403, raw)
+	})
 }
 
 // TestClientAllocExec_HostileClients: frames that break the rules, a
