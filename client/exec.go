@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/structs"
@@ -48,4 +49,15 @@ func (c *Client) execTarget(allocID, task string) (*taskRunner, error) {
 		return nil, fmt.Errorf("task %q of allocation %s is %s: %w", task, allocID, st.State, driver.ErrTaskNotRunning)
 	}
 	return tr, nil
+}
+
+// execCheck runs a script check's command in a task of the allocation
+// (checks.Config.Exec): no stdin, no terminal, stdout and stderr both
+// to output.
+func (ar *allocRunner) execCheck(ctx context.Context, task string, command []string, output io.Writer) (int, error) {
+	res, err := ar.client.ExecTask(ctx, ar.id, task, &driver.ExecOptions{Command: command, Stdout: output, Stderr: output})
+	if err != nil {
+		return 0, err
+	}
+	return res.ExitCode, nil
 }

@@ -179,3 +179,79 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestDev_ScriptCheck: a script check runs its command in the task on
+// real containerd: critical (exit 2, with the command's output) until a
+// file exists, warning on exit 1, passing once `alloc exec` created
+// the file.
+func TestDev_ScriptCheck(t *testing.T) {
+	c := newCluster(t)
+	a := c.startDevAgent()
+	job := fmt.Sprintf(`job "probed" {
+  datacenters = ["dc1"]
+  group "g" {
+    network {
+      port "http" {}
+    }
+    task "app" {
+      driver = "containerd"
+      config {
+        image   = %q
+        command = "/bin/sh"
+        args    = ["-c", "exec sleep 3600"]
+      }
+      service {
+        name = "probed"
+        port = "http"
+        check {
+          type     = "script"
+          command  = "/bin/sh"
+          args     = ["-c", "if [ -f /tmp/ready ]; then echo ready; elif [ -f /tmp/degraded ]; then echo degraded; exit 1; else echo not ready >&2; exit 2; fi"]
+          interval = "1s"
+          timeout  = "1s"
+        }
+      }
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+    }
+  }
+}
+`, c.image)
+	if res := a.cli("job", "run", "-detach", writeFile(t, "probed.hcl", job)); res.code != 0 {
+		t.Fatalf("job run: %s", res)
+	}
+	var allocID string
+	testutil.WaitFor(t, time.Minute, func() (bool, error) {
+		allocs := liveAllocs(t, a, "probed")
+		if len(allocs) != 1 || allocs[0].ClientStatus != "running" {
+			return false, fmt.Errorf("allocations: %d", len(allocs))
+		}
+		allocID = allocs[0].ID
+		return true, nil
+	})
+	waitCheck := func(status, output string) {
+		t.Helper()
+		testutil.WaitFor(t, 30*time.Second, func() (bool, error) {
+			checks, _, err := a.api.Allocations().Checks(allocID, nil)
+			if err != nil {
+				return false, err
+			}
+			st := checks["probed/probed-script"]
+			if st == nil {
+				return false, fmt.Errorf("no check probed/probed-script in %v", checks)
+			}
+			return st.Status == status && st.Output == output, fmt.Errorf("check is %s %q, want %s %q", st.Status, st.Output, status, output)
+		})
+	}
+	waitCheck("critical", "not ready")
+	if res := a.cli("alloc", "exec", allocID, "sh", "-c", "echo > /tmp/degraded"); res.code != 0 {
+		t.Fatalf("alloc exec: %s", res)
+	}
+	waitCheck("warning", "degraded")
+	if res := a.cli("alloc", "exec", allocID, "sh", "-c", "echo > /tmp/ready"); res.code != 0 {
+		t.Fatalf("alloc exec: %s", res)
+	}
+	waitCheck("passing", "ready")
+}
