@@ -71,6 +71,10 @@ type Agent struct {
 	// logsTransport dials other agents for the logs proxy; built once.
 	logsTransport     *http.Transport
 	logsTransportOnce sync.Once
+	// execs counts the exec sessions this agent serves or proxies, and
+	// execLimits bounds them (http_exec.go).
+	execs      execSlots
+	execLimits execLimits
 
 	// tokens caches token resolutions on an agent without a server
 	// (acl_cache.go); made on first use.
@@ -528,6 +532,12 @@ func (a *Agent) Shutdown() {
 			_ = a.overflowServer.Close()
 		} else if a.httpListener != nil {
 			a.httpListener.Close()
+		}
+		// The HTTP server does not wait for hijacked connections:
+		// exec sessions kill their processes (shutdownCh) before the
+		// client and its drivers go.
+		if !a.execs.wait(execShutdownWait) {
+			a.logger.Warn("exec sessions still running at shutdown", "waited", execShutdownWait)
 		}
 		// DNS before the client: its lookups go through the client.
 		if a.dns != nil {

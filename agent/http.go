@@ -151,6 +151,8 @@ func (a *Agent) routes() http.Handler {
 	}
 
 	mux.HandleFunc("GET /v1/client/fs/logs/{alloc}", a.clientLogs)
+	// Exec over a WebSocket (http_exec.go).
+	mux.HandleFunc("GET /v1/client/allocation/{alloc}/exec", a.clientAllocExec)
 	mux.HandleFunc("GET /v1/event/stream", a.eventStream) // http_events.go
 	mux.Handle("GET /v1/metrics", a.guardHTTP(needAgentRead, a.metricsHandler()))
 	if a.config.EnableDebug {
@@ -171,12 +173,12 @@ func (a *Agent) routes() http.Handler {
 
 // audited is the one middleware around every route: it gives each
 // request its requestAuth (a token resolved at most once per request)
-// and, with audit on, appends the audit line of every write and every
+// and, with audit on, appends the audit line of every write, exec and
 // denied request once the answer is sent (audit.go).
 func (a *Agent) audited(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, info := withRequestAuth(r)
-		if a.audit != nil && isWrite(r.Method) {
+		if a.audit != nil && auditedRequest(r) {
 			// Named before the write: a token that deletes itself is
 			// still named in its line.
 			_, _, _ = a.requestACL(r)
@@ -190,7 +192,7 @@ func (a *Agent) audited(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		if status != http.StatusForbidden && !isWrite(r.Method) {
+		if status != http.StatusForbidden && !auditedRequest(r) {
 			return
 		}
 		a.audit.write(a.auditEntry(r, info, status, rec.code))

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +33,8 @@ import (
 //	PUT /v1/validate/job                          read-job in the job's namespace
 //	GET /v1/client/fs/logs/{alloc}                read-logs in the allocation's namespace,
 //	                                              on the agent that serves the file too
+//	GET /v1/client/allocation/{alloc}/exec        alloc-exec in the allocation's namespace,
+//	                                              on the node's agent too (audited as a write)
 //	GET /v1/agent/health, /v1/status/*            open (load balancers; Nomad's status endpoints)
 //	PUT /v1/acl/bootstrap                         open (works once per cluster)
 //
@@ -179,6 +183,16 @@ func (s *statusRecorder) Flush() {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// Hijack passes a WebSocket upgrade (exec, and the exec proxy) on and
+// records it as 101.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
+
 // recordErrorCode is called by writeError with the code it answers.
 func (s *statusRecorder) recordErrorCode(code string) { s.code = code }
 
@@ -192,9 +206,15 @@ func isWrite(method string) bool {
 	return false
 }
 
+// auditedRequest reports whether a request is audited whatever its outcome:
+// writes, and execs (a GET that runs a command in a task).
+func auditedRequest(r *http.Request) bool {
+	return isWrite(r.Method) || (strings.HasPrefix(r.URL.Path, "/v1/client/allocation/") && strings.HasSuffix(r.URL.Path, "/exec"))
+}
+
 // namespacedPaths are the path prefixes of requests that act in one
 // namespace (the default one without ?namespace=).
-var namespacedPaths = []string{"/v1/job", "/v1/var", "/v1/allocation", "/v1/evaluation", "/v1/deployment", "/v1/validate/job", "/v1/client/fs/"}
+var namespacedPaths = []string{"/v1/job", "/v1/var", "/v1/allocation", "/v1/evaluation", "/v1/deployment", "/v1/validate/job", "/v1/client/fs/", "/v1/client/allocation/"}
 
 // maxAuditNamespace bounds a namespace copied from a hostile query.
 const maxAuditNamespace = 128

@@ -318,8 +318,6 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"Weights":           {msg: "service weights are not supported (they are a Consul setting)", fields: map[string][]string{"Passing": {`1`}, "Warning": {`1`}}},
 	},
 	typeOf[structs.ServiceCheck](): {
-		"Command":                unsupported(`script checks are not supported; use type "http" or "tcp"`),
-		"Args":                   unsupported(`script checks are not supported; use type "http" or "tcp"`),
 		"Protocol":               unsupported(`check protocols other than "http" are not supported`, `"http"`),
 		"PortLabel":              unsupported("a check port of its own is not supported; checks use the service's port"),
 		"Expose":                 unsupported("exposing checks through Consul Connect is not supported"),
@@ -334,7 +332,7 @@ var nomadFieldRules = map[reflect.Type]map[string]nomadRule{
 		"CheckRestart":           {msg: "check_restart is not supported; failing checks do not restart tasks", fields: map[string][]string{"Grace": {`1000000000`}}},
 		"GRPCService":            unsupported("gRPC checks are not supported"),
 		"GRPCUseTLS":             unsupported("gRPC checks are not supported"),
-		"TaskName":               unsupported("a check's own task is not supported; a task service's checks run while its task runs"),
+		"TaskName":               unsupported("a check's own task is not supported; a task service's checks (script checks among them) run in and while its task runs"),
 		"SuccessBeforePassing":   unsupported("success_before_passing is not supported; one result sets a check's status"),
 		"FailuresBeforeCritical": unsupported("failures_before_critical is not supported; one result sets a check's status"),
 		"FailuresBeforeWarning":  unsupported("failures_before_warning is not supported; one result sets a check's status"),

@@ -201,7 +201,7 @@ func TestNomadJobDecode_RefusesUnsupportedValues(t *testing.T) {
 		{"consul task service", "Job.TaskGroups[0].Tasks[0].Services[0].Provider", "Consul is not supported", withJob(func(j *nomad.Job) {
 			j.TaskGroups[0].Tasks[0].Services = []*nomad.Service{{Name: "web", PortLabel: "http", Provider: "consul"}}
 		})},
-		{"script check", "Job.TaskGroups[0].Services[0].Checks[0].Command", "script checks are not supported", withJob(func(j *nomad.Job) {
+		{"script check of a group service", "Job.TaskGroups[0].Services[0].Checks[0].Type", "a group service has none", withJob(func(j *nomad.Job) {
 			j.TaskGroups[0].Services = []*nomad.Service{{Name: "web", PortLabel: "http", Checks: []nomad.ServiceCheck{{Type: "script", Command: "true"}}}}
 		})},
 		{"big ephemeral disk", "Job.TaskGroups[0].EphemeralDisk", "not supported", withJob(func(j *nomad.Job) {

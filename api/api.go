@@ -295,16 +295,10 @@ func (c *Client) newRequest(method, path string, q *QueryOptions) *request {
 // do sends the request and returns the response; a non-2xx status is
 // turned into an *Error.
 func (c *Client) do(r *request) (*http.Response, error) {
-	u := *c.addr
-	// r.path is already escaped (IDs go through escape): keep it as the
-	// raw path so that it is not escaped twice.
-	rawPath := strings.TrimSuffix(u.EscapedPath(), "/") + r.path
-	unescaped, err := url.PathUnescape(rawPath)
+	u, err := c.requestURL(r)
 	if err != nil {
-		return nil, fmt.Errorf("bad request path %q: %w", rawPath, err)
+		return nil, err
 	}
-	u.Path, u.RawPath = unescaped, rawPath
-	u.RawQuery = r.params.Encode()
 	var body io.Reader
 	if r.body != nil {
 		buf, err := json.Marshal(r.body)
@@ -343,13 +337,33 @@ func (c *Client) do(r *request) (*http.Response, error) {
 		return resp, nil
 	}
 	defer resp.Body.Close()
+	return nil, c.responseError(resp, r.method, r.path)
+}
+
+// requestURL is the URL of r at the client's agent.
+func (c *Client) requestURL(r *request) (*url.URL, error) {
+	u := *c.addr
+	// r.path is already escaped (IDs go through escape): keep it as the
+	// raw path so that it is not escaped twice.
+	rawPath := strings.TrimSuffix(u.EscapedPath(), "/") + r.path
+	unescaped, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, fmt.Errorf("bad request path %q: %w", rawPath, err)
+	}
+	u.Path, u.RawPath = unescaped, rawPath
+	u.RawQuery = r.params.Encode()
+	return &u, nil
+}
+
+// responseError reads an error answer (status not 2xx) into an *Error.
+func (c *Client) responseError(resp *http.Response, method, path string) *Error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	apiErr := &Error{StatusCode: resp.StatusCode}
 	if resp.StatusCode == http.StatusBadRequest && c.addr.Scheme == "http" && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
 		https := *c.addr
 		https.Scheme = "https"
 		apiErr.Message = fmt.Sprintf("the agent at %s serves HTTPS only: use %s in -address or DROVER_ADDR, with -ca-cert (DROVER_CACERT)", c.addr.Redacted(), https.Redacted())
-		return nil, apiErr
+		return apiErr
 	}
 	var eb struct {
 		Code     string
@@ -359,9 +373,9 @@ func (c *Client) do(r *request) (*http.Response, error) {
 	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
 		apiErr.Code, apiErr.Message, apiErr.Problems = eb.Code, eb.Error, eb.Problems
 	} else {
-		apiErr.Message = fmt.Sprintf("%s %s: HTTP %d: %s", r.method, r.path, resp.StatusCode, strings.TrimSpace(string(raw)))
+		apiErr.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
-	return nil, apiErr
+	return apiErr
 }
 
 // query GETs path into out and returns the query metadata.

@@ -450,6 +450,7 @@ func (ar *allocRunner) syncChecks(status string, states map[string]*structs.Task
 			Ports:    allocPorts(ar.alloc),
 			OnChange: ar.checksChanged,
 			Limiter:  ar.client.checkLimiter,
+			Exec:     ar.execCheck,
 		}
 		if ar.restored {
 			// Keep the statuses reported before the restart until the

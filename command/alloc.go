@@ -19,9 +19,9 @@ import (
 func newAllocCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "alloc",
-		Short: "Inspect allocations and read their logs",
+		Short: "Inspect allocations, read their logs and run commands in their tasks",
 	}
-	cmd.AddCommand(newAllocStatusCommand(g), newAllocLogsCommand(g))
+	cmd.AddCommand(newAllocStatusCommand(g), newAllocLogsCommand(g), newAllocExecCommand(g))
 	return cmd
 }
 

@@ -158,20 +158,71 @@ func newVersionCommand(g *globals) *cobra.Command {
 
 var singleDashLong = regexp.MustCompile(`^-([A-Za-z][A-Za-z0-9-]+)(=.*)?$`)
 
+// annotationTrailingCommand marks a command whose last arguments are a
+// command line of their own (alloc exec ALLOC CMD...): normalizeArgs
+// leaves everything after its first positional argument alone.
+const annotationTrailingCommand = "drover.trailing-command"
+
 // normalizeArgs rewrites single-dash long flags (-detach, -data-dir=x,
 // -help) to the double-dash form cobra parses. One-letter flags (-f)
-// and everything after "--" are left alone.
+// and everything after "--" are left alone, and so is a trailing
+// command line (annotationTrailingCommand).
 func normalizeArgs(root *cobra.Command, args []string) []string {
 	out := make([]string, 0, len(args))
+	cur := root
 	for i, a := range args {
 		if a == "--" {
 			return append(out, args[i:]...)
+		}
+		if cur.Annotations[annotationTrailingCommand] != "" {
+			return append(out, normalizeTrailing(cur, args[i:])...)
+		}
+		if !strings.HasPrefix(a, "-") {
+			for _, sub := range cur.Commands() {
+				if sub.Name() == a || sub.HasAlias(a) {
+					cur = sub
+					break
+				}
+			}
 		}
 		if singleDashLong.MatchString(a) && !strings.HasPrefix(a, "--") {
 			out = append(out, "-"+a)
 			continue
 		}
 		out = append(out, a)
+	}
+	return out
+}
+
+// normalizeTrailing normalizes the arguments of a command that takes a
+// trailing command line: its own flags (known long flags only, so that
+// -it stays two one-letter flags), then the first positional argument,
+// and then the rest as they are.
+func normalizeTrailing(cmd *cobra.Command, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			return append(out, args[i:]...)
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := cmd.Flags().Lookup(name)
+		if f == nil {
+			f = cmd.InheritedFlags().Lookup(name)
+		}
+		long := f != nil && len(name) > 1
+		if long && !strings.HasPrefix(a, "--") {
+			a = "-" + a
+		}
+		if name == "help" && !strings.HasPrefix(a, "--") {
+			a = "-" + a
+		}
+		out = append(out, a)
+		if long && !hasValue && f.NoOptDefVal == "" && i+1 < len(args) {
+			// The flag's value, whatever it looks like.
+			i++
+			out = append(out, args[i])
+		}
 	}
 	return out
 }

@@ -155,6 +155,14 @@ type Driver interface {
 	// InspectTask returns the task's current status, or ErrTaskNotFound.
 	InspectTask(ctx context.Context, id string) (*TaskStatus, error)
 
+	// ExecTask runs opts.Command as a new process in the running task's
+	// container (exec.go has the contract): it returns how the process
+	// ended once it has exited and all its output was written, or an
+	// error when it could not run (ErrTaskNotFound, ErrTaskNotRunning,
+	// an executable that is not there). Cancelling ctx kills the
+	// process; ExecTask then returns ctx's error once it is gone.
+	ExecTask(ctx context.Context, id string, opts *ExecOptions) (*ExitResult, error)
+
 	// Close releases the driver's connections. Running tasks keep
 	// running.
 	Close() error

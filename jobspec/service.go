@@ -14,6 +14,13 @@ import (
 //	  port = "http"          # a label of the group's network ports
 //	  tags = ["v1"]
 //	  check { type = "http" path = "/" interval = "5s" timeout = "2s" }
+//	  check {                # in a task's service: runs in the task
+//	    type    = "script"
+//	    command = "/bin/sh"
+//	    args    = ["-c", "test -f /tmp/ready"]
+//	    interval = "10s"
+//	    timeout  = "3s"
+//	  }
 //	  vip { port = 80 }
 //	  published_port = 8080
 //	  shutdown_delay = "5s"
@@ -44,6 +51,7 @@ var (
 	checkSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "name"}, {Name: "type"}, {Name: "path"}, {Name: "interval"}, {Name: "timeout"},
+			{Name: "command"}, {Name: "args"},
 		},
 	}
 	vipSchema = &hcl.BodySchema{
@@ -100,6 +108,8 @@ func (c *converter) service(b *hcl.Block, path, task string) *structs.Service {
 		c.setString(attrs, "path", cpath+".Path", &ch.Path)
 		c.setDuration(attrs, "interval", cpath+".Interval", &ch.Interval)
 		c.setDuration(attrs, "timeout", cpath+".Timeout", &ch.Timeout)
+		c.setString(attrs, "command", cpath+".Command", &ch.Command)
+		c.setStrings(attrs, "args", cpath+".Args", &ch.Args)
 		s.Checks = append(s.Checks, ch)
 	}
 	where := "a service block"

@@ -363,3 +363,73 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestParse_ScriptCheck(t *testing.T) {
+	src := `job "j" {
+  group "g" {
+    network {
+      port "http" {}
+    }
+    task "t" {
+      driver = "containerd"
+      config {
+        image = "busybox"
+      }
+      service {
+        name = "api"
+        port = "http"
+        check {
+          type     = "script"
+          command  = "/bin/sh"
+          args     = ["-c", "test -f /tmp/ready"]
+          interval = "10s"
+          timeout  = "3s"
+        }
+      }
+    }
+  }
+}
+`
+	job, err := ParseAndValidate("script.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := job.TaskGroups[0].Tasks[0].Services[0].Checks[0]
+	want := &structs.ServiceCheck{Name: "api-script", Type: "script", Command: "/bin/sh", Args: []string{"-c", "test -f /tmp/ready"}, Interval: 10 * time.Second, Timeout: 3 * time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("check:\n got %s\nwant %s", dumpJSON(got), dumpJSON(want))
+	}
+
+	// A script check of a group service, and one without a command,
+	// are refused with their paths.
+	bad := strings.Replace(src, `          command  = "/bin/sh"
+`, "", 1)
+	if _, err := ParseAndValidate("script.hcl", []byte(bad)); err == nil || !strings.Contains(err.Error(), "Command") || !strings.Contains(err.Error(), "must be set for a script check") {
+		t.Fatalf("script check without a command: %v", err)
+	}
+	group := `job "j" {
+  group "g" {
+    network {
+      port "http" {}
+    }
+    service {
+      name = "api"
+      port = "http"
+      check {
+        type    = "script"
+        command = "true"
+      }
+    }
+    task "t" {
+      driver = "containerd"
+      config {
+        image = "busybox"
+      }
+    }
+  }
+}
+`
+	if _, err := ParseAndValidate("group.hcl", []byte(group)); err == nil || !strings.Contains(err.Error(), "a group service has none") {
+		t.Fatalf("script check of a group service: %v", err)
+	}
+}

@@ -407,13 +407,20 @@ func checkFields(c *ServiceCheck) map[string]string {
 	if c == nil {
 		return nil
 	}
-	return map[string]string{
+	m := map[string]string{
 		"Name":     c.Name,
 		"Type":     c.Type,
 		"Path":     c.Path,
 		"Interval": durationString(c.Interval),
 		"Timeout":  durationString(c.Timeout),
 	}
+	if c.Command != "" {
+		m["Command"] = c.Command
+	}
+	for i, a := range c.Args {
+		m["Args["+strconv.Itoa(i)+"]"] = a
+	}
+	return m
 }
 
 func durationString(d time.Duration) string { return d.String() }

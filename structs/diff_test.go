@@ -880,3 +880,30 @@ func TestJobDiff_Services(t *testing.T) {
 		t.Errorf("equal services diff as %s:\n%s", same.Type, dumpDiff(same))
 	}
 }
+
+// TestJobDiff_ScriptCheck: a script check's command and arguments are
+// in the diff, so `job plan` shows an edited script.
+func TestJobDiff_ScriptCheck(t *testing.T) {
+	withCheck := func(arg string) *Job {
+		j := diffTestJob()
+		j.TaskGroups[0].Tasks[0].Services = []*Service{{Name: "admin", PortLabel: "http", TaskName: "server",
+			Checks: []*ServiceCheck{{Name: "admin-script", Type: "script", Command: "/bin/sh", Args: []string{"-c", arg}, Interval: 10 * time.Second, Timeout: 2 * time.Second}}}}
+		return j
+	}
+	d, err := withCheck("test -f /a").Diff(withCheck("test -f /b"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Edited Job "web"
+  Edited Group "web"
+    Edited Task "server" (forces create/destroy update)
+      Edited Service {
+        Edited Check {
+          Edited Args[1]: "test -f /a" => "test -f /b"
+        }
+      }
+`
+	if got := dumpDiff(d); got != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -4,8 +4,9 @@ import "time"
 
 // Service check types.
 const (
-	ServiceCheckHTTP = "http"
-	ServiceCheckTCP  = "tcp"
+	ServiceCheckHTTP   = "http"
+	ServiceCheckTCP    = "tcp"
+	ServiceCheckScript = "script"
 )
 
 // Service instance and check statuses. An instance is passing when all
@@ -36,6 +37,10 @@ const (
 	MaxShutdownDelay = 10 * time.Minute
 	// MaxServiceTags bounds a service's tags.
 	MaxServiceTags = 32
+	// MaxCheckArgs and MaxCheckCommandBytes bound a script check's
+	// command: its arguments, and the bytes of command and arguments.
+	MaxCheckArgs         = 64
+	MaxCheckCommandBytes = 4096
 )
 
 // Service is a `service` block of a group or a task: a name other jobs
@@ -77,10 +82,15 @@ type ServiceCheck struct {
 	// Name defaults to "<service>-<type>" (with an index when a service
 	// has several checks of one type).
 	Name string
-	// Type is "http" or "tcp".
+	// Type is "http", "tcp" or "script".
 	Type string
 	// Path is the HTTP path (http checks; default "/").
-	Path     string `json:",omitempty"`
+	Path string `json:",omitempty"`
+	// Command and Args are what a script check runs in its service's
+	// task (through the task driver's exec): exit 0 is passing, 1
+	// warning, anything else critical.
+	Command  string   `json:",omitempty"`
+	Args     []string `json:",omitempty"`
 	Interval time.Duration
 	Timeout  time.Duration
 }
@@ -215,6 +225,7 @@ func (s *Service) Copy() *Service {
 		for i, ch := range s.Checks {
 			if ch != nil {
 				cc := *ch
+				cc.Args = copyStrings(ch.Args)
 				c.Checks[i] = &cc
 			}
 		}

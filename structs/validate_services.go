@@ -254,6 +254,9 @@ func (s *Service) validate(p *problems, path string, ports []string) {
 			continue
 		}
 		c.validate(p, cpath)
+		if c.Type == ServiceCheckScript && s.TaskName == "" {
+			p.add(cpath+".Type", "a script check runs in its service's task, and a group service has none; put the service in a task block, or use type %q or %q", ServiceCheckHTTP, ServiceCheckTCP)
+		}
 		if c.Name == "" {
 			continue
 		}
@@ -359,10 +362,18 @@ func (c *ServiceCheck) validate(p *problems, path string) {
 		if c.Path != "" {
 			p.add(path+".Path", "a tcp check has no path; remove it, or use type %q", ServiceCheckHTTP)
 		}
+	case ServiceCheckScript:
+		if c.Path != "" {
+			p.add(path+".Path", "a script check has no path; remove it, or use type %q", ServiceCheckHTTP)
+		}
+		c.validateCommand(p, path)
 	case "":
-		p.add(path+".Type", "must be set; accepted: %q, %q", ServiceCheckHTTP, ServiceCheckTCP)
+		p.add(path+".Type", "must be set; accepted: %q, %q, %q", ServiceCheckHTTP, ServiceCheckTCP, ServiceCheckScript)
 	default:
-		p.add(path+".Type", "unknown check type %q; accepted: %q, %q", c.Type, ServiceCheckHTTP, ServiceCheckTCP)
+		p.add(path+".Type", "unknown check type %q; accepted: %q, %q, %q", c.Type, ServiceCheckHTTP, ServiceCheckTCP, ServiceCheckScript)
+	}
+	if c.Type != ServiceCheckScript && (c.Command != "" || len(c.Args) > 0) {
+		p.add(path+".Command", "only a script check runs a command; use type %q, or remove command and args", ServiceCheckScript)
 	}
 	if c.Name == "" && c.Type != "" {
 		p.add(path+".Name", "must be set")
@@ -447,4 +458,27 @@ func ParseServiceVIPRange(cidr string) (*net.IPNet, error) {
 		return nil, fmt.Errorf("service_vip_range %q has %d addresses; it needs at least %d (a /%d or wider)", cidr, size, MinServiceVIPRangeSize, 32-4)
 	}
 	return ipn, nil
+}
+
+// validateCommand checks a script check's command and arguments.
+func (c *ServiceCheck) validateCommand(p *problems, path string) {
+	if c.Command == "" {
+		p.add(path+".Command", "must be set for a script check, e.g. \"/bin/sh\" with args [\"-c\", \"test -f /tmp/ready\"]")
+	}
+	if len(c.Args) > MaxCheckArgs {
+		p.add(path+".Args", "has %d arguments; the limit is %d", len(c.Args), MaxCheckArgs)
+	}
+	total := len(c.Command)
+	for i, a := range c.Args {
+		total += len(a)
+		if strings.IndexByte(a, 0) >= 0 {
+			p.add(fmt.Sprintf("%s.Args[%d]", path, i), "holds a NUL byte")
+		}
+	}
+	if strings.IndexByte(c.Command, 0) >= 0 {
+		p.add(path+".Command", "holds a NUL byte")
+	}
+	if total > MaxCheckCommandBytes {
+		p.add(path+".Args", "the command and its arguments are %d bytes; the limit is %d", total, MaxCheckCommandBytes)
+	}
 }

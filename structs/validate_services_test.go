@@ -115,6 +115,17 @@ func TestJob_ValidateServices(t *testing.T) {
 			`"other" does not match the task the service is declared in ("server")`},
 		{"group service of an unknown task", func(j *Job) { gs(j).TaskName = "nope" }, svc + ".TaskName", `unknown task "nope"`},
 		{"null service", func(j *Job) { j.TaskGroups[0].Services = append(j.TaskGroups[0].Services, nil) }, "TaskGroups[0].Services[1]", "must not be null"},
+		{"script check in a task service", func(j *Job) { addScript(j, "/bin/sh", "-c", "true") }, "", ""},
+		{"script check without a command", func(j *Job) { addScript(j, "") }, tsvc + ".Checks[0].Command", "must be set for a script check"},
+		{"script check of a group service", func(j *Job) { ch(j).Type, ch(j).Path, ch(j).Command = ServiceCheckScript, "", "true" }, check + ".Type",
+			"a script check runs in its service's task, and a group service has none"},
+		{"script check with a path", func(j *Job) { addScript(j, "true"); scriptCheck(j).Path = "/" }, tsvc + ".Checks[0].Path", "a script check has no path"},
+		{"script check with a NUL", func(j *Job) { addScript(j, "sh", "-c", "a\x00b") }, tsvc + ".Checks[0].Args[1]", "holds a NUL byte"},
+		{"script check with too many args", func(j *Job) { addScript(j, "echo", strings.Fields(strings.Repeat("a ", MaxCheckArgs+1))...) },
+			tsvc + ".Checks[0].Args", fmt.Sprintf("has %d arguments; the limit is %d", MaxCheckArgs+1, MaxCheckArgs)},
+		{"script check too long", func(j *Job) { addScript(j, "echo", strings.Repeat("a", MaxCheckCommandBytes)) },
+			tsvc + ".Checks[0].Args", fmt.Sprintf("4100 bytes; the limit is %d", MaxCheckCommandBytes)},
+		{"http check with a command", func(j *Job) { ch(j).Command = "true" }, check + ".Command", `only a script check runs a command; use type "script"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,3 +311,14 @@ func TestApplyServiceDefaults_Routes(t *testing.T) {
 		t.Errorf("routes:\n got %+v %+v\nwant %+v %+v", *got[0], *got[1], *want[0], *want[1])
 	}
 }
+
+// addScript gives the job's first task service a script check of
+// command and args.
+func addScript(j *Job, command string, args ...string) {
+	j.TaskGroups[0].Tasks[0].Services[0].Checks = []*ServiceCheck{{
+		Name: "admin-script", Type: ServiceCheckScript, Command: command, Args: args,
+		Interval: 10 * time.Second, Timeout: 2 * time.Second,
+	}}
+}
+
+func scriptCheck(j *Job) *ServiceCheck { return j.TaskGroups[0].Tasks[0].Services[0].Checks[0] }

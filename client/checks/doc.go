@@ -8,7 +8,10 @@
 // networking, so that is where other machines reach them. An http check
 // is passing on a 2xx or 3xx answer (redirects are not followed),
 // warning on 429 and critical otherwise; a tcp check is passing when the
-// connection opens. Every check is critical until its first result, and
+// connection opens; a script check runs its command in its service's
+// task (through Config.Exec, the task driver's exec) and is passing on
+// exit 0, warning on 1 and critical otherwise or past its timeout (the
+// command is then killed), with its output as the check's. Every check is critical until its first result, and
 // the checks of a task's service are critical ("task is not running")
 // and not probed while that task does not run.
 //

@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -61,6 +62,13 @@ type Config struct {
 	// Limiter bounds probes in flight; nil: a Limiter of
 	// DefaultMaxConcurrent for this Runner alone.
 	Limiter *Limiter
+	// Exec runs a script check's command in a running task of the
+	// allocation and returns its exit code, with its stdout and stderr
+	// written to output (from more than one goroutine: output is safe
+	// for that); an error means it could not run. Cancelling ctx (the
+	// check's timeout) must kill the command. Nil: script checks are
+	// critical ("cannot run commands").
+	Exec func(ctx context.Context, task string, command []string, output io.Writer) (int, error)
 }
 
 // check is one check of one service, owned by the Runner's goroutine.
@@ -378,6 +386,8 @@ func (r *Runner) probe(c *check) {
 		status, output = r.probeHTTP(ctx, c)
 	case structs.ServiceCheckTCP:
 		status, output = probeTCP(ctx, c, r.cfg.Address)
+	case structs.ServiceCheckScript:
+		status, output = r.probeScript(ctx, c)
 	default:
 		status, output = structs.ServiceStatusCritical, fmt.Sprintf("unknown check type %q", c.def.Type)
 	}

@@ -17,6 +17,12 @@
 // max_file_size per stream, drops output while the disk is nearly full,
 // and keeps doing so while the agent is down.
 //
+// ExecTask runs extra processes in a task's container through
+// containerd's exec (exec.go): their stdio does pass through the agent,
+// over FIFOs, because a person or a script check is at the other end;
+// they are killed when the caller's context ends, and deleted from the
+// shim however they end.
+//
 // Tasks run without an init process, as with `docker run` without
 // --init: the task's command is PID 1 of its PID namespace, and the
 // kernel delivers it only signals it installed a handler for. StopTask's

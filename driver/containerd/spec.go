@@ -123,8 +123,8 @@ func (d *Driver) containerOpts(cfg *driver.TaskConfig, image ctrd.Image) []ctrd.
 //     [Command]+Args if Command is set, else the image's entrypoint +
 //     Args if Args are set, else the image's entrypoint + cmd;
 //   - env: the image's env, overridden by cfg.Env in sorted key order;
-//   - host networking: no network namespace, the host's /etc/hosts and
-//     /etc/resolv.conf; with DNSServers, a resolv.conf of the task's
+//   - host networking: no network namespace, the host's /etc/hosts,
+//     /etc/hostname and /etc/resolv.conf; with DNSServers, a resolv.conf of the task's
 //     own naming them first instead (see withTaskResolvConf);
 //   - memory limit MemoryMB MiB and cpu shares CPUShares (at least 2),
 //     each only if set;
@@ -146,6 +146,7 @@ func specOpts(cfg *driver.TaskConfig, image ctrd.Image) []oci.SpecOpts {
 	opts = append(opts,
 		oci.WithHostNamespace(specs.NetworkNamespace),
 		oci.WithHostHostsFile,
+		withHostHostnameFile,
 	)
 	if len(cfg.DNSServers) > 0 {
 		opts = append(opts, withTaskResolvConf(cfg))

@@ -6,6 +6,10 @@
 // watch, alloc and task runners and status reports without a container
 // runtime.
 //
+// ExecTask runs a handful of built-in programs (echo, warn, cat, exit,
+// sleep, stty size: RunBuiltin) instead of processes, with the real
+// drivers' contract for streams, terminal sizes and cancellation.
+//
 // It is product code (drover sim nodes links it); tests use
 // testutil/fakedriver, which adds failure injection and counters.
 //

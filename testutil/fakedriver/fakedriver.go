@@ -32,6 +32,8 @@ type Driver struct {
 	// as when containerd restarts under a waiting client (FailWaits).
 	waitErrs int
 	waits    int
+	// execs counts ExecTask calls (exec.go).
+	execs execCounts
 }
 
 type fakeTask struct {
