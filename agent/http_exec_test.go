@@ -87,6 +87,9 @@ func newExecFixture(t *testing.T, aclOn bool) *execFixture {
 		CPUTotalMHz: 4000, MemoryTotalMB: 4096,
 		HTTPAddr: serving.Listener.Addr().String(), NetworkIP: "127.0.0.1",
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn}),
+		// The fake driver's tasks outlive the test: a secrets tmpfs
+		// would stay mounted in the temp dir.
+		SecretsOnDisk: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -141,8 +141,8 @@ func TestDev_AllocExec(t *testing.T) {
 		}
 		cmd := exec.CommandContext(context.Background(), droverBin, "alloc", "exec", prefix, "sleep", "1000")
 		cmd.Env = append(os.Environ(), a.cliEnv...)
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
+		errb := &lockedBuffer{}
+		cmd.Stderr = errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
