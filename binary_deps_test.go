@@ -7,18 +7,6 @@ import (
 	"testing"
 )
 
-// knownTestingImporters are the third-party packages of the drover
-// binary that import package testing from non-test files, with why they
-// stay. (go-abnf's fuzz helpers did until v0.5.5.) None is reachable through Drover code we can change without
-// replacing the module (go.mod), so they are named here rather than
-// hidden: any other package that brings testing in fails the test, and
-// an entry that no longer does fails it too, so this list only shrinks.
-// When it is empty the test is exactly `go list -deps . | grep -x
-// testing` printing nothing.
-var knownTestingImporters = map[string]string{
-	"github.com/hashicorp/raft": "raft's own testing.go (in-memory cluster helpers) is a non-test file of package raft, which fsm and server need",
-}
-
 // binaryDeps returns the import graph of the drover binary: every
 // package `go list -deps .` lists, with the packages it imports.
 func binaryDeps(t *testing.T) map[string][]string {
@@ -63,11 +51,12 @@ func importChain(graph map[string][]string, pkg string) string {
 	return pkg + " (no chain found)"
 }
 
-// TestBinary_TestingOnlyFromKnownDependencies fails when the drover
-// binary links package testing through anything but the third-party
-// packages in knownTestingImporters: above all through Drover's own
-// code (testutil, or a testing import in a non-test file).
-func TestBinary_TestingOnlyFromKnownDependencies(t *testing.T) {
+// TestBinary_DoesNotLinkTesting is `go list -deps . | grep -x testing`
+// printing nothing: no package of the drover binary, Drover's own
+// (testutil, a testing import in a non-test file) or a dependency's,
+// brings package testing in. hashicorp/raft did through its testing.go;
+// go.mod replaces it with internal/raftfork, the same code without it.
+func TestBinary_DoesNotLinkTesting(t *testing.T) {
 	graph := binaryDeps(t)
 	var importers []string
 	for pkg, imports := range graph {
@@ -78,18 +67,8 @@ func TestBinary_TestingOnlyFromKnownDependencies(t *testing.T) {
 		}
 	}
 	sort.Strings(importers)
-	found := map[string]bool{}
 	for _, pkg := range importers {
-		found[pkg] = true
-		if _, known := knownTestingImporters[pkg]; known {
-			continue
-		}
 		t.Errorf("the drover binary links package testing through %s -> testing; move what it needs into a non-test package (see internal/)", importChain(graph, pkg))
-	}
-	for pkg := range knownTestingImporters {
-		if !found[pkg] {
-			t.Errorf("%s no longer brings package testing into the binary; remove it from knownTestingImporters", pkg)
-		}
 	}
 }
 
