@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"sort"
 	"strconv"
@@ -301,46 +300,5 @@ func checkExecOrigin(r *http.Request) error {
 // then copies both ways until either side closes, so closing the
 // client's connection closes the node's, which kills the process.
 func (a *Agent) proxyExec(w http.ResponseWriter, r *http.Request, allocID string, alloc *structs.Allocation) {
-	if r.URL.Query().Get("forwarded") != "" {
-		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %s does not run on this node", allocID)))
-		return
-	}
-	if alloc == nil {
-		var err error
-		if alloc, err = a.logsAlloc(r, allocID, false); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	node, err := a.logsNode(r, alloc.NodeID)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	target, err := a.logsTarget(node, alloc.NodeID, allocID)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			q := pr.In.URL.Query()
-			q.Set("forwarded", "1")
-			pr.Out.URL.RawQuery = q.Encode()
-			// Checked here; the node sees another Host.
-			pr.Out.Header.Del("Origin")
-		},
-		Transport: a.logsProxyTransport(),
-		ModifyResponse: func(resp *http.Response) error {
-			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-				return fmt.Errorf("it answered with a redirect (HTTP %d to %q), which is not followed", resp.StatusCode, resp.Header.Get("Location"))
-			}
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("exec in allocation %s on node %s (%s) at %s: %v", allocID, node.Name, node.ID, target.Host, err)))
-		},
-	}
-	proxy.ServeHTTP(w, r)
+	a.proxyToAllocNode(w, r, allocID, alloc, nodeProxy{what: "exec in allocation", dropOrigin: true})
 }

@@ -353,6 +353,26 @@ func (a *Agent) taskDead(allocID, task string) bool {
 // ACLs on), nil otherwise. The request's token travels in its headers
 // to the other agent, which checks it again.
 func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string, alloc *structs.Allocation) {
+	a.proxyToAllocNode(w, r, allocID, alloc, nodeProxy{what: "read logs of allocation", flush: -1})
+}
+
+// nodeProxy is how proxyToAllocNode forwards one kind of request.
+type nodeProxy struct {
+	// what names the request in errors: "read logs of allocation".
+	what string
+	// flush is the ReverseProxy's FlushInterval.
+	flush time.Duration
+	// dropOrigin removes the Origin header (checked here; the node sees
+	// another Host).
+	dropOrigin bool
+}
+
+// proxyToAllocNode forwards a request about an allocation to the agent
+// of the node that runs it (logs, exec), with the checks described at
+// proxyLogs: a request already forwarded is not forwarded again, only to
+// a registered, ready node at its advertised address, over this agent's
+// own transport, no redirect passed on.
+func (a *Agent) proxyToAllocNode(w http.ResponseWriter, r *http.Request, allocID string, alloc *structs.Allocation, how nodeProxy) {
 	if r.URL.Query().Get("forwarded") != "" {
 		writeError(w, structs.NewError(structs.CodeNotFound, fmt.Sprintf("allocation %s does not run on this node", allocID)))
 		return
@@ -380,9 +400,12 @@ func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string
 			q := pr.In.URL.Query()
 			q.Set("forwarded", "1")
 			pr.Out.URL.RawQuery = q.Encode()
+			if how.dropOrigin {
+				pr.Out.Header.Del("Origin")
+			}
 		},
 		Transport:     a.logsProxyTransport(),
-		FlushInterval: -1,
+		FlushInterval: how.flush,
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 				return fmt.Errorf("it answered with a redirect (HTTP %d to %q), which is not followed", resp.StatusCode, resp.Header.Get("Location"))
@@ -390,7 +413,7 @@ func (a *Agent) proxyLogs(w http.ResponseWriter, r *http.Request, allocID string
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("read logs of allocation %s from node %s (%s) at %s: %v", allocID, node.Name, node.ID, target.Host, err)))
+			writeError(w, structs.NewError(structs.CodeUnavailable, fmt.Sprintf("%s %s on node %s (%s) at %s: %v", how.what, allocID, node.Name, node.ID, target.Host, err)))
 		},
 	}
 	proxy.ServeHTTP(w, r)
