@@ -262,7 +262,7 @@ func (v *Variable) List(args *structs.VariableListRequest, reply *structs.Variab
 		reply.Variables = []*structs.VariableMetadata{}
 		reply.NextToken = ""
 		err := st.VariablesByPrefix(ws, ns, args.Prefix, func(enc *structs.VariableEncrypted) bool {
-			if args.NextToken != "" && variableToken(enc) <= args.NextToken {
+			if args.NextToken != "" && variableToken(&enc.VariableMetadata) <= args.NextToken {
 				return true
 			}
 			if !z.ACL.AllowVariable(enc.Namespace, enc.Path, acl.VariableCapList) {
@@ -286,12 +286,6 @@ func (v *Variable) List(args *structs.VariableListRequest, reply *structs.Variab
 
 // variableToken is a list position: namespace and path, in the order
 // the list walks.
-func variableToken(x interface{}) string {
-	switch v := x.(type) {
-	case *structs.VariableEncrypted:
-		return v.Namespace + "\x00" + v.Path
-	case *structs.VariableMetadata:
-		return v.Namespace + "\x00" + v.Path
-	}
-	return ""
+func variableToken(m *structs.VariableMetadata) string {
+	return m.Namespace + "\x00" + m.Path
 }

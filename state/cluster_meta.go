@@ -69,9 +69,14 @@ func (r *Restore) ClusterMetaRestore(m *structs.ClusterMeta) error {
 
 // RowCounts returns the number of rows of every table in Tables.
 func (s *StateStore) RowCounts() (map[string]int, error) {
+	return s.countRows(Tables)
+}
+
+// countRows counts the rows of tables in one read transaction.
+func (s *StateStore) countRows(tables []string) (map[string]int, error) {
 	txn := s.db.Txn(false)
-	out := make(map[string]int, len(Tables))
-	for _, table := range Tables {
+	out := make(map[string]int, len(tables))
+	for _, table := range tables {
 		iter, err := txn.Get(table, "id")
 		if err != nil {
 			return nil, fmt.Errorf("count %s: %w", table, err)

@@ -330,23 +330,10 @@ func (s *StateStore) AllocsGCIndex() (uint64, error) {
 // the derived ones (which RowCounts leaves out) included: what the
 // garbage collector keeps bounded.
 func (s *StateStore) AllRowCounts() (map[string]int, error) {
-	txn := s.db.Txn(false)
 	names := make([]string, 0, len(s.db.DBSchema().Tables))
 	for name := range s.db.DBSchema().Tables {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	out := make(map[string]int, len(names))
-	for _, name := range names {
-		iter, err := txn.Get(name, "id")
-		if err != nil {
-			return nil, fmt.Errorf("count %s: %w", name, err)
-		}
-		n := 0
-		for raw := iter.Next(); raw != nil; raw = iter.Next() {
-			n++
-		}
-		out[name] = n
-	}
-	return out, nil
+	return s.countRows(names)
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -149,7 +150,7 @@ func (s *StateStore) VariablesByPrefix(ws memdb.WatchSet, ns, prefix string, fn 
 	watch(ws, iter.WatchCh())
 	for raw := iter.Next(); raw != nil; raw = iter.Next() {
 		v := raw.(*structs.VariableEncrypted)
-		if ns == structs.AllNamespaces && !hasPrefix(v.Path, prefix) {
+		if ns == structs.AllNamespaces && !strings.HasPrefix(v.Path, prefix) {
 			continue
 		}
 		if !fn(v) {
@@ -158,8 +159,6 @@ func (s *StateStore) VariablesByPrefix(ws memdb.WatchSet, ns, prefix string, fn 
 	}
 	return nil
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // VariablesByKeyID returns up to limit variables sealed with root key
 // keyID (all when limit <= 0).
