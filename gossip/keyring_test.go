@@ -326,14 +326,18 @@ func TestPool_KeyringRotationAcrossMembers(t *testing.T) {
 			t.Fatalf("%s after install: %d keys", p.LocalName(), len(keys))
 		}
 	}
-	list, err := c.ListKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if list.Members != 3 || len(list.Keys) != 2 || list.Keys[0].Key != key1 || list.Keys[0].PrimaryOn != 3 ||
-		list.Keys[1].Key != key2 || list.Keys[1].Installed != 3 || list.Keys[1].PrimaryOn != 0 {
-		t.Fatalf("list after install: %+v", list)
-	}
+	// Another member lists from what gossip has told it: a's install
+	// reflected on all three (above), but c may hear of the third
+	// member's new metadata a gossip round later.
+	testutil.WaitFor(t, 10*time.Second, func() (bool, error) {
+		list, err := c.ListKeys()
+		if err != nil {
+			return false, err
+		}
+		ok := list.Members == 3 && len(list.Keys) == 2 && list.Keys[0].Key == key1 && list.Keys[0].PrimaryOn == 3 &&
+			list.Keys[1].Key == key2 && list.Keys[1].Installed == 3 && list.Keys[1].PrimaryOn == 0
+		return ok, fmt.Errorf("list after install: %+v", list)
+	})
 
 	// Use it, from another member.
 	if _, err := b.UseKey(key2); err != nil {

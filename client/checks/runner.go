@@ -290,7 +290,11 @@ func (r *Runner) loop() {
 			if !r.active(c) {
 				if !c.paused {
 					c.paused = true
-					changed = r.record(c, structs.ServiceStatusCritical, fmt.Sprintf(outputTaskNotRunning, c.task), now) || changed
+					out := fmt.Sprintf(outputTaskNotRunning, c.task)
+					if r.record(c, structs.ServiceStatusCritical, out, now) {
+						c.reported, c.reportedOutput = now, out
+						changed = true
+					}
 				}
 				continue
 			}
