@@ -349,56 +349,39 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	n.srv.metrics.allocUpdates.Add(float64(len(args.Alloc)))
 	n.srv.metrics.allocUpdateBatch.Inc()
 
-	// Large batches go to Raft as several entries, in order. The first
-	// carries the evaluations with every update that caused one, so an
-	// evaluation never runs before what caused it is in the state, nor
-	// is lost if a later entry fails and the client retries (the retry
-	// finds the status already changed and creates none).
-	// Reordering must not put an older report of an allocation after a
-	// newer one: only the last report of each allocation is kept.
+	// The reports go to the batcher, which coalesces the calls of a
+	// short window into Raft entries. The reports that caused an
+	// evaluation go in one entry with the evaluations, so an evaluation
+	// never runs before what caused it is in the state, nor is lost if
+	// a later entry fails and the client retries (the retry finds the
+	// status already changed and creates none). Only the last report of
+	// each allocation in a call is kept: reordering must not put an
+	// older report after a newer one.
 	last := make(map[string]int, len(args.Alloc))
 	for i, a := range args.Alloc {
 		last[a.ID] = i
 	}
-	var first, rest []*structs.Allocation
+	var caused, rest []*structs.Allocation
 	for i, a := range args.Alloc {
 		if last[a.ID] != i {
 			continue
 		}
 		if cause[a.ID] {
-			first = append(first, a)
+			caused = append(caused, a)
 		} else {
 			rest = append(rest, a)
 		}
 	}
-	var reqs []*structs.AllocUpdateRequest
-	for len(first) > 0 || len(rest) > 0 || len(reqs) == 0 {
-		req := &structs.AllocUpdateRequest{UpdatedAt: now}
-		if len(reqs) == 0 {
-			req.Alloc, req.Evals, first = first, evals, nil
-		}
-		k := min(len(rest), max(0, maxAllocUpdatesPerEntry-len(req.Alloc)))
-		req.Alloc, rest = append(req.Alloc, rest[:k]...), rest[k:]
-		reqs = append(reqs, req)
+	index, err := n.srv.allocUpdates.submit(caused, evals, rest)
+	if err != nil {
+		return err
 	}
-	applied := make([]raftApplied, 0, len(reqs))
-	var firstErr error
-	for _, req := range reqs {
-		a, err := n.srv.raftApplyAsync(structs.AllocClientUpdateRequestType, req)
-		if err != nil {
-			firstErr = err
-			break
-		}
-		applied = append(applied, a)
+	if index == 0 {
+		// Every report was unchanged: nothing was written.
+		index, _ = st.LatestIndex()
 	}
-	for _, a := range applied {
-		_, index, err := n.srv.raftResult(structs.AllocClientUpdateRequestType, a)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		reply.Index = max(reply.Index, index)
-	}
-	return firstErr
+	reply.Index = index
+	return nil
 }
 
 // maxAllocUpdatesPerEntry bounds the client updates one Raft entry

@@ -76,6 +76,9 @@ type Server struct {
 	// answered, before its submitter sees the answer.
 	planAnswered func(f *PlanFuture, result *structs.PlanResult)
 	workers      []*Worker
+	// allocUpdates coalesces client allocation reports into Raft
+	// entries (used on the leader).
+	allocUpdates *allocUpdateBatcher
 	metrics      *serverMetrics
 
 	// The leader's controllers (controllers.go): each sees the state
@@ -137,6 +140,7 @@ func NewServer(config *Config) (*Server, error) {
 	}
 	s.blockedEvals = NewBlockedEvals(s.evalBroker)
 	s.planQueue = NewPlanQueue()
+	s.allocUpdates = newAllocUpdateBatcher(s, allocUpdateWindow)
 	s.setupControllers()
 	if err := s.setupKeyring(); err != nil {
 		return nil, err

@@ -778,3 +778,180 @@ func TestServer_RefusesLostRaftLogWithSnapshots(t *testing.T) {
 		return err == nil && len(nodes) == 1, err
 	})
 }
+
+// placeAllocs commits n pending allocations of a new job on node and
+// returns them.
+func placeAllocs(t *testing.T, s *Server, node *structs.Node, n int) []*structs.Allocation {
+	t.Helper()
+	job := mock.Job()
+	job.TaskGroups[0].Count = n
+	registerJob(t, s, job)
+	stored, _ := s.State().JobByID(nil, "", job.ID)
+	plan := &structs.ApplyPlanResultsRequest{Job: stored, UpdatedAt: 1}
+	for i := 0; i < n; i++ {
+		a := mock.Alloc(stored, node, i)
+		a.Job, a.TaskStates, a.ClientStatus = nil, nil, structs.AllocClientStatusPending
+		plan.AllocsPlaced = append(plan.AllocsPlaced, a)
+	}
+	if _, _, err := s.raftApply(structs.ApplyPlanResultsRequestType, plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan.AllocsPlaced
+}
+
+// Reports of several clients arriving together are written in one Raft
+// entry.
+func TestServer_ClientUpdatesOfManyCallsShareOneEntry(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	// The window never ends: the entry is written when it is full.
+	s.allocUpdates = newAllocUpdateBatcher(s, time.Hour)
+	const nodes, per = 8, maxAllocUpdatesPerEntry / 8
+	var reqs []*structs.AllocUpdateRequest
+	for i := 0; i < nodes; i++ {
+		node := mock.Node()
+		registerNode(t, s, node)
+		req := &structs.AllocUpdateRequest{NodeID: node.ID, SecretID: node.SecretID}
+		for _, a := range placeAllocs(t, s, node, per) {
+			req.Alloc = append(req.Alloc, &structs.Allocation{ID: a.ID, ClientStatus: structs.AllocClientStatusRunning})
+		}
+		reqs = append(reqs, req)
+	}
+	before, _ := s.State().LatestIndex()
+	indexes := make([]uint64, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp structs.GenericResponse
+			errs[i] = s.RPC("Node.UpdateAlloc", req, &resp)
+			indexes[i] = resp.Index
+		}()
+	}
+	wg.Wait()
+	for i := range reqs {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if indexes[i] != before+1 {
+			t.Fatalf("call %d answered index %d; want every call in the one entry at %d", i, indexes[i], before+1)
+		}
+		for _, u := range reqs[i].Alloc {
+			if got, _ := s.State().AllocByID(nil, u.ID); got.ClientStatus != structs.AllocClientStatusRunning || got.ModifyIndex != before+1 {
+				t.Fatalf("alloc %s: %s at %d", u.ID, got.ClientStatus, got.ModifyIndex)
+			}
+		}
+	}
+}
+
+// A report that changes nothing is not written; one that follows a
+// different report still on its way is.
+func TestServer_UnchangedClientReportIsNotWritten(t *testing.T) {
+	s := testServer(t, func(c *Config) { c.NumSchedulers = 0 })
+	node := mock.Node()
+	registerNode(t, s, node)
+	allocs := placeAllocs(t, s, node, 2)
+	report := func(id, status string) *structs.AllocUpdateRequest {
+		return &structs.AllocUpdateRequest{NodeID: node.ID, SecretID: node.SecretID,
+			Alloc: []*structs.Allocation{{ID: id, ClientStatus: status, ClientDescription: "tasks are " + status}}}
+	}
+	var resp structs.GenericResponse
+	if err := s.RPC("Node.UpdateAlloc", report(allocs[0].ID, structs.AllocClientStatusRunning), &resp); err != nil {
+		t.Fatal(err)
+	}
+	written, _ := s.State().LatestIndex()
+	if resp.Index != written {
+		t.Fatalf("answered %d, state at %d", resp.Index, written)
+	}
+	// The same report again: nothing is written, the answer is the
+	// state's index.
+	resp = structs.GenericResponse{}
+	if err := s.RPC("Node.UpdateAlloc", report(allocs[0].ID, structs.AllocClientStatusRunning), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := s.State().LatestIndex(); now != written || resp.Index != written {
+		t.Fatalf("an unchanged report moved the state from %d to %d (answered %d)", written, now, resp.Index)
+	}
+	if got, _ := s.State().AllocByID(nil, allocs[0].ID); got.ModifyIndex != written {
+		t.Fatalf("alloc rewritten at %d", got.ModifyIndex)
+	}
+
+	// A report equal to the stored state while a different one waits to
+	// be written is not dropped: the waiting report's status would be
+	// the last word.
+	s.allocUpdates = newAllocUpdateBatcher(s, time.Hour)
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- s.RPC("Node.UpdateAlloc", report(allocs[1].ID, structs.AllocClientStatusRunning), &structs.GenericResponse{})
+	}()
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		s.allocUpdates.mu.Lock()
+		defer s.allocUpdates.mu.Unlock()
+		return s.allocUpdates.inflight[allocs[1].ID] == 1, fmt.Errorf("the first report is not in the open entry yet")
+	})
+	// The stored status, reported while "running" waits: it replaces
+	// the waiting report in its entry.
+	secondDone := make(chan error, 1)
+	go func() {
+		secondDone <- s.RPC("Node.UpdateAlloc", report(allocs[1].ID, structs.AllocClientStatusPending), &structs.GenericResponse{})
+	}()
+	testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+		b := s.allocUpdates
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.open == nil || b.open.req.Alloc[b.open.pos[allocs[1].ID]].ClientStatus != structs.AllocClientStatusPending {
+			return false, fmt.Errorf("the second report is not in the open entry")
+		}
+		b.writeLocked(b.open)
+		return true, nil
+	})
+	for _, done := range []chan error{firstDone, secondDone} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.State().AllocByID(nil, allocs[1].ID); got.ClientStatus != structs.AllocClientStatusPending {
+		t.Fatalf("alloc is %s; the last report said pending", got.ClientStatus)
+	}
+}
+
+func TestAllocReportUnchanged(t *testing.T) {
+	healthy, unhealthy := true, false
+	stored := func() *structs.Allocation {
+		return &structs.Allocation{ID: "a", DeploymentID: "d", ClientStatus: structs.AllocClientStatusRunning, ClientDescription: "up",
+			TaskStates:       map[string]*structs.TaskState{"web": {State: "running", Events: []*structs.TaskEvent{{Type: "Started", Time: 5}}}},
+			Checks:           map[string]*structs.CheckStatus{"web/http": {Status: structs.ServiceStatusPassing, Timestamp: 7}},
+			DeploymentStatus: &structs.AllocDeploymentStatus{Healthy: &healthy, Timestamp: 9}}
+	}
+	report := func(change func(*structs.Allocation)) *structs.Allocation {
+		a := stored()
+		a.DeploymentID = ""
+		change(a)
+		return a
+	}
+	lost := stored()
+	lost.ClientStatus = structs.AllocClientStatusLost
+	for _, tc := range []struct {
+		name string
+		old  *structs.Allocation
+		u    *structs.Allocation
+		want bool
+	}{
+		{"same", stored(), report(func(*structs.Allocation) {}), true},
+		{"status", stored(), report(func(a *structs.Allocation) { a.ClientStatus = structs.AllocClientStatusFailed }), false},
+		{"description", stored(), report(func(a *structs.Allocation) { a.ClientDescription = "down" }), false},
+		{"task event", stored(), report(func(a *structs.Allocation) {
+			a.TaskStates["web"].Events = append(a.TaskStates["web"].Events, &structs.TaskEvent{Type: "Restarting"})
+		}), false},
+		{"check", stored(), report(func(a *structs.Allocation) { a.Checks["web/http"].Status = structs.ServiceStatusCritical }), false},
+		{"health", stored(), report(func(a *structs.Allocation) { a.DeploymentStatus.Healthy = &unhealthy }), false},
+		{"no health reported", stored(), report(func(a *structs.Allocation) { a.DeploymentStatus = nil }), true},
+		{"lost stays lost", lost, report(func(*structs.Allocation) {}), true},
+		{"lost then complete", lost, report(func(a *structs.Allocation) { a.ClientStatus = structs.AllocClientStatusComplete }), false},
+	} {
+		if got := allocReportUnchanged(tc.old, tc.u); got != tc.want {
+			t.Errorf("%s: unchanged = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
