@@ -381,10 +381,12 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		req.Alloc, rest = append(req.Alloc, rest[:k]...), rest[k:]
 		reqs = append(reqs, req)
 	}
+	// The entries are compact ones (structs/compact.go): every server's
+	// FSM decodes them, cheaper than reflective msgpack.
 	applied := make([]raftApplied, 0, len(reqs))
 	var firstErr error
 	for _, req := range reqs {
-		a, err := n.srv.raftApplyAsync(structs.AllocClientUpdateRequestType, req)
+		a, err := n.srv.raftApplyAsync(structs.AllocClientUpdateCompactRequestType, req)
 		if err != nil {
 			firstErr = err
 			break
@@ -392,7 +394,7 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		applied = append(applied, a)
 	}
 	for _, a := range applied {
-		_, index, err := n.srv.raftResult(structs.AllocClientUpdateRequestType, a)
+		_, index, err := n.srv.raftResult(structs.AllocClientUpdateCompactRequestType, a)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
