@@ -155,7 +155,18 @@ func sortedMapKeys[V any](m map[string]V) []string {
 type compactReader struct {
 	b   []byte
 	err error
+	// words holds the short strings read by word, so that the status
+	// words, group names, evaluation IDs, map keys and event messages
+	// repeated across an entry's allocations are allocated once (and
+	// the fixed words of internTable not at all).
+	words map[string]string
 }
+
+// Bounds of compactReader.words.
+const (
+	maxCompactWords   = 1024
+	maxCompactWordLen = 128
+)
 
 func (r *compactReader) fail(format string, args ...interface{}) {
 	if r.err == nil {
@@ -226,6 +237,38 @@ func (r *compactReader) str() string {
 	return s
 }
 
+// word reads a string that is likely repeated in the entry (see
+// compactReader.words); it returns the same value str would.
+func (r *compactReader) word() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("string of %d bytes, %d left", n, len(r.b))
+		return ""
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	if n == 0 {
+		return ""
+	}
+	if w, ok := r.words[string(b)]; ok {
+		return w
+	}
+	if w, ok := internTable[string(b)]; ok {
+		return w
+	}
+	s := string(b)
+	if n <= maxCompactWordLen && len(r.words) < maxCompactWords {
+		if r.words == nil {
+			r.words = make(map[string]string)
+		}
+		r.words[s] = s
+	}
+	return s
+}
+
 func (r *compactReader) bool() bool {
 	if r.err != nil {
 		return false
@@ -267,7 +310,7 @@ func (r *compactReader) count() (n int, isNil bool) {
 // key reads a map key, which must sort after prev (the previous key;
 // first is true for the first key).
 func (r *compactReader) key(prev string, first bool) string {
-	k := r.str()
+	k := r.word()
 	if r.err == nil && !first && k <= prev {
 		r.fail("map key %q after %q: keys must be unique and ascending", k, prev)
 	}

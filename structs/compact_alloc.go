@@ -123,12 +123,12 @@ func (w *compactWriter) writeAlloc(a *Allocation, planJob *Job) {
 func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 	a := &Allocation{}
 	a.ID = r.str()
-	a.EvalID = r.str()
+	a.EvalID = r.word()
 	a.Name = r.str()
 	a.NodeID = r.str()
-	a.NodeName = r.str()
-	a.JobID = r.str()
-	a.Namespace = r.str()
+	a.NodeName = r.word()
+	a.JobID = r.word()
+	a.Namespace = r.word()
 	switch tag := r.uvarint(); tag {
 	case compactJobNone:
 	case compactJobPlan:
@@ -147,7 +147,7 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 		r.fail("allocation job tag %d", tag)
 	}
 	a.JobVersion = r.uvarint()
-	a.TaskGroup = r.str()
+	a.TaskGroup = r.word()
 	if r.present() {
 		ar := &AllocatedResources{}
 		if n, isNil := r.count(); !isNil {
@@ -169,18 +169,18 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 			ar.Shared.Ports = make([]AllocatedPortMapping, n)
 			for i := 0; i < n && r.err == nil; i++ {
 				p := &ar.Shared.Ports[i]
-				p.Label = r.str()
+				p.Label = r.word()
 				p.Value = r.int()
 				p.To = r.int()
-				p.HostIP = r.str()
+				p.HostIP = r.word()
 			}
 		}
 		a.AllocatedResources = ar
 	}
-	a.DesiredStatus = r.str()
-	a.DesiredDescription = r.str()
-	a.ClientStatus = r.str()
-	a.ClientDescription = r.str()
+	a.DesiredStatus = r.word()
+	a.DesiredDescription = r.word()
+	a.ClientStatus = r.word()
+	a.ClientDescription = r.word()
 	if n, isNil := r.count(); !isNil {
 		a.TaskStates = make(map[string]*TaskState, n)
 		var prev string
@@ -202,10 +202,10 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 			var c *CheckStatus
 			if r.present() {
 				c = &CheckStatus{}
-				c.Service = r.str()
-				c.Check = r.str()
-				c.Status = r.str()
-				c.Output = r.str()
+				c.Service = r.word()
+				c.Check = r.word()
+				c.Status = r.word()
+				c.Output = r.word()
 				c.Timestamp = r.varint()
 			}
 			a.Checks[k] = c
@@ -232,7 +232,7 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 		a.RescheduleTracker = rt
 	}
 	a.FollowupEvalID = r.str()
-	a.DeploymentID = r.str()
+	a.DeploymentID = r.word()
 	if r.present() {
 		ds := &AllocDeploymentStatus{}
 		switch h := r.uvarint(); h {
@@ -282,7 +282,7 @@ func (w *compactWriter) writeTaskState(ts *TaskState) {
 
 func (r *compactReader) readTaskState() *TaskState {
 	ts := &TaskState{}
-	ts.State = r.str()
+	ts.State = r.word()
 	ts.Failed = r.bool()
 	ts.Restarts = r.uvarint()
 	ts.LastRestart = r.time()
@@ -293,9 +293,9 @@ func (r *compactReader) readTaskState() *TaskState {
 		for i := 0; i < n && r.err == nil; i++ {
 			if r.present() {
 				e := &TaskEvent{}
-				e.Type = r.str()
+				e.Type = r.word()
 				e.Time = r.varint()
-				e.Message = r.str()
+				e.Message = r.word()
 				e.ExitCode = r.int()
 				e.Signal = r.int()
 				ts.Events[i] = e
@@ -352,7 +352,7 @@ func (r *compactReader) readMetric() *AllocMetric {
 			if k, isNil := r.count(); !isNil {
 				s.Scores = make(ScoreComponents, k)
 				for j := 0; j < k && r.err == nil; j++ {
-					s.Scores[j].Name = r.str()
+					s.Scores[j].Name = r.word()
 					s.Scores[j].Score = r.f64()
 				}
 			}
@@ -381,9 +381,9 @@ func (w *compactWriter) writeStop(a *Allocation) {
 func (r *compactReader) readStop() *Allocation {
 	a := &Allocation{}
 	a.ID = r.str()
-	a.DesiredStatus = r.str()
-	a.DesiredDescription = r.str()
-	a.ClientStatus = r.str()
+	a.DesiredStatus = r.word()
+	a.DesiredDescription = r.word()
+	a.ClientStatus = r.word()
 	a.PreemptedByAllocation = r.str()
 	return a
 }

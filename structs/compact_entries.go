@@ -112,7 +112,7 @@ func (r *compactReader) readPlan() *ApplyPlanResultsRequest {
 		}
 	}
 	r.blob(&p.Evals)
-	p.EvalID = r.str()
+	p.EvalID = r.word()
 	p.UpdatedAt = r.varint()
 	return p
 }

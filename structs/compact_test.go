@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // compactFiller sets every exported field of a value, recursively, to
@@ -328,4 +329,31 @@ func FuzzCompactDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCompact_SharesRepeatedWords checks that the decoder allocates a
+// repeated short string once: the allocations of a decoded plan share
+// their evaluation ID, group name and status words.
+func TestCompact_SharesRepeatedWords(t *testing.T) {
+	buf, err := EncodeCompactPlanBatch(benchPlanBatch(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeCompactPlanBatch(buf[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed := out.Plans[0].AllocsPlaced
+	a, b := placed[0], placed[len(placed)-1]
+	for _, f := range []struct{ name, x, y string }{
+		{"EvalID", a.EvalID, b.EvalID}, {"TaskGroup", a.TaskGroup, b.TaskGroup},
+		{"ClientStatus", a.ClientStatus, b.ClientStatus}, {"plan EvalID", a.EvalID, out.Plans[0].EvalID},
+	} {
+		if f.x != f.y || unsafe.StringData(f.x) != unsafe.StringData(f.y) {
+			t.Errorf("%s: %q and %q are separate copies", f.name, f.x, f.y)
+		}
+	}
+	if unsafe.StringData(a.DesiredStatus) != unsafe.StringData(AllocDesiredStatusRun) {
+		t.Errorf("DesiredStatus is not the shared fixed word")
+	}
 }
