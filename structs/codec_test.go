@@ -105,13 +105,16 @@ func BenchmarkCodec_PlanBatch(b *testing.B) {
 
 // benchClientUpdate builds a Raft entry of client updates as
 // Node.UpdateAlloc writes them: 512 allocations (maxAllocUpdatesPerEntry)
-// reporting running, each with two task states of three events and a
+// of one node reporting running, each with two task states of three events and a
 // passing check.
 func benchClientUpdate() *AllocUpdateRequest {
 	req := &AllocUpdateRequest{UpdatedAt: time.Now().UnixNano()}
 	started := time.Unix(1_700_000_000, 0).UTC()
+	// One RPC, one node: Node.UpdateAlloc takes updates of one node's
+	// allocations.
+	node := GenerateUUID()
 	for i := 0; i < 512; i++ {
-		a := &Allocation{ID: GenerateUUID(), NodeID: GenerateUUID(), ClientStatus: AllocClientStatusRunning,
+		a := &Allocation{ID: GenerateUUID(), NodeID: node, ClientStatus: AllocClientStatusRunning,
 			TaskStates: map[string]*TaskState{},
 			Checks: map[string]*CheckStatus{CheckKey("web", "http"): {Service: "web", Check: "http", Status: ServiceStatusPassing,
 				Output: "HTTP GET: 200 OK", Timestamp: started.UnixNano()}},

@@ -1,6 +1,7 @@
 package structs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -160,6 +161,34 @@ type compactReader struct {
 	// repeated across an entry's allocations are allocated once (and
 	// the fixed words of internTable not at all).
 	words map[string]string
+	// Maps that placements of a plan usually have equal, shared as
+	// ApplyPlanResultsRequest.Compact would share them (see shared).
+	nodesAvailable, classFiltered, constraintFiltered,
+	classExhausted, dimensionExhausted sharedMap[map[string]int]
+	tasks sharedMap[map[string]*AllocatedTaskResources]
+}
+
+// sharedMap is the last map decoded for one field, and its encoding.
+type sharedMap[M any] struct {
+	raw []byte
+	m   M
+}
+
+// shared returns s's map again when the input continues with the same
+// encoding (the encoding is canonical and self-delimiting, so the same
+// bytes are the same value), else the map read reads, which it keeps in
+// s for the next time.
+func shared[M any](r *compactReader, s *sharedMap[M], read func() M) M {
+	if len(s.raw) > 1 && bytes.HasPrefix(r.b, s.raw) {
+		r.b = r.b[len(s.raw):]
+		return s.m
+	}
+	start := r.b
+	m := read()
+	if r.err == nil {
+		s.raw, s.m = start[:len(start)-len(r.b)], m
+	}
+	return m
 }
 
 // Bounds of compactReader.words.

@@ -125,7 +125,7 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 	a.ID = r.str()
 	a.EvalID = r.word()
 	a.Name = r.str()
-	a.NodeID = r.str()
+	a.NodeID = r.word()
 	a.NodeName = r.word()
 	a.JobID = r.word()
 	a.Namespace = r.word()
@@ -150,21 +150,7 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 	a.TaskGroup = r.word()
 	if r.present() {
 		ar := &AllocatedResources{}
-		if n, isNil := r.count(); !isNil {
-			ar.Tasks = make(map[string]*AllocatedTaskResources, n)
-			var prev string
-			for i := 0; i < n && r.err == nil; i++ {
-				k := r.key(prev, i == 0)
-				var t *AllocatedTaskResources
-				if r.present() {
-					t = &AllocatedTaskResources{}
-					t.Cpu.CpuShares = r.varint()
-					t.Memory.MemoryMB = r.varint()
-				}
-				ar.Tasks[k] = t
-				prev = k
-			}
-		}
+		ar.Tasks = shared(r, &r.tasks, r.readTasks)
 		if n, isNil := r.count(); !isNil {
 			ar.Shared.Ports = make([]AllocatedPortMapping, n)
 			for i := 0; i < n && r.err == nil; i++ {
@@ -261,6 +247,28 @@ func (r *compactReader) readAlloc(planJob *Job) *Allocation {
 	return a
 }
 
+// readTasks reads AllocatedResources.Tasks.
+func (r *compactReader) readTasks() map[string]*AllocatedTaskResources {
+	n, isNil := r.count()
+	if isNil {
+		return nil
+	}
+	tasks := make(map[string]*AllocatedTaskResources, n)
+	var prev string
+	for i := 0; i < n && r.err == nil; i++ {
+		k := r.key(prev, i == 0)
+		var t *AllocatedTaskResources
+		if r.present() {
+			t = &AllocatedTaskResources{}
+			t.Cpu.CpuShares = r.varint()
+			t.Memory.MemoryMB = r.varint()
+		}
+		tasks[k] = t
+		prev = k
+	}
+	return tasks
+}
+
 func (w *compactWriter) writeTaskState(ts *TaskState) {
 	w.str(ts.State)
 	w.bool(ts.Failed)
@@ -290,9 +298,11 @@ func (r *compactReader) readTaskState() *TaskState {
 	ts.FinishedAt = r.time()
 	if n, isNil := r.count(); !isNil {
 		ts.Events = make([]*TaskEvent, n)
+		// One allocation for the events, not one each.
+		events := make([]TaskEvent, n)
 		for i := 0; i < n && r.err == nil; i++ {
 			if r.present() {
-				e := &TaskEvent{}
+				e := &events[i]
 				e.Type = r.word()
 				e.Time = r.varint()
 				e.Message = r.word()
@@ -335,19 +345,20 @@ func (r *compactReader) readMetric() *AllocMetric {
 	m := &AllocMetric{}
 	m.NodesEvaluated = r.int()
 	m.NodesFiltered = r.int()
-	m.NodesAvailable = r.intMap()
-	m.ClassFiltered = r.intMap()
-	m.ConstraintFiltered = r.intMap()
+	m.NodesAvailable = shared(r, &r.nodesAvailable, r.intMap)
+	m.ClassFiltered = shared(r, &r.classFiltered, r.intMap)
+	m.ConstraintFiltered = shared(r, &r.constraintFiltered, r.intMap)
 	m.NodesExhausted = r.int()
-	m.ClassExhausted = r.intMap()
-	m.DimensionExhausted = r.intMap()
+	m.ClassExhausted = shared(r, &r.classExhausted, r.intMap)
+	m.DimensionExhausted = shared(r, &r.dimensionExhausted, r.intMap)
 	if n, isNil := r.count(); !isNil {
 		m.ScoreMetaData = make([]*NodeScoreMeta, n)
+		metas := make([]NodeScoreMeta, n)
 		for i := 0; i < n && r.err == nil; i++ {
 			if !r.present() {
 				continue
 			}
-			s := &NodeScoreMeta{}
+			s := &metas[i]
 			s.NodeID = r.str()
 			if k, isNil := r.count(); !isNil {
 				s.Scores = make(ScoreComponents, k)

@@ -356,4 +356,22 @@ func TestCompact_SharesRepeatedWords(t *testing.T) {
 	if unsafe.StringData(a.DesiredStatus) != unsafe.StringData(AllocDesiredStatusRun) {
 		t.Errorf("DesiredStatus is not the shared fixed word")
 	}
+	// Equal maps are one map, as Compact would leave them; a different
+	// one is its own.
+	if reflect.ValueOf(a.Metrics.NodesAvailable).Pointer() != reflect.ValueOf(b.Metrics.NodesAvailable).Pointer() ||
+		reflect.ValueOf(a.AllocatedResources.Tasks).Pointer() != reflect.ValueOf(b.AllocatedResources.Tasks).Pointer() {
+		t.Errorf("equal metric or task resource maps are separate copies")
+	}
+	in := benchPlanBatch(1)
+	in.Plans[0].AllocsPlaced[1].Metrics.NodesAvailable = map[string]int{"dc1": 1}
+	buf, err = EncodeCompactPlanBatch(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = DecodeCompactPlanBatch(buf[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("a plan with one different map decodes to another plan")
+	}
 }
