@@ -1,6 +1,9 @@
 package structs
 
-import "fmt"
+import (
+	"fmt"
+	"reflect"
+)
 
 // The two compact entries: a batch of plan results and a batch of
 // client allocation updates (see compact.go for the format).
@@ -168,6 +171,9 @@ func encodeCompactMsg(t MessageType, msg interface{}) ([]byte, error) {
 		buf []byte
 		err error
 	)
+	if v := reflect.ValueOf(msg); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return nil, fmt.Errorf("encode %s: no request", t)
+	}
 	switch m := msg.(type) {
 	case *ApplyPlanResultsBatchRequest:
 		if t&^IgnoreUnknownTypeFlag != ApplyPlanResultsCompactRequestType {

@@ -168,6 +168,30 @@ func TestCompact_RoundTripsEveryField(t *testing.T) {
 	}
 }
 
+// TestCompact_EncodeRefusesWhatItCannotWrite checks Encode's errors
+// for the compact types: no request, or a request of another type.
+func TestCompact_EncodeRefusesWhatItCannotWrite(t *testing.T) {
+	cases := []struct {
+		name string
+		typ  MessageType
+		msg  interface{}
+	}{
+		{"nil plan batch", ApplyPlanResultsCompactRequestType, (*ApplyPlanResultsBatchRequest)(nil)},
+		{"nil update", AllocClientUpdateCompactRequestType, (*AllocUpdateRequest)(nil)},
+		{"no message", AllocClientUpdateCompactRequestType, nil},
+		{"a single plan", ApplyPlanResultsCompactRequestType, &ApplyPlanResultsRequest{}},
+		{"an update as a plan batch", ApplyPlanResultsCompactRequestType, &AllocUpdateRequest{}},
+		{"a plan batch as an update", AllocClientUpdateCompactRequestType, &ApplyPlanResultsBatchRequest{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if buf, err := Encode(c.typ, c.msg); err == nil {
+				t.Fatalf("encoded %d bytes, want an error", len(buf))
+			}
+		})
+	}
+}
+
 // TestCompact_KeepsNilAndEmpty checks that nil and empty collections and
 // nil elements decode as they were, as msgpack's do.
 func TestCompact_KeepsNilAndEmpty(t *testing.T) {
