@@ -33,7 +33,22 @@ func (f *FSM) applyPlanResultsBatch(buf []byte, index uint64) interface{} {
 	if err := decode(buf, &req); err != nil {
 		return refusal{err}
 	}
-	if err := checkPlanResultsBatch(&req); err != nil {
+	return f.applyPlanBatch(&req, index)
+}
+
+// applyPlanResultsCompact applies a batch of plans in the compact
+// encoding exactly as applyPlanResultsBatch applies the msgpack one.
+func (f *FSM) applyPlanResultsCompact(buf []byte, index uint64) interface{} {
+	req, err := structs.DecodeCompactPlanBatch(buf)
+	if err != nil {
+		return refusal{err}
+	}
+	return f.applyPlanBatch(req, index)
+}
+
+// applyPlanBatch checks and commits a decoded batch of plans.
+func (f *FSM) applyPlanBatch(req *structs.ApplyPlanResultsBatchRequest, index uint64) interface{} {
+	if err := checkPlanResultsBatch(req); err != nil {
 		return refusal{err}
 	}
 	st := f.State()
@@ -73,11 +88,26 @@ func (f *FSM) applyAllocClientUpdate(buf []byte, index uint64) interface{} {
 	if err := decode(buf, &req); err != nil {
 		return refusal{err}
 	}
+	return f.applyClientUpdates(&req, index)
+}
+
+// applyAllocClientUpdateCompact applies client updates in the compact
+// encoding exactly as applyAllocClientUpdate applies the msgpack ones.
+func (f *FSM) applyAllocClientUpdateCompact(buf []byte, index uint64) interface{} {
+	req, err := structs.DecodeCompactAllocUpdate(buf)
+	if err != nil {
+		return refusal{err}
+	}
+	return f.applyClientUpdates(req, index)
+}
+
+// applyClientUpdates checks and records decoded client updates.
+func (f *FSM) applyClientUpdates(req *structs.AllocUpdateRequest, index uint64) interface{} {
 	// The check also bounds the reported service check results
 	// (boundChecks); the state store copies them onto the stored
 	// allocations with the task states, and re-derives their service
 	// instances in the same transaction.
-	if err := checkAllocClientUpdate(&req); err != nil {
+	if err := checkAllocClientUpdate(req); err != nil {
 		return refusal{err}
 	}
 	req.Compact()

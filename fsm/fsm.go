@@ -207,6 +207,10 @@ func (f *FSM) dispatch(msgType structs.MessageType, buf []byte, index uint64) in
 		return f.applyClusterMeta(buf, index)
 	case structs.GCBatchRequestType:
 		return f.applyGCBatch(buf, index)
+	case structs.ApplyPlanResultsCompactRequestType:
+		return f.applyPlanResultsCompact(buf, index)
+	case structs.AllocClientUpdateCompactRequestType:
+		return f.applyAllocClientUpdateCompact(buf, index)
 	}
 	if msgType&structs.IgnoreUnknownTypeFlag != 0 {
 		f.logger.Warn("ignoring unknown message type, upgrade to a newer version", "type", uint8(msgType))

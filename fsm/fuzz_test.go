@@ -84,6 +84,9 @@ func buildFuzzBase() fuzzBase {
 			{structs.AllocClientUpdateRequestType, &structs.AllocUpdateRequest{NodeID: node.ID, Alloc: []*structs.Allocation{failed}, UpdatedAt: 7}},
 			{structs.ApplyPlanResultsBatchRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{
 				{Job: job, AllocsStopped: []*structs.Allocation{stop}, UpdatedAt: 8}}}},
+			{structs.AllocClientUpdateCompactRequestType, &structs.AllocUpdateRequest{NodeID: node.ID, Alloc: []*structs.Allocation{failed}, UpdatedAt: 7}},
+			{structs.ApplyPlanResultsCompactRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{
+				{Job: job, AllocsStopped: []*structs.Allocation{stop}, UpdatedAt: 8}}}},
 			{structs.DeploymentAllocHealthRequestType, &structs.DeploymentAllocHealthRequest{DeploymentID: dep.ID, HealthyAllocationIDs: []string{a0.ID}, UpdatedAt: 9}},
 			{structs.DeploymentPromoteRequestType, &structs.DeploymentPromoteRequest{DeploymentID: dep.ID, All: true, UpdatedAt: 10}},
 			{structs.DeploymentStatusUpdateRequestType, &structs.DeploymentStatusUpdateRequest{

@@ -19,8 +19,18 @@ import (
 // (three scored nodes), then the clients' "running" updates in batches.
 // It is what the memory scenario of `drover bench` multiplies by
 // 100,000. With DROVER_HEAP_PROFILE=file it writes a heap profile while
-// the state is still held, to see where the bytes go.
+// the state is still held, to see where the bytes go. It runs with the
+// entries in msgpack and in the compact encoding the leader writes now.
 func BenchmarkFSM_MemoryPerAllocation(b *testing.B) {
+	b.Run("msgpack", func(b *testing.B) {
+		benchFSMMemory(b, structs.ApplyPlanResultsBatchRequestType, structs.AllocClientUpdateRequestType)
+	})
+	b.Run("compact", func(b *testing.B) {
+		benchFSMMemory(b, structs.ApplyPlanResultsCompactRequestType, structs.AllocClientUpdateCompactRequestType)
+	})
+}
+
+func benchFSMMemory(b *testing.B, planType, updateType structs.MessageType) {
 	const (
 		numNodes = 500
 		numJobs  = 20
@@ -77,7 +87,7 @@ func BenchmarkFSM_MemoryPerAllocation(b *testing.B) {
 				}
 				plan.AllocsPlaced = append(plan.AllocsPlaced, a)
 			}
-			apply(structs.ApplyPlanResultsBatchRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{plan}})
+			apply(planType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{plan}})
 
 			for start := 0; start < count; start += 500 {
 				upd := &structs.AllocUpdateRequest{UpdatedAt: time.Now().UnixNano()}
@@ -91,7 +101,7 @@ func BenchmarkFSM_MemoryPerAllocation(b *testing.B) {
 						}},
 					})
 				}
-				apply(structs.AllocClientUpdateRequestType, upd)
+				apply(updateType, upd)
 			}
 		}
 

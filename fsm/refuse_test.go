@@ -86,11 +86,20 @@ func TestFSM_UndecodableEntryIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	compactPlan, err := structs.Encode(structs.ApplyPlanResultsCompactRequestType, &structs.ApplyPlanResultsBatchRequest{
+		Plans: []*structs.ApplyPlanResultsRequest{{Job: job, AllocsPlaced: []*structs.Allocation{mock.Alloc(job, mock.Node(), 0)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		data []byte
 	}{
 		{"truncated", valid[:len(valid)/2]},
+		{"compact plan cut short", compactPlan[:len(compactPlan)-3]},
+		{"compact plan with a trailing byte", append(append([]byte(nil), compactPlan...), 0)},
+		{"compact entry of an unknown version", []byte{byte(structs.AllocClientUpdateCompactRequestType), 99, 0, 0}},
+		{"compact huge declared length", []byte{byte(structs.AllocClientUpdateCompactRequestType), 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"type byte only", valid[:1]},
 		{"reserved msgpack byte", []byte{byte(structs.JobRegisterRequestType), 0xc1}},
 		{"garbage", []byte{byte(structs.NodeRegisterRequestType), 0xde, 0xad, 0xbe, 0xef, 0x00, 0xff}},
@@ -177,6 +186,10 @@ func TestFSM_NullElementsAreRefused(t *testing.T) {
 		{"null deployment group", structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{
 			Deployment: &structs.Deployment{ID: "d", JobID: "j", TaskGroups: map[string]*structs.DeploymentState{"web": nil}}}},
 		{"null client update", structs.AllocClientUpdateRequestType, &structs.AllocUpdateRequest{NodeID: node.ID, Alloc: []*structs.Allocation{nil}}},
+		{"null plan in a compact batch", structs.ApplyPlanResultsCompactRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{nil}}},
+		{"null placed allocation, compact", structs.ApplyPlanResultsCompactRequestType, &structs.ApplyPlanResultsBatchRequest{
+			Plans: []*structs.ApplyPlanResultsRequest{{AllocsPlaced: []*structs.Allocation{nil}}}}},
+		{"null compact client update", structs.AllocClientUpdateCompactRequestType, &structs.AllocUpdateRequest{NodeID: node.ID, Alloc: []*structs.Allocation{nil}}},
 		{"deployment update without update", structs.DeploymentStatusUpdateRequestType, &structs.DeploymentStatusUpdateRequest{}},
 		{"null desired transition", structs.AllocUpdateDesiredTransitionRequestType, &structs.AllocUpdateDesiredTransitionRequest{
 			Allocs: map[string]*structs.DesiredTransition{"a": nil}}},

@@ -88,30 +88,99 @@ func TestCodec_RoundTripsRaftEntry(t *testing.T) {
 }
 
 // BenchmarkCodec_PlanBatch measures encoding (leader) and decoding
-// (every server's FSM) of a Raft entry of 32 plans × 10 placements.
+// (every server's FSM) of a Raft entry of 32 plans × 10 placements, in
+// msgpack and in the compact encoding.
 func BenchmarkCodec_PlanBatch(b *testing.B) {
 	in := benchPlanBatch(32)
-	buf, err := Encode(ApplyPlanResultsBatchRequestType, in)
+	benchCodec(b, in, ApplyPlanResultsBatchRequestType, ApplyPlanResultsCompactRequestType,
+		func(buf []byte) error {
+			var out ApplyPlanResultsBatchRequest
+			return Decode(buf, &out)
+		},
+		func(buf []byte) error {
+			_, err := DecodeCompactPlanBatch(buf)
+			return err
+		})
+}
+
+// benchClientUpdate builds a Raft entry of client updates as
+// Node.UpdateAlloc writes them: 512 allocations (maxAllocUpdatesPerEntry)
+// of one node reporting running, each with two task states of three events and a
+// passing check.
+func benchClientUpdate() *AllocUpdateRequest {
+	req := &AllocUpdateRequest{UpdatedAt: time.Now().UnixNano()}
+	started := time.Unix(1_700_000_000, 0).UTC()
+	// One RPC, one node: Node.UpdateAlloc takes updates of one node's
+	// allocations.
+	node := GenerateUUID()
+	for i := 0; i < 512; i++ {
+		a := &Allocation{ID: GenerateUUID(), NodeID: node, ClientStatus: AllocClientStatusRunning,
+			TaskStates: map[string]*TaskState{},
+			Checks: map[string]*CheckStatus{CheckKey("web", "http"): {Service: "web", Check: "http", Status: ServiceStatusPassing,
+				Output: "HTTP GET: 200 OK", Timestamp: started.UnixNano()}},
+		}
+		for _, task := range []string{"server", "sidecar"} {
+			a.TaskStates[task] = &TaskState{State: TaskStateRunning, StartedAt: started, Events: []*TaskEvent{
+				{Type: TaskEventReceived, Time: started.UnixNano(), Message: "Task received by client"},
+				{Type: TaskEventDriverStart, Time: started.UnixNano(), Message: "Downloading image"},
+				{Type: TaskEventStarted, Time: started.UnixNano(), Message: "Task started by client"},
+			}}
+		}
+		req.Alloc = append(req.Alloc, a)
+	}
+	return req
+}
+
+// BenchmarkCodec_ClientUpdate measures a Raft entry of client updates,
+// in msgpack and in the compact encoding.
+func BenchmarkCodec_ClientUpdate(b *testing.B) {
+	benchCodec(b, benchClientUpdate(), AllocClientUpdateRequestType, AllocClientUpdateCompactRequestType,
+		func(buf []byte) error {
+			var out AllocUpdateRequest
+			return Decode(buf, &out)
+		},
+		func(buf []byte) error {
+			_, err := DecodeCompactAllocUpdate(buf)
+			return err
+		})
+}
+
+// benchCodec runs encode and decode of in as a msgpack entry (oldType)
+// and a compact one (newType). SetBytes is the msgpack entry's size in
+// both, so MB/s compares work per entry, not per byte written.
+func benchCodec(b *testing.B, in interface{}, oldType, newType MessageType, decodeOld, decodeNew func([]byte) error) {
+	old, err := Encode(oldType, in)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("encode", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(buf)))
-		for b.Loop() {
-			if _, err := Encode(ApplyPlanResultsBatchRequestType, in); err != nil {
-				b.Fatal(err)
+	compact, err := Encode(newType, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("entry: msgpack %d bytes, compact %d bytes", len(old), len(compact))
+	for _, c := range []struct {
+		name   string
+		typ    MessageType
+		buf    []byte
+		decode func([]byte) error
+	}{{"msgpack", oldType, old, decodeOld}, {"compact", newType, compact, decodeNew}} {
+		b.Run(c.name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(old)))
+			for b.Loop() {
+				if _, err := Encode(c.typ, in); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("decode", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(buf)))
-		for b.Loop() {
-			var out ApplyPlanResultsBatchRequest
-			if err := Decode(buf[1:], &out); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(c.name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(old)))
+			for b.Loop() {
+				if err := c.decode(c.buf[1:]); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }

@@ -52,6 +52,14 @@ const (
 	// GCBatchRequestType deletes what the leader's garbage collector
 	// chose (GCBatchRequest).
 	GCBatchRequestType MessageType = 30
+	// ApplyPlanResultsCompactRequestType commits a batch of plans
+	// (ApplyPlanResultsBatchRequest) in the compact encoding
+	// (compact.go): what the plan applier writes.
+	ApplyPlanResultsCompactRequestType MessageType = 31
+	// AllocClientUpdateCompactRequestType records client allocation
+	// updates (AllocUpdateRequest) in the compact encoding: what
+	// Node.UpdateAlloc writes.
+	AllocClientUpdateCompactRequestType MessageType = 32
 	// New types are added here, never inserted or renumbered.
 )
 
@@ -127,6 +135,10 @@ func (t MessageType) String() string {
 		return "ClusterMeta"
 	case GCBatchRequestType:
 		return "GCBatch"
+	case ApplyPlanResultsCompactRequestType:
+		return "ApplyPlanResultsCompact"
+	case AllocClientUpdateCompactRequestType:
+		return "AllocClientUpdateCompact"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -168,7 +180,15 @@ const maxPooledEncodeBuffer = 8 << 20
 // is encoded from a copy without it (withoutAuthToken), so an endpoint
 // that passes its RPC args to Raft as they came cannot put a secret in
 // the log or in snapshots.
+//
+// The compact types (ApplyPlanResultsCompactRequestType,
+// AllocClientUpdateCompactRequestType) are written in the compact
+// encoding instead (compact.go), which leaves the secrets out itself.
 func Encode(t MessageType, msg interface{}) ([]byte, error) {
+	switch t &^ IgnoreUnknownTypeFlag {
+	case ApplyPlanResultsCompactRequestType, AllocClientUpdateCompactRequestType:
+		return encodeCompactMsg(t, msg)
+	}
 	msg = withoutAuthToken(msg)
 	e := encoders.Get().(*encoder)
 	e.buf.Reset()
