@@ -125,10 +125,12 @@ func (p *Plan) Submit(args *structs.PlanSubmitRequest, reply *structs.PlanSubmit
 }
 
 // writeWorkerEval writes eval through Raft for the worker holding the
-// delivery (evalID, token), and returns the index of the write.
+// delivery (evalID, token), and returns the index of the write. A stale
+// token comes back as the broker's coded error, unwrapped, so that its
+// code crosses the wire.
 func (s *Server) writeWorkerEval(evalID, token string, eval *structs.Evaluation) (uint64, error) {
 	if err := s.evalBroker.Outstanding(evalID, token); err != nil {
-		return 0, fmt.Errorf("write eval %s: %w", eval.ID, err)
+		return 0, err
 	}
 	now := time.Now().UnixNano()
 	if eval.CreateTime == 0 {

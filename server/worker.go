@@ -280,8 +280,10 @@ func (w *Worker) ReblockEval(eval *structs.Evaluation) error {
 
 func (w *Worker) writeEval(eval *structs.Evaluation) error {
 	if w.leader == "" {
-		_, err := w.srv.writeWorkerEval(w.evalID, w.evalToken, eval)
-		return err
+		if _, err := w.srv.writeWorkerEval(w.evalID, w.evalToken, eval); err != nil {
+			return fmt.Errorf("write eval %s: %w", eval.ID, err)
+		}
+		return nil
 	}
 	err := w.srv.peers.RPC(w.leader, "Eval.WorkerUpdate", &structs.EvalWorkerUpdateRequest{EvalID: w.evalID, Token: w.evalToken, Eval: eval}, &structs.GenericResponse{})
 	if err != nil {
