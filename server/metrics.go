@@ -82,6 +82,10 @@ func newServerMetrics() *serverMetrics {
 		gcSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_skipped_total",
 			Help: "Rows the garbage collector chose that were no longer collectable when its entry applied, by kind."}, []string{"kind"}),
 	}
+	// Both series exist from the start: a server that scheduled nothing
+	// reports zeros, not an absent metric.
+	m.evalsProcessed.WithLabelValues("local")
+	m.evalsProcessed.WithLabelValues("rpc")
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
 		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.schedulerPanics,
 		m.evalsProcessed, m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
