@@ -300,3 +300,38 @@ func TestEvalWorkerRPC_FollowerRefusesWithNoLeader(t *testing.T) {
 	err = f.RPC("Plan.Submit", &structs.PlanSubmitRequest{Plan: &structs.Plan{EvalID: "x"}}, &structs.PlanSubmitResponse{})
 	wantNoLeader(t, "Plan.Submit on a follower", err)
 }
+
+func TestFollowerWorkers_NackWhenStateIsBehind(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.NumSchedulers = 0 })
+	leader := c.waitLeader(c.servers...)
+	f := c.others(leader)[0]
+	registerNode(t, leader, mock.Node())
+	resp := registerJob(t, leader, mock.Job())
+	addr := leader.config.RPCAdvertise.String()
+	var deq structs.EvalDequeueResponse
+	if err := f.peers.RPC(addr, "Eval.Dequeue", &structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: 5 * time.Second}, &deq); err != nil {
+		t.Fatal(err)
+	}
+	if deq.Eval == nil || deq.Eval.ID != resp.EvalID {
+		t.Fatalf("dequeue: %+v", deq)
+	}
+	// An index the follower's state will not reach: the worker gives up
+	// and nacks rather than scheduling on stale state.
+	w := newWorker(f, 0)
+	w.indexWait = 100 * time.Millisecond
+	w.process(deq.Eval, deq.Token, addr, deq.WaitIndex+1_000_000)
+	if err := leader.evalBroker.Outstanding(deq.Eval.ID, deq.Token); err == nil {
+		t.Fatal("the evaluation is still outstanding: the worker did not nack it")
+	}
+	if got, _ := leader.State().EvalByID(nil, resp.EvalID); got.Status != structs.EvalStatusPending {
+		t.Fatalf("eval %s after a nack", got.Status)
+	}
+	if n := evalsProcessed(t, f, pathRPC); n != 0 {
+		t.Fatalf("a nacked evaluation was counted (%d)", n)
+	}
+	// Redelivered after the nack delay, and scheduled.
+	startWorkers(f, 1)
+	if done := waitForEval(t, leader, resp.EvalID); done.Status != structs.EvalStatusComplete {
+		t.Fatalf("eval %s", done.Status)
+	}
+}

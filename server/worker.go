@@ -42,13 +42,18 @@ type Worker struct {
 	evalToken string
 	leader    string
 
+	// indexWait bounds each wait for the local state to catch up
+	// (indexWaitTimeout; tests shorten it).
+	indexWait time.Duration
+
 	// newScheduler builds the scheduler for an evaluation
 	// (scheduler.NewScheduler; tests swap it).
 	newScheduler func(typ string, cfg scheduler.Config, state scheduler.State, planner scheduler.Planner) (scheduler.Scheduler, error)
 }
 
 func newWorker(s *Server, id int) *Worker {
-	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id), newScheduler: scheduler.NewScheduler}
+	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id), newScheduler: scheduler.NewScheduler,
+		indexWait: indexWaitTimeout}
 }
 
 // dequeueTimeout bounds each wait on the broker so the worker notices
@@ -157,7 +162,7 @@ func (w *Worker) runRemote() bool {
 func (w *Worker) process(eval *structs.Evaluation, token, leader string, waitIndex uint64) {
 	w.evalID, w.evalToken, w.leader = eval.ID, token, leader
 	defer func() { w.evalID, w.evalToken, w.leader = "", "", "" }()
-	if err := w.srv.waitForIndex(waitIndex, indexWaitTimeout); err != nil {
+	if err := w.srv.waitForIndex(waitIndex, w.indexWait); err != nil {
 		w.logger.Error("state is behind the evaluation", "eval_id", eval.ID, "error", err)
 		w.nack(eval.ID)
 		return
@@ -252,7 +257,7 @@ func (w *Worker) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, scheduler.
 		wait = result.RefreshIndex
 	}
 	if wait > 0 {
-		if err := w.srv.waitForIndex(wait, indexWaitTimeout); err != nil {
+		if err := w.srv.waitForIndex(wait, w.indexWait); err != nil {
 			return nil, nil, err
 		}
 	}
