@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,6 +225,8 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	if err != nil {
 		if submitErr != nil {
 			err = submitErr
+		} else {
+			err = fmt.Errorf("%w (%s)", err, placedByServer(ctx, c, serversBefore))
 		}
 		<-submitDone
 		return nil, err
@@ -243,6 +246,24 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	}
 	return &placeMeasure{leader: leader, elapsed: elapsed, before: before, after: after, submit: st,
 		servers: c.servers, serversBefore: serversBefore, serversAfter: serversAfter}, nil
+}
+
+// placedByServer describes, for a run that did not finish, what each
+// server's plan applier committed since before and whom it follows: the
+// run counts the leader's commits only, so a leadership change it did
+// not see (one server leading for a moment, then the first again) shows
+// here as commits on another server.
+func placedByServer(ctx context.Context, c *cluster, before []*metrics) string {
+	var parts []string
+	for i, s := range c.servers {
+		m, err := scrape(ctx, s)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", s.id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s placed %.0f, follows %q", s.id, delta(before[i], m, mAllocsPlaced), leaderOf(s, time.Second)))
+	}
+	return "per server: " + strings.Join(parts, "; ")
 }
 
 // scrapeAll scrapes every server.

@@ -117,6 +117,13 @@ func TestFollowerWorkers_ScheduleExactlyThroughTheLeader(t *testing.T) {
 	if rpc < len(evalIDs) {
 		t.Fatalf("the followers processed %d evaluations over RPC, want at least %d", rpc, len(evalIDs))
 	}
+	var placed dto.Metric
+	if err := leader.metrics.allocsPlaced.Write(&placed); err != nil {
+		t.Fatal(err)
+	}
+	if got := int(placed.GetCounter().GetValue()); got != 12 {
+		t.Fatalf("the leader's drover_allocs_placed_total is %d, want 12", got)
+	}
 	if st := leader.evalBroker.Stats(); st.Unacked != 0 || st.Ready != 0 {
 		t.Fatalf("broker after scheduling: %s", st)
 	}
