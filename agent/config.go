@@ -160,6 +160,10 @@ type ServerConfig struct {
 	Enabled         bool `hcl:"enabled,optional"`
 	BootstrapExpect int  `hcl:"bootstrap_expect,optional"`
 	NumSchedulers   int  `hcl:"num_schedulers,optional"`
+	// FollowerSchedulers is how many of the scheduler workers keep
+	// scheduling, over RPC to the leader, while this server follows;
+	// 0 leaves scheduling to the leader. Unset: all of them.
+	FollowerSchedulers *int `hcl:"follower_schedulers,optional"`
 
 	// Raft timing and heartbeat settings, as duration strings.
 	RaftHeartbeatTimeout   string `hcl:"raft_heartbeat_timeout,optional"`
@@ -686,6 +690,10 @@ func (c *Config) Merge(o *Config) {
 		}
 		setInt(&c.Server.BootstrapExpect, s.BootstrapExpect)
 		setInt(&c.Server.NumSchedulers, s.NumSchedulers)
+		if s.FollowerSchedulers != nil {
+			n := *s.FollowerSchedulers
+			c.Server.FollowerSchedulers = &n
+		}
 		setString(&c.Server.RaftHeartbeatTimeout, s.RaftHeartbeatTimeout)
 		setString(&c.Server.RaftElectionTimeout, s.RaftElectionTimeout)
 		setString(&c.Server.RaftLeaderLeaseTimeout, s.RaftLeaderLeaseTimeout)
@@ -922,6 +930,13 @@ func (c *Config) serverConfig() (*server.Config, error) {
 	sc.BootstrapExpect = c.Server.BootstrapExpect
 	if c.Server.NumSchedulers > 0 {
 		sc.NumSchedulers = c.Server.NumSchedulers
+	}
+	sc.FollowerSchedulers = sc.NumSchedulers
+	if c.Server.FollowerSchedulers != nil {
+		if *c.Server.FollowerSchedulers < 0 {
+			return nil, fmt.Errorf("server.follower_schedulers must not be negative (got %d)", *c.Server.FollowerSchedulers)
+		}
+		sc.FollowerSchedulers = *c.Server.FollowerSchedulers
 	}
 	if c.Server.RaftSnapshotThreshold > 0 {
 		sc.RaftSnapshotThreshold = c.Server.RaftSnapshotThreshold

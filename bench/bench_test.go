@@ -184,6 +184,9 @@ drover_plan_apply_seconds_count 300
 drover_allocs_placed_total 10000
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.048576e+08
+# TYPE drover_worker_evals_processed_total counter
+drover_worker_evals_processed_total{path="local"} 7
+drover_worker_evals_processed_total{path="rpc"} 35
 `
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
@@ -199,11 +202,18 @@ process_resident_memory_bytes 1.048576e+08
 		{"p99", m.quantile(mPlanApply, 0.99), 0.02},
 		{"counter", m.value(mAllocsPlaced), 10000},
 		{"gauge", m.value(mProcessRSS), 100 << 20},
+		{"labelled rpc", m.labelled(mEvalsProcessed, "path", "rpc"), 35},
+		{"labelled local", m.labelled(mEvalsProcessed, "path", "local"), 7},
+		{"labelled all", m.labelled(mEvalsProcessed, "", ""), 42},
+		{"labelled no match", m.labelled(mEvalsProcessed, "path", "other"), 0},
 	}
 	for _, c := range cases {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+	if v := m.labelled("absent", "path", "rpc"); !math.IsNaN(v) {
+		t.Errorf("absent labelled metric = %v, want NaN", v)
 	}
 	if v := m.value("absent"); !math.IsNaN(v) {
 		t.Errorf("absent metric = %v, want NaN", v)

@@ -35,6 +35,9 @@ const (
 	mGoGoroutines   = "go_goroutines"
 	mPlanRejectNode = "drover_plan_rejected_nodes_total"
 	mRaftDBFree     = "drover_raft_db_free_bytes"
+	// mEvalsProcessed counts on every server: evaluations its workers
+	// scheduled, label path="local" (as leader) or "rpc" (as follower).
+	mEvalsProcessed = "drover_worker_evals_processed_total"
 )
 
 // metricsClient scrapes /v1/metrics; its timeout is short so that a
@@ -86,6 +89,31 @@ func (m *metrics) value(name string) float64 {
 		return x.Untyped.GetValue()
 	}
 	return math.NaN()
+}
+
+// labelled returns the sum of a counter's series whose label has value
+// (every series when label is ""), NaN when the metric is absent.
+func (m *metrics) labelled(name, label, value string) float64 {
+	f, ok := m.families[name]
+	if !ok {
+		return math.NaN()
+	}
+	sum := 0.0
+	for _, x := range f.Metric {
+		if label != "" {
+			match := false
+			for _, l := range x.Label {
+				match = match || (l.GetName() == label && l.GetValue() == value)
+			}
+			if !match {
+				continue
+			}
+		}
+		if x.Counter != nil {
+			sum += x.Counter.GetValue()
+		}
+	}
+	return sum
 }
 
 // quantile returns quantile q of a summary, NaN when absent or without

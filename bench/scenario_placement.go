@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ over the three servers.
                           in the broker to acknowledged by a worker.
   register_p50/p99        client-side latency of the job registrations.
   plans, plan_rejected_nodes, evals_acked: leader counters over the run.
+  evals_scheduled_<server>  evaluations that server's scheduler workers
+                          scheduled over the run (its
+                          drover_worker_evals_processed_total; followers
+                          take them from the leader's broker over RPC).
+  evals_scheduled_by_followers  their sum over the followers.
   allocations_listed      non-terminal allocations listed through the API
                           at the end (must equal jobs x count).
   nodes_used              nodes holding allocations at the end: how
@@ -88,6 +94,7 @@ func runPlacement(ctx context.Context, r *runner, res *Result, dir string) error
 	res.add("time_to_place_all", "time from first submit to last allocation committed", "s", m.elapsed.Seconds(),
 		"wall time from the first job registration sent to the leader's drover_allocs_placed_total reaching the total")
 	m.report(res)
+	m.reportWorkers(res)
 
 	over, listed, nodesUsed, err := checkCapacity(ctx, m.leader)
 	if err != nil {
@@ -115,6 +122,10 @@ type placeMeasure struct {
 	elapsed       time.Duration
 	before, after *metrics
 	submit        *submitStats
+	// servers, serversBefore and serversAfter are every server and its
+	// scrapes around the run, for the per-server worker counters.
+	servers                     []*agentProc
+	serversBefore, serversAfter []*metrics
 }
 
 // placeAll registers jobs through every server with writers concurrent
@@ -133,6 +144,10 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 		return nil, err
 	}
 	before, err := scrape(ctx, leader)
+	if err != nil {
+		return nil, err
+	}
+	serversBefore, err := scrapeAll(ctx, c.servers)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +225,8 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	if err != nil {
 		if submitErr != nil {
 			err = submitErr
+		} else {
+			err = fmt.Errorf("%w (%s)", err, placedByServer(ctx, c, serversBefore))
 		}
 		<-submitDone
 		return nil, err
@@ -223,7 +240,65 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	if err != nil {
 		return nil, err
 	}
-	return &placeMeasure{leader: leader, elapsed: elapsed, before: before, after: after, submit: st}, nil
+	serversAfter, err := scrapeAll(ctx, c.servers)
+	if err != nil {
+		return nil, err
+	}
+	return &placeMeasure{leader: leader, elapsed: elapsed, before: before, after: after, submit: st,
+		servers: c.servers, serversBefore: serversBefore, serversAfter: serversAfter}, nil
+}
+
+// placedByServer describes, for a run that did not finish, what each
+// server's plan applier committed since before and whom it follows: the
+// run counts the leader's commits only, so a leadership change it did
+// not see (one server leading for a moment, then the first again) shows
+// here as commits on another server.
+func placedByServer(ctx context.Context, c *cluster, before []*metrics) string {
+	var parts []string
+	for i, s := range c.servers {
+		m, err := scrape(ctx, s)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", s.id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s placed %.0f, follows %q", s.id, delta(before[i], m, mAllocsPlaced), leaderOf(s, time.Second)))
+	}
+	return "per server: " + strings.Join(parts, "; ")
+}
+
+// scrapeAll scrapes every server.
+func scrapeAll(ctx context.Context, servers []*agentProc) ([]*metrics, error) {
+	out := make([]*metrics, len(servers))
+	for i, s := range servers {
+		m, err := scrape(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// reportWorkers adds how many evaluations each server's workers
+// scheduled over the run (drover_worker_evals_processed_total on every
+// server), and the followers' share.
+func (m *placeMeasure) reportWorkers(res *Result) {
+	followers := 0.0
+	for i, s := range m.servers {
+		before, after := m.serversBefore[i], m.serversAfter[i]
+		local := after.labelled(mEvalsProcessed, "path", "local") - before.labelled(mEvalsProcessed, "path", "local")
+		rpc := after.labelled(mEvalsProcessed, "path", "rpc") - before.labelled(mEvalsProcessed, "path", "rpc")
+		role := "follower"
+		if s == m.leader {
+			role = "leader"
+		} else {
+			followers += local + rpc
+		}
+		res.add("evals_scheduled_"+s.id, fmt.Sprintf("evaluations scheduled by %s (%s)", s.id, role), "evals", local+rpc,
+			fmt.Sprintf("increase of %s's drover_worker_evals_processed_total over the run: %.0f as leader (in-process broker), %.0f as follower (over RPC to the leader's broker)", s.id, local, rpc))
+	}
+	res.add("evals_scheduled_by_followers", "evaluations scheduled by followers", "evals", followers,
+		"sum over the servers that did not lead of the increase of drover_worker_evals_processed_total (absent on binaries before follower scheduling: null)")
 }
 
 // report adds the leader's scheduling figures over the run.

@@ -111,6 +111,14 @@ type Config struct {
 	// agent always configures at least one.
 	NumSchedulers int
 
+	// FollowerSchedulers is how many of the NumSchedulers workers keep
+	// scheduling while this server follows: they take evaluations from
+	// the leader's broker over RPC (Eval.Dequeue), schedule against
+	// this server's state and submit plans to the leader (Plan.Submit).
+	// The rest idle until the server leads. Zero keeps followers idle
+	// (only the leader schedules); the default is every worker.
+	FollowerSchedulers int
+
 	// EvalNackTimeout is how long a worker may hold an evaluation
 	// without progress before it is redelivered; EvalDeliveryLimit is
 	// how many deliveries an evaluation gets before it is failed.
@@ -210,6 +218,7 @@ func DefaultConfig() *Config {
 		RaftSnapshotInterval:   2 * time.Minute,
 		RaftTrailingLogs:       10240,
 		NumSchedulers:          min(8*runtime.NumCPU(), 64),
+		FollowerSchedulers:     min(8*runtime.NumCPU(), 64),
 		EvalNackTimeout:        60 * time.Second,
 		EvalDeliveryLimit:      3,
 		MinHeartbeatTTL:        10 * time.Second,
@@ -246,6 +255,9 @@ func (c *Config) validate() error {
 	}
 	if c.NumSchedulers < 0 {
 		c.NumSchedulers = 0
+	}
+	if c.FollowerSchedulers < 0 {
+		c.FollowerSchedulers = 0
 	}
 	if c.TLS != nil && c.TLS.OwnRole() != tlsutil.RoleServer {
 		return fmt.Errorf("server: the TLS certificate is %s, not a server certificate (%s): other servers would refuse it; make one with drover tls cert create -server -region %s",

@@ -3,7 +3,10 @@
 // allocations, evaluations, deployments, operator, status) on the RPC
 // port, with Raft traffic multiplexed on the same port, and, while it
 // leads, runs the leader loops: the eval broker, blocked evaluations,
-// scheduler workers, the plan applier, and the controllers.
+// the plan applier, and the controllers. Scheduler workers run on every
+// server: the leader's in process, a follower's over the server-only
+// scheduling RPCs of eval_worker_endpoint.go (Eval.Dequeue, Ack, Nack,
+// WorkerUpdate and Plan.Submit) to the leader's broker and applier.
 //
 // The controllers are packages of their own, each with a read-only
 // state view and a narrow Raft-write interface it defines, which
@@ -16,7 +19,9 @@
 //
 // Files are named for what they hold: <name>_endpoint.go holds the RPC
 // endpoint <Name> (node_drain_endpoint.go, job_versions_endpoint.go and
-// job_deployments_endpoint.go the parts of Node and Job named so);
+// job_deployments_endpoint.go the parts of Node and Job named so,
+// eval_worker_endpoint.go the workers' part of Eval and the Plan
+// endpoint);
 // forward.go sends writes and consistent reads to the leader through
 // Peers, blocking.go serves blocking and consistent reads; job_evals.go
 // creates the evaluations nodes and controllers call for.

@@ -12,6 +12,7 @@ func (s *Server) registerEndpoints() error {
 		"Node":       &Node{srv: s},
 		"Alloc":      &Alloc{srv: s},
 		"Eval":       &Eval{srv: s},
+		"Plan":       &Plan{srv: s},
 		"Status":     &Status{srv: s},
 		"Operator":   &Operator{srv: s},
 		"Deployment": &Deployment{srv: s},

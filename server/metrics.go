@@ -34,8 +34,12 @@ type serverMetrics struct {
 	allocUpdateEntries    prometheus.Counter
 	allocUpdatesUnchanged prometheus.Counter
 	schedulerPanics       prometheus.Counter
-	snapshotsWritten      prometheus.Counter
-	snapshotFailures      prometheus.Counter
+	// evalsProcessed counts evaluations this server's workers scheduled
+	// and acked, by path: "local" (the leader's in-process broker) or
+	// "rpc" (a follower's worker over RPC to the leader).
+	evalsProcessed   *prometheus.CounterVec
+	snapshotsWritten prometheus.Counter
+	snapshotFailures prometheus.Counter
 	// gcDeleted and gcSkipped count the garbage collector's rows by
 	// kind (written by this server as leader).
 	gcDeleted *prometheus.CounterVec
@@ -75,14 +79,20 @@ func newServerMetrics() *serverMetrics {
 		schedulerPanics:       counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
 		snapshotsWritten:      counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
 		snapshotFailures:      counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
+		evalsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "worker_evals_processed_total",
+			Help: "Evaluations this server's scheduler workers scheduled and acked, by path: local (this server leads) or rpc (this server follows and took them from the leader)."}, []string{"path"}),
 		gcDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_deleted_total",
 			Help: "Rows deleted by the garbage collector entries this server wrote as leader, by kind."}, []string{"kind"}),
 		gcSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_skipped_total",
 			Help: "Rows the garbage collector chose that were no longer collectable when its entry applied, by kind."}, []string{"kind"}),
 	}
+	// Both series exist from the start: a server that scheduled nothing
+	// reports zeros, not an absent metric.
+	m.evalsProcessed.WithLabelValues("local")
+	m.evalsProcessed.WithLabelValues("rpc")
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
 		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.allocUpdateEntries, m.allocUpdatesUnchanged, m.schedulerPanics,
-		m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
+		m.evalsProcessed, m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
 	return m
 }
 

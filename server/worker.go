@@ -12,25 +12,39 @@ import (
 	"github.com/droverhq/drover/structs"
 )
 
-// Worker dequeues evaluations from the leader's eval broker, runs the
-// scheduler on a state snapshot at least as new as the evaluation, and
-// acks or nacks the evaluation. It is the scheduler's Planner: plans go
-// to the plan queue, evaluation updates through Raft, both stamped with
-// the delivery token.
+// Worker dequeues evaluations, runs the scheduler on a state snapshot
+// at least as new as the evaluation, and acks or nacks the evaluation.
+// It is the scheduler's Planner: plans go to the plan applier,
+// evaluation updates through Raft, both stamped with the delivery
+// token.
 //
-// Workers run on every server but only dequeue while the broker is
-// enabled, that is, on the leader.
+// Workers run on every server. On the leader they use the eval broker
+// and plan queue in process. On a follower, the first
+// Config.FollowerSchedulers of them take evaluations from the leader's
+// broker over RPC (eval_worker_endpoint.go), wait until their own state
+// reaches the index the leader gives with the evaluation, schedule
+// against their own snapshot, and submit plans, evaluation writes, acks
+// and nacks to the leader; the plan applier's re-check keeps capacity
+// exact whoever planned. A follower that dies mid-evaluation loses
+// nothing: the broker's nack timeout redelivers the evaluation.
 type Worker struct {
 	srv    *Server
 	id     int
 	logger hclog.Logger
 
-	// The evaluation being processed and its delivery token; touched only
-	// by the worker's goroutine (the scheduler runs on it too). Every
-	// write the scheduler makes is checked against them, including
-	// writes of the blocked and follow-up evaluations it creates.
+	// The evaluation being processed, its delivery token and, when it
+	// came from another server's broker, that server's RPC address;
+	// touched only by the worker's goroutine (the scheduler runs on it
+	// too). Every write the scheduler makes is checked against them,
+	// including writes of the blocked and follow-up evaluations it
+	// creates.
 	evalID    string
 	evalToken string
+	leader    string
+
+	// indexWait bounds each wait for the local state to catch up
+	// (indexWaitTimeout; tests shorten it).
+	indexWait time.Duration
 
 	// newScheduler builds the scheduler for an evaluation
 	// (scheduler.NewScheduler; tests swap it).
@@ -38,12 +52,25 @@ type Worker struct {
 }
 
 func newWorker(s *Server, id int) *Worker {
-	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id), newScheduler: scheduler.NewScheduler}
+	return &Worker{srv: s, id: id, logger: s.logger.Named("worker").With("worker_id", id), newScheduler: scheduler.NewScheduler,
+		indexWait: indexWaitTimeout}
 }
 
 // dequeueTimeout bounds each wait on the broker so the worker notices
 // shutdown and leadership changes.
 const dequeueTimeout = 500 * time.Millisecond
+
+// remoteDequeueTimeout is a follower worker's long poll on the leader's
+// broker: well under the RPC call timeout, short enough that the worker
+// notices shutdown and leadership changes soon.
+const remoteDequeueTimeout = 2 * time.Second
+
+// Follower workers back off between failed calls to the leader (no
+// leader known, RPC errors), doubling from the first to the last.
+const (
+	remoteBackoffMin = 100 * time.Millisecond
+	remoteBackoffMax = 5 * time.Second
+)
 
 // indexWaitTimeout bounds how long a worker waits for the local state to
 // catch up with an evaluation.
@@ -52,19 +79,35 @@ const indexWaitTimeout = 5 * time.Second
 // schedulerTypes are the queues workers take evaluations from.
 var schedulerTypes = []string{structs.JobTypeService, structs.JobTypeBatch, structs.JobTypeSystem}
 
+// Where an evaluation came from, the label of the processed counter.
+const (
+	pathLocal = "local"
+	pathRPC   = "rpc"
+)
+
 func (w *Worker) run() {
+	backoff := remoteBackoffMin
 	for {
 		if w.srv.isShutdown() {
 			return
 		}
+		if !w.srv.IsLeader() && w.id < w.srv.config.FollowerSchedulers {
+			if w.runRemote() {
+				backoff = remoteBackoffMin
+				continue
+			}
+			if !w.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, remoteBackoffMax)
+			continue
+		}
 		eval, token, err := w.srv.evalBroker.Dequeue(schedulerTypes, dequeueTimeout, w.srv.shutdownCh)
 		if err != nil {
 			if errors.Is(err, ErrBrokerDisabled) {
-				// Not the leader: wait and look again.
-				select {
-				case <-w.srv.shutdownCh:
+				// Not the leader (yet): wait and look again.
+				if !w.sleep(dequeueTimeout) {
 					return
-				case <-time.After(dequeueTimeout):
 				}
 			}
 			continue
@@ -72,32 +115,100 @@ func (w *Worker) run() {
 		if eval == nil {
 			continue
 		}
-		w.process(eval, token)
+		w.process(eval, token, "", eval.ModifyIndex)
 	}
 }
 
-// process runs the scheduler for one evaluation and acks or nacks it.
-func (w *Worker) process(eval *structs.Evaluation, token string) {
-	w.evalID, w.evalToken = eval.ID, token
-	if err := w.srv.waitForIndex(eval.ModifyIndex, indexWaitTimeout); err != nil {
+// sleep waits d; false when the server shuts down meanwhile.
+func (w *Worker) sleep(d time.Duration) bool {
+	select {
+	case <-w.srv.shutdownCh:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// runRemote makes one long poll on the leader's broker and processes
+// what it delivers. It returns false when the worker should back off:
+// no leader known (or this server is the one Raft names), or the call
+// failed.
+func (w *Worker) runRemote() bool {
+	leader := w.srv.LeaderAddr()
+	if leader == "" || leader == w.srv.config.RPCAdvertise.String() {
+		return false
+	}
+	var resp structs.EvalDequeueResponse
+	err := w.srv.peers.RPC(leader, "Eval.Dequeue", &structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: remoteDequeueTimeout}, &resp)
+	if err != nil {
+		w.logger.Debug("dequeue from the leader failed; backing off", "leader", leader, "error", err)
+		return false
+	}
+	if resp.Eval == nil {
+		return true
+	}
+	if w.srv.isShutdown() {
+		// Hand it back now rather than after the nack timeout.
+		_ = w.srv.peers.RPC(leader, "Eval.Nack", &structs.EvalAckRequest{EvalID: resp.Eval.ID, Token: resp.Token}, &structs.GenericResponse{})
+		return true
+	}
+	w.process(resp.Eval, resp.Token, leader, resp.WaitIndex)
+	return true
+}
+
+// process runs the scheduler for one evaluation, delivered by the
+// broker at leader ("" for this server's own), once the local state
+// reached waitIndex, and acks or nacks it.
+func (w *Worker) process(eval *structs.Evaluation, token, leader string, waitIndex uint64) {
+	w.evalID, w.evalToken, w.leader = eval.ID, token, leader
+	defer func() { w.evalID, w.evalToken, w.leader = "", "", "" }()
+	if err := w.srv.waitForIndex(waitIndex, w.indexWait); err != nil {
 		w.logger.Error("state is behind the evaluation", "eval_id", eval.ID, "error", err)
-		_ = w.srv.evalBroker.Nack(eval.ID, token)
+		w.nack(eval.ID)
 		return
 	}
 	err := w.schedule(eval)
 	if err != nil {
 		w.logger.Error("failed to process evaluation", "eval_id", eval.ID, "job_id", eval.JobID, "error", err)
-		_ = w.srv.evalBroker.Nack(eval.ID, token)
+		w.nack(eval.ID)
 		return
 	}
-	if err := w.srv.evalBroker.Ack(eval.ID, token); err != nil {
+	if err := w.ack(eval.ID); err != nil {
 		w.logger.Warn("failed to ack evaluation", "eval_id", eval.ID, "error", err)
+		return
+	}
+	path := pathLocal
+	if leader != "" {
+		path = pathRPC
+	}
+	w.srv.metrics.evalsProcessed.WithLabelValues(path).Inc()
+}
+
+func (w *Worker) ack(evalID string) error {
+	if w.leader == "" {
+		return w.srv.evalBroker.Ack(evalID, w.evalToken)
+	}
+	return w.srv.peers.RPC(w.leader, "Eval.Ack", &structs.EvalAckRequest{EvalID: evalID, Token: w.evalToken}, &structs.GenericResponse{})
+}
+
+// nack hands the evaluation back for redelivery; if that fails (the
+// leader is gone or the delivery already timed out) the broker's nack
+// timeout, or a new leader's rebuilt broker, redelivers it.
+func (w *Worker) nack(evalID string) {
+	var err error
+	if w.leader == "" {
+		err = w.srv.evalBroker.Nack(evalID, w.evalToken)
+	} else {
+		err = w.srv.peers.RPC(w.leader, "Eval.Nack", &structs.EvalAckRequest{EvalID: evalID, Token: w.evalToken}, &structs.GenericResponse{})
+	}
+	if err != nil {
+		w.logger.Debug("failed to nack evaluation", "eval_id", evalID, "error", err)
 	}
 }
 
 // schedule runs the scheduler for eval. A panic in the scheduler (a bug,
 // or a job no check foresaw) fails this evaluation instead of the
-// leader: it is logged with its stack and returned as an error, so the
+// server: it is logged with its stack and returned as an error, so the
 // evaluation is nacked and, after the broker's delivery limit, failed.
 func (w *Worker) schedule(eval *structs.Evaluation) (err error) {
 	defer func() {
@@ -118,22 +229,35 @@ func (w *Worker) schedule(eval *structs.Evaluation) (err error) {
 // SubmitPlan implements scheduler.Planner.
 func (w *Worker) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, scheduler.State, error) {
 	plan.EvalToken = w.evalToken
-	future, err := w.srv.planQueue.Enqueue(plan)
-	if err != nil {
-		return nil, nil, err
-	}
-	result, err := future.Wait(w.srv.shutdownCh)
-	if err != nil {
-		return nil, nil, err
+	var result *structs.PlanResult
+	if w.leader == "" {
+		future, err := w.srv.planQueue.Enqueue(plan)
+		if err != nil {
+			return nil, nil, err
+		}
+		if result, err = future.Wait(w.srv.shutdownCh); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		var resp structs.PlanSubmitResponse
+		if err := w.srv.peers.RPC(w.leader, "Plan.Submit", &structs.PlanSubmitRequest{Plan: plan}, &resp); err != nil {
+			return nil, nil, fmt.Errorf("submit plan to the leader: %w", err)
+		}
+		if resp.Result == nil {
+			return nil, nil, fmt.Errorf("submit plan to the leader: no result")
+		}
+		result = resp.Result
 	}
 	// Let the next snapshot see what was just committed, and refresh
-	// when the applier rejected part of the plan.
+	// when the applier rejected part of the plan. On a follower this
+	// waits for replication; if the state does not catch up in time the
+	// error fails the evaluation, which is nacked.
 	wait := result.AllocIndex
 	if result.RefreshIndex > wait {
 		wait = result.RefreshIndex
 	}
 	if wait > 0 {
-		if err := w.srv.waitForIndex(wait, indexWaitTimeout); err != nil {
+		if err := w.srv.waitForIndex(wait, w.indexWait); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -160,18 +284,17 @@ func (w *Worker) ReblockEval(eval *structs.Evaluation) error {
 }
 
 func (w *Worker) writeEval(eval *structs.Evaluation) error {
-	if err := w.srv.evalBroker.Outstanding(w.evalID, w.evalToken); err != nil {
-		return fmt.Errorf("write eval %s: %w", eval.ID, err)
+	if w.leader == "" {
+		if _, err := w.srv.writeWorkerEval(w.evalID, w.evalToken, eval); err != nil {
+			return fmt.Errorf("write eval %s: %w", eval.ID, err)
+		}
+		return nil
 	}
-	now := time.Now().UnixNano()
-	if eval.CreateTime == 0 {
-		eval.CreateTime = now
+	err := w.srv.peers.RPC(w.leader, "Eval.WorkerUpdate", &structs.EvalWorkerUpdateRequest{EvalID: w.evalID, Token: w.evalToken, Eval: eval}, &structs.GenericResponse{})
+	if err != nil {
+		return fmt.Errorf("write eval %s through the leader: %w", eval.ID, err)
 	}
-	eval.ModifyTime = now
-	_, _, err := w.srv.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{
-		Evals: []*structs.Evaluation{eval}, EvalToken: w.evalToken, UpdatedAt: now,
-	})
-	return err
+	return nil
 }
 
 // waitForIndex waits until the local state has applied index.

@@ -34,7 +34,7 @@ func TestWorker_SchedulerPanicFailsTheEvalNotTheServer(t *testing.T) {
 	if err != nil || ev == nil || ev.ID != resp.EvalID {
 		t.Fatalf("dequeue: %v %v", ev, err)
 	}
-	w.process(ev, token)
+	w.process(ev, token, "", ev.ModifyIndex)
 	if done := waitForEval(t, s, resp.EvalID); done.Status != structs.EvalStatusComplete {
 		t.Fatalf("eval after a panic: %s", done.Status)
 	}
