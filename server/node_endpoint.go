@@ -293,6 +293,9 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	// Check the whole batch before writing any of it: a node may report
 	// only on allocations placed on it, and only what a client may say.
 	updates := make([]*structs.Allocation, 0, len(args.Alloc))
+	// stored[i] is the stored version of updates[i] (nil: none), read
+	// once for both loops.
+	stored := make([]*structs.Allocation, 0, len(args.Alloc))
 	for _, u := range args.Alloc {
 		if u == nil {
 			return structs.NewError(structs.CodeInvalid, "allocation update is empty")
@@ -310,6 +313,7 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 		}
 		clean.NodeID = args.NodeID
 		updates = append(updates, clean)
+		stored = append(stored, existing)
 	}
 	args.Alloc = updates
 	now := time.Now().UnixNano()
@@ -317,11 +321,8 @@ func (n *Node) UpdateAlloc(args *structs.AllocUpdateRequest, reply *structs.Gene
 	// cause marks the allocations whose reports call for an evaluation.
 	cause := make(map[string]bool)
 	var evals []*structs.Evaluation
-	for _, update := range args.Alloc {
-		existing, err := st.AllocByID(nil, update.ID)
-		if err != nil {
-			return err
-		}
+	for i, update := range args.Alloc {
+		existing := stored[i]
 		if existing == nil {
 			continue
 		}
