@@ -199,11 +199,7 @@ func (b *allocUpdateBatcher) unchangedLocked(u *structs.Allocation) bool {
 // as it is (but for its modify index and time) on applying client
 // report u; it mirrors state.UpdateAllocsFromClient.
 func allocReportUnchanged(old, u *structs.Allocation) bool {
-	status := u.ClientStatus
-	if old.ClientStatus == structs.AllocClientStatusLost && u.ClientStatus != structs.AllocClientStatusComplete {
-		status = structs.AllocClientStatusLost
-	}
-	if status != old.ClientStatus || u.ClientDescription != old.ClientDescription || u.FollowupEvalID != "" {
+	if structs.ClientStatusAfterReport(old.ClientStatus, u.ClientStatus) != old.ClientStatus || u.ClientDescription != old.ClientDescription || u.FollowupEvalID != "" {
 		return false
 	}
 	if u.DeploymentStatus != nil && old.DeploymentID != "" {

@@ -207,10 +207,7 @@ func (s *StateStore) UpdateAllocsFromClient(index uint64, allocs []*structs.Allo
 		// nothing modifies; what it reports is replaced whole.
 		a := new(structs.Allocation)
 		*a = *old
-		// A lost allocation stays lost: the server already replaced it.
-		if a.ClientStatus != structs.AllocClientStatusLost || update.ClientStatus == structs.AllocClientStatusComplete {
-			a.ClientStatus = update.ClientStatus
-		}
+		a.ClientStatus = structs.ClientStatusAfterReport(old.ClientStatus, update.ClientStatus)
 		if update.ClientDescription != old.ClientDescription {
 			a.ClientDescription = update.ClientDescription
 		}

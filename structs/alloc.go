@@ -226,6 +226,17 @@ func (a *Allocation) ClientTerminalStatus() bool {
 	return false
 }
 
+// ClientStatusAfterReport is the client status of an allocation stored
+// with status stored once its client reports reported: a lost
+// allocation stays lost (the servers already replaced it) unless the
+// client says it completed.
+func ClientStatusAfterReport(stored, reported string) string {
+	if stored == AllocClientStatusLost && reported != AllocClientStatusComplete {
+		return stored
+	}
+	return reported
+}
+
 // TerminalStatus reports whether the allocation no longer holds, or will
 // soon no longer hold, resources on its node.
 func (a *Allocation) TerminalStatus() bool {
