@@ -262,16 +262,31 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 		servers: c.servers, serversBefore: serversBefore, serversAfter: serversAfter}, nil
 }
 
-// placedOnAll sums what every server's plan applier committed since
-// before.
-func placedOnAll(ctx context.Context, c *cluster, before []*metrics) (float64, error) {
-	var sum float64
+// placedPerServer scrapes what each server's plan applier committed
+// since before (errs[i] set where server i could not be scraped).
+func placedPerServer(ctx context.Context, c *cluster, before []*metrics) (placed []float64, errs []error) {
+	placed, errs = make([]float64, len(c.servers)), make([]error, len(c.servers))
 	for i, s := range c.servers {
 		m, err := scrape(ctx, s)
 		if err != nil {
-			return 0, err
+			errs[i] = err
+			continue
 		}
-		sum += delta(before[i], m, mAllocsPlaced)
+		placed[i] = delta(before[i], m, mAllocsPlaced)
+	}
+	return placed, errs
+}
+
+// placedOnAll sums what every server's plan applier committed since
+// before.
+func placedOnAll(ctx context.Context, c *cluster, before []*metrics) (float64, error) {
+	placed, errs := placedPerServer(ctx, c, before)
+	var sum float64
+	for i := range placed {
+		if errs[i] != nil {
+			return 0, errs[i]
+		}
+		sum += placed[i]
 	}
 	return sum, nil
 }
@@ -282,14 +297,14 @@ func placedOnAll(ctx context.Context, c *cluster, before []*metrics) (float64, e
 // not see (one server leading for a moment, then the first again) shows
 // here as commits on another server.
 func placedByServer(ctx context.Context, c *cluster, before []*metrics) string {
+	placed, errs := placedPerServer(ctx, c, before)
 	var parts []string
 	for i, s := range c.servers {
-		m, err := scrape(ctx, s)
-		if err != nil {
-			parts = append(parts, fmt.Sprintf("%s: %v", s.id, err))
+		if errs[i] != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", s.id, errs[i]))
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s placed %.0f, follows %q", s.id, delta(before[i], m, mAllocsPlaced), leaderOf(s, time.Second)))
+		parts = append(parts, fmt.Sprintf("%s placed %.0f, follows %q", s.id, placed[i], leaderOf(s, time.Second)))
 	}
 	return "per server: " + strings.Join(parts, "; ")
 }
