@@ -183,10 +183,13 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	go func() { wg.Wait(); close(submitDone) }()
 
 	var (
-		placed      float64
-		moved       bool
-		lastPrint   = time.Now()
-		lastCheck   = time.Now()
+		placed       float64
+		moved        bool
+		lastPrint    = time.Now()
+		lastCheck    = time.Now()
+		lastProgress = time.Now()
+		lastPlaced   float64
+		counted      bool
 		placeWindow = 5*time.Minute + time.Duration(total)*5*time.Millisecond
 	)
 	err = poll.Until(ctx, placeWindow, 50*time.Millisecond, func() (bool, error) {
@@ -232,6 +235,34 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 					return true, nil
 				}
 			}
+			if placed > lastPlaced {
+				lastPlaced, lastProgress = placed, time.Now()
+			}
+			// A plan entry that a deposed leader reported as failed
+			// but its successor committed is counted by no applier:
+			// when the counters stop short after every job was
+			// submitted, count the allocations in the state instead.
+			select {
+			case <-submitDone:
+				if time.Since(lastProgress) >= 10*time.Second {
+					n, err := liveAllocations(ctx, clients[0], jobs)
+					if err != nil {
+						return false, err
+					}
+					if !counted {
+						counted = true
+						r.progress("%s: the counters stopped at %.0f; the state holds %d allocations to run", what, placed, n)
+					}
+					if float64(n) > placed {
+						placed = float64(n)
+					}
+					lastProgress = time.Now()
+					if placed >= float64(total) {
+						return true, nil
+					}
+				}
+			default:
+			}
 		}
 		return false, fmt.Errorf("%.0f of %d allocations placed", placed, total)
 	})
@@ -260,6 +291,27 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 	}
 	return &placeMeasure{leader: leader, elapsed: elapsed, before: before, after: after, submit: st,
 		servers: c.servers, serversBefore: serversBefore, serversAfter: serversAfter}, nil
+}
+
+// liveAllocations counts the allocations of jobs that are to run, from
+// a stale read of one server's state.
+func liveAllocations(ctx context.Context, c *api.Client, jobs []*api.Job) (int, error) {
+	n := 0
+	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		allocs, _, err := c.Jobs().Allocations(j.ID, &api.QueryOptions{AllowStale: true})
+		if err != nil {
+			return 0, fmt.Errorf("allocations of %s: %w", j.ID, err)
+		}
+		for _, a := range allocs {
+			if a.DesiredStatus == "run" {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // placedPerServer scrapes what each server's plan applier committed
