@@ -317,28 +317,41 @@ func liveAllocations(ctx context.Context, c *api.Client, jobs []*api.Job) (int, 
 // placedPerServer scrapes what each server's plan applier committed
 // since before (errs[i] set where server i could not be scraped).
 func placedPerServer(ctx context.Context, c *cluster, before []*metrics) (placed []float64, errs []error) {
-	placed, errs = make([]float64, len(c.servers)), make([]error, len(c.servers))
+	return increasePerServer(ctx, c, before, mAllocsPlaced)
+}
+
+// increasePerServer scrapes the increase of counter on each server since
+// before (errs[i] set where server i could not be scraped).
+func increasePerServer(ctx context.Context, c *cluster, before []*metrics, counter string) (inc []float64, errs []error) {
+	inc, errs = make([]float64, len(c.servers)), make([]error, len(c.servers))
 	for i, s := range c.servers {
 		m, err := scrape(ctx, s)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		placed[i] = delta(before[i], m, mAllocsPlaced)
+		inc[i] = delta(before[i], m, counter)
 	}
-	return placed, errs
+	return inc, errs
 }
 
 // placedOnAll sums what every server's plan applier committed since
 // before.
 func placedOnAll(ctx context.Context, c *cluster, before []*metrics) (float64, error) {
-	placed, errs := placedPerServer(ctx, c, before)
+	return increaseOnAll(ctx, c, before, mAllocsPlaced)
+}
+
+// increaseOnAll sums the increase of counter on every server since
+// before: a leader-only counter summed this way survives leadership
+// changes.
+func increaseOnAll(ctx context.Context, c *cluster, before []*metrics, counter string) (float64, error) {
+	inc, errs := increasePerServer(ctx, c, before, counter)
 	var sum float64
-	for i := range placed {
+	for i := range inc {
 		if errs[i] != nil {
 			return 0, errs[i]
 		}
-		sum += placed[i]
+		sum += inc[i]
 	}
 	return sum, nil
 }
