@@ -190,7 +190,7 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 		lastProgress = time.Now()
 		lastPlaced   float64
 		counted      bool
-		placeWindow = 5*time.Minute + time.Duration(total)*5*time.Millisecond
+		placeWindow  = 5*time.Minute + time.Duration(total)*5*time.Millisecond
 	)
 	err = poll.Until(ctx, placeWindow, 50*time.Millisecond, func() (bool, error) {
 		select {
