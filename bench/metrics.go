@@ -33,6 +33,9 @@ const (
 	mGoHeapInuse    = "go_memstats_heap_inuse_bytes"
 	mGoHeapObjects  = "go_memstats_heap_objects"
 	mGoGoroutines   = "go_goroutines"
+	mGoStackInuse   = "go_memstats_stack_inuse_bytes"
+	mGoHeapIdle     = "go_memstats_heap_idle_bytes"
+	mGoHeapReleased = "go_memstats_heap_released_bytes"
 	mPlanRejectNode = "drover_plan_rejected_nodes_total"
 	mRaftDBFree     = "drover_raft_db_free_bytes"
 	// mEvalsProcessed counts on every server: evaluations its workers

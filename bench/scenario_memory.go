@@ -18,11 +18,14 @@ var memoryScenario = &scenario{
 resources (cpu 20 MHz, memory 16 MB), placed until the leader's
 drover_allocs_placed_total shows all 100,000 (quick: 5,000), and until
 the clients' "running" updates are in (drover_alloc_client_updates_total,
-  summed over the servers).
+summed over the servers).
   <server>_rss         each server's resident memory at the end
                        (process_resident_memory_bytes). Goal < 1 GiB.
   <server>_rss_max     the highest sampled during the run (every 2 s).
   <server>_heap_inuse  Go heap in use at the end (go_memstats_heap_inuse).
+  <server>_goroutines, _stack_inuse, _heap_unreturned
+                       goroutines, their stacks, and idle heap not yet
+                       returned to the OS, at the end: the rest of RSS.
   placements_per_second  allocations / time to place them all (as in
                        placement, but with large jobs).`,
 	run: runMemory,
@@ -124,6 +127,15 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 			"highest process_resident_memory_bytes sampled every 2 s")
 		res.add(s.id+"_heap_inuse", fmt.Sprintf("%s (%s) Go heap in use at the end", s.id, role), "bytes", after.value(mGoHeapInuse),
 			"go_memstats_heap_inuse_bytes at the end")
+		// Where the rest of the RSS is: goroutine stacks (one or two
+		// per blocking query) and heap the runtime keeps but has not
+		// returned to the kernel.
+		res.add(s.id+"_goroutines", fmt.Sprintf("%s (%s) goroutines at the end", s.id, role), "goroutines", after.value(mGoGoroutines),
+			"go_goroutines at the end")
+		res.add(s.id+"_stack_inuse", fmt.Sprintf("%s (%s) goroutine stacks at the end", s.id, role), "bytes", after.value(mGoStackInuse),
+			"go_memstats_stack_inuse_bytes at the end")
+		res.add(s.id+"_heap_unreturned", fmt.Sprintf("%s (%s) idle heap not returned to the OS at the end", s.id, role), "bytes", after.value(mGoHeapIdle)-after.value(mGoHeapReleased),
+			"go_memstats_heap_idle_bytes minus go_memstats_heap_released_bytes at the end")
 	}
 	return nil
 }
