@@ -200,7 +200,7 @@ type ServerConfig struct {
 	// a snapshot taken by another cluster.
 	KeyringFile string `hcl:"keyring_file,optional"`
 	// EventBufferSize bounds the events a server keeps for
-	// /v1/event/stream (default 50,000).
+	// /v1/event/stream (default 10,000).
 	EventBufferSize int `hcl:"event_buffer_size,optional"`
 	// Recover starts a server whose raft.db is missing while snapshots
 	// remain (flag -recover; never from a file, it is a one-off).
@@ -847,7 +847,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bootstrap_expect must be at least 1")
 	}
 	if n := c.Server.EventBufferSize; n < 0 || n > 10_000_000 {
-		return fmt.Errorf("server event_buffer_size = %d: must be between 1 and 10,000,000 (0 takes the default, 50,000)", n)
+		return fmt.Errorf("server event_buffer_size = %d: must be between 1 and 10,000,000 (0 takes the default, 10,000)", n)
 	}
 	if c.Server.ServiceVIPRange != "" {
 		if _, err := structs.ParseServiceVIPRange(c.Server.ServiceVIPRange); err != nil {
