@@ -41,6 +41,8 @@ const (
 	// mEvalsProcessed counts on every server: evaluations its workers
 	// scheduled, label path="local" (as leader) or "rpc" (as follower).
 	mEvalsProcessed = "drover_worker_evals_processed_total"
+	// mLeaderships counts on every server the times it became leader.
+	mLeaderships = "drover_leaderships_established_total"
 )
 
 // metricsClient scrapes /v1/metrics; its timeout is short so that a

@@ -27,7 +27,8 @@ summed over the servers).
                        goroutines, their stacks, and idle heap not yet
                        returned to the OS, at the end: the rest of RSS.
   placements_per_second  allocations / time to place them all (as in
-                       placement, but with large jobs).`,
+                       placement, but with large jobs).
+  leader_elections     times a server became leader while placing.`,
 	run: runMemory,
 }
 
@@ -106,6 +107,7 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 
 	res.add("placements_per_second", "placements committed per second (large jobs)", "placements/s", float64(total)/m.elapsed.Seconds(),
 		fmt.Sprintf("%d allocations divided by the time from the first job registration to the leader's drover_allocs_placed_total reaching it", total))
+	m.reportElections(res)
 	res.add("client_updates", "allocation updates from clients received", "updates", updates,
 		"increase of drover_alloc_client_updates_total summed over the servers (each allocation reported running at least once; a report retried after a leadership change counts twice)")
 	for i, s := range c.servers {

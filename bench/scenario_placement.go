@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -39,6 +40,9 @@ over the three servers.
                           drover_worker_evals_processed_total; followers
                           take them from the leader's broker over RPC).
   evals_scheduled_by_followers  their sum over the followers.
+  leader_elections        times a server became leader during the run
+                          (drover_leaderships_established_total summed
+                          over the servers; 0 with one leader throughout).
   allocations_listed      non-terminal allocations listed through the API
                           at the end (must equal jobs x count).
   nodes_used              nodes holding allocations at the end: how
@@ -95,6 +99,7 @@ func runPlacement(ctx context.Context, r *runner, res *Result, dir string) error
 		"wall time from the first job registration sent to the leader's drover_allocs_placed_total reaching the total")
 	m.report(res)
 	m.reportWorkers(res)
+	m.reportElections(res)
 
 	over, listed, nodesUsed, err := checkCapacity(ctx, m.leader)
 	if err != nil {
@@ -225,14 +230,26 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 			// another server's counter: every committed plan is counted
 			// by the one leader that applied it, so the sum over the
 			// servers is the run's total.
-			if all, err := placedOnAll(ctx, c, serversBefore); err == nil && all > placed {
-				if !moved {
-					moved = true
-					r.progress("%s: %.0f placements committed by other servers' appliers (a leadership change); counting every server's", what, all-placed)
+			// The leader's own figure comes from the same round of
+			// scrapes: the one above is older, and the placements
+			// committed since would look like another server's.
+			if per, errs := placedPerServer(ctx, c, serversBefore); errors.Join(errs...) == nil {
+				var all, others float64
+				for i, s := range c.servers {
+					all += per[i]
+					if s != leader {
+						others += per[i]
+					}
 				}
-				placed = all
-				if placed >= float64(total) {
-					return true, nil
+				if others > 0 && all > placed {
+					if !moved {
+						moved = true
+						r.progress("%s: %.0f placements committed by other servers' appliers (a leadership change); counting every server's", what, others)
+					}
+					placed = all
+					if placed >= float64(total) {
+						return true, nil
+					}
 				}
 			}
 			if placed > lastPlaced {
@@ -335,12 +352,6 @@ func increasePerServer(ctx context.Context, c *cluster, before []*metrics, count
 	return inc, errs
 }
 
-// placedOnAll sums what every server's plan applier committed since
-// before.
-func placedOnAll(ctx context.Context, c *cluster, before []*metrics) (float64, error) {
-	return increaseOnAll(ctx, c, before, mAllocsPlaced)
-}
-
 // increaseOnAll sums the increase of counter on every server since
 // before: a leader-only counter summed this way survives leadership
 // changes.
@@ -407,6 +418,20 @@ func (m *placeMeasure) reportWorkers(res *Result) {
 	}
 	res.add("evals_scheduled_by_followers", "evaluations scheduled by followers", "evals", followers,
 		"sum over the servers that did not lead of the increase of drover_worker_evals_processed_total (absent on binaries before follower scheduling: null)")
+}
+
+// reportElections adds how many times a server became leader during the
+// run (drover_leaderships_established_total summed over the servers):
+// 0 for a run with one leader throughout. Raft's 300 ms timeouts on two
+// saturated cores can lose leadership under load, which stalls
+// placements for the election and the new leader's start.
+func (m *placeMeasure) reportElections(res *Result) {
+	var n float64
+	for i := range m.servers {
+		n += delta(m.serversBefore[i], m.serversAfter[i], mLeaderships)
+	}
+	res.add("leader_elections", "leader elections during the run", "elections", n,
+		"increase of drover_leaderships_established_total summed over the servers between the first job submitted and the last placement (absent on older binaries: 0)")
 }
 
 // report adds the leader's scheduling figures over the run.

@@ -70,6 +70,7 @@ func (s *Server) establishLeadership() {
 			loop(stopCh)
 		})
 	}
+	s.metrics.leadershipsEstablished.Inc()
 	s.logger.Info("established leadership", "nodes", s.heartbeats.Count(), "evals", s.evalBroker.Stats().String())
 }
 

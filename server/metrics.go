@@ -34,6 +34,10 @@ type serverMetrics struct {
 	allocUpdateEntries    prometheus.Counter
 	allocUpdatesUnchanged prometheus.Counter
 	schedulerPanics       prometheus.Counter
+	// leadershipsEstablished counts the times this server became leader
+	// (its leader components started): summed over the servers, a
+	// run's elections, so leadership lost under load shows.
+	leadershipsEstablished prometheus.Counter
 	// evalsProcessed counts evaluations this server's workers scheduled
 	// and acked, by path: "local" (the leader's in-process broker) or
 	// "rpc" (a follower's worker over RPC to the leader).
@@ -59,26 +63,27 @@ func newServerMetrics() *serverMetrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "drover", Name: name, Help: help})
 	}
 	m := &serverMetrics{
-		registry:              prometheus.NewRegistry(),
-		planApply:             summary("plan_apply_seconds", "Time from a plan's submission to its commit result (queue wait, re-check, Raft commit)."),
-		planQueueWait:         summary("plan_queue_wait_seconds", "Time a plan waited in the plan queue."),
-		planBatchSize:         summary("plan_batch_size", "Plans committed together in one Raft entry."),
-		evalLatency:           summary("eval_seconds", "Time from an evaluation becoming ready in the broker to its acknowledgement."),
-		raftApply:             summary("raft_apply_seconds", "Time to commit and apply one Raft entry on the leader."),
-		allocsPlaced:          counter("allocs_placed_total", "Allocations committed by the plan applier."),
-		allocsStopped:         counter("allocs_stopped_total", "Allocation stops and evictions committed by the plan applier."),
-		plans:                 counter("plans_total", "Plans applied."),
-		planRejectNodes:       counter("plan_rejected_nodes_total", "Nodes whose part of a plan was rejected by the re-check."),
-		heartbeats:            counter("heartbeats_total", "Client heartbeats received by the leader."),
-		nodesDown:             counter("nodes_down_total", "Nodes marked down because their heartbeat TTL expired."),
-		evalsAcked:            counter("evals_acked_total", "Evaluations completed by the scheduler workers."),
-		allocUpdates:          counter("alloc_client_updates_total", "Allocation updates from clients."),
-		allocUpdateBatch:      counter("alloc_client_update_batches_total", "Client allocation update requests (Node.UpdateAlloc calls)."),
-		allocUpdateEntries:    counter("alloc_client_update_entries_total", "Raft entries written for client allocation updates (the calls of a short window are coalesced)."),
-		allocUpdatesUnchanged: counter("alloc_client_updates_unchanged_total", "Client allocation updates not written because they changed nothing."),
-		schedulerPanics:       counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
-		snapshotsWritten:      counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
-		snapshotFailures:      counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
+		registry:               prometheus.NewRegistry(),
+		planApply:              summary("plan_apply_seconds", "Time from a plan's submission to its commit result (queue wait, re-check, Raft commit)."),
+		planQueueWait:          summary("plan_queue_wait_seconds", "Time a plan waited in the plan queue."),
+		planBatchSize:          summary("plan_batch_size", "Plans committed together in one Raft entry."),
+		evalLatency:            summary("eval_seconds", "Time from an evaluation becoming ready in the broker to its acknowledgement."),
+		raftApply:              summary("raft_apply_seconds", "Time to commit and apply one Raft entry on the leader."),
+		allocsPlaced:           counter("allocs_placed_total", "Allocations committed by the plan applier."),
+		allocsStopped:          counter("allocs_stopped_total", "Allocation stops and evictions committed by the plan applier."),
+		plans:                  counter("plans_total", "Plans applied."),
+		planRejectNodes:        counter("plan_rejected_nodes_total", "Nodes whose part of a plan was rejected by the re-check."),
+		heartbeats:             counter("heartbeats_total", "Client heartbeats received by the leader."),
+		nodesDown:              counter("nodes_down_total", "Nodes marked down because their heartbeat TTL expired."),
+		evalsAcked:             counter("evals_acked_total", "Evaluations completed by the scheduler workers."),
+		allocUpdates:           counter("alloc_client_updates_total", "Allocation updates from clients."),
+		allocUpdateBatch:       counter("alloc_client_update_batches_total", "Client allocation update requests (Node.UpdateAlloc calls)."),
+		allocUpdateEntries:     counter("alloc_client_update_entries_total", "Raft entries written for client allocation updates (the calls of a short window are coalesced)."),
+		allocUpdatesUnchanged:  counter("alloc_client_updates_unchanged_total", "Client allocation updates not written because they changed nothing."),
+		schedulerPanics:        counter("scheduler_panics_total", "Evaluations failed because the scheduler panicked (a bug; the log has the stack)."),
+		leadershipsEstablished: counter("leaderships_established_total", "Times this server became leader and started its leader components."),
+		snapshotsWritten:       counter("snapshot_scheduled_total", "Scheduled snapshots written by this server as leader."),
+		snapshotFailures:       counter("snapshot_scheduled_failures_total", "Scheduled snapshots that failed on this server as leader."),
 		evalsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "worker_evals_processed_total",
 			Help: "Evaluations this server's scheduler workers scheduled and acked, by path: local (this server leads) or rpc (this server follows and took them from the leader)."}, []string{"path"}),
 		gcDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "drover", Name: "gc_deleted_total",
@@ -91,7 +96,7 @@ func newServerMetrics() *serverMetrics {
 	m.evalsProcessed.WithLabelValues("local")
 	m.evalsProcessed.WithLabelValues("rpc")
 	m.registry.MustRegister(m.planApply, m.planQueueWait, m.planBatchSize, m.evalLatency, m.raftApply, m.allocsPlaced, m.allocsStopped,
-		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.allocUpdateEntries, m.allocUpdatesUnchanged, m.schedulerPanics,
+		m.plans, m.planRejectNodes, m.heartbeats, m.nodesDown, m.evalsAcked, m.allocUpdates, m.allocUpdateBatch, m.allocUpdateEntries, m.allocUpdatesUnchanged, m.schedulerPanics, m.leadershipsEstablished,
 		m.evalsProcessed, m.snapshotsWritten, m.snapshotFailures, m.gcDeleted, m.gcSkipped)
 	return m
 }
