@@ -42,12 +42,18 @@ type EvalWorkerUpdateRequest struct {
 }
 
 // PlanSubmitRequest submits a plan to the leader's plan applier; the
-// plan carries its evaluation's ID and delivery token.
+// plan carries its evaluation's ID and delivery token. A worker sends
+// the plan in Compact (EncodeCompactPlan), which is several times
+// cheaper to decode than the reflective msgpack of Plan and smaller on
+// the wire; Plan is what servers before it sent, and is still taken.
 type PlanSubmitRequest struct {
-	Plan *Plan
+	Plan    *Plan
+	Compact []byte
 }
 
-// PlanSubmitResponse is the plan applier's answer.
+// PlanSubmitResponse is the plan applier's answer: Result, or, to a
+// request in Compact, the result in Compact (EncodeCompactPlanResult).
 type PlanSubmitResponse struct {
-	Result *PlanResult
+	Result  *PlanResult
+	Compact []byte
 }
