@@ -36,6 +36,7 @@ const (
 	mGoStackInuse   = "go_memstats_stack_inuse_bytes"
 	mGoHeapIdle     = "go_memstats_heap_idle_bytes"
 	mGoHeapReleased = "go_memstats_heap_released_bytes"
+	mGoNextGC       = "go_memstats_next_gc_bytes"
 	mPlanRejectNode = "drover_plan_rejected_nodes_total"
 	mRaftDBFree     = "drover_raft_db_free_bytes"
 	// mEvalsProcessed counts on every server: evaluations its workers

@@ -23,6 +23,7 @@ summed over the servers).
                        (process_resident_memory_bytes). Goal < 1 GiB.
   <server>_rss_max     the highest sampled during the run (every 2 s).
   <server>_heap_inuse  Go heap in use at the end (go_memstats_heap_inuse).
+  <server>_heap_goal_max  the highest Go heap goal sampled, and when.
   <server>_goroutines, _stack_inuse, _heap_unreturned
                        goroutines, their stacks, and idle heap not yet
                        returned to the OS, at the end: the rest of RSS.
@@ -59,6 +60,13 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 	var (
 		mu     sync.Mutex
 		rssMax = make([]float64, len(c.servers))
+		// goalMax is each server's highest Go heap goal sampled (twice
+		// the live heap after a collection, at GOGC=100) and goalAt
+		// when, in seconds since sampling began: the heap's peak, which
+		// RSS keeps.
+		goalMax = make([]float64, len(c.servers))
+		goalAt  = make([]float64, len(c.servers))
+		began   = time.Now()
 	)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
@@ -70,6 +78,9 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 				if m, err := scrape(sampleCtx, s); err == nil {
 					mu.Lock()
 					rssMax[i] = math.Max(rssMax[i], m.value(mProcessRSS))
+					if g := m.value(mGoNextGC); g > goalMax[i] {
+						goalMax[i], goalAt[i] = g, time.Since(began).Seconds()
+					}
 					mu.Unlock()
 				}
 			}
@@ -127,6 +138,8 @@ func runMemory(ctx context.Context, r *runner, res *Result, dir string) error {
 			"process_resident_memory_bytes at the end").goal("<", 1<<30)
 		res.add(s.id+"_rss_max", fmt.Sprintf("%s (%s) RSS, highest sample during the run", s.id, role), "bytes", peak,
 			"highest process_resident_memory_bytes sampled every 2 s")
+		res.add(s.id+"_heap_goal_max", fmt.Sprintf("%s (%s) highest Go heap goal sampled", s.id, role), "bytes", goalMax[i],
+			fmt.Sprintf("highest go_memstats_next_gc_bytes sampled every 2 s (twice the live heap after a collection), %.0f s after the servers started taking jobs", goalAt[i]))
 		res.add(s.id+"_heap_inuse", fmt.Sprintf("%s (%s) Go heap in use at the end", s.id, role), "bytes", after.value(mGoHeapInuse),
 			"go_memstats_heap_inuse_bytes at the end")
 		// Where the rest of the RSS is: goroutine stacks (one or two
