@@ -29,6 +29,8 @@ const (
 	defaultDialTimeout = 5 * time.Second
 	// shutdownTimeout bounds Stop's wait for requests in flight.
 	shutdownTimeout = 5 * time.Second
+	// maxResponseHeaderBytes bounds an instance's response headers.
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // Certificate is a named certificate of the configuration, which routes
@@ -109,11 +111,21 @@ func New(cfg Config) (*Gateway, error) {
 	g.certs = certs
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	g.transport = &http.Transport{
-		Proxy:               nil,
-		DialContext:         dialer.DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 64,
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// Idle connections kept for reuse: enough per instance that a
+		// burst of concurrent requests does not end in closing and
+		// redialing most of them.
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
+		// The client's Accept-Encoding goes to the instance as sent and
+		// the response comes back as the instance encoded it (by default
+		// the transport would ask for gzip itself and decompress).
+		DisableCompression: true,
+		// An instance's response headers are bounded like a client's
+		// request headers (net/http's default here is 10 MiB).
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// HTTP/1.1 to the instances: upgrades need it.
 		ForceAttemptHTTP2: false,
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
@@ -124,6 +136,7 @@ func New(cfg Config) (*Gateway, error) {
 		ErrorHandler:  g.proxyError,
 		ErrorLog:      cfg.ErrorLog,
 		FlushInterval: -1,
+		BufferPool:    newBufferPool(),
 	}
 	g.metrics = newMetrics()
 	if cfg.AccessLog != "" {

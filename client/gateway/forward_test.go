@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/droverhq/drover/structs"
+)
+
+// TestGateway_BodiesArriveIntact sends response bodies larger than the
+// proxy's copy buffers (with a Content-Length and streamed chunked) from
+// concurrent requests and checks every byte: pooled buffers must never
+// be shared by two responses.
+func TestGateway_BodiesArriveIntact(t *testing.T) {
+	payload := func(seed, n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(seed*31 + i*7)
+		}
+		return b
+	}
+	be := startBackendHandler(t, "b1", func(w http.ResponseWriter, r *http.Request) {
+		seed, _ := strconv.Atoi(r.URL.Query().Get("seed"))
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		body := payload(seed, n)
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			_, _ = w.Write(body)
+			return
+		}
+		for len(body) > 0 {
+			k := min(len(body), 10000)
+			_, _ = w.Write(body[:k])
+			w.(http.Flusher).Flush()
+			body = body[k:]
+		}
+	})
+	g := newTestGateway(t, Config{})
+	g.Update([]*structs.ProxiedService{service("web", []*structs.ServiceRoute{{Host: "web.example.com", Path: "/"}}, instance(t, be.addr, false))})
+	c := testClient(g.HTTPAddr())
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < 8; j++ {
+				seed, n := i*100+j, 1000+(i*j*37_000)%300_000
+				chunked := ""
+				if j%2 == 1 {
+					chunked = "&chunked=1"
+				}
+				resp, err := c.Get(fmt.Sprintf("http://web.example.com/?seed=%d&n=%d%s", seed, n, chunked))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, payload(seed, n)) {
+					errs <- fmt.Errorf("seed %d n %d%s: HTTP %d, %d bytes, err %v: body differs", seed, n, chunked, resp.StatusCode, len(got), err)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestGateway_AcceptEncodingPassedAsSent checks that the gateway neither
+// adds an Accept-Encoding of its own nor decodes the response: the
+// instance sees what the client sent and the client gets what the
+// instance sent.
+func TestGateway_AcceptEncodingPassedAsSent(t *testing.T) {
+	be := startBackendHandler(t, "b1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-Accept-Encoding", r.Header.Get("Accept-Encoding"))
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write([]byte("not really gzip"))
+			return
+		}
+		_, _ = w.Write([]byte("plain"))
+	})
+	g := newTestGateway(t, Config{})
+	g.Update([]*structs.ProxiedService{service("web", []*structs.ServiceRoute{{Host: "web.example.com", Path: "/"}}, instance(t, be.addr, false))})
+	c := testClient(g.HTTPAddr())
+	c.Transport.(*http.Transport).DisableCompression = true
+
+	for _, tc := range []struct{ name, sent, wantBody string }{
+		{"none", "", "plain"},
+		{"br", "br", "plain"},
+		{"gzip", "gzip", "not really gzip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, "http://web.example.com/", nil)
+			if tc.sent != "" {
+				req.Header.Set("Accept-Encoding", tc.sent)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if seen := resp.Header.Get("X-Seen-Accept-Encoding"); seen != tc.sent {
+				t.Errorf("instance saw Accept-Encoding %q, want %q", seen, tc.sent)
+			}
+			if string(body) != tc.wantBody {
+				t.Errorf("body %q, want %q", body, tc.wantBody)
+			}
+		})
+	}
+}
