@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/droverhq/drover/structs"
+	"github.com/droverhq/drover/testutil"
 )
 
 // TestGateway_BodiesArriveIntact sends response bodies larger than the
@@ -120,4 +122,69 @@ func TestGateway_AcceptEncodingPassedAsSent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGateway_MetricsSeriesFollowRoutes checks the cached series: a
+// route counts into its series, a removed route's series are gone, and
+// a route added again counts from zero in series exported again.
+func TestGateway_MetricsSeriesFollowRoutes(t *testing.T) {
+	be := startBackend(t, "b1")
+	g := newTestGateway(t, Config{})
+	web := service("web", []*structs.ServiceRoute{{Host: "web.example.com", Path: "/"}}, instance(t, be.addr, false))
+	other := service("other", []*structs.ServiceRoute{{Host: "other.example.com", Path: "/"}}, instance(t, be.addr, false))
+	c := testClient(g.HTTPAddr())
+	// count returns drover_gateway_requests_total for web's route and
+	// code class, -1 when the series is not exported.
+	count := func(class string) float64 {
+		t.Helper()
+		mfs, err := g.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "drover_gateway_requests_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["service"] == "web" && labels["host"] == "web.example.com" && labels["code"] == class {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	// Requests are counted once answered: wait for the handler's end.
+	waitCount := func(class string, want float64) {
+		t.Helper()
+		testutil.WaitFor(t, 5*time.Second, func() (bool, error) {
+			if got := count(class); got != want {
+				return false, fmt.Errorf("requests_total{service=web,code=%s} = %v, want %v", class, got, want)
+			}
+			return true, nil
+		})
+	}
+
+	g.Update([]*structs.ProxiedService{web, other})
+	if got := count("2xx"); got != -1 {
+		t.Fatalf("before any request: requests_total{code=2xx} = %v, want no series", got)
+	}
+	for i := 0; i < 3; i++ {
+		get(t, c, "http://web.example.com/")
+	}
+	waitCount("2xx", 3)
+	if got := count("5xx"); got != -1 {
+		t.Fatalf("requests_total{code=5xx} = %v, want no series", got)
+	}
+
+	g.Update([]*structs.ProxiedService{other})
+	if got := count("2xx"); got != -1 {
+		t.Fatalf("route removed: requests_total{code=2xx} = %v, want no series", got)
+	}
+	g.Update([]*structs.ProxiedService{web, other})
+	get(t, c, "http://web.example.com/")
+	waitCount("2xx", 1)
 }
