@@ -268,23 +268,47 @@ func (g *Gateway) Stop() {
 	}
 }
 
-// ctxKey carries a request's route to the proxy's hooks.
+// ctxKey carries a request's state to the proxy's hooks.
 type ctxKey struct{}
 
-// reqState is a request's routing decision and outcome.
+// maxBundledTries is how many tried instances reqState holds without
+// allocating.
+const maxBundledTries = 4
+
+// reqState is a request's routing decision and outcome, and the small
+// things the handler and the round tripper need per request, allocated
+// together once: it is the context the proxy gets (the request's own
+// with the state as the ctxKey value), the response recorder, the
+// backing array of the tried instances, and the first attempt (the
+// only one of most requests).
 type reqState struct {
+	// Context is the request's context; Value adds ctxKey.
+	context.Context
 	route    *route
 	upstream string
 	// upstreamErr is set when no instance answered.
 	upstreamErr bool
+	rec         recorder
+	tried       [maxBundledTries]*backend
+	first       attemptState
+}
+
+// Value returns the state itself for ctxKey, else the request
+// context's value.
+func (s *reqState) Value(key any) any {
+	if key == (ctxKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
 }
 
 // ServeHTTP routes one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w}
-	st := &reqState{route: g.table.Load().lookup(r.Host, r.URL.Path)}
-	defer func() { g.finish(rw, r, st, start) }()
+	st := &reqState{Context: r.Context(), route: g.table.Load().lookup(r.Host, r.URL.Path)}
+	st.rec.ResponseWriter = w
+	rw := &st.rec
+	defer g.finish(rw, r, st, start)
 	rt := st.route
 	switch {
 	case rt == nil:
@@ -302,7 +326,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.service, rt.namespace, normalizeHost(r.Host), r.URL.Path))
 		return
 	}
-	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	g.proxy.ServeHTTP(rw, r.WithContext(st))
 }
 
 // redirectPort is the HTTPS port redirects name.
@@ -429,7 +453,13 @@ func (r *recorder) Write(p []byte) (int, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
 
 // Hijack hands the connection over (WebSocket upgrades).
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
