@@ -188,3 +188,48 @@ func TestGateway_MetricsSeriesFollowRoutes(t *testing.T) {
 	get(t, c, "http://web.example.com/")
 	waitCount("2xx", 1)
 }
+
+// TestGateway_StreamsWhatTheInstanceSent checks that the gateway holds
+// nothing back: each piece of a body reaches the client before the
+// instance sends the next (with a Content-Length or without), and a
+// stream's headers reach the client before its first byte.
+func TestGateway_StreamsWhatTheInstanceSent(t *testing.T) {
+	next := make(chan struct{})
+	be := startBackendHandler(t, "b1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("length") != "" {
+			w.Header().Set("Content-Length", "10")
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for _, piece := range []string{"hello", "world"} {
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, piece)
+			w.(http.Flusher).Flush()
+		}
+	})
+	g := newTestGateway(t, Config{})
+	g.Update([]*structs.ProxiedService{service("web", []*structs.ServiceRoute{{Host: "web.example.com", Path: "/"}}, instance(t, be.addr, false))})
+	c := testClient(g.HTTPAddr())
+
+	for _, tc := range []struct{ name, query string }{{"content-length", "?length=1"}, {"stream", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The headers come before the instance sends any body.
+			resp, err := c.Get("http://web.example.com/" + tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			for _, want := range []string{"hello", "world"} {
+				next <- struct{}{}
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != want {
+					t.Fatalf("read %q (%v), want %q", got, err, want)
+				}
+			}
+		})
+	}
+}

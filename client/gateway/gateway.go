@@ -135,7 +135,13 @@ func New(cfg Config) (*Gateway, error) {
 		Transport:     &retryTransport{g: g},
 		ErrorHandler:  g.proxyError,
 		ErrorLog:      cfg.ErrorLog,
-		FlushInterval: -1,
+		// 0: the proxy itself flushes only streams (no Content-Length,
+		// or text/event-stream), from their headers on; the recorder
+		// flushes every other response after each write (flushWrites).
+		// -1 here would have the proxy start a timer per response that
+		// fires at once, on another goroutine, to flush the headers:
+		// a second write to the client for most responses.
+		FlushInterval: 0,
 		BufferPool:    newBufferPool(),
 	}
 	g.metrics = newMetrics()
@@ -326,6 +332,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.service, rt.namespace, normalizeHost(r.Host), r.URL.Path))
 		return
 	}
+	rw.flushWrites = true
 	g.proxy.ServeHTTP(rw, r.WithContext(st))
 }
 
@@ -400,6 +407,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 
 // finish counts and logs a request once it has been answered.
 func (g *Gateway) finish(rw *recorder, r *http.Request, st *reqState, start time.Time) {
+	rw.end()
 	d := time.Since(start)
 	code := rw.status
 	if code == 0 {
@@ -425,40 +433,109 @@ func (g *Gateway) finish(rw *recorder, r *http.Request, st *reqState, start time
 	}
 }
 
+// headerFlushDelay is how long the headers of a proxied response with
+// a Content-Length may wait in the gateway for the first bytes of its
+// body, to go out with them in one write.
+const headerFlushDelay = time.Millisecond
+
 // recorder notes a response's status and size; Unwrap lets
 // http.ResponseController (the ReverseProxy's flushes and upgrades)
 // reach the connection.
+//
+// For proxied responses (flushWrites) it also sends on at once what
+// the instance sent: what each Write wrote, and the headers when no
+// body follows them within headerFlushDelay. (The ReverseProxy does
+// this itself for streams, without a Content-Length; asked to for every
+// response, with FlushInterval -1, it flushes the headers from a timer
+// that fires at once on another goroutine, so most responses took two
+// writes to the client.)
 type recorder struct {
 	http.ResponseWriter
 	status   int
 	bytes    int64
 	hijacked bool
+	// flushWrites is set before the proxy gets the recorder.
+	flushWrites bool
+
+	// mu serialises the use of ResponseWriter by the handler's
+	// goroutine, the proxy's flush timer and headerTimer; it guards
+	// headerTimer, wrote and done.
+	mu          sync.Mutex
+	headerTimer *time.Timer
+	// wrote: a Write came (the headers went out with it).
+	wrote bool
+	// done: the handler returned, the ResponseWriter is not to be used.
+	done bool
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 || r.status < 200 {
 		r.status = code
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.ResponseWriter.WriteHeader(code)
+	if r.flushWrites && code >= 200 && r.headerTimer == nil {
+		r.headerTimer = time.AfterFunc(headerFlushDelay, r.flushHeaders)
+	}
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wrote = true
+	r.stopHeaderTimerLocked()
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
+	if r.flushWrites && err == nil {
+		r.flushLocked()
+	}
 	return n, err
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *recorder) Flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.flushLocked()
+	}
+}
+
+func (r *recorder) flushLocked() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 		return
 	}
 	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// flushHeaders is headerTimer's: no body came after the headers.
+func (r *recorder) flushHeaders() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.wrote && !r.done {
+		r.flushLocked()
+	}
+}
+
+func (r *recorder) stopHeaderTimerLocked() {
+	if r.headerTimer != nil {
+		r.headerTimer.Stop()
+	}
+}
+
+// end is called when the handler returns: from then on the
+// ResponseWriter is not to be used.
+func (r *recorder) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopHeaderTimerLocked()
+	r.done = true
 }
 
 // Hijack hands the connection over (WebSocket upgrades).
