@@ -131,10 +131,10 @@ func New(cfg Config) (*Gateway, error) {
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:       g.rewrite,
-		Transport:     &retryTransport{g: g},
-		ErrorHandler:  g.proxyError,
-		ErrorLog:      cfg.ErrorLog,
+		Rewrite:      g.rewrite,
+		Transport:    &retryTransport{g: g},
+		ErrorHandler: g.proxyError,
+		ErrorLog:     cfg.ErrorLog,
 		// 0: the proxy itself flushes only streams (no Content-Length,
 		// or text/event-stream), from their headers on; the recorder
 		// flushes every other response after each write (flushWrites).
