@@ -16,6 +16,10 @@
 //
 // Forwarding is net/http/httputil.ReverseProxy over one shared
 // http.Transport (HTTP/1.1 to the instances; WebSocket upgrades pass).
+// Accept-Encoding and the response's encoding pass as sent; an
+// instance's response headers are bounded at 1 MiB. What an instance
+// sends is flushed to the client as it comes (headers without a body
+// within 1 ms).
 // A route's timeout bounds the wait for the response's headers, never a
 // streamed body or an upgraded connection. Balancing is least requests
 // in flight, ties broken round robin; a route with a canary_weight sends

@@ -29,6 +29,8 @@ const (
 	defaultDialTimeout = 5 * time.Second
 	// shutdownTimeout bounds Stop's wait for requests in flight.
 	shutdownTimeout = 5 * time.Second
+	// maxResponseHeaderBytes bounds an instance's response headers.
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // Certificate is a named certificate of the configuration, which routes
@@ -109,21 +111,38 @@ func New(cfg Config) (*Gateway, error) {
 	g.certs = certs
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	g.transport = &http.Transport{
-		Proxy:               nil,
-		DialContext:         dialer.DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 64,
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// Idle connections kept for reuse: enough per instance that a
+		// burst of concurrent requests does not end in closing and
+		// redialing most of them.
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
+		// The client's Accept-Encoding goes to the instance as sent and
+		// the response comes back as the instance encoded it (by default
+		// the transport would ask for gzip itself and decompress).
+		DisableCompression: true,
+		// An instance's response headers are bounded like a client's
+		// request headers (net/http's default here is 10 MiB).
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// HTTP/1.1 to the instances: upgrades need it.
 		ForceAttemptHTTP2: false,
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:       g.rewrite,
-		Transport:     &retryTransport{g: g},
-		ErrorHandler:  g.proxyError,
-		ErrorLog:      cfg.ErrorLog,
-		FlushInterval: -1,
+		Rewrite:      g.rewrite,
+		Transport:    &retryTransport{g: g},
+		ErrorHandler: g.proxyError,
+		ErrorLog:     cfg.ErrorLog,
+		// 0: the proxy itself flushes only streams (no Content-Length,
+		// or text/event-stream), from their headers on; the recorder
+		// flushes every other response after each write (flushWrites).
+		// -1 here would have the proxy start a timer per response that
+		// fires at once, on another goroutine, to flush the headers:
+		// a second write to the client for most responses.
+		FlushInterval: 0,
+		BufferPool:    newBufferPool(),
 	}
 	g.metrics = newMetrics()
 	if cfg.AccessLog != "" {
@@ -255,23 +274,47 @@ func (g *Gateway) Stop() {
 	}
 }
 
-// ctxKey carries a request's route to the proxy's hooks.
+// ctxKey carries a request's state to the proxy's hooks.
 type ctxKey struct{}
 
-// reqState is a request's routing decision and outcome.
+// maxBundledTries is how many tried instances reqState holds without
+// allocating.
+const maxBundledTries = 4
+
+// reqState is a request's routing decision and outcome, and the small
+// things the handler and the round tripper need per request, allocated
+// together once: it is the context the proxy gets (the request's own
+// with the state as the ctxKey value), the response recorder, the
+// backing array of the tried instances, and the first attempt (the
+// only one of most requests).
 type reqState struct {
+	// Context is the request's context; Value adds ctxKey.
+	context.Context
 	route    *route
 	upstream string
 	// upstreamErr is set when no instance answered.
 	upstreamErr bool
+	rec         recorder
+	tried       [maxBundledTries]*backend
+	first       attemptState
+}
+
+// Value returns the state itself for ctxKey, else the request
+// context's value.
+func (s *reqState) Value(key any) any {
+	if key == (ctxKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
 }
 
 // ServeHTTP routes one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w}
-	st := &reqState{route: g.table.Load().lookup(r.Host, r.URL.Path)}
-	defer func() { g.finish(rw, r, st, start) }()
+	st := &reqState{Context: r.Context(), route: g.table.Load().lookup(r.Host, r.URL.Path)}
+	st.rec.ResponseWriter = w
+	rw := &st.rec
+	defer g.finish(rw, r, st, start)
 	rt := st.route
 	switch {
 	case rt == nil:
@@ -289,7 +332,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.service, rt.namespace, normalizeHost(r.Host), r.URL.Path))
 		return
 	}
-	g.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	rw.flushWrites = true
+	g.proxy.ServeHTTP(rw, r.WithContext(st))
 }
 
 // redirectPort is the HTTPS port redirects name.
@@ -363,6 +407,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 
 // finish counts and logs a request once it has been answered.
 func (g *Gateway) finish(rw *recorder, r *http.Request, st *reqState, start time.Time) {
+	rw.end()
 	d := time.Since(start)
 	code := rw.status
 	if code == 0 {
@@ -388,35 +433,110 @@ func (g *Gateway) finish(rw *recorder, r *http.Request, st *reqState, start time
 	}
 }
 
+// headerFlushDelay is how long the headers of a proxied response with
+// a Content-Length may wait in the gateway for the first bytes of its
+// body, to go out with them in one write.
+const headerFlushDelay = time.Millisecond
+
 // recorder notes a response's status and size; Unwrap lets
 // http.ResponseController (the ReverseProxy's flushes and upgrades)
 // reach the connection.
+//
+// For proxied responses (flushWrites) it also sends on at once what
+// the instance sent: what each Write wrote, and the headers when no
+// body follows them within headerFlushDelay. (The ReverseProxy does
+// this itself for streams, without a Content-Length; asked to for every
+// response, with FlushInterval -1, it flushes the headers from a timer
+// that fires at once on another goroutine, so most responses took two
+// writes to the client.)
 type recorder struct {
 	http.ResponseWriter
 	status   int
 	bytes    int64
 	hijacked bool
+	// flushWrites is set before the proxy gets the recorder.
+	flushWrites bool
+
+	// mu serialises the use of ResponseWriter by the handler's
+	// goroutine, the proxy's flush timer and headerTimer; it guards
+	// headerTimer, wrote and done.
+	mu          sync.Mutex
+	headerTimer *time.Timer
+	// wrote: a Write came (the headers went out with it).
+	wrote bool
+	// done: the handler returned, the ResponseWriter is not to be used.
+	done bool
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 || r.status < 200 {
 		r.status = code
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.ResponseWriter.WriteHeader(code)
+	if r.flushWrites && code >= 200 && r.headerTimer == nil {
+		r.headerTimer = time.AfterFunc(headerFlushDelay, r.flushHeaders)
+	}
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wrote = true
+	r.stopHeaderTimerLocked()
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
+	if r.flushWrites && err == nil {
+		r.flushLocked()
+	}
 	return n, err
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+func (r *recorder) Flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.flushLocked()
+	}
+}
+
+func (r *recorder) flushLocked() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// flushHeaders is headerTimer's: no body came after the headers.
+func (r *recorder) flushHeaders() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.wrote && !r.done {
+		r.flushLocked()
+	}
+}
+
+func (r *recorder) stopHeaderTimerLocked() {
+	if r.headerTimer != nil {
+		r.headerTimer.Stop()
+	}
+}
+
+// end is called when the handler returns: from then on the
+// ResponseWriter is not to be used.
+func (r *recorder) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopHeaderTimerLocked()
+	r.done = true
+}
 
 // Hijack hands the connection over (WebSocket upgrades).
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,12 +33,64 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(rt *route, code int, d time.Duration, upstreamErr bool) {
-	lv := []string{rt.namespace, rt.service, rt.host, rt.path}
-	m.requests.WithLabelValues(append(lv, strconv.Itoa(code/100)+"xx")...).Inc()
-	m.duration.WithLabelValues(lv...).Observe(d.Seconds())
+	s := &rt.stats.series
+	s.requests(m, rt, code).Inc()
+	s.duration(m, rt).Observe(d.Seconds())
 	if upstreamErr {
-		m.upstreamErrors.WithLabelValues(lv...).Inc()
+		s.upstreamErrors(m, rt).Inc()
 	}
+}
+
+// routeSeries are a route's series, looked up in the vectors the first
+// time each is needed and kept with the route's counters (routeStats),
+// so a request does not hash its route's labels under the vectors'
+// locks (WithLabelValues) three times. A series is only created when
+// first observed, as before: routes that served nothing export
+// nothing. A route dropped from the table is forgotten (its series
+// deleted) with its routeStats; requests still in flight on it count
+// into series no longer exported.
+type routeSeries struct {
+	// byClass holds the requests_total series per status class
+	// (index code/100).
+	byClass  [10]atomic.Pointer[counterRef]
+	dur      atomic.Pointer[observerRef]
+	upstream atomic.Pointer[counterRef]
+}
+
+type counterRef struct{ prometheus.Counter }
+type observerRef struct{ prometheus.Observer }
+
+func (s *routeSeries) requests(m *metrics, rt *route, code int) prometheus.Counter {
+	class := code / 100
+	if class < 0 || class >= len(s.byClass) {
+		return m.requests.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path, strconv.Itoa(class)+"xx")
+	}
+	if c := s.byClass[class].Load(); c != nil {
+		return c
+	}
+	// Two first requests may both get here: the vector hands both the
+	// same series.
+	c := &counterRef{m.requests.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path, strconv.Itoa(class)+"xx")}
+	s.byClass[class].Store(c)
+	return c
+}
+
+func (s *routeSeries) duration(m *metrics, rt *route) prometheus.Observer {
+	if o := s.dur.Load(); o != nil {
+		return o
+	}
+	o := &observerRef{m.duration.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path)}
+	s.dur.Store(o)
+	return o
+}
+
+func (s *routeSeries) upstreamErrors(m *metrics, rt *route) prometheus.Counter {
+	if c := s.upstream.Load(); c != nil {
+		return c
+	}
+	c := &counterRef{m.upstreamErrors.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path)}
+	s.upstream.Store(c)
+	return c
 }
 
 // forget drops a removed route's series.

@@ -45,11 +45,13 @@ type route struct {
 // routeKey identifies a route across updates (its counters survive).
 type routeKey struct{ namespace, service, host, path string }
 
-// routeStats are a route's counters, kept across updates.
+// routeStats are a route's counters and metric series, kept across
+// updates.
 type routeStats struct {
 	requests atomic.Uint64
 	errors   atomic.Uint64
 	rr       atomic.Uint64
+	series   routeSeries
 }
 
 // backend is one instance address, shared by the routes that send to

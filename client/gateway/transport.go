@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -41,7 +42,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// A failed dial sent nothing: always worth one more instance.
 	maxDialRetries := max(rt.spec.Retries, 1)
-	var tried []*backend
+	tried := st.tried[:0]
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		b := pick(rt, tried)
@@ -53,7 +54,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		tried = append(tried, b)
 		st.upstream = b.addr
-		resp, err := t.attempt(req, rt, b, body)
+		a := &st.first
+		if attempt > 0 {
+			a = &attemptState{}
+		}
+		resp, err := t.attempt(a, req, rt, b, body)
 		if err == nil {
 			return resp, nil
 		}
@@ -81,20 +86,39 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// attemptState is what one attempt needs beyond the request: the
+// instance, the timeout's state, the outgoing URL and the response
+// body's wrapper, in one allocation (the first attempt's is part of
+// reqState). Each attempt has its own: a timer that fired late may
+// still touch an earlier one.
+type attemptState struct {
+	b        *backend
+	cancel   context.CancelFunc
+	timedOut atomic.Bool
+	url      url.URL
+	// body is the response body, which the attempt's Read and Close
+	// wrap (see doneBody below); closed notes the first Close.
+	body   io.ReadCloser
+	closed atomic.Bool
+}
+
+// expire is the timer's: the headers did not come in time.
+func (a *attemptState) expire() {
+	a.timedOut.Store(true)
+	a.cancel()
+}
+
 // attempt sends req to b, bounding the wait for the response's headers
 // by the route's timeout (never the body, never an upgraded
 // connection).
-func (t *retryTransport) attempt(req *http.Request, rt *route, b *backend, body *trackedBody) (*http.Response, error) {
+func (t *retryTransport) attempt(a *attemptState, req *http.Request, rt *route, b *backend, body *trackedBody) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
-	timedOut := &atomic.Bool{}
-	timer := time.AfterFunc(rt.timeout, func() {
-		timedOut.Store(true)
-		cancel()
-	})
+	a.b, a.cancel = b, cancel
+	timer := time.AfterFunc(rt.timeout, a.expire)
 	out := req.WithContext(ctx)
-	u := *req.URL
-	u.Host = b.addr
-	out.URL = &u
+	a.url = *req.URL
+	a.url.Host = b.addr
+	out.URL = &a.url
 	if body != nil {
 		out.Body = body
 	}
@@ -109,7 +133,7 @@ func (t *retryTransport) attempt(req *http.Request, rt *route, b *backend, body 
 	if err != nil {
 		b.active.Add(-1)
 		cancel()
-		if timedOut.Load() {
+		if a.timedOut.Load() {
 			return nil, errTimeout
 		}
 		return nil, err
@@ -120,10 +144,8 @@ func (t *retryTransport) attempt(req *http.Request, rt *route, b *backend, body 
 		b.active.Add(-1)
 		return resp, nil
 	}
-	resp.Body = &doneBody{ReadCloser: resp.Body, done: func() {
-		b.active.Add(-1)
-		cancel()
-	}}
+	a.body = resp.Body
+	resp.Body = (*doneBody)(a)
 	return resp, nil
 }
 
@@ -210,17 +232,18 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 
 func (b *trackedBody) Close() error { return nil }
 
-// doneBody calls done once, when the response body is closed.
-type doneBody struct {
-	io.ReadCloser
-	once atomic.Bool
-	done func()
-}
+// doneBody is the response body of an attempt: once closed, the
+// instance has one request fewer in flight and the attempt's context
+// ends.
+type doneBody attemptState
 
-func (b *doneBody) Close() error {
-	err := b.ReadCloser.Close()
-	if b.once.CompareAndSwap(false, true) {
-		b.done()
+func (d *doneBody) Read(p []byte) (int, error) { return d.body.Read(p) }
+
+func (d *doneBody) Close() error {
+	err := d.body.Close()
+	if d.closed.CompareAndSwap(false, true) {
+		d.b.active.Add(-1)
+		d.cancel()
 	}
 	return err
 }
