@@ -104,25 +104,15 @@ func (p *Plan) Submit(args *structs.PlanSubmitRequest, reply *structs.PlanSubmit
 	if !p.srv.evalBroker.Enabled() {
 		return errNotLeaderBroker
 	}
-	plan := args.Plan
-	if len(args.Compact) > 0 {
-		if plan != nil {
-			return structs.NewError(structs.CodeInvalid, "a plan in both Plan and Compact")
-		}
-		var err error
-		if plan, err = structs.DecodeCompactPlan(args.Compact); err != nil {
-			return structs.NewError(structs.CodeInvalid, err.Error())
-		}
-	}
-	if plan == nil {
+	if args.Plan == nil {
 		return structs.NewError(structs.CodeInvalid, "missing plan")
 	}
 	// Refuse a stale token before queueing; the applier checks again
 	// when it re-checks the plan.
-	if err := p.srv.evalBroker.Outstanding(plan.EvalID, plan.EvalToken); err != nil {
+	if err := p.srv.evalBroker.Outstanding(args.Plan.EvalID, args.Plan.EvalToken); err != nil {
 		return err
 	}
-	future, err := p.srv.planQueue.Enqueue(plan)
+	future, err := p.srv.planQueue.Enqueue(args.Plan)
 	if err != nil {
 		return err
 	}
@@ -130,16 +120,7 @@ func (p *Plan) Submit(args *structs.PlanSubmitRequest, reply *structs.PlanSubmit
 	if err != nil {
 		return err
 	}
-	if args.Plan != nil {
-		reply.Result = result
-		return nil
-	}
-	// The plan is committed (or partly): an answer that cannot be
-	// encoded is an error the worker sees, and it nacks the evaluation,
-	// whose next run finds the committed allocations.
-	if reply.Compact, err = structs.EncodeCompactPlanResult(result, plan.Job); err != nil {
-		return err
-	}
+	reply.Result = result
 	return nil
 }
 

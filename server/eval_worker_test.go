@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -220,53 +219,19 @@ func TestEvalWorkerRPC_StaleTokensRefused(t *testing.T) {
 	plan := &structs.Plan{EvalID: resp.EvalID, EvalToken: stale, Priority: stored.Priority, Job: stored,
 		NodeAllocation: map[string][]*structs.Allocation{node.ID: {alloc}}}
 	var planResp structs.PlanSubmitResponse
-	// The stale token is refused in both forms of the request (Plan is
-	// what servers before the compact form send).
 	wantBadToken(t, "Plan.Submit", s.RPC("Plan.Submit", &structs.PlanSubmitRequest{Plan: plan}, &planResp))
-	compact, err := structs.EncodeCompactPlan(plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantBadToken(t, "Plan.Submit (compact)", s.RPC("Plan.Submit", &structs.PlanSubmitRequest{Compact: compact}, &planResp))
-	// Malformed requests are refused as invalid before anything is
-	// queued: cut short, trailing bytes, an unknown format version, a
-	// plan in both fields.
-	for name, bad := range map[string]*structs.PlanSubmitRequest{
-		"truncated":   {Compact: compact[:len(compact)/2]},
-		"trailing":    {Compact: append(append([]byte(nil), compact...), 0)},
-		"version":     {Compact: append([]byte{99}, compact[1:]...)},
-		"both fields": {Plan: plan, Compact: compact},
-		"no plan":     {},
-	} {
-		err := s.RPC("Plan.Submit", bad, &planResp)
-		wantCode(t, err, structs.CodeInvalid)
-		if name != "both fields" && name != "no plan" && !strings.Contains(err.Error(), "compact plan") {
-			t.Fatalf("%s: %v does not name the compact plan", name, err)
-		}
-	}
 	if got := liveAllocs(t, s, job.ID); len(got) != 0 {
 		t.Fatalf("a refused plan placed %d allocations", len(got))
 	}
 
 	// The current token works: the plan commits, the eval is written
-	// and acked. The answer to a compact request is compact.
+	// and acked.
 	plan.EvalToken = second.Token
-	if compact, err = structs.EncodeCompactPlan(plan); err != nil {
+	if err := s.RPC("Plan.Submit", &structs.PlanSubmitRequest{Plan: plan}, &planResp); err != nil {
 		t.Fatal(err)
 	}
-	planResp = structs.PlanSubmitResponse{}
-	if err := s.RPC("Plan.Submit", &structs.PlanSubmitRequest{Compact: compact}, &planResp); err != nil {
-		t.Fatal(err)
-	}
-	if planResp.Result != nil || len(planResp.Compact) == 0 {
-		t.Fatalf("answer to a compact plan: Result %v, %d compact bytes", planResp.Result, len(planResp.Compact))
-	}
-	result, err := structs.DecodeCompactPlanResult(planResp.Compact, plan.Job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if result.AllocIndex == 0 || len(result.NodeAllocation[node.ID]) != 1 || result.NodeAllocation[node.ID][0].ID != alloc.ID {
-		t.Fatalf("plan result: %+v", result)
+	if planResp.Result == nil || planResp.Result.AllocIndex == 0 || len(planResp.Result.NodeAllocation[node.ID]) != 1 {
+		t.Fatalf("plan result: %+v", planResp.Result)
 	}
 	update.Status = structs.EvalStatusComplete
 	if err := s.RPC("Eval.WorkerUpdate", &structs.EvalWorkerUpdateRequest{EvalID: resp.EvalID, Token: second.Token, Eval: update}, &structs.GenericResponse{}); err != nil {

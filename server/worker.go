@@ -239,24 +239,14 @@ func (w *Worker) SubmitPlan(plan *structs.Plan) (*structs.PlanResult, scheduler.
 			return nil, nil, err
 		}
 	} else {
-		compact, err := structs.EncodeCompactPlan(plan)
-		if err != nil {
-			return nil, nil, fmt.Errorf("submit plan to the leader: %w", err)
-		}
 		var resp structs.PlanSubmitResponse
-		if err := w.srv.peers.RPC(w.leader, "Plan.Submit", &structs.PlanSubmitRequest{Compact: compact}, &resp); err != nil {
+		if err := w.srv.peers.RPC(w.leader, "Plan.Submit", &structs.PlanSubmitRequest{Plan: plan}, &resp); err != nil {
 			return nil, nil, fmt.Errorf("submit plan to the leader: %w", err)
 		}
-		switch {
-		case len(resp.Compact) > 0:
-			if result, err = structs.DecodeCompactPlanResult(resp.Compact, plan.Job); err != nil {
-				return nil, nil, fmt.Errorf("submit plan to the leader: %w", err)
-			}
-		case resp.Result != nil:
-			result = resp.Result
-		default:
+		if resp.Result == nil {
 			return nil, nil, fmt.Errorf("submit plan to the leader: no result")
 		}
+		result = resp.Result
 	}
 	// Let the next snapshot see what was just committed, and refresh
 	// when the applier rejected part of the plan. On a follower this

@@ -423,18 +423,8 @@ var compactBuffers = sync.Pool{New: func() interface{} { return new(compactWrite
 // encodeCompact runs fill over a pooled writer after the type and
 // version bytes and returns a new slice of exactly the entry's length.
 func encodeCompact(t MessageType, fill func(w *compactWriter)) ([]byte, error) {
-	out, err := compactEncode([]byte{byte(t)}, fill)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", t, err)
-	}
-	return out, nil
-}
-
-// compactEncode runs fill over a pooled writer after lead and the
-// version byte and returns a new slice of exactly the encoding's length.
-func compactEncode(lead []byte, fill func(w *compactWriter)) ([]byte, error) {
 	w := compactBuffers.Get().(*compactWriter)
-	w.b = append(append(w.b[:0], lead...), compactVersion)
+	w.b = append(w.b[:0], byte(t), compactVersion)
 	w.err = nil
 	fill(w)
 	out, err := append([]byte(nil), w.b...), w.err
@@ -442,7 +432,10 @@ func compactEncode(lead []byte, fill func(w *compactWriter)) ([]byte, error) {
 	if cap(w.b) <= maxPooledEncodeBuffer {
 		compactBuffers.Put(w)
 	}
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return out, nil
 }
 
 // decodeCompact checks the version byte, runs read over the rest and

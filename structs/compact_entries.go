@@ -39,7 +39,14 @@ func (w *compactWriter) writePlan(p *ApplyPlanResultsRequest) {
 		}
 	}
 	w.blob(p.Deployment, p.Deployment == nil)
-	w.writeDeploymentUpdates(p.DeploymentUpdates)
+	w.count(len(p.DeploymentUpdates), p.DeploymentUpdates == nil)
+	for _, u := range p.DeploymentUpdates {
+		if w.present(u != nil) {
+			w.str(u.DeploymentID)
+			w.str(u.Status)
+			w.str(u.StatusDescription)
+		}
+	}
 	w.blob(p.Evals, p.Evals == nil)
 	w.str(p.EvalID)
 	w.varint(p.UpdatedAt)
@@ -95,7 +102,18 @@ func (r *compactReader) readPlan() *ApplyPlanResultsRequest {
 	if d := new(Deployment); r.blob(d) {
 		p.Deployment = d
 	}
-	p.DeploymentUpdates = r.readDeploymentUpdates()
+	if n, isNil := r.count(); !isNil {
+		p.DeploymentUpdates = make([]*DeploymentStatusUpdate, n)
+		for i := 0; i < n && r.err == nil; i++ {
+			if r.present() {
+				u := &DeploymentStatusUpdate{}
+				u.DeploymentID = r.str()
+				u.Status = r.str()
+				u.StatusDescription = r.str()
+				p.DeploymentUpdates[i] = u
+			}
+		}
+	}
 	r.blob(&p.Evals)
 	p.EvalID = r.word()
 	p.UpdatedAt = r.varint()

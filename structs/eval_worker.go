@@ -42,18 +42,12 @@ type EvalWorkerUpdateRequest struct {
 }
 
 // PlanSubmitRequest submits a plan to the leader's plan applier; the
-// plan carries its evaluation's ID and delivery token. A worker sends
-// the plan in Compact (EncodeCompactPlan), which is several times
-// cheaper to decode than the reflective msgpack of Plan and smaller on
-// the wire; Plan is what servers before it sent, and is still taken.
+// plan carries its evaluation's ID and delivery token.
 type PlanSubmitRequest struct {
-	Plan    *Plan
-	Compact []byte
+	Plan *Plan
 }
 
-// PlanSubmitResponse is the plan applier's answer: Result, or, to a
-// request in Compact, the result in Compact (EncodeCompactPlanResult).
+// PlanSubmitResponse is the plan applier's answer.
 type PlanSubmitResponse struct {
-	Result  *PlanResult
-	Compact []byte
+	Result *PlanResult
 }
