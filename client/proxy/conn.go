@@ -19,7 +19,17 @@ const copyChunk = 256 << 10
 type proxyConn struct {
 	client, backend net.Conn
 	closeOnce       sync.Once
+	// keepAlive is how far keepAliveLoop got with it; guarded by the
+	// pool's mu.
+	keepAlive uint8
 }
+
+// proxyConn.keepAlive values.
+const (
+	keepAliveUnseen uint8 = iota
+	keepAliveSeen
+	keepAliveOn
+)
 
 // close closes both ends; the copies then end.
 func (c *proxyConn) close() {
