@@ -38,7 +38,7 @@ func (c *proxyConn) close() {
 // the whole connection.
 //
 // It reads into a pooled buffer taken only once src has bytes to read
-// (see readPooled) and writes them out: an idle connection holds no
+// (see pooledReader) and writes them out: an idle connection holds no
 // buffer. It does not use io.Copy, which splices between two TCP
 // connections on Linux: splice moves each chunk through a pipe with
 // two system calls that cost more than a read and a write for the

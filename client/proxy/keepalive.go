@@ -13,9 +13,9 @@ import (
 // them off, and keepAliveLoop turns them on for the connections still
 // open after keepAliveAfter, on both ends.
 const (
-	// defaultKeepAliveAfter is how long a connection lives before it
-	// gets keep-alive probes.
-	defaultKeepAliveAfter = time.Second
+	// keepAliveAfter is how long a connection lives before it gets
+	// keep-alive probes.
+	keepAliveAfter = time.Second
 	// keepAlivePeriod is the probes' idle time and interval, Go's
 	// default that the proxy had before (nine unanswered probes end
 	// the connection).
@@ -30,7 +30,7 @@ var keepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: keepAlivePeriod, I
 // connections are never touched, and one sweep of the pools' open
 // connections per period replaces a timer per connection.
 func (p *Proxy) keepAliveLoop() {
-	t := time.NewTicker(p.cfg.keepAliveAfter)
+	t := time.NewTicker(keepAliveAfter)
 	defer t.Stop()
 	var aged []*proxyConn
 	for {

@@ -28,14 +28,14 @@ func TestProxy_KeepAliveOnLongConnectionsOnly(t *testing.T) {
 	pc := onlyConn(t, p)
 	// The loop's first tick may come at once; the second not before
 	// keepAliveAfter.
-	if time.Since(opened) < defaultKeepAliveAfter {
+	if time.Since(opened) < keepAliveAfter {
 		for name, conn := range map[string]net.Conn{"client": pc.client, "backend": pc.backend} {
 			if on, err := soKeepAlive(conn); err != nil || on {
 				t.Fatalf("%s socket of a new connection: SO_KEEPALIVE %v (%v), want off", name, on, err)
 			}
 		}
 	}
-	dtestutil.WaitFor(t, 4*defaultKeepAliveAfter, func() (bool, error) {
+	dtestutil.WaitFor(t, 4*keepAliveAfter, func() (bool, error) {
 		for name, conn := range map[string]net.Conn{"client": pc.client, "backend": pc.backend} {
 			if on, err := soKeepAlive(conn); err != nil || !on {
 				return false, fmt.Errorf("%s socket of a connection open %s: SO_KEEPALIVE %v (%v), want on", name, time.Since(opened), on, err)
@@ -43,8 +43,8 @@ func TestProxy_KeepAliveOnLongConnectionsOnly(t *testing.T) {
 		}
 		return true, nil
 	})
-	if time.Since(opened) < defaultKeepAliveAfter {
-		t.Fatalf("keep-alive on after %s, before %s", time.Since(opened), defaultKeepAliveAfter)
+	if time.Since(opened) < keepAliveAfter {
+		t.Fatalf("keep-alive on after %s, before %s", time.Since(opened), keepAliveAfter)
 	}
 	if _, err := c.say("still there"); err != nil {
 		t.Fatal(err)

@@ -67,9 +67,6 @@ type Config struct {
 
 	// now is the clock (tests); nil: time.Now.
 	now func() time.Time
-	// keepAliveAfter is how long a connection lives before it gets
-	// keep-alive probes (tests); 0: defaultKeepAliveAfter.
-	keepAliveAfter time.Duration
 }
 
 // serviceKey names a service.
@@ -159,9 +156,6 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now
-	}
-	if cfg.keepAliveAfter <= 0 {
-		cfg.keepAliveAfter = defaultKeepAliveAfter
 	}
 	if cfg.PublishHost == "" {
 		cfg.PublishHost = "0.0.0.0"
