@@ -274,6 +274,26 @@ func (p *pool) stop() {
 	}
 }
 
+// aged appends to dst the open connections found open by the previous
+// call too and not returned yet, and marks the others seen (see
+// keepAliveLoop).
+func (p *pool) aged(dst []*proxyConn) []*proxyConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.backends {
+		for c := range b.conns {
+			switch c.keepAlive {
+			case keepAliveUnseen:
+				c.keepAlive = keepAliveSeen
+			case keepAliveSeen:
+				c.keepAlive = keepAliveOn
+				dst = append(dst, c)
+			}
+		}
+	}
+	return dst
+}
+
 // status returns the backends, sorted by address.
 func (p *pool) status() []BackendStatus {
 	p.mu.Lock()

@@ -164,10 +164,15 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.ErrorLog != nil {
 		logf = cfg.ErrorLog.Printf
 	}
-	p := &Proxy{cfg: cfg, logf: logf, dialer: net.Dialer{Timeout: cfg.DialTimeout},
+	p := &Proxy{cfg: cfg, logf: logf, dialer: net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
 		services: make(map[serviceKey]*service), retired: make(map[*pool]struct{}), addrs: make(map[string]*listener)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.metrics = newMetrics(p)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.keepAliveLoop()
+	}()
 	return p, nil
 }
 
@@ -250,7 +255,9 @@ func (p *Proxy) listenLocked(svc *service, kind, addr string) *listener {
 	if other := p.addrs[addr]; other != nil {
 		l.err = fmt.Errorf("address %s is already served for service %s", addr, other.svc.key)
 	} else {
-		lc := net.ListenConfig{}
+		// Keep-alive probes are set by keepAliveLoop, on long
+		// connections only.
+		lc := net.ListenConfig{KeepAlive: -1}
 		if kind == KindVIP {
 			// Every client agent on the machine serves the VIP: the
 			// kernel spreads connections among their sockets.

@@ -183,3 +183,14 @@ func closeWrite(c net.Conn) {
 		_ = cw.CloseWrite()
 	}
 }
+
+// readPlain reads c into a pooled buffer (nil when nothing was read).
+func readPlain(c net.Conn) (*[]byte, int, error) {
+	bp := bufPool.Get().(*[]byte)
+	m, err := c.Read(*bp)
+	if m <= 0 {
+		bufPool.Put(bp)
+		return nil, 0, err
+	}
+	return bp, m, err
+}
