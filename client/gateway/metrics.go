@@ -52,45 +52,49 @@ func (m *metrics) observe(rt *route, code int, d time.Duration, upstreamErr bool
 type routeSeries struct {
 	// byClass holds the requests_total series per status class
 	// (index code/100).
-	byClass  [10]atomic.Pointer[counterRef]
-	dur      atomic.Pointer[observerRef]
-	upstream atomic.Pointer[counterRef]
+	byClass  [10]atomic.Pointer[seriesRef[prometheus.Counter]]
+	dur      atomic.Pointer[seriesRef[prometheus.Observer]]
+	upstream atomic.Pointer[seriesRef[prometheus.Counter]]
 }
 
-type counterRef struct{ prometheus.Counter }
-type observerRef struct{ prometheus.Observer }
+// seriesRef holds a series looked up once.
+type seriesRef[S any] struct{ s S }
+
+// keep stores s in p and returns it. Two first requests may both get
+// here: the vector hands both the same series.
+func keep[S any](p *atomic.Pointer[seriesRef[S]], s S) S {
+	p.Store(&seriesRef[S]{s})
+	return s
+}
+
+// labelValues are rt's values of routeLabels, then extra.
+func (rt *route) labelValues(extra ...string) []string {
+	return append([]string{rt.namespace, rt.service, rt.host, rt.path}, extra...)
+}
 
 func (s *routeSeries) requests(m *metrics, rt *route, code int) prometheus.Counter {
 	class := code / 100
 	if class < 0 || class >= len(s.byClass) {
-		return m.requests.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path, strconv.Itoa(class)+"xx")
+		return m.requests.WithLabelValues(rt.labelValues(strconv.Itoa(class) + "xx")...)
 	}
-	if c := s.byClass[class].Load(); c != nil {
-		return c
+	if r := s.byClass[class].Load(); r != nil {
+		return r.s
 	}
-	// Two first requests may both get here: the vector hands both the
-	// same series.
-	c := &counterRef{m.requests.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path, strconv.Itoa(class)+"xx")}
-	s.byClass[class].Store(c)
-	return c
+	return keep(&s.byClass[class], m.requests.WithLabelValues(rt.labelValues(strconv.Itoa(class)+"xx")...))
 }
 
 func (s *routeSeries) duration(m *metrics, rt *route) prometheus.Observer {
-	if o := s.dur.Load(); o != nil {
-		return o
+	if r := s.dur.Load(); r != nil {
+		return r.s
 	}
-	o := &observerRef{m.duration.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path)}
-	s.dur.Store(o)
-	return o
+	return keep(&s.dur, m.duration.WithLabelValues(rt.labelValues()...))
 }
 
 func (s *routeSeries) upstreamErrors(m *metrics, rt *route) prometheus.Counter {
-	if c := s.upstream.Load(); c != nil {
-		return c
+	if r := s.upstream.Load(); r != nil {
+		return r.s
 	}
-	c := &counterRef{m.upstreamErrors.WithLabelValues(rt.namespace, rt.service, rt.host, rt.path)}
-	s.upstream.Store(c)
-	return c
+	return keep(&s.upstream, m.upstreamErrors.WithLabelValues(rt.labelValues()...))
 }
 
 // forget drops a removed route's series.
