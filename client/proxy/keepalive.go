@@ -58,17 +58,3 @@ func setKeepAlive(c net.Conn) {
 		_ = tc.SetKeepAliveConfig(keepAliveConfig)
 	}
 }
-
-// pools returns the pools of the live and removed services.
-func (p *Proxy) pools() []*pool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*pool, 0, len(p.services)+len(p.retired))
-	for _, svc := range p.services {
-		out = append(out, svc.pool)
-	}
-	for pl := range p.retired {
-		out = append(out, pl)
-	}
-	return out
-}

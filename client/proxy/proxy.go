@@ -442,13 +442,7 @@ func (p *Proxy) Stop() {
 	}
 	// Services removed earlier may still have draining connections
 	// (retired): those are closed too.
-	pools := make([]*pool, 0, len(p.services)+len(p.retired))
-	for _, svc := range p.services {
-		pools = append(pools, svc.pool)
-	}
-	for pl := range p.retired {
-		pools = append(pools, pl)
-	}
+	pools := p.poolsLocked()
 	p.services = make(map[serviceKey]*service)
 	p.retired = make(map[*pool]struct{})
 	p.mu.Unlock()
@@ -456,6 +450,26 @@ func (p *Proxy) Stop() {
 		pl.stop()
 	}
 	p.wg.Wait()
+}
+
+// pools returns the pools of the live and removed services.
+func (p *Proxy) pools() []*pool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.poolsLocked()
+}
+
+// poolsLocked returns the pools of the live and removed (retired,
+// still draining) services.
+func (p *Proxy) poolsLocked() []*pool {
+	out := make([]*pool, 0, len(p.services)+len(p.retired))
+	for _, svc := range p.services {
+		out = append(out, svc.pool)
+	}
+	for pl := range p.retired {
+		out = append(out, pl)
+	}
+	return out
 }
 
 // sortedServicesLocked returns the services sorted by key.
