@@ -233,7 +233,7 @@ func (r *runner) placeAll(ctx context.Context, c *cluster, jobs []*api.Job, writ
 			// The leader's own figure comes from the same round of
 			// scrapes: the one above is older, and the placements
 			// committed since would look like another server's.
-			if per, errs := placedPerServer(ctx, c, serversBefore); errors.Join(errs...) == nil {
+			if per, errs := increasePerServer(ctx, c, serversBefore, mAllocsPlaced); errors.Join(errs...) == nil {
 				var all, others float64
 				for i, s := range c.servers {
 					all += per[i]
@@ -331,12 +331,6 @@ func liveAllocations(ctx context.Context, c *api.Client, jobs []*api.Job) (int, 
 	return n, nil
 }
 
-// placedPerServer scrapes what each server's plan applier committed
-// since before (errs[i] set where server i could not be scraped).
-func placedPerServer(ctx context.Context, c *cluster, before []*metrics) (placed []float64, errs []error) {
-	return increasePerServer(ctx, c, before, mAllocsPlaced)
-}
-
 // increasePerServer scrapes the increase of counter on each server since
 // before (errs[i] set where server i could not be scraped).
 func increasePerServer(ctx context.Context, c *cluster, before []*metrics, counter string) (inc []float64, errs []error) {
@@ -373,7 +367,7 @@ func increaseOnAll(ctx context.Context, c *cluster, before []*metrics, counter s
 // not see (one server leading for a moment, then the first again) shows
 // here as commits on another server.
 func placedByServer(ctx context.Context, c *cluster, before []*metrics) string {
-	placed, errs := placedPerServer(ctx, c, before)
+	placed, errs := increasePerServer(ctx, c, before, mAllocsPlaced)
 	var parts []string
 	for i, s := range c.servers {
 		if errs[i] != nil {
