@@ -27,7 +27,9 @@
 // canaries and other instances pass. A dial that fails (nothing was
 // sent) is tried again on another instance, max(retries, 1) times, for
 // any method; a connection closed before any response is tried again
-// `retries` times for idempotent requests without a body.
+// `retries` times for requests without a body or of an idempotent
+// method whose body was not read yet, and at least once for idempotent
+// methods without a body (GET, HEAD, ...).
 //
 // TLS: certificates are named in the configuration; a route's tls {
 // cert_name } picks the one served for its host (by SNI), else the first

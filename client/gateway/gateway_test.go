@@ -191,6 +191,21 @@ func TestGateway_Retries(t *testing.T) {
 			}
 		}
 	})
+	t.Run("GET closed before answering is retried once without retries", func(t *testing.T) {
+		closer, closed := closingBackend(t)
+		g := newTestGateway(t, Config{})
+		g.Update([]*structs.ProxiedService{service("web", []*structs.ServiceRoute{{Path: "/"}},
+			instance(t, closer, false), instance(t, good.addr, false))})
+		c := testClient(g.HTTPAddr())
+		for i := 0; i < 10; i++ {
+			if code, body := get(t, c, "http://web/"); code != 200 {
+				t.Fatalf("GET %d: HTTP %d %q, want 200 (retried on the other instance)", i, code, body)
+			}
+		}
+		if closed.Load() == 0 {
+			t.Fatal("the closing backend saw no GET: the test proves nothing")
+		}
+	})
 	t.Run("closed before answering", func(t *testing.T) {
 		closer, closed := closingBackend(t)
 		g := newTestGateway(t, Config{})

@@ -75,8 +75,16 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		case idempotent && (body == nil || !body.read.Load()):
 			// Closed before any response: safe for idempotent requests
-			// whose body (if any) was not read.
-			if retries >= rt.spec.Retries {
+			// whose body (if any) was not read. A request of an
+			// idempotent method without a body gets one more instance
+			// even with retries = 0, as a failed dial does (nginx's
+			// default too): an instance killed while it held the
+			// request must not fail it.
+			limit := rt.spec.Retries
+			if !hasBody && isIdempotent(req.Method) {
+				limit = max(limit, 1)
+			}
+			if retries >= limit {
 				return nil, err
 			}
 		default:
