@@ -20,16 +20,24 @@ import (
 // (encrypted with key when key is not empty) on a free loopback port.
 func gossipAgent(t *testing.T, key, keyringFile string) *Agent {
 	t.Helper()
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
-	pool, err := gossip.New(gossip.Config{Name: "a1", BindAddr: "127.0.0.1", BindPort: port, Meta: gossip.Meta{Client: true},
-		EncryptKey: key, KeyringFile: keyringFile})
-	if err != nil {
-		t.Fatal(err)
+	// Gossip binds the port for UDP and TCP: a port free for UDP may be
+	// held for TCP by another connection, so a clash picks another.
+	var pool *gossip.Pool
+	for attempt := 0; ; attempt++ {
+		l, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.LocalAddr().(*net.UDPAddr).Port
+		l.Close()
+		pool, err = gossip.New(gossip.Config{Name: "a1", BindAddr: "127.0.0.1", BindPort: port, Meta: gossip.Meta{Client: true},
+			EncryptKey: key, KeyringFile: keyringFile})
+		if err == nil {
+			break
+		}
+		if attempt == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { _ = pool.Shutdown() })
 	return &Agent{config: DefaultConfig(), logger: hclog.NewNullLogger(), gossip: pool}
