@@ -130,6 +130,12 @@ type Manager struct {
 	// the rendering in progress, read by the template functions.
 	renderMu sync.Mutex
 	cur      *rendering
+	// pass holds what each input read as in the pass of renderAll in
+	// progress (nil between passes; guarded by mu): every template of
+	// one pass sees the same values, so a watch that lands mid-pass
+	// cannot render one template new and another old (two changes,
+	// and two restarts of the task, for one update).
+	pass map[string]passView
 
 	// mu guards deps, the fields of every dep, the tmpls' last, known
 	// and env fields, pending, timer, stopped and reported.

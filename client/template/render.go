@@ -116,6 +116,9 @@ func (m *Manager) use(kind, name string) (depView, map[string]string, []Instance
 	key := kind + "\x00" + name
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if p, ok := m.pass[key]; ok {
+		return p.view, copyMap(p.items), append([]Instance(nil), p.instances...), nil
+	}
 	d := m.deps[key]
 	if d == nil {
 		if len(m.deps) >= MaxWatches {
@@ -129,11 +132,29 @@ func (m *Manager) use(kind, name string) (depView, map[string]string, []Instance
 		}
 	}
 	v := depView{kind: d.kind, name: d.name, fetched: d.fetched, exists: d.exists, err: d.err}
+	if m.pass != nil {
+		m.pass[key] = passView{view: v, items: copyMap(d.items), instances: append([]Instance(nil), d.instances...)}
+	}
 	return v, copyMap(d.items), append([]Instance(nil), d.instances...), nil
+}
+
+// passView is an input as the first template of a pass read it.
+type passView struct {
+	view      depView
+	items     map[string]string
+	instances []Instance
 }
 
 // renderAll renders every template with what is known now.
 func (m *Manager) renderAll() []result {
+	m.mu.Lock()
+	m.pass = map[string]passView{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.pass = nil
+		m.mu.Unlock()
+	}()
 	out := make([]result, 0, len(m.tmpls))
 	for _, t := range m.tmpls {
 		m.cur = &rendering{}
