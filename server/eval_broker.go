@@ -102,6 +102,11 @@ type unackEval struct {
 	eval      *structs.Evaluation
 	token     string
 	nackTimer *time.Timer
+	// holder is the Raft ID of the server whose worker took the
+	// evaluation over RPC, and instance that server process's start
+	// nonce ("" for the leader's own workers, and for servers too old
+	// to send them): see Hold.
+	holder, instance string
 }
 
 // NewEvalBroker returns a disabled broker.
@@ -364,6 +369,10 @@ func (b *EvalBroker) Ack(evalID, token string) error {
 func (b *EvalBroker) Nack(evalID, token string) error {
 	b.l.Lock()
 	defer b.l.Unlock()
+	return b.nackLocked(evalID, token)
+}
+
+func (b *EvalBroker) nackLocked(evalID, token string) error {
 	u, ok := b.unack[evalID]
 	if !ok {
 		return ErrNotOutstanding
@@ -405,6 +414,76 @@ func (b *EvalBroker) Nack(evalID, token string) error {
 		}
 	})
 	return nil
+}
+
+// Hold records that the delivery (evalID, token) went to a worker of the
+// server with Raft ID holder, in its process started as instance. A
+// server that dies holding evaluations would otherwise keep them for
+// the nack timeout (a minute by default) before anyone else may
+// schedule them; knowing the holder lets the leader hand them back as
+// soon as it learns the holder is gone: when the same server calls
+// again from a new process (Restarted), or when gossip reports it
+// failed or left (NackHeldBy). A wrong guess only costs work: the old
+// holder's token is void after the nack, so whatever it still submits
+// is refused.
+func (b *EvalBroker) Hold(evalID, token, holder, instance string) error {
+	b.l.Lock()
+	defer b.l.Unlock()
+	u, ok := b.unack[evalID]
+	if !ok {
+		return ErrNotOutstanding
+	}
+	if u.token != token {
+		return ErrTokenMismatch
+	}
+	u.holder, u.instance = holder, instance
+	return nil
+}
+
+// Restarted tells the broker that the server with Raft ID holder now
+// runs as instance: the evaluations an earlier process of it holds are
+// handed back, and their IDs returned.
+func (b *EvalBroker) Restarted(holder, instance string) ([]string, error) {
+	if holder == "" {
+		return nil, nil
+	}
+	b.l.Lock()
+	defer b.l.Unlock()
+	var stale []string
+	for id, u := range b.unack {
+		if u.holder == holder && u.instance != instance {
+			stale = append(stale, id)
+		}
+	}
+	return stale, b.nackEach(stale)
+}
+
+// NackHeldBy hands back every evaluation the server with Raft ID holder
+// holds (it failed or left), and returns their IDs.
+func (b *EvalBroker) NackHeldBy(holder string) ([]string, error) {
+	if holder == "" {
+		return nil, nil
+	}
+	b.l.Lock()
+	defer b.l.Unlock()
+	var held []string
+	for id, u := range b.unack {
+		if u.holder == holder {
+			held = append(held, id)
+		}
+	}
+	return held, b.nackEach(held)
+}
+
+// nackEach nacks the current deliveries of ids (all in unack).
+func (b *EvalBroker) nackEach(ids []string) error {
+	var errs []error
+	for _, id := range ids {
+		if err := b.nackLocked(id, b.unack[id].token); err != nil {
+			errs = append(errs, fmt.Errorf("nack %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Cancelable returns and forgets up to max superseded evaluations.

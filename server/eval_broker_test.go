@@ -112,6 +112,85 @@ func TestEvalBroker_NackTimeoutRedelivers(t *testing.T) {
 	}
 }
 
+func TestEvalBroker_HeldEvalsHandedBackWhenTheirServerIsGone(t *testing.T) {
+	// The nack timeout is a minute: every redelivery below is the
+	// holder's doing.
+	b := NewEvalBroker(time.Minute, 3)
+	b.SetEnabled(true)
+	defer b.SetEnabled(false)
+	for i := 0; i < 4; i++ {
+		b.Enqueue(mock.Eval(mock.Job()))
+	}
+	e1, t1 := dequeue(t, b)
+	e2, t2 := dequeue(t, b)
+	e3, t3 := dequeue(t, b)
+	if err := b.Hold(e1.ID, "wrong", "s2", "run-1"); !errors.Is(err, ErrTokenMismatch) {
+		t.Fatalf("hold with a wrong token: %v", err)
+	}
+	if err := b.Hold("no-such-eval", t1, "s2", "run-1"); !errors.Is(err, ErrNotOutstanding) {
+		t.Fatalf("hold of an unknown eval: %v", err)
+	}
+	for _, h := range []struct{ id, token, holder string }{{e1.ID, t1, "s2"}, {e2.ID, t2, "s3"}, {e3.ID, t3, "s3"}} {
+		if err := b.Hold(h.id, h.token, h.holder, "run-1"); err != nil {
+			t.Fatalf("hold %s by %s: %v", h.id, h.holder, err)
+		}
+	}
+	// The same process calling again hands nothing back.
+	if stale, err := b.Restarted("s2", "run-1"); err != nil || len(stale) != 0 {
+		t.Fatalf("Restarted(s2, run-1) = %v, %v; want nothing", stale, err)
+	}
+
+	// s2 restarts: its first call comes from run-2, and e1, held by
+	// run-1, is handed back at once.
+	stale, err := b.Restarted("s2", "run-2")
+	if err != nil || len(stale) != 1 || stale[0] != e1.ID {
+		t.Fatalf("Restarted(s2, run-2) handed back %v (%v), want [%s]", stale, err, e1.ID)
+	}
+	e4, t4 := dequeue(t, b)
+	if err := b.Hold(e4.ID, t4, "s2", "run-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Outstanding(e1.ID, t1); !errors.Is(err, ErrNotOutstanding) {
+		t.Fatalf("the old run's delivery is still outstanding: %v", err)
+	}
+	if err := b.Outstanding(e4.ID, t4); err != nil {
+		t.Fatalf("the new run's delivery: %v", err)
+	}
+	again, t1b, err := b.Dequeue(schedulerTypes, 3*time.Second, nil)
+	if err != nil || again == nil || again.ID != e1.ID || t1b == t1 {
+		t.Fatalf("e1 not redelivered after the restart: %v %v", again, err)
+	}
+
+	// Gossip reports s3 failed: both of its evaluations come back, and
+	// nothing of s2's.
+	held, err := b.NackHeldBy("s3")
+	if err != nil || len(held) != 2 {
+		t.Fatalf("NackHeldBy(s3) = %v, %v; want e2 and e3", held, err)
+	}
+	for _, h := range []struct{ id, token string }{{e2.ID, t2}, {e3.ID, t3}} {
+		if err := b.Ack(h.id, h.token); !errors.Is(err, ErrNotOutstanding) {
+			t.Fatalf("the failed server's ack of %s: %v", h.id, err)
+		}
+	}
+	if err := b.Outstanding(e4.ID, t4); err != nil {
+		t.Fatalf("s2's delivery was touched: %v", err)
+	}
+	if held, err := b.NackHeldBy(""); err != nil || len(held) != 0 {
+		t.Fatalf("NackHeldBy(\"\") = %v, %v; the leader's own workers hold nothing by name", held, err)
+	}
+	got := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		e, _, err := b.Dequeue(schedulerTypes, 3*time.Second, nil)
+		if err != nil || e == nil {
+			t.Fatalf("redelivery %d: %v %v", i, e, err)
+		}
+		got[e.ID] = true
+	}
+	if !got[e2.ID] || !got[e3.ID] {
+		t.Fatalf("redelivered %v, want e2 and e3", got)
+	}
+}
+
 func TestEvalBroker_DelayedEval(t *testing.T) {
 	b := newTestBroker(t)
 	eval := mock.Eval(mock.Job())

@@ -48,6 +48,17 @@ func (e *Eval) Dequeue(args *structs.EvalDequeueRequest, reply *structs.EvalDequ
 	if timeout <= 0 || timeout > maxRemoteDequeueTimeout {
 		timeout = maxRemoteDequeueTimeout
 	}
+	if args.Server != "" {
+		// A server calling from a new process holds nothing of what
+		// its earlier one took: hand that back now.
+		stale, err := e.srv.evalBroker.Restarted(args.Server, args.Instance)
+		if err != nil {
+			e.srv.logger.Warn("failed to hand back a restarted server's evaluations", "server", args.Server, "error", err)
+		}
+		if len(stale) > 0 {
+			e.srv.logger.Info("server restarted while holding evaluations; redelivering them", "server", args.Server, "evals", stale)
+		}
+	}
 	eval, token, err := e.srv.evalBroker.Dequeue(args.Schedulers, timeout, e.srv.shutdownCh)
 	if errors.Is(err, ErrBrokerDisabled) {
 		return errNotLeaderBroker
@@ -64,6 +75,11 @@ func (e *Eval) Dequeue(args *structs.EvalDequeueRequest, reply *structs.EvalDequ
 	if err != nil {
 		_ = e.srv.evalBroker.Nack(eval.ID, token)
 		return fmt.Errorf("dequeue %s: %w", eval.ID, err)
+	}
+	if args.Server != "" {
+		// Not an error for the caller: without the record the delivery
+		// waits out the nack timeout if the caller dies, as before.
+		_ = e.srv.evalBroker.Hold(eval.ID, token, args.Server, args.Instance)
 	}
 	reply.Eval, reply.Token, reply.WaitIndex = eval, token, max(eval.ModifyIndex, latest)
 	return nil

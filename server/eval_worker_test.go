@@ -6,6 +6,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
 	"github.com/droverhq/drover/structs"
 	"github.com/droverhq/drover/testutil/mock"
@@ -170,6 +171,104 @@ func TestFollowerWorkers_DeadWorkersEvalIsRedelivered(t *testing.T) {
 	// The dead worker's delivery is void.
 	err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: deq.Eval.ID, Token: deq.Token}, &structs.GenericResponse{})
 	wantBadToken(t, "ack with the dead worker's token", err)
+}
+
+// dequeueAs takes an evaluation from the leader's broker over from's
+// connections, as from's worker does from a process started as
+// instance.
+func dequeueAs(t *testing.T, from, leader *Server, instance string, wait time.Duration) structs.EvalDequeueResponse {
+	t.Helper()
+	var deq structs.EvalDequeueResponse
+	if err := from.peers.RPC(leader.config.RPCAdvertise.String(), "Eval.Dequeue",
+		&structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: wait, Server: from.raftID, Instance: instance}, &deq); err != nil {
+		t.Fatal(err)
+	}
+	return deq
+}
+
+func TestFollowerWorkers_RestartedServersEvalIsRedeliveredAtOnce(t *testing.T) {
+	// With a minute's nack timeout, the evaluation a follower held when
+	// it was restarted comes back on that server's first call from its
+	// new process, not a minute later.
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.NumSchedulers = 0
+		cfg.EvalNackTimeout = time.Minute
+	})
+	leader := c.waitLeader(c.servers...)
+	follower := c.others(leader)[0]
+	registerNode(t, leader, mock.Node())
+	resp := registerJob(t, leader, mock.Job())
+
+	before := dequeueAs(t, follower, leader, "before", 5*time.Second)
+	if before.Eval == nil || before.Eval.ID != resp.EvalID {
+		t.Fatalf("dequeue: %+v", before)
+	}
+	// The same process polling again is not a restart.
+	if again := dequeueAs(t, follower, leader, "before", 300*time.Millisecond); again.Eval != nil {
+		t.Fatalf("the holder's own second poll got %s", again.Eval.ID)
+	}
+	if err := leader.evalBroker.Outstanding(before.Eval.ID, before.Token); err != nil {
+		t.Fatalf("the delivery was handed back without a restart: %v", err)
+	}
+	// The new process's first poll hands the old delivery back, and,
+	// after the one-second nack delay, gets the evaluation itself.
+	after := dequeueAs(t, follower, leader, "after", 5*time.Second)
+	if after.Eval == nil || after.Eval.ID != resp.EvalID || after.Token == before.Token {
+		t.Fatalf("the restarted server's dequeue: %+v", after)
+	}
+	err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: before.Eval.ID, Token: before.Token}, &structs.GenericResponse{})
+	wantBadToken(t, "ack with the old process's token", err)
+	if err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: after.Eval.ID, Token: after.Token}, &structs.GenericResponse{}); err != nil {
+		t.Fatalf("ack with the new process's token: %v", err)
+	}
+}
+
+func TestFollowerWorkers_FailedServersEvalIsRedeliveredAtOnce(t *testing.T) {
+	// With a minute's nack timeout, the evaluation a follower held when
+	// it died goes to another server's worker once gossip reports the
+	// holder failed.
+	fake := &fakeMembership{changes: make(chan struct{}, 1)}
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.NumSchedulers = 0
+		cfg.EvalNackTimeout = time.Minute
+		cfg.Membership = fake
+	})
+	leader := c.waitLeader(c.servers...)
+	followers := c.others(leader)
+	doomed, survivor := followers[0], followers[1]
+	registerNode(t, leader, mock.Node())
+	job := mock.Job()
+	resp := registerJob(t, leader, job)
+
+	deq := dequeueAs(t, doomed, leader, doomed.instance, 5*time.Second)
+	if deq.Eval == nil || deq.Eval.ID != resp.EvalID {
+		t.Fatalf("dequeue: %+v", deq)
+	}
+	if err := doomed.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	startWorkers(survivor, 1)
+	// Gossip still says alive: the delivery stays where it is.
+	time.Sleep(1500 * time.Millisecond)
+	if err := leader.evalBroker.Outstanding(deq.Eval.ID, deq.Token); err != nil {
+		t.Fatalf("the delivery was handed back before gossip said anything: %v", err)
+	}
+	failed := serverMember(c.name(doomed), doomed.raftID, doomed.config.RPCAdvertise.String(), 0)
+	failed.Status = gossip.StatusFailed
+	fake.set(gossip.Member{}, failed)
+	fake.changes <- struct{}{}
+
+	if done := waitForEval(t, leader, resp.EvalID); done.Status != structs.EvalStatusComplete {
+		t.Fatalf("eval %s", done.Status)
+	}
+	if got := len(liveAllocs(t, leader, job.ID)); got != job.TaskGroups[0].Count {
+		t.Fatalf("%d allocations placed, want %d", got, job.TaskGroups[0].Count)
+	}
+	if n := evalsProcessed(t, survivor, pathRPC); n != 1 {
+		t.Fatalf("the surviving follower processed %d evaluations, want 1", n)
+	}
+	err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: deq.Eval.ID, Token: deq.Token}, &structs.GenericResponse{})
+	wantBadToken(t, "ack with the failed server's token", err)
 }
 
 func TestEvalWorkerRPC_StaleTokensRefused(t *testing.T) {

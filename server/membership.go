@@ -384,7 +384,14 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 				continue
 			}
 			candidates = append(candidates, m)
+		case gossip.StatusFailed:
+			if !aliveIDs[m.RaftID] {
+				s.redeliverHeldBy(m)
+			}
 		case gossip.StatusLeft:
+			if !aliveIDs[m.RaftID] {
+				s.redeliverHeldBy(m)
+			}
 			if !inRaft || m.RaftID == s.raftID {
 				continue
 			}
@@ -420,6 +427,25 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 		known[m.RaftID] = m.RPCAddr
 	}
 	return nil
+}
+
+// redeliverHeldBy hands back the evaluations that the server m, which
+// gossip reports failed or left, took from this leader's broker: their
+// deliveries would otherwise wait out the nack timeout. The caller
+// skips a member whose Raft ID an alive member at Raft's address
+// claims; a member that only claims a Raft ID gains nothing anyway:
+// the evaluations go to other workers and the holder's tokens are void.
+func (s *Server) redeliverHeldBy(m gossip.Member) {
+	if m.RaftID == s.raftID {
+		return
+	}
+	held, err := s.evalBroker.NackHeldBy(m.RaftID)
+	if err != nil {
+		s.logger.Warn("failed to hand back the evaluations of a server that is gone", "server", m.Name, "error", err)
+	}
+	if len(held) > 0 {
+		s.logger.Info("server is gone while holding evaluations; redelivering them", "server", m.Name, "status", m.Status, "evals", held)
+	}
 }
 
 // Leave takes this server out of the cluster gracefully before shutdown:

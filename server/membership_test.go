@@ -24,6 +24,9 @@ type fakeMembership struct {
 	l       sync.Mutex
 	local   gossip.Member
 	servers []gossip.Member
+	// changes, when set, is what Subscribe returns: a send wakes the
+	// leader's reconcile loop as a gossip change would.
+	changes chan struct{}
 }
 
 func (f *fakeMembership) Servers() []gossip.Member {
@@ -32,7 +35,12 @@ func (f *fakeMembership) Servers() []gossip.Member {
 	return append([]gossip.Member(nil), f.servers...)
 }
 
-func (f *fakeMembership) Subscribe() <-chan struct{} { return make(chan struct{}) }
+func (f *fakeMembership) Subscribe() <-chan struct{} {
+	if f.changes != nil {
+		return f.changes
+	}
+	return make(chan struct{})
+}
 
 func (f *fakeMembership) LocalMember() gossip.Member {
 	f.l.Lock()

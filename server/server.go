@@ -36,6 +36,9 @@ type Server struct {
 	logger hclog.Logger
 	// raftID is this server's stable Raft ID.
 	raftID string
+	// instance is a nonce of this process's start, sent with remote
+	// dequeues so the leader can tell a restarted server (EvalBroker.Hold).
+	instance string
 
 	fsm  *fsm.FSM
 	raft *raft.Raft
@@ -229,6 +232,7 @@ func (s *Server) setupRaft() error {
 		}
 	}
 	s.raftID = id
+	s.instance = structs.GenerateUUID()
 
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(id)

@@ -26,7 +26,9 @@ import (
 // against their own snapshot, and submit plans, evaluation writes, acks
 // and nacks to the leader; the plan applier's re-check keeps capacity
 // exact whoever planned. A follower that dies mid-evaluation loses
-// nothing: the broker's nack timeout redelivers the evaluation.
+// nothing: the leader redelivers its evaluations when its restarted
+// process calls again or gossip reports it failed or left
+// (EvalBroker.Hold), and the broker's nack timeout covers the rest.
 type Worker struct {
 	srv    *Server
 	id     int
@@ -139,7 +141,8 @@ func (w *Worker) runRemote() bool {
 		return false
 	}
 	var resp structs.EvalDequeueResponse
-	err := w.srv.peers.RPC(leader, "Eval.Dequeue", &structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: remoteDequeueTimeout}, &resp)
+	err := w.srv.peers.RPC(leader, "Eval.Dequeue", &structs.EvalDequeueRequest{Schedulers: schedulerTypes, Timeout: remoteDequeueTimeout,
+		Server: w.srv.raftID, Instance: w.srv.instance}, &resp)
 	if err != nil {
 		w.logger.Debug("dequeue from the leader failed; backing off", "leader", leader, "error", err)
 		return false

@@ -10,9 +10,18 @@ import "time"
 // EvalDequeueRequest asks the leader's broker for an evaluation of one
 // of Schedulers, waiting up to Timeout (a long poll kept well under the
 // RPC call timeout).
+//
+// Server and Instance name the caller: its Raft ID and a nonce of its
+// process start. The leader remembers them with the delivery, so that
+// when that server restarts (a new Instance) or gossip reports it
+// failed, the evaluations it held are handed to other workers at once
+// instead of after the nack timeout. Older servers send neither; their
+// deliveries wait out the nack timeout as before.
 type EvalDequeueRequest struct {
 	Schedulers []string
 	Timeout    time.Duration
+	Server     string
+	Instance   string
 }
 
 // EvalDequeueResponse is the delivered evaluation (nil when the wait
