@@ -81,6 +81,11 @@ type Driver struct {
 	mu     sync.Mutex   // guards client and closed
 	client *ctrd.Client // nil until the first successful dial
 	closed bool
+
+	// execs holds the IDs of the exec'ed processes this driver started
+	// and has not deleted yet: RecoverTask ends only the others, left
+	// by an earlier run of the agent.
+	execs sync.Map
 }
 
 var _ driver.Driver = (*Driver)(nil)

@@ -13,6 +13,7 @@ import (
 
 	ctrd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -100,6 +101,8 @@ func (d *Driver) ExecTask(ctx context.Context, id string, opts *driver.ExecOptio
 	if err != nil {
 		return nil, fmt.Errorf("exec in task %s: %w", id, err)
 	}
+	d.execs.Store(execID, struct{}{})
+	defer d.execs.Delete(execID)
 	proc, err := task.Exec(nctx, execID, &pspec, cio.NewCreator(ioOpts...))
 	if err != nil {
 		return nil, fmt.Errorf("exec in task %s: %w", id, err)
@@ -226,6 +229,68 @@ func (d *Driver) deleteExec(ctx context.Context, id string, proc ctrd.Process) {
 	}
 }
 
+// reapExecs ends the exec'ed processes of task that an earlier run of
+// the agent started and did not delete: it was killed while an `alloc
+// exec` session or a script check ran. Nobody reads their output any
+// more and nothing would ever end them; they would run, and hold the
+// container's memory, until the task stops. Processes are told apart
+// by containerd's exec ID: ours start with "exec-" (newExecID), and
+// the ones this driver runs now are in d.execs. Failures are logged:
+// recovering the task matters more.
+func (d *Driver) reapExecs(ctx context.Context, id string, task ctrd.Task) {
+	nctx := d.nsCtx(ctx)
+	procs, err := task.Pids(nctx)
+	if err != nil {
+		d.logger.Warn("list the processes of a recovered task", "task_id", id, "error", err)
+		return
+	}
+	for _, p := range procs {
+		if p.Info == nil {
+			continue
+		}
+		var details options.ProcessDetails
+		if err := p.Info.UnmarshalTo(&details); err != nil || !strings.HasPrefix(details.ExecID, execIDPrefix) {
+			continue
+		}
+		if _, ours := d.execs.Load(details.ExecID); ours {
+			continue
+		}
+		proc, err := task.LoadProcess(nctx, details.ExecID, nil)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err == nil {
+			err = d.endExec(nctx, proc)
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
+			d.logger.Warn("end an exec'ed process left by an earlier run of the agent", "task_id", id, "exec_id", details.ExecID, "pid", p.Pid, "error", err)
+			continue
+		}
+		d.logger.Info("ended an exec'ed process left by an earlier run of the agent", "task_id", id, "exec_id", details.ExecID, "pid", p.Pid)
+	}
+}
+
+// endExec kills an exec'ed process, waits for it to exit (at most
+// killWaitTimeout) and deletes it from the shim.
+func (d *Driver) endExec(ctx context.Context, proc ctrd.Process) error {
+	wctx, cancel := context.WithTimeout(ctx, killWaitTimeout)
+	defer cancel()
+	statusC, err := proc.Wait(wctx)
+	if err != nil {
+		return fmt.Errorf("wait: %w", err)
+	}
+	if err := killExec(ctx, proc); err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	select {
+	case <-statusC:
+	case <-wctx.Done():
+		return fmt.Errorf("still running %s after SIGKILL", killWaitTimeout)
+	}
+	_, err = proc.Delete(ctx)
+	return err
+}
+
 // execStartError shortens the error of a process that could not start:
 // runc's message is wrapped by the shim and by containerd ("OCI runtime
 // exec failed: exec failed: unable to start container process: exec:
@@ -239,13 +304,16 @@ func execStartError(err error) error {
 	return err
 }
 
+// execIDPrefix begins the containerd process ID of every exec.
+const execIDPrefix = "exec-"
+
 // newExecID returns a fresh containerd process ID for an exec.
 func newExecID() (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("exec ID: %w", err)
 	}
-	return "exec-" + hex.EncodeToString(b[:]), nil
+	return execIDPrefix + hex.EncodeToString(b[:]), nil
 }
 
 func hasEnv(env []string, name string) bool {

@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	ctrd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
+	"github.com/containerd/errdefs"
 
 	"github.com/droverhq/drover/driver"
 	"github.com/droverhq/drover/testutil"
@@ -177,4 +183,95 @@ func TestDriver_ExecTask(t *testing.T) {
 			t.Errorf("exited task: %v, want ErrTaskNotRunning", err)
 		}
 	})
+}
+
+func TestDriver_RecoverTaskEndsExecsOfAnEarlierRun(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.shellTask("web", "exec sleep 300")
+	cfg.Env = map[string]string{"PATH": "/bin"}
+	handle := h.start(cfg)
+	_, task, err := h.drv.loadTask(context.Background(), cfg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := task.Spec(h.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// execIDs lists the exec'ed processes the shim knows in the task.
+	execIDs := func(t *testing.T) []string {
+		t.Helper()
+		ps, err := task.Pids(h.ctx())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ps {
+			if p.Info == nil {
+				continue
+			}
+			var d options.ProcessDetails
+			if err := p.Info.UnmarshalTo(&d); err == nil && d.ExecID != "" {
+				ids = append(ids, d.ExecID)
+			}
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	// What an agent killed mid-session leaves: a process of ours, with
+	// no one reading its output, and one that is not ours (an operator's
+	// `ctr task exec`), which must be left alone.
+	startExec := func(t *testing.T, id string) {
+		t.Helper()
+		pspec := *spec.Process
+		pspec.Args = []string{"sleep", "1000"}
+		proc, err := task.Exec(h.ctx(), id, &pspec, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.Start(h.ctx()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = proc.Delete(h.ctx(), ctrd.WithProcessKill) })
+	}
+	startExec(t, "exec-0123456789abcdef")
+	startExec(t, "operator-debug")
+
+	// The restarted agent's driver runs a session of its own before it
+	// recovers the task.
+	d2 := newTestDriver(t, h.ctrd.Address, h.ctrd.Namespace)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := d2.ExecTask(ctx, cfg.ID, &driver.ExecOptions{Command: []string{"sleep", "1000"}})
+		done <- err
+	}()
+	testutil.WaitFor(t, 20*time.Second, func() (bool, error) {
+		ids := execIDs(t)
+		return len(ids) == 3, fmt.Errorf("exec'ed processes %v, want 3", ids)
+	})
+	if err := d2.RecoverTask(context.Background(), handle); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	ids := execIDs(t)
+	if len(ids) != 2 || ids[1] != "operator-debug" || !strings.HasPrefix(ids[0], execIDPrefix) || ids[0] == "exec-0123456789abcdef" {
+		t.Fatalf("after recovery the task runs the exec'ed processes %v; want the new driver's own session and operator-debug", ids)
+	}
+	if _, err := task.LoadProcess(h.ctx(), "exec-0123456789abcdef", nil); !errdefs.IsNotFound(err) {
+		t.Fatalf("the earlier run's process is still known to the shim: %v", err)
+	}
+	// The new session still works: cancelling it ends it.
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled session: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new driver's session did not end when cancelled")
+	}
+	if st, err := d2.InspectTask(context.Background(), cfg.ID); err != nil || st.State != driver.TaskStateRunning {
+		t.Fatalf("the task after recovery: %+v %v", st, err)
+	}
 }

@@ -146,7 +146,8 @@ func copyTaskConfig(cfg *driver.TaskConfig) *driver.TaskConfig {
 }
 
 // RecoverTask implements driver.Driver. The driver holds no per-task
-// state, so recovering only checks that container and task exist; it
+// state, so recovering checks that container and task exist and ends
+// the exec'ed processes the agent's earlier run left (reapExecs); it
 // attaches no IO (the logger keeps running under the shim).
 func (d *Driver) RecoverTask(ctx context.Context, h *driver.TaskHandle) error {
 	if h == nil || h.ID == "" {
@@ -156,6 +157,7 @@ func (d *Driver) RecoverTask(ctx context.Context, h *driver.TaskHandle) error {
 	if err != nil {
 		return fmt.Errorf("recover task: %w", err)
 	}
+	d.reapExecs(ctx, h.ID, task)
 	if h.PID != 0 && int(task.Pid()) != h.PID {
 		d.logger.Warn("recovered task has a different pid", "task_id", h.ID, "handle_pid", h.PID, "pid", task.Pid())
 	}
