@@ -406,6 +406,7 @@ func (a *Agent) setupGossip() error {
 		meta.RaftID = id
 		meta.RPCAddr = net.JoinHostPort(c.advertise(), strconv.Itoa(c.Ports.RPC))
 		meta.BootstrapExpect = c.Server.BootstrapExpect
+		meta.LogTypes = int(structs.MaxMessageType)
 	}
 	pool, err := gossip.New(gossip.Config{
 		Name:          name,

@@ -43,6 +43,10 @@ type Meta struct {
 	Region   string `json:"rg,omitempty"`
 	HTTPAddr string `json:"h,omitempty"`
 	Version  string `json:"v,omitempty"`
+	// LogTypes is, for a server, the highest Raft log message type it
+	// applies (structs.MaxMessageType of its build); 0 from servers too
+	// old to say. The leader writes no entry some server would refuse.
+	LogTypes int `json:"lt,omitempty"`
 
 	// Keys and PrimaryKey are the fingerprints (see Fingerprint) of the
 	// member's gossip keys, primary first, and of its primary key; empty

@@ -152,13 +152,14 @@ func (b *allocUpdateBatcher) writeLocked(e *allocUpdateEntry) {
 	}
 	e.req.UpdatedAt = time.Now().UnixNano()
 	b.srv.metrics.allocUpdateEntries.Inc()
-	applied, err := b.srv.raftApplyAsync(structs.AllocClientUpdateCompactRequestType, e.req)
+	msgType := b.srv.allocUpdateType()
+	applied, err := b.srv.raftApplyAsync(msgType, e.req)
 	if err != nil {
 		b.finishLocked(e, 0, err)
 		return
 	}
 	go func() {
-		_, index, err := b.srv.raftResult(structs.AllocClientUpdateCompactRequestType, applied)
+		_, index, err := b.srv.raftResult(msgType, applied)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.finishLocked(e, index, err)

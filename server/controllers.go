@@ -133,6 +133,9 @@ type gcRaft struct{ s *Server }
 // CollectBatch writes one GCBatch entry and returns what the FSM
 // deleted and skipped.
 func (r gcRaft) CollectBatch(req *structs.GCBatchRequest) (*structs.GCBatchResult, uint64, error) {
+	if err := r.s.checkWrites(structs.GCBatchRequestType); err != nil {
+		return nil, 0, err
+	}
 	resp, index, err := r.s.raftApply(structs.GCBatchRequestType, req)
 	if err != nil {
 		return nil, index, err

@@ -347,9 +347,13 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 		return err
 	}
 	known := make(map[string]string)
+	var raftIDs []string
 	for _, srv := range f.Configuration().Servers {
 		known[string(srv.ID)] = string(srv.Address)
+		raftIDs = append(raftIDs, string(srv.ID))
 	}
+	// Before any server is added: what it applies counts from now.
+	s.updateLogTypes(raftIDs)
 	members := s.config.Membership.Servers()
 	// aliveIDs are the Raft IDs alive members claim at the address Raft
 	// has for them: a "left" member claiming one of those is not that

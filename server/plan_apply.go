@@ -389,9 +389,11 @@ func (v *planView) apply(req *structs.ApplyPlanResultsRequest) {
 // commits. Every batch, one plan or many, is written as a compact entry
 // (structs/compact.go): every server's FSM decodes it, and msgpack's
 // reflective decoding of plan entries was a fifth of a follower's CPU.
+// While a server of an older version is in the cluster, it is written
+// in msgpack instead (log_types.go).
 func (s *Server) submitPlanBatch(b *planBatch) *planBatch {
 	b.done = make(chan struct{})
-	msgType := structs.ApplyPlanResultsCompactRequestType
+	msgType := s.planResultsType()
 	msg := &structs.ApplyPlanResultsBatchRequest{Plans: b.reqs}
 	s.metrics.planBatchSize.Observe(float64(len(b.reqs)))
 	applied, err := s.raftApplyAsync(msgType, msg)
@@ -464,7 +466,7 @@ func (s *Server) applyPlan(plan *structs.Plan) (*structs.PlanResult, error) {
 	if err != nil || req == nil {
 		return result, err
 	}
-	_, index, err := s.raftApply(structs.ApplyPlanResultsCompactRequestType, &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{req}})
+	_, index, err := s.raftApply(s.planResultsType(), &structs.ApplyPlanResultsBatchRequest{Plans: []*structs.ApplyPlanResultsRequest{req}})
 	if err != nil {
 		return nil, fmt.Errorf("commit plan: %w", err)
 	}

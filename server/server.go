@@ -111,7 +111,10 @@ type Server struct {
 	shutdownLock sync.Mutex
 	shutdown     bool
 	shutdownCh   chan struct{}
-	wg           sync.WaitGroup
+	// logTypes is the highest message type every server applies, what
+	// this server may write while it leads (log_types.go).
+	logTypes atomic.Uint32
+	wg       sync.WaitGroup
 }
 
 // NewServer starts a server: it opens the Raft stores in the data dir
@@ -129,6 +132,12 @@ func NewServer(config *Config) (*Server, error) {
 		peers:      config.Peers,
 		shutdownCh: make(chan struct{}),
 		metrics:    newServerMetrics(),
+	}
+	if config.Membership == nil {
+		s.logTypes.Store(uint32(structs.MaxMessageType))
+	} else {
+		// Until the first reconcile has looked at every server.
+		s.logTypes.Store(uint32(structs.LegacyMaxMessageType))
 	}
 	s.registerSnapshotMetrics()
 	s.cleanSnapshotSpool()

@@ -60,8 +60,20 @@ const (
 	// updates (AllocUpdateRequest) in the compact encoding: what
 	// Node.UpdateAlloc writes.
 	AllocClientUpdateCompactRequestType MessageType = 32
-	// New types are added here, never inserted or renumbered.
+	// New types are added here, never inserted or renumbered, and
+	// MaxMessageType moved to the last. A leader writes a type above
+	// LegacyMaxMessageType only when every server applies it (servers
+	// advertise MaxMessageType in gossip; see server/log_types.go), so
+	// a new type needs an older encoding to fall back on, or waits.
 )
+
+// MaxMessageType is the highest message type this build applies.
+const MaxMessageType = AllocClientUpdateCompactRequestType
+
+// LegacyMaxMessageType is what a server that does not advertise the
+// message types it applies is taken to apply: such servers predate the
+// advertisement, and every type up to this one predates them.
+const LegacyMaxMessageType = ClusterMetaRequestType
 
 // IgnoreUnknownTypeFlag is set on message types that an older server may
 // skip if it does not know them. A type without the flag that a server

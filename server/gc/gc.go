@@ -241,6 +241,11 @@ func (c *Collector) Collect(force, dryRun bool) (*structs.SystemGCResponse, erro
 	for _, b := range split(ch, c.cfg.MaxBatch) {
 		res, index, err := c.cfg.Raft.CollectBatch(b)
 		if err != nil {
+			if ce := structs.ParseCodedError(err); ce != nil {
+				// Keep the code in front, where it crosses RPC and
+				// picks the HTTP status (a refusal is not a 500).
+				return resp, structs.NewError(ce.Code, fmt.Sprintf("garbage collection entry %d: %s", resp.Entries+1, ce.Message))
+			}
 			return resp, fmt.Errorf("garbage collection entry %d: %w", resp.Entries+1, err)
 		}
 		resp.Entries++
