@@ -1,10 +1,12 @@
 package server
 
 import (
+	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/droverhq/drover/gossip"
 	"github.com/droverhq/drover/rpcpool"
@@ -439,5 +441,80 @@ func TestFollowerWorkers_NackWhenStateIsBehind(t *testing.T) {
 	startWorkers(f, 1)
 	if done := waitForEval(t, leader, resp.EvalID); done.Status != structs.EvalStatusComplete {
 		t.Fatalf("eval %s", done.Status)
+	}
+}
+
+// planCountingPeers passes calls on, and for Plan.Submit holds each for
+// a while and records the most allocations in flight at once.
+type planCountingPeers struct {
+	Peers
+	window int64
+	mu     sync.Mutex
+	now    int64
+	most   int64
+	calls  int
+}
+
+func (p *planCountingPeers) RPC(addr, method string, args, reply interface{}) error {
+	if method != "Plan.Submit" {
+		return p.Peers.RPC(addr, method, args, reply)
+	}
+	w := planWeight(args.(*structs.PlanSubmitRequest).Plan, p.window)
+	p.mu.Lock()
+	p.now += w
+	p.most = max(p.most, p.now)
+	p.calls++
+	p.mu.Unlock()
+	// Long enough that every worker's plan would be out at once
+	// without the window.
+	time.Sleep(50 * time.Millisecond)
+	err := p.Peers.RPC(addr, method, args, reply)
+	p.mu.Lock()
+	p.now -= w
+	p.mu.Unlock()
+	return err
+}
+
+func TestFollowerWorkers_PlansAtTheLeaderStayWithinTheWindow(t *testing.T) {
+	// A follower's six workers schedule twelve jobs of two allocations
+	// each; with a window of three allocations, one plan at a time is
+	// at the leader.
+	const window = 3
+	counters := map[string]*planCountingPeers{}
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.NumSchedulers = 0
+		counters[cfg.NodeID] = &planCountingPeers{Peers: cfg.Peers, window: window}
+		cfg.Peers = counters[cfg.NodeID]
+	})
+	leader := c.waitLeader(c.servers...)
+	f := c.others(leader)[0]
+	counting := counters[f.config.NodeID]
+	f.remotePlans, f.remotePlanWindow = semaphore.NewWeighted(window), window
+	startWorkers(f, 6)
+	n := mock.Node()
+	n.NodeResources.Cpu.CpuShares = 100000
+	n.NodeResources.Memory.MemoryMB = 100000
+	registerNode(t, leader, n)
+	var evalIDs []string
+	for i := 0; i < 12; i++ {
+		job := mock.Job()
+		job.TaskGroups[0].Count = 2
+		evalIDs = append(evalIDs, registerJob(t, leader, job).EvalID)
+	}
+	for _, id := range evalIDs {
+		if e := waitForEval(t, leader, id); e.Status != structs.EvalStatusComplete {
+			t.Fatalf("eval %s: %s", id, e.Status)
+		}
+	}
+	if total := noNodeOverCapacity(t, leader, []*structs.Node{n}); total != 24 {
+		t.Fatalf("placed %d allocations, want 24", total)
+	}
+	counting.mu.Lock()
+	defer counting.mu.Unlock()
+	if counting.calls < 12 {
+		t.Fatalf("%d plans went through the follower's connections, want at least 12", counting.calls)
+	}
+	if counting.most > window {
+		t.Fatalf("%d allocations of the follower's plans were at the leader at once, want at most %d", counting.most, window)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/droverhq/drover/connlimit"
 	"github.com/droverhq/drover/fsm"
@@ -111,10 +113,18 @@ type Server struct {
 	shutdownLock sync.Mutex
 	shutdown     bool
 	shutdownCh   chan struct{}
+	// shutdownCtx is done when shutdownCh is closed.
+	shutdownCtx    context.Context
+	cancelShutdown context.CancelFunc
 	// logTypes is the highest message type every server applies, what
 	// this server may write while it leads (log_types.go).
 	logTypes atomic.Uint32
-	wg       sync.WaitGroup
+	// remotePlans bounds the allocations of this server's plans waiting
+	// at the leader while it follows, to remotePlanWindow of them
+	// (worker.go; tests narrow it).
+	remotePlans      *semaphore.Weighted
+	remotePlanWindow int64
+	wg               sync.WaitGroup
 }
 
 // NewServer starts a server: it opens the Raft stores in the data dir
@@ -126,13 +136,16 @@ func NewServer(config *Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		config:     config,
-		logger:     config.Logger.Named("server"),
-		rpcServer:  rpc.NewServer(),
-		peers:      config.Peers,
-		shutdownCh: make(chan struct{}),
-		metrics:    newServerMetrics(),
+		config:           config,
+		logger:           config.Logger.Named("server"),
+		rpcServer:        rpc.NewServer(),
+		peers:            config.Peers,
+		shutdownCh:       make(chan struct{}),
+		remotePlans:      semaphore.NewWeighted(remotePlanWindow),
+		remotePlanWindow: remotePlanWindow,
+		metrics:          newServerMetrics(),
 	}
+	s.shutdownCtx, s.cancelShutdown = context.WithCancel(context.Background())
 	if config.Membership == nil {
 		s.logTypes.Store(uint32(structs.MaxMessageType))
 	} else {
@@ -458,6 +471,7 @@ func (s *Server) Shutdown() error {
 	}
 	s.shutdown = true
 	close(s.shutdownCh)
+	s.cancelShutdown()
 	s.shutdownLock.Unlock()
 
 	s.logger.Info("shutting down server")
