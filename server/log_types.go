@@ -97,9 +97,10 @@ func (s *Server) updateLogTypes(raftIDs []string) {
 	}
 	level, lowest := clusterLogTypes(s.raftID, raftIDs, s.config.Membership.Servers(), s.localRegion())
 	old := structs.MessageType(s.logTypes.Swap(uint32(level)))
-	if old == level {
+	if old == level && !s.logTypesLogged.CompareAndSwap(false, true) {
 		return
 	}
+	s.logTypesLogged.Store(true)
 	if level < structs.MaxMessageType {
 		s.logger.Warn("a server applies only older log entries; writing the older encodings, and no garbage collection, until it is upgraded",
 			"server", lowest, "its_highest_type", uint8(level), "ours", uint8(structs.MaxMessageType))

@@ -119,6 +119,8 @@ type Server struct {
 	// logTypes is the highest message type every server applies, what
 	// this server may write while it leads (log_types.go).
 	logTypes atomic.Uint32
+	// logTypesLogged is set once what logTypes holds has been logged.
+	logTypesLogged atomic.Bool
 	// remotePlans bounds the allocations of this server's plans waiting
 	// at the leader while it follows, to remotePlanWindow of them
 	// (worker.go; tests narrow it).
