@@ -296,6 +296,20 @@ func TestIngress_GatewayRoutesHostsAndPaths(t *testing.T) {
 	if depID == "" {
 		t.Fatalf("no running deployment of web: %+v", deps)
 	}
+	// Promote takes healthy canaries: passing checks for
+	// min_healthy_time, which the 1,000 requests may not have lasted.
+	testutil.WaitFor(t, 60*time.Second, func() (bool, error) {
+		d, _, err := a.api.Deployments().Info(depID, nil)
+		if err != nil {
+			return false, err
+		}
+		for name, st := range d.TaskGroups {
+			if st.HealthyAllocs < st.DesiredCanaries {
+				return false, fmt.Errorf("group %s: %d of %d canaries healthy", name, st.HealthyAllocs, st.DesiredCanaries)
+			}
+		}
+		return true, nil
+	})
 	if res := a.cli("deployment", "promote", depID); res.code != 0 {
 		t.Fatalf("deployment promote: %s", res)
 	}
