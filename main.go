@@ -1,5 +1,3 @@
-// Command drover is the Drover container orchestrator: agent and CLI in
-// one binary.
 package main
 
 import (
