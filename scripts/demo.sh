@@ -23,6 +23,18 @@ fetch() {
   exec 3<&-
 }
 
+# wait_listening HOST PORT waits up to 10 s for something to accept
+# connections there (the client's proxy opens its listeners once it has
+# read the services, a moment after the instances pass their checks).
+wait_listening() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1:$2 after 10 s; see $DATA/agent.log" >&2
+  return 1
+}
+
 stop() {
   if [ -f "$DATA/agent.pid" ]; then
     # Stop every job (the demo's and any you ran), so no container is
@@ -134,9 +146,11 @@ VIP=$(busybox nslookup web.vip.drover 127.0.0.1:8600 | awk '/^Address: /{a=$2} E
 echo "--> web.vip.drover is $VIP"
 echo
 echo "==> Through the virtual IP $VIP:80, balanced by the client's proxy"
+wait_listening "$VIP" 80 || true
 for _ in 1 2 3 4 5 6; do echo "GET http://$VIP/  ->  $(fetch "$VIP" 80 /)"; done
 echo
 echo "==> Through the published port 8080 (every client forwards it)"
+wait_listening 127.0.0.1 8080 || true
 for _ in 1 2 3; do echo "GET http://127.0.0.1:8080/  ->  $(fetch 127.0.0.1 8080 /)"; done
 echo
 echo "The demo keeps running. Try:"
