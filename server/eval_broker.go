@@ -82,6 +82,9 @@ type EvalBroker struct {
 	ready map[string]*evalHeap
 	// unack holds delivered evaluations by ID.
 	unack map[string]*unackEval
+	// instances is the process instance each remote holder last
+	// dequeued from (Restarted).
+	instances map[string]string
 	// delayed holds evaluations waiting for their WaitUntil.
 	delayed *delayHeap
 	// delayTimer fires when the earliest delayed evaluation is due.
@@ -133,6 +136,7 @@ func (b *EvalBroker) resetLocked() {
 	b.cancelable = nil
 	b.ready = make(map[string]*evalHeap)
 	b.unack = make(map[string]*unackEval)
+	b.instances = make(map[string]string)
 	b.delayed = &delayHeap{}
 	b.nackTimers = make(map[string]*time.Timer)
 	b.readyAt = make(map[string]time.Time)
@@ -307,17 +311,27 @@ func (b *EvalBroker) dequeueLocked(types []string) (*structs.Evaluation, string,
 	return eval, token, true
 }
 
+// deliveryLocked returns the unacked delivery of evalID if token is its
+// current one.
+func (b *EvalBroker) deliveryLocked(evalID, token string) (*unackEval, error) {
+	u, ok := b.unack[evalID]
+	if !ok {
+		return nil, ErrNotOutstanding
+	}
+	if u.token != token {
+		return nil, ErrTokenMismatch
+	}
+	return u, nil
+}
+
 // Outstanding checks that token is the current delivery of evalID and
 // resets its nack timer; workers call it as they make progress.
 func (b *EvalBroker) Outstanding(evalID, token string) error {
 	b.l.Lock()
 	defer b.l.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return ErrNotOutstanding
-	}
-	if u.token != token {
-		return ErrTokenMismatch
+	u, err := b.deliveryLocked(evalID, token)
+	if err != nil {
+		return err
 	}
 	u.nackTimer.Reset(b.nackTimeout)
 	return nil
@@ -327,12 +341,9 @@ func (b *EvalBroker) Outstanding(evalID, token string) error {
 func (b *EvalBroker) Ack(evalID, token string) error {
 	b.l.Lock()
 	defer b.l.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return ErrNotOutstanding
-	}
-	if u.token != token {
-		return ErrTokenMismatch
+	u, err := b.deliveryLocked(evalID, token)
+	if err != nil {
+		return err
 	}
 	u.nackTimer.Stop()
 	delete(b.unack, evalID)
@@ -373,12 +384,9 @@ func (b *EvalBroker) Nack(evalID, token string) error {
 }
 
 func (b *EvalBroker) nackLocked(evalID, token string) error {
-	u, ok := b.unack[evalID]
-	if !ok {
-		return ErrNotOutstanding
-	}
-	if u.token != token {
-		return ErrTokenMismatch
+	u, err := b.deliveryLocked(evalID, token)
+	if err != nil {
+		return err
 	}
 	u.nackTimer.Stop()
 	delete(b.unack, evalID)
@@ -429,12 +437,9 @@ func (b *EvalBroker) nackLocked(evalID, token string) error {
 func (b *EvalBroker) Hold(evalID, token, holder, instance string) error {
 	b.l.Lock()
 	defer b.l.Unlock()
-	u, ok := b.unack[evalID]
-	if !ok {
-		return ErrNotOutstanding
-	}
-	if u.token != token {
-		return ErrTokenMismatch
+	u, err := b.deliveryLocked(evalID, token)
+	if err != nil {
+		return err
 	}
 	u.holder, u.instance = holder, instance
 	return nil
@@ -442,20 +447,19 @@ func (b *EvalBroker) Hold(evalID, token, holder, instance string) error {
 
 // Restarted tells the broker that the server with Raft ID holder now
 // runs as instance: the evaluations an earlier process of it holds are
-// handed back, and their IDs returned.
+// handed back, and their IDs returned. Only a new instance costs a look
+// at the deliveries: every remote dequeue calls it.
 func (b *EvalBroker) Restarted(holder, instance string) ([]string, error) {
 	if holder == "" {
 		return nil, nil
 	}
 	b.l.Lock()
 	defer b.l.Unlock()
-	var stale []string
-	for id, u := range b.unack {
-		if u.holder == holder && u.instance != instance {
-			stale = append(stale, id)
-		}
+	if b.instances[holder] == instance {
+		return nil, nil
 	}
-	return stale, b.nackEach(stale)
+	b.instances[holder] = instance
+	return b.nackHeldLocked(func(u *unackEval) bool { return u.holder == holder && u.instance != instance })
 }
 
 // NackHeldBy hands back every evaluation the server with Raft ID holder
@@ -466,13 +470,18 @@ func (b *EvalBroker) NackHeldBy(holder string) ([]string, error) {
 	}
 	b.l.Lock()
 	defer b.l.Unlock()
-	var held []string
+	return b.nackHeldLocked(func(u *unackEval) bool { return u.holder == holder })
+}
+
+// nackHeldLocked nacks the deliveries that match and returns their IDs.
+func (b *EvalBroker) nackHeldLocked(match func(*unackEval) bool) ([]string, error) {
+	var ids []string
 	for id, u := range b.unack {
-		if u.holder == holder {
-			held = append(held, id)
+		if match(u) {
+			ids = append(ids, id)
 		}
 	}
-	return held, b.nackEach(held)
+	return ids, b.nackEach(ids)
 }
 
 // nackEach nacks the current deliveries of ids (all in unack).
