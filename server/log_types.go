@@ -90,17 +90,13 @@ func memberLogTypes(m gossip.Member) structs.MessageType {
 }
 
 // updateLogTypes recomputes what the leader may write from the Raft
-// configuration's IDs and gossip, and logs when it changes.
-func (s *Server) updateLogTypes(raftIDs []string) {
-	if s.config.Membership == nil {
+// configuration's IDs and the gossip members, and logs when it changes
+// (the first time too: logTypes starts at 0, not yet known).
+func (s *Server) updateLogTypes(raftIDs []string, members []gossip.Member) {
+	level, lowest := clusterLogTypes(s.raftID, raftIDs, members, s.localRegion())
+	if old := structs.MessageType(s.logTypes.Swap(uint32(level))); old == level {
 		return
 	}
-	level, lowest := clusterLogTypes(s.raftID, raftIDs, s.config.Membership.Servers(), s.localRegion())
-	old := structs.MessageType(s.logTypes.Swap(uint32(level)))
-	if old == level && !s.logTypesLogged.CompareAndSwap(false, true) {
-		return
-	}
-	s.logTypesLogged.Store(true)
 	if level < structs.MaxMessageType {
 		s.logger.Warn("a server applies only older log entries; writing the older encodings, and no garbage collection, until it is upgraded",
 			"server", lowest, "its_highest_type", uint8(level), "ours", uint8(structs.MaxMessageType))
@@ -109,9 +105,14 @@ func (s *Server) updateLogTypes(raftIDs []string) {
 	}
 }
 
-// writes reports whether every server applies entries of type t.
+// writes reports whether every server applies entries of type t. Until
+// the first reconcile has looked at the servers, only the older types.
 func (s *Server) writes(t structs.MessageType) bool {
-	return structs.MessageType(s.logTypes.Load()) >= t
+	level := structs.MessageType(s.logTypes.Load())
+	if level == 0 {
+		level = structs.LegacyMaxMessageType
+	}
+	return level >= t
 }
 
 // planResultsType is the message type plan result batches are written

@@ -353,8 +353,8 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 		raftIDs = append(raftIDs, string(srv.ID))
 	}
 	// Before any server is added: what it applies counts from now.
-	s.updateLogTypes(raftIDs)
 	members := s.config.Membership.Servers()
+	s.updateLogTypes(raftIDs, members)
 	// aliveIDs are the Raft IDs alive members claim at the address Raft
 	// has for them: a "left" member claiming one of those is not that
 	// server leaving.
@@ -374,6 +374,11 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 			continue
 		}
 		addr, inRaft := known[m.RaftID]
+		if (m.Status == gossip.StatusFailed || m.Status == gossip.StatusLeft) && !aliveIDs[m.RaftID] {
+			// Gone: what it held goes to other workers (a suspect
+			// member may still answer).
+			s.redeliverHeldBy(m)
+		}
 		switch m.Status {
 		case gossip.StatusAlive:
 			if inRaft && addr == m.RPCAddr {
@@ -388,14 +393,7 @@ func (s *Server) reconcileOnce(checks *memberChecks) error {
 				continue
 			}
 			candidates = append(candidates, m)
-		case gossip.StatusFailed:
-			if !aliveIDs[m.RaftID] {
-				s.redeliverHeldBy(m)
-			}
 		case gossip.StatusLeft:
-			if !aliveIDs[m.RaftID] {
-				s.redeliverHeldBy(m)
-			}
 			if !inRaft || m.RaftID == s.raftID {
 				continue
 			}

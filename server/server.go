@@ -117,10 +117,9 @@ type Server struct {
 	shutdownCtx    context.Context
 	cancelShutdown context.CancelFunc
 	// logTypes is the highest message type every server applies, what
-	// this server may write while it leads (log_types.go).
+	// this server may write while it leads; 0 until first known
+	// (log_types.go).
 	logTypes atomic.Uint32
-	// logTypesLogged is set once what logTypes holds has been logged.
-	logTypesLogged atomic.Bool
 	// remotePlans bounds the allocations of this server's plans waiting
 	// at the leader while it follows, to remotePlanWindow of them
 	// (worker.go; tests narrow it).
@@ -149,10 +148,8 @@ func NewServer(config *Config) (*Server, error) {
 	}
 	s.shutdownCtx, s.cancelShutdown = context.WithCancel(context.Background())
 	if config.Membership == nil {
+		// No gossip to ask (log_types.go): one build.
 		s.logTypes.Store(uint32(structs.MaxMessageType))
-	} else {
-		// Until the first reconcile has looked at every server.
-		s.logTypes.Store(uint32(structs.LegacyMaxMessageType))
 	}
 	s.registerSnapshotMetrics()
 	s.cleanSnapshotSpool()
