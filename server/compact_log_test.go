@@ -34,18 +34,7 @@ func TestServer_WritesCompactHotPathEntries(t *testing.T) {
 		t.Fatalf("the client's report did not reach the state: %+v", got)
 	}
 
-	first, _ := store.FirstIndex()
-	last, _ := store.LastIndex()
-	types := map[structs.MessageType]int{}
-	for i := first; i <= last; i++ {
-		var l raft.Log
-		if err := store.GetLog(i, &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Type == raft.LogCommand && len(l.Data) > 0 {
-			types[structs.MessageType(l.Data[0])]++
-		}
-	}
+	types := logTypesIn(t, store)
 	for _, old := range []structs.MessageType{structs.ApplyPlanResultsRequestType, structs.ApplyPlanResultsBatchRequestType, structs.AllocClientUpdateRequestType} {
 		if types[old] != 0 {
 			t.Errorf("%d %s entries written; the leader writes compact ones", types[old], old)

@@ -161,7 +161,15 @@ func TestFollowerWorkers_DeadWorkersEvalIsRedelivered(t *testing.T) {
 	// The other follower's worker gets it once the nack timeout fires.
 	survivor := followers[1]
 	startWorkers(survivor, 1)
-	if done := waitForEval(t, leader, resp.EvalID); done.Status != structs.EvalStatusComplete {
+	wantRedelivered(t, leader, survivor, job, deq, "the dead worker's")
+}
+
+// wantRedelivered waits for deq's evaluation of job to complete through
+// survivor's worker, with the job placed, and checks that deq's token
+// (holder's, for the message) is void.
+func wantRedelivered(t *testing.T, leader, survivor *Server, job *structs.Job, deq structs.EvalDequeueResponse, holder string) {
+	t.Helper()
+	if done := waitForEval(t, leader, deq.Eval.ID); done.Status != structs.EvalStatusComplete {
 		t.Fatalf("eval %s", done.Status)
 	}
 	if got := len(liveAllocs(t, leader, job.ID)); got != job.TaskGroups[0].Count {
@@ -170,9 +178,8 @@ func TestFollowerWorkers_DeadWorkersEvalIsRedelivered(t *testing.T) {
 	if n := evalsProcessed(t, survivor, pathRPC); n != 1 {
 		t.Fatalf("the surviving follower processed %d evaluations, want 1", n)
 	}
-	// The dead worker's delivery is void.
 	err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: deq.Eval.ID, Token: deq.Token}, &structs.GenericResponse{})
-	wantBadToken(t, "ack with the dead worker's token", err)
+	wantBadToken(t, "ack with "+holder+" token", err)
 }
 
 // dequeueAs takes an evaluation from the leader's broker over from's
@@ -260,17 +267,7 @@ func TestFollowerWorkers_FailedServersEvalIsRedeliveredAtOnce(t *testing.T) {
 	fake.set(gossip.Member{}, failed)
 	fake.changes <- struct{}{}
 
-	if done := waitForEval(t, leader, resp.EvalID); done.Status != structs.EvalStatusComplete {
-		t.Fatalf("eval %s", done.Status)
-	}
-	if got := len(liveAllocs(t, leader, job.ID)); got != job.TaskGroups[0].Count {
-		t.Fatalf("%d allocations placed, want %d", got, job.TaskGroups[0].Count)
-	}
-	if n := evalsProcessed(t, survivor, pathRPC); n != 1 {
-		t.Fatalf("the surviving follower processed %d evaluations, want 1", n)
-	}
-	err := leader.RPC("Eval.Ack", &structs.EvalAckRequest{EvalID: deq.Eval.ID, Token: deq.Token}, &structs.GenericResponse{})
-	wantBadToken(t, "ack with the failed server's token", err)
+	wantRedelivered(t, leader, survivor, job, deq, "the failed server's")
 }
 
 func TestEvalWorkerRPC_StaleTokensRefused(t *testing.T) {
