@@ -39,7 +39,8 @@ type Server struct {
 	// raftID is this server's stable Raft ID.
 	raftID string
 	// instance is a nonce of this process's start, sent with remote
-	// dequeues so the leader can tell a restarted server (EvalBroker.Hold).
+	// dequeues so the leader can tell a restarted server
+	// (EvalBroker.Restarted).
 	instance string
 
 	fsm  *fsm.FSM
